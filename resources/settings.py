@@ -1,0 +1,47 @@
+"""Where the pipeline's inputs and configuration live (paths are settings, overridable in the Dagster UI)."""
+
+
+from pathlib import Path
+from typing import TypeVar
+
+from dagster import ConfigurableResource
+from pydantic import BaseModel, Field
+
+from personalization_assets.config import (
+    ENV_CONFIG,
+    ENV_CONTENT,
+    ENV_CUSTOMERS,
+    ENV_REPORTS,
+    default_path,
+    load_yaml_model,
+)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class PipelineSettings(ConfigurableResource):
+    """Input paths. Defaults come from PERSONALIZATION_* environment variables, read when the code loads."""
+
+    customers_path: str = Field(
+        default_factory=lambda: default_path(ENV_CUSTOMERS, "data/customers.csv"),
+        description="Customer file (.csv or .parquet). Env: PERSONALIZATION_CUSTOMERS.",
+    )
+    content_path: str = Field(
+        default_factory=lambda: default_path(ENV_CONTENT, "data/content"),
+        description="Folder of approved content documents (*.json). Env: PERSONALIZATION_CONTENT.",
+    )
+    config_dir: str = Field(
+        default_factory=lambda: default_path(ENV_CONFIG, "config"),
+        description="Folder of YAML configuration and prompt templates. Env: PERSONALIZATION_CONFIG.",
+    )
+    reports_dir: str = Field(
+        default_factory=lambda: default_path(ENV_REPORTS, "reports"),
+        description="Where campaign reports are written, one folder per run. Env: PERSONALIZATION_REPORTS.",
+    )
+
+    def load(self, filename: str, model: type[ModelT]) -> ModelT:
+        """Load and validate `config_dir/filename` (defaults when the file is absent)."""
+        return load_yaml_model(Path(self.config_dir) / filename, model)
+
+    def config_path(self, *parts: str) -> Path:
+        return Path(self.config_dir, *parts)

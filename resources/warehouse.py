@@ -1,0 +1,219 @@
+"""The DuckDB warehouse: a resource for direct SQL and the IO manager that stores every asset in it.
+
+Two properties the stock dagster-duckdb IO manager does not give, and this one does:
+- **Atomic partition replacement.** Deleting a segment's old rows and inserting the new ones happen in one
+  transaction, so a run killed mid-write leaves either the old partition or the new one, never half of each.
+- **Columns matched by name.** Inserts use `INSERT ... BY NAME`, so a reordered DataFrame cannot silently write
+  values into the wrong columns, and an empty partition still creates its table.
+DuckDB allows one writing process per file; connections are short-lived and retried with backoff while another
+process (a parallel partition run) holds the lock.
+"""
+
+
+import random
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+from dagster import (
+    ConfigurableIOManagerFactory,
+    ConfigurableResource,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+)
+from dagster._core.definitions.metadata import TableMetadataSet
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
+from dagster_duckdb.io_manager import DuckDbClient
+from pydantic import Field
+
+from personalization_assets.config import ENV_WAREHOUSE, default_path
+
+SCHEMA = "main"
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process held the warehouse's write lock for longer than the configured wait."""
+
+
+def _is_lock_conflict(error: Exception) -> bool:
+    text = str(error).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+def table_exists(connection: duckdb.DuckDBPyConnection, table: str, schema: str = SCHEMA) -> bool:
+    query = "select count(*) from information_schema.tables where table_schema = ? and table_name = ?"
+    return bool(connection.execute(query, [schema, table]).fetchone()[0])
+
+
+class DuckDBWarehouse(ConfigurableResource):
+    """The DuckDB file every table of the pipeline lives in."""
+
+    path: str = Field(
+        default_factory=lambda: default_path(ENV_WAREHOUSE, "data/warehouse.duckdb"),
+        description="DuckDB database file. Env: PERSONALIZATION_WAREHOUSE.",
+    )
+    lock_timeout_seconds: float = Field(
+        default=120.0, description="How long to wait for another process's write lock before failing."
+    )
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_seconds
+        delay = 0.05
+        while True:
+            try:
+                connection = duckdb.connect(self.path, read_only=read_only)
+                break
+            except (duckdb.IOException, duckdb.ConnectionException) as error:
+                if not _is_lock_conflict(error) or time.monotonic() > deadline:
+                    if _is_lock_conflict(error):
+                        raise WarehouseLockedError(
+                            f"warehouse {self.path} stayed locked by another process for "
+                            f"{self.lock_timeout_seconds:.0f}s: {error}"
+                        ) from None
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection inside BEGIN/COMMIT; any exception rolls everything back."""
+        with self.connect() as connection:
+            connection.begin()
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
+    def table_exists(self, table: str, connection: duckdb.DuckDBPyConnection | None = None) -> bool:
+        if connection is not None:
+            return table_exists(connection, table)
+        if not Path(self.path).exists():
+            return False
+        with self.connect() as own:
+            return table_exists(own, table)
+
+    def read_table(self, table: str, where: str = "", params: Sequence[object] = ()) -> pd.DataFrame:
+        with self.connect() as connection:
+            if not self.table_exists(table, connection):
+                return pd.DataFrame()
+            return connection.execute(f"select * from {SCHEMA}.{table} {where}", list(params)).fetchdf()
+
+    def delete_segments(self, tables: Sequence[str], segments: Sequence[str]) -> dict[str, int]:
+        """Remove rows of `segments` from every existing table in `tables`, in one transaction."""
+        deleted: dict[str, int] = {}
+        if not segments:
+            return deleted
+        with self.transaction() as connection:
+            for table in tables:
+                if self.table_exists(table, connection):
+                    count = connection.execute(
+                        f"delete from {SCHEMA}.{table} where segment in (select unnest(?))", [list(segments)]
+                    ).fetchone()
+                    deleted[table] = int(count[0]) if count else 0
+        return deleted
+
+
+class _TransactionalDuckDbClient(DuckDbClient):
+    """DuckDbClient whose connection wraps the delete and the insert of one output in one transaction."""
+
+    def __init__(self, warehouse: DuckDBWarehouse):
+        self._warehouse = warehouse
+
+    @contextmanager
+    def connect(self, context, table_slice):  # type: ignore[override]
+        with self._warehouse.transaction() as connection:
+            yield connection
+
+    @staticmethod
+    def delete_table_slice(context: OutputContext, table_slice: TableSlice, connection) -> None:
+        # A failed statement aborts the whole transaction, so test for the table instead of catching the error.
+        if _table_exists(connection, table_slice):
+            DuckDbClient.delete_table_slice(context, table_slice, connection)
+
+
+def _table_exists(connection, table_slice: TableSlice) -> bool:
+    return table_exists(connection, table_slice.table, table_slice.schema)
+
+
+class _PandasByNameTypeHandler(DbTypeHandler[pd.DataFrame]):
+    def handle_output(
+        self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection
+    ) -> None:
+        table = f"{table_slice.schema}.{table_slice.table}"
+        exists = _table_exists(connection, table_slice)
+        if exists:
+            stored = [row[0] for row in connection.execute(f"describe {table}").fetchall()]
+            if not table_slice.partition_dimensions and stored != list(obj.columns):
+                # A whole-table asset whose columns changed: replace the table (inside the same transaction).
+                connection.execute(f"drop table {table}")
+                exists = False
+            else:
+                for column in obj.columns:
+                    if column not in stored:
+                        column_type = connection.execute(
+                            f'select typeof("{column}") from obj limit 1'
+                        ).fetchone()
+                        connection.execute(
+                            f'alter table {table} add column "{column}" {column_type[0] if column_type else "VARCHAR"}'
+                        )
+        if not exists:
+            connection.execute(f"create table {table} as select * from obj limit 0")
+        if not obj.empty:
+            connection.execute(f"insert into {table} by name select * from obj")
+
+        context.add_output_metadata(
+            {
+                **(
+                    TableMetadataSet(partition_row_count=len(obj))
+                    if context.has_partition_key
+                    else TableMetadataSet(row_count=len(obj))
+                ),
+                "dagster/column_schema": MetadataValue.table_schema(
+                    TableSchema(columns=[TableColumn(name=str(n), type=str(t)) for n, t in obj.dtypes.items()])
+                ),
+            }
+        )
+
+    def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
+        if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
+            return pd.DataFrame()
+        if not _table_exists(connection, table_slice):
+            raise FileNotFoundError(
+                f"table '{table_slice.table}' is not in the warehouse yet: materialize the asset "
+                f"'{table_slice.table}' first"
+            )
+        return connection.execute(DuckDbClient.get_select_statement(table_slice)).fetchdf()
+
+    @property
+    def supported_types(self):
+        return [pd.DataFrame]
+
+
+class WarehouseIOManager(ConfigurableIOManagerFactory):
+    """Stores each asset as a table in the warehouse; partitioned assets replace their segment's rows."""
+
+    warehouse: DuckDBWarehouse
+
+    def create_io_manager(self, context) -> DbIOManager:
+        return DbIOManager(
+            db_client=_TransactionalDuckDbClient(self.warehouse),
+            database=self.warehouse.path,
+            schema=SCHEMA,
+            type_handlers=[_PandasByNameTypeHandler()],
+            default_load_type=pd.DataFrame,
+            io_manager_name="WarehouseIOManager",
+        )
