@@ -1,0 +1,80 @@
+"""Authentication and endpoint rules shared by the Azure-backed resources.
+
+- `managed_identity` (preferred in Azure): azure-identity's ManagedIdentityCredential; `default_credential` uses
+  DefaultAzureCredential (developer logins, workload identity, ...). Both are Entra ID bearer tokens.
+- `api_key`: the key is read from a named environment variable when the client is built. Errors name the variable,
+  never its value.
+- Endpoints must be HTTPS; plain HTTP is accepted only for loopback hosts (local emulators, Ollama, vLLM).
+"""
+
+import os
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AuthMode = Literal["managed_identity", "default_credential", "api_key"]
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+SEARCH_SCOPE = "https://search.azure.com/.default"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class MissingCredentialError(RuntimeError):
+    """A selected backend needs a credential that is not configured; the message names the setting."""
+
+
+class InsecureEndpointError(ValueError):
+    """A non-loopback endpoint is not HTTPS."""
+
+
+class AzureAuthConfig(BaseModel):
+    """How an Azure resource authenticates (shared field set, embedded in each service's config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    auth: AuthMode = "managed_identity"
+    api_key_env: str = Field(default="", description="environment variable holding the API key (auth: api_key)")
+    managed_identity_client_id: str | None = Field(
+        default=None, description="client id of a user-assigned managed identity (system-assigned when unset)"
+    )
+
+
+def require_secure_endpoint(endpoint: str, setting: str) -> str:
+    """Return the endpoint without a trailing slash; refuse plain HTTP except on loopback."""
+    if not endpoint:
+        raise MissingCredentialError(f"{setting} is not set: the endpoint of the selected Azure backend is required")
+    parsed = urlparse(endpoint)
+    if parsed.scheme not in {"http", "https"} or not parsed.hostname:
+        raise InsecureEndpointError(f"{setting} must be an http(s) URL, got {endpoint!r}")
+    if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
+        raise InsecureEndpointError(
+            f"{setting} must use https:// (plain http is allowed only for 127.0.0.1/localhost), got {endpoint!r}"
+        )
+    return endpoint.rstrip("/")
+
+
+def read_api_key(env_var: str, setting: str) -> str:
+    if not env_var:
+        raise MissingCredentialError(f"{setting} is not set: auth is api_key but no environment variable is named")
+    value = os.environ.get(env_var, "")
+    if not value.strip():
+        raise MissingCredentialError(
+            f"environment variable {env_var} (named by {setting}) is not set or empty: the API key for the "
+            "selected Azure backend is required"
+        )
+    return value.strip()
+
+
+def token_credential(mode: AuthMode, managed_identity_client_id: str | None = None):
+    """An Entra ID token credential for `mode` (imported lazily: azure-identity is only needed for Azure)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if mode == "managed_identity":
+        return ManagedIdentityCredential(client_id=managed_identity_client_id) if managed_identity_client_id else (
+            ManagedIdentityCredential()
+        )
+    if mode == "default_credential":
+        return DefaultAzureCredential(
+            managed_identity_client_id=managed_identity_client_id, exclude_interactive_browser_credential=True
+        )
+    raise ValueError(f"auth mode {mode!r} does not use a token credential")
