@@ -17,3 +17,57 @@ def managed_identity(monkeypatch):
         monkeypatch.setenv("IDENTITY_ENDPOINT", endpoint.endpoint)
         monkeypatch.setenv("IDENTITY_HEADER", endpoint.secret_header)
         yield endpoint
+
+
+# --- Pipeline fixtures: real resources on a temporary warehouse, an ephemeral Dagster instance ---------------
+
+from pathlib import Path  # noqa: E402
+
+from dagster import DagsterInstance, materialize  # noqa: E402
+
+from resources.settings import PipelineSettings  # noqa: E402
+from resources.warehouse import DuckDBWarehouse, WarehouseIOManager  # noqa: E402
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def settings(tmp_path) -> PipelineSettings:
+    """The shipped sample data and config; reports under tmp_path."""
+    return PipelineSettings(
+        customers_path=str(PROJECT_ROOT / "data" / "customers.csv"),
+        content_path=str(PROJECT_ROOT / "data" / "content"),
+        config_dir=str(PROJECT_ROOT / "config"),
+        reports_dir=str(tmp_path / "reports"),
+    )
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> DuckDBWarehouse:
+    return DuckDBWarehouse(path=str(tmp_path / "warehouse.duckdb"))
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as ephemeral:
+        yield ephemeral
+
+
+@pytest.fixture
+def base_resources(settings, warehouse) -> dict:
+    """Resources every asset needs; tests add service resources (search, llm, content_safety) to a copy."""
+    return {"settings": settings, "warehouse": warehouse, "io_manager": WarehouseIOManager(warehouse=warehouse)}
+
+
+@pytest.fixture
+def segmented(instance, base_resources):
+    """Run the segmentation stage on the sample data; the instance then has the segment partitions."""
+    from personalization_assets import segmentation
+
+    result = materialize(
+        [segmentation.load_customers, segmentation.customer_segments, segmentation.segment_profiles],
+        instance=instance,
+        resources=base_resources,
+    )
+    assert result.success
+    return instance
