@@ -141,11 +141,26 @@ class KMeansConfig(StrictModel):
         return value
 
 
+def _rule(name: str, intent: str, *conditions: tuple[str, str, float]) -> RuleConfig:
+    return RuleConfig(
+        name=name, intent=intent, when=[ConditionConfig(feature=f, op=o, value=v) for f, o, v in conditions]
+    )
+
+
+# The documented default RFM rules (used when segmentation.yaml does not list its own).
+DEFAULT_RULES = (
+    _rule("High-Value Recent", "vip", ("avg_order_value", ">", 200), ("last_engagement_days", "<", 30)),
+    _rule("At-Risk", "win_back", ("purchase_frequency", ">", 6), ("last_engagement_days", ">", 30)),
+    _rule("New Customer", "onboarding", ("purchase_frequency", "<", 3)),
+    _rule("Loyal Frequent", "loyalty", ("purchase_frequency", ">", 12), ("historical_open_rate", ">", 0.4)),
+)
+
+
 class SegmentationConfig(StrictModel):
     """config/segmentation.yaml"""
 
     method: Literal["rules", "kmeans"] = "rules"
-    rules: list[RuleConfig] = Field(default_factory=list)
+    rules: list[RuleConfig] = Field(default_factory=lambda: list(DEFAULT_RULES))
     default_segment: RuleConfig = RuleConfig(name="Standard", intent="nurture")
     kmeans: KMeansConfig = KMeansConfig()
 

@@ -171,7 +171,7 @@ class _PandasByNameTypeHandler(DbTypeHandler[pd.DataFrame]):
                             f'alter table {table} add column "{column}" {column_type[0] if column_type else "VARCHAR"}'
                         )
         if not exists:
-            connection.execute(f"create table {table} as select * from obj limit 0")
+            connection.execute(f"create table {table} as select {_typed_select_list(obj)} from obj limit 0")
         if not obj.empty:
             connection.execute(f"insert into {table} by name select * from obj")
 
@@ -201,6 +201,18 @@ class _PandasByNameTypeHandler(DbTypeHandler[pd.DataFrame]):
     @property
     def supported_types(self):
         return [pd.DataFrame]
+
+
+def _typed_select_list(frame: pd.DataFrame) -> str:
+    """Columns for CREATE TABLE AS; text columns with no values yet (an empty partition) become VARCHAR instead
+    of DuckDB's guess, so the next partition's strings fit."""
+    items = []
+    for column in frame.columns:
+        if frame[column].dtype == object and frame[column].isna().all():
+            items.append(f'cast("{column}" as varchar) as "{column}"')
+        else:
+            items.append(f'"{column}"')
+    return ", ".join(items)
 
 
 class WarehouseIOManager(ConfigurableIOManagerFactory):

@@ -1,0 +1,174 @@
+"""Segmentation: rule and K-means logic (plain functions) and the Dagster assets that register partitions."""
+
+import pandas as pd
+import pytest
+from dagster import materialize
+
+from personalization_assets import segmentation
+from personalization_assets.config import ConfigError, SegmentationConfig, load_yaml_model
+from personalization_assets.constants import PER_SEGMENT_TABLES
+from personalization_assets.lib.segmentation import (
+    Condition,
+    Rule,
+    assign_kmeans_segments,
+    assign_rule_segments,
+    profile_segments,
+    slugify,
+)
+from personalization_assets.lib.synthetic import generate_customers
+from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+from resources.settings import PipelineSettings
+
+SEGMENTATION_ASSETS = [segmentation.load_customers, segmentation.customer_segments, segmentation.segment_profiles]
+
+
+def customer(**values) -> dict:
+    base = dict(
+        customer_id="C1", age=40, location="Boston", tier="Gold", purchase_frequency=5.0, avg_order_value=100.0,
+        last_engagement_days=10, historical_open_rate=0.3, historical_click_rate=0.05,
+    )
+    return base | values
+
+
+@pytest.fixture
+def default_config(settings) -> SegmentationConfig:
+    return settings.load("segmentation.yaml", SegmentationConfig)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (dict(avg_order_value=250, last_engagement_days=5), "high_value_recent"),
+        # High value but lapsed and frequent: the first rule fails on recency, at-risk matches.
+        (dict(avg_order_value=250, last_engagement_days=45, purchase_frequency=8), "at_risk"),
+        (dict(purchase_frequency=2), "new_customer"),
+        (dict(purchase_frequency=15, historical_open_rate=0.5), "loyal_frequent"),
+        # Frequent and engaged but lapsed: at-risk comes before loyal in the rule order.
+        (dict(purchase_frequency=15, historical_open_rate=0.5, last_engagement_days=60), "at_risk"),
+        (dict(purchase_frequency=5), "standard"),
+        # Boundaries are strict, as in the rules ("> 200", "< 30").
+        (dict(avg_order_value=200, last_engagement_days=5), "standard"),
+        (dict(avg_order_value=250, last_engagement_days=30), "standard"),
+    ],
+)
+def test_default_rules_first_match_wins(default_config, values, expected):
+    frame = pd.DataFrame([customer(**values)])
+    segments, _ = segmentation.segment_customers(frame, default_config)
+    assert segments.loc[0, "segment"] == expected
+
+
+def test_rule_order_is_configurable():
+    frame = pd.DataFrame([customer(purchase_frequency=15, historical_open_rate=0.5, last_engagement_days=60)])
+    at_risk = Rule("at_risk", "At-Risk", "win_back", (Condition("last_engagement_days", ">", 30),))
+    loyal = Rule("loyal", "Loyal", "loyalty", (Condition("purchase_frequency", ">", 12),))
+    default = Rule("standard", "Standard", "nurture", ())
+    assert assign_rule_segments(frame, [at_risk, loyal], default).loc[0, "segment"] == "at_risk"
+    assert assign_rule_segments(frame, [loyal, at_risk], default).loc[0, "segment"] == "loyal"
+
+
+def test_kmeans_is_seeded_named_and_within_3_to_5():
+    customers = generate_customers(3000, seed=5)
+    first = assign_kmeans_segments(customers, seed=1)
+    second = assign_kmeans_segments(customers, seed=1)
+    assert 3 <= first.k <= 5 and set(first.silhouette_by_k) == {3, 4, 5}
+    pd.testing.assert_frame_equal(first.segments, second.segments)
+    keys = first.segments["segment"].unique()
+    assert len(keys) == first.k
+    assert all(key == slugify(key) for key in keys)
+    fixed = assign_kmeans_segments(customers, k=4, seed=1)
+    assert fixed.k == 4 and fixed.segments["segment"].nunique() == 4
+
+
+def test_profiles_sum_to_population():
+    customers = generate_customers(2000, seed=2)
+    segments = assign_kmeans_segments(customers, k=3).segments
+    profiles = profile_segments(customers, segments)
+    assert profiles["customers"].sum() == 2000
+    assert profiles["share"].sum() == pytest.approx(1.0)
+    assert {"mean_avg_order_value", "median_last_engagement_days", "tier_mix", "engagement_level"} <= set(
+        profiles.columns
+    )
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("method: rules\nrules: []\n", "method 'rules' needs at least one rule"),
+        ("method: clustering\n", "method: Input should be 'rules' or 'kmeans'"),
+        ("methd: rules\n", "methd: unknown key"),
+        ("kmeans:\n  k: 9\n", "kmeans.k: Input should be less than or equal to 5"),
+        ("rules:\n  - name: X\n    intent: vip\n    when: [{feature: salary, op: '>', value: 1}]\n",
+         "rules.0.when.0.feature"),
+        ("rules: [\n", "malformed YAML at line"),
+    ],
+)
+def test_bad_segmentation_config_names_file_and_key(tmp_path, yaml_text, expected):
+    path = tmp_path / "segmentation.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as error:
+        load_yaml_model(path, SegmentationConfig)
+    assert str(path) in str(error.value) and expected in str(error.value)
+
+
+def test_assets_register_slug_partitions(segmented, warehouse):
+    keys = segmented.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)
+    assert sorted(keys) == ["at_risk", "high_value_recent", "loyal_frequent", "new_customer", "standard"]
+    profiles = warehouse.read_table("segment_profiles")
+    assert profiles["customers"].sum() == len(warehouse.read_table("customers")) == 1000
+    assert set(profiles["segment_name"]) >= {"High-Value Recent", "At-Risk"}
+
+
+def test_resegmentation_removes_stale_partitions_and_their_rows(tmp_path, segmented, base_resources, warehouse):
+    # A per-segment table with rows for a segment that is about to disappear.
+    with warehouse.transaction() as connection:
+        connection.execute("create table retrieved_content (segment varchar, document_id varchar)")
+        connection.execute("insert into retrieved_content values ('at_risk', 'D1'), ('standard', 'D2')")
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "segmentation.yaml").write_text(
+        "rules:\n  - name: New Customer\n    intent: onboarding\n"
+        "    when: [{feature: purchase_frequency, op: '<', value: 3}]\n"
+    )
+    settings = PipelineSettings(
+        customers_path=base_resources["settings"].customers_path,
+        content_path=base_resources["settings"].content_path,
+        config_dir=str(config_dir),
+    )
+    result = materialize(SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings})
+    assert result.success
+    assert sorted(segmented.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)) == ["new_customer", "standard"]
+    assert list(warehouse.read_table("retrieved_content")["segment"]) == ["standard"]
+    assert "retrieved_content" in PER_SEGMENT_TABLES
+
+
+def test_failed_load_changes_no_table(tmp_path, segmented, base_resources, warehouse):
+    before = warehouse.read_table("customers")
+    bad = tmp_path / "bad.csv"
+    frame = generate_customers(10, seed=1)
+    frame.loc[2, "historical_open_rate"] = 4.0
+    frame.to_csv(bad, index=False)
+    settings = PipelineSettings(customers_path=str(bad), config_dir=base_resources["settings"].config_dir)
+    result = materialize(
+        SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert "historical_open_rate" in str(failure.step_failure_data.error)
+    pd.testing.assert_frame_equal(warehouse.read_table("customers"), before)
+
+
+def test_quarantine_mode_writes_rejected_rows(tmp_path, instance, base_resources, warehouse):
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "pipeline.yaml").write_text("validation:\n  on_invalid_rows: quarantine\n")
+    frame = generate_customers(50, seed=1).astype(object)
+    frame.loc[4, "age"] = -3
+    path = tmp_path / "customers.csv"
+    frame.to_csv(path, index=False)
+    settings = PipelineSettings(customers_path=str(path), config_dir=str(config_dir))
+    result = materialize(SEGMENTATION_ASSETS, instance=instance, resources={**base_resources, "settings": settings})
+    assert result.success
+    quarantine = warehouse.read_table("customers_quarantine")
+    assert list(quarantine["line"]) == [6] and "age: out of range" in quarantine.loc[0, "reasons"]
+    assert len(warehouse.read_table("customers")) == 49

@@ -1,0 +1,128 @@
+"""The warehouse IO manager: partition replacement is atomic, by column name, and survives lock contention."""
+
+import multiprocessing
+
+import duckdb
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, asset, materialize
+
+from personalization_assets.constants import SEGMENT_PARTITION_METADATA
+from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME, segment_partitions
+from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
+
+ROWS = {"a": 3, "b": 2}
+
+
+@asset(partitions_def=segment_partitions, metadata=SEGMENT_PARTITION_METADATA)
+def per_segment(context) -> pd.DataFrame:
+    key = context.partition_key
+    count = int(context.run.tags.get("rows", ROWS[key]))
+    if context.run.tags.get("reorder"):
+        return pd.DataFrame({"value": range(count), "segment": key})
+    if context.run.tags.get("break"):
+        # A value DuckDB cannot put in the existing BIGINT column: the insert fails after the delete ran.
+        return pd.DataFrame({"segment": key, "value": ["not a number"] * count})
+    return pd.DataFrame({"segment": key, "value": range(count)})
+
+
+@pytest.fixture
+def partitioned_instance(instance):
+    instance.add_dynamic_partitions(SEGMENT_PARTITIONS_NAME, list(ROWS))
+    return instance
+
+
+def run(instance, warehouse, key, **tags):
+    return materialize(
+        [per_segment],
+        partition_key=key,
+        instance=instance,
+        resources={"io_manager": WarehouseIOManager(warehouse=warehouse)},
+        tags={k: str(v) for k, v in tags.items()},
+        raise_on_error=False,
+    )
+
+
+def counts(warehouse) -> dict[str, int]:
+    frame = warehouse.read_table("per_segment")
+    return frame.groupby("segment").size().to_dict()
+
+
+def test_rematerializing_a_partition_replaces_only_its_rows(partitioned_instance, warehouse):
+    for key in ROWS:
+        assert run(partitioned_instance, warehouse, key).success
+    assert counts(warehouse) == {"a": 3, "b": 2}
+    assert run(partitioned_instance, warehouse, "a").success
+    assert run(partitioned_instance, warehouse, "a", rows=5).success
+    assert counts(warehouse) == {"a": 5, "b": 2}
+
+
+def test_failed_write_keeps_the_old_partition(partitioned_instance, warehouse):
+    assert run(partitioned_instance, warehouse, "a").success
+    assert not run(partitioned_instance, warehouse, "a", **{"break": 1}).success
+    assert counts(warehouse) == {"a": 3}
+
+
+def test_columns_are_matched_by_name(partitioned_instance, warehouse):
+    assert run(partitioned_instance, warehouse, "a").success
+    assert run(partitioned_instance, warehouse, "b", reorder=1).success
+    frame = warehouse.read_table("per_segment")
+    assert set(frame["segment"]) == {"a", "b"} and frame["value"].max() == 2
+
+
+def test_empty_partition_creates_table_and_clears_rows(partitioned_instance, warehouse):
+    assert run(partitioned_instance, warehouse, "a", rows=0).success
+    assert warehouse.table_exists("per_segment") and counts(warehouse) == {}
+    assert run(partitioned_instance, warehouse, "a").success
+    assert run(partitioned_instance, warehouse, "a", rows=0).success
+    assert counts(warehouse) == {}
+
+
+def _hold_lock(path: str, ready, release) -> None:
+    connection = duckdb.connect(path)
+    ready.set()
+    release.wait(10)
+    connection.close()
+
+
+def test_connect_waits_for_another_process_lock(tmp_path):
+    path = str(tmp_path / "locked.duckdb")
+    duckdb.connect(path).close()
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(path, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(20)
+        impatient = DuckDBWarehouse(path=path, lock_timeout_seconds=0.3)
+        with pytest.raises(RuntimeError, match="stayed locked by another process"):
+            with impatient.connect():
+                pass
+        release.set()  # the patient one gets the lock once the holder lets go
+        with DuckDBWarehouse(path=path, lock_timeout_seconds=20).connect() as connection:
+            assert connection.execute("select 1").fetchone() == (1,)
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_transaction_rolls_back_on_error(warehouse):
+    with warehouse.transaction() as connection:
+        connection.execute("create table t (x int)")
+    with pytest.raises(ZeroDivisionError), warehouse.transaction() as connection:
+        connection.execute("insert into t values (1)")
+        raise ZeroDivisionError
+    assert warehouse.read_table("t").empty
+
+
+def test_delete_segments_only_touches_named_segments(warehouse):
+    with warehouse.transaction() as connection:
+        connection.execute("create table t (segment varchar, x int)")
+        connection.execute("insert into t values ('a', 1), ('b', 2), ('c', 3)")
+    assert warehouse.delete_segments(["t", "missing_table"], ["a", "c"]) == {"t": 2}
+    assert list(warehouse.read_table("t")["segment"]) == ["b"]
+
+
+def test_instance_fixture_is_isolated():
+    with DagsterInstance.ephemeral() as fresh:
+        assert fresh.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME) == []
