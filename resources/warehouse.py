@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 from dagster import (
     ConfigurableIOManagerFactory,
     ConfigurableResource,
@@ -33,6 +34,7 @@ from dagster_duckdb.io_manager import DuckDbClient
 from pydantic import Field
 
 from personalization_assets.config import ENV_WAREHOUSE, default_path
+from personalization_assets.lib.frames import arrow_to_pandas
 
 SCHEMA = "main"
 
@@ -110,7 +112,9 @@ class DuckDBWarehouse(ConfigurableResource):
         with self.connect() as connection:
             if not self.table_exists(table, connection):
                 return pd.DataFrame()
-            return connection.execute(f"select * from {SCHEMA}.{table} {where}", list(params)).fetchdf()
+            return arrow_to_pandas(
+                connection.execute(f"select * from {SCHEMA}.{table} {where}", list(params)).to_arrow_table()
+            )
 
     def delete_segments(self, tables: Sequence[str], segments: Sequence[str]) -> dict[str, int]:
         """Remove rows of `segments` from every existing table in `tables`, in one transaction."""
@@ -154,6 +158,7 @@ class _PandasByNameTypeHandler(DbTypeHandler[pd.DataFrame]):
         self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection
     ) -> None:
         table = f"{table_slice.schema}.{table_slice.table}"
+        source = _as_arrow(obj)  # DuckDB reads the local variable `source` by name
         exists = _table_exists(connection, table_slice)
         if exists:
             stored = [row[0] for row in connection.execute(f"describe {table}").fetchall()]
@@ -165,15 +170,15 @@ class _PandasByNameTypeHandler(DbTypeHandler[pd.DataFrame]):
                 for column in obj.columns:
                     if column not in stored:
                         column_type = connection.execute(
-                            f'select typeof("{column}") from obj limit 1'
+                            f'select typeof("{column}") from source limit 1'
                         ).fetchone()
                         connection.execute(
                             f'alter table {table} add column "{column}" {column_type[0] if column_type else "VARCHAR"}'
                         )
         if not exists:
-            connection.execute(f"create table {table} as select {_typed_select_list(obj)} from obj limit 0")
+            connection.execute(f"create table {table} as select {_typed_select_list(obj)} from source limit 0")
         if not obj.empty:
-            connection.execute(f"insert into {table} by name select * from obj")
+            connection.execute(f"insert into {table} by name select * from source")
 
         context.add_output_metadata(
             {
@@ -196,11 +201,19 @@ class _PandasByNameTypeHandler(DbTypeHandler[pd.DataFrame]):
                 f"table '{table_slice.table}' is not in the warehouse yet: materialize the asset "
                 f"'{table_slice.table}' first"
             )
-        return connection.execute(DuckDbClient.get_select_statement(table_slice)).fetchdf()
+        return arrow_to_pandas(connection.execute(DuckDbClient.get_select_statement(table_slice)).to_arrow_table())
 
     @property
     def supported_types(self):
         return [pd.DataFrame]
+
+
+def _as_arrow(frame: pd.DataFrame) -> "pa.Table | pd.DataFrame":
+    """Arrow for DuckDB to scan without copying; frames Arrow cannot type (mixed objects) go in as they are."""
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return frame
 
 
 def _typed_select_list(frame: pd.DataFrame) -> str:

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from personalization_assets.lib.frames import ARROW_STRING, arrow_to_pandas
+
 ID_COLUMN = "customer_id"
 TEXT_COLUMNS = ("location", "tier")
 # (column, lower bound, upper bound, integer-valued)
@@ -62,7 +64,7 @@ def read_customer_file(path: str | Path) -> pd.DataFrame:
             table = pq.read_table(path)
         except (pa.ArrowException, OSError) as error:
             raise CustomerDataError(f"{path}: not a readable Parquet file ({error})") from None
-        frame = table.to_pandas()
+        frame = arrow_to_pandas(table)
         first_line = 1  # Parquet has no header line: rows are numbered from 1
     elif suffix in {".csv", ".txt"}:
         frame = _read_csv_as_text(path)
@@ -94,7 +96,7 @@ def _read_csv_as_text(path: Path) -> pd.DataFrame:
         if "UTF8" in message or "UTF-8" in message:
             raise CustomerDataError(f"{path}: {_utf8_problem(path)}") from None
         raise CustomerDataError(f"{path}: malformed CSV ({message})") from None
-    return table.to_pandas()
+    return arrow_to_pandas(table)
 
 
 def _read_header(path: Path) -> list[str]:
@@ -183,14 +185,14 @@ def validate_customers(
         )
         reasons.loc[mask] = reasons.loc[mask] + f"{column}: {problem}; "
 
-    ids = raw[ID_COLUMN].astype("string").str.strip()
+    ids = raw[ID_COLUMN].astype(ARROW_STRING).str.strip()
     reject(ids.isna() | (ids == ""), ID_COLUMN, "empty id")
     duplicated = ids.duplicated(keep=False) & ids.notna() & (ids != "")
     reject(duplicated, ID_COLUMN, "duplicate id", ids)
     frame[ID_COLUMN] = ids.to_numpy()
 
     for column in TEXT_COLUMNS:
-        text = raw[column].astype("string").str.strip()
+        text = raw[column].astype(ARROW_STRING).str.strip()
         reject(text.isna() | (text == ""), column, "empty value")
         frame[column] = text.to_numpy()
 
@@ -200,7 +202,7 @@ def validate_customers(
             numbers = original.astype("float64")
             not_numeric = pd.Series(False, index=raw.index)
         else:
-            text = original.astype("string").str.strip()
+            text = original.astype(ARROW_STRING).str.strip()
             numbers = pd.to_numeric(text, errors="coerce").astype("float64")
             not_numeric = numbers.isna() & text.notna() & (text != "") & ~text.str.lower().isin(
                 ["nan", "inf", "-inf", "+inf", "infinity", "-infinity"]

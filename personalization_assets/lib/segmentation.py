@@ -184,7 +184,8 @@ def engagement_level(open_rate: float) -> str:
 
 def profile_segments(customers: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
     """One row per segment: size, share, feature means and medians, tier mix, top cities, engagement level."""
-    joined = customers.merge(segments, on="customer_id", how="inner", validate="one_to_one")
+    # customer_id is unique on both sides (validated on load), so no merge validation pass is needed.
+    joined = customers.merge(segments, on="customer_id", how="inner")
     grouped = joined.groupby("segment", sort=True)
     profile = grouped.agg(
         segment_name=("segment_name", "first"),
