@@ -14,17 +14,20 @@ $(BIN)/personalize: pyproject.toml
 
 install: $(BIN)/personalize
 
-# Whole pipeline on the embedded backends, then the Dagster UI at http://127.0.0.1:3000.
-demo: install
+# The instance settings (run retries, JSON logs, no telemetry) come from the tracked template dagster.yaml.
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+# Whole pipeline on the embedded backends, then the Dagster UI at http://127.0.0.1:3000.
+demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/personalize run
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-run: install
+run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/personalize run
 
-ui: install
-	@mkdir -p $(DAGSTER_HOME)
+ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.

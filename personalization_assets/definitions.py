@@ -1,9 +1,11 @@
 """The code location: every asset, check, job, schedule, sensor and resource of the pipeline, assembled once."""
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions, colored_console_logger, load_asset_checks_from_modules, load_assets_from_modules
 
 from personalization_assets import segmentation
+from personalization_assets.automation import build_automation
 from personalization_assets.jobs import build_jobs
+from personalization_assets.observability import install_log_redaction, json_logger
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
 
@@ -11,11 +13,20 @@ STAGE_MODULES = [segmentation]
 
 warehouse = DuckDBWarehouse()
 
+# Secrets and raw customer ids are redacted from every log record before Dagster stores it (docs/operating.md).
+install_log_redaction()
+
 assets = load_assets_from_modules(STAGE_MODULES)
+jobs = build_jobs(assets)
+sensors, schedules = build_automation(assets, jobs)
 
 defs = Definitions(
     assets=assets,
-    jobs=build_jobs(assets),
+    jobs=jobs,
+    sensors=sensors,
+    schedules=schedules,
+    # `console` stays the default; run config `loggers: {json: {}}` adds JSON lines (dagster.yaml adds a file).
+    loggers={"console": colored_console_logger, "json": json_logger},
     asset_checks=load_asset_checks_from_modules(STAGE_MODULES),
     resources={
         "settings": PipelineSettings(),
