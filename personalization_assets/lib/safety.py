@@ -277,7 +277,7 @@ def _term_label(term: str) -> str:
 
 
 def _verb(label: str, base: str, inflected: str, weight: int) -> _Verb:
-    return _Verb(label, re.compile(rf"(?<![\w']){base}(?![\w'])"),
+    return _Verb(label, re.compile(rf"(?<![\w'])(?:{base})(?![\w'])"),
                  re.compile(rf"(?<![\w'])(?:{inflected})(?![\w'])"), weight)
 
 
@@ -306,20 +306,22 @@ _SLUR_RULES = _slur_rules()
 _PLACE = (r"(?:homes?|house|houses|shops?|stores?|cars?|business(?:es)?|offices?|church(?:es)?|mosques?|"
           r"synagogues?|temples?|schools?|places?|buildings?|neighbou?rhoods?|warehouses?|malls?|"
           r"factor(?:y|ies)|stations?|clinics?|banks?|restaurants?|bars?|clubs?|campus|headquarters|hq|"
-          r"plants?|embass(?:y|ies)|courthouses?|hospitals?|airports?|stadiums?|trains?|buses|"
+          r"plants?|embass(?:y|ies)|trucks?|vans?|vehicles?|fleet|lorr(?:y|ies)|courthouses?|hospitals?|airports?|stadiums?|trains?|buses|"
           r"branch(?:es)?|locations?|apartments?|flats?|village|town|city)")
 _SELF = r"(?:yourself|urself|your self|ur self|yourselves|yo self)"
 _ELIM_KILL = (r"(?:exterminated|wiped out|eradicated|eliminated|gassed|killed|purged|shot|hanged|hung|"
               r"burned|burnt|lynched|slaughtered|executed|put down|put in (?:camps|ovens)|lined up and shot|"
               r"thrown off (?:\w+ )?(?:buildings|roofs|rooftops|cliffs|bridges|towers)|burned alive|"
               r"put to death|drowned|stoned|exterminated like \w+|beaten|hunted down|strung up|bombed|nuked|"
-              r"sent to (?:the )?(?:ovens|camps|gas chambers|concentration camps))")
+              r"sent to (?:the )?(?:ovens|camps|gas chambers|concentration camps)|wiped off (?:the face of )?"
+              r"(?:the earth|the planet|the map)|erased|annihilated)")
 _ELIM_EXPEL = (r"(?:deported|removed|banned|locked up|sterili[sz]ed|rounded up|thrown out|kicked out|"
                r"sent back|segregated|expelled|caged)")
 _DEHUMANIZE = (r"(?:vermin|animals|beasts|savages|subhuman|sub human|not human|less than human|parasites|"
                r"cockroaches|roaches|rats|rodents|insects|lice|leeches|maggots|pigs|dogs|apes|monkeys|"
                r"filth|scum|trash|garbage|a disease|a plague|a cancer|a virus|an infestation|a pest|pests|"
-               r"subhumans|animals not humans|not people|cattle|useless eaters|breeders|baby factories)")
+               r"subhumans|animals not humans|not people|cattle|useless eaters|breeders|baby factories|bugs|"
+               r"termites|locusts|a swarm|an invasion|germs|dirt|a drain|a blight|a stain)")
 _DEMEAN = (r"(?:criminals|rapists|terrorists|thieves|invaders|inferior|degenerates?|mentally ill|freaks|"
            r"worthless|disgusting|dirty|evil|a burden|stupid|dumb|lazy|sick|perverts|pedophiles|"
            r"groomers|the enemy|a threat|ruining (?:everything|this country|our country)|useless)")
@@ -418,7 +420,24 @@ _RULES: list[_Rule] = [
           r"burns?|chokes?|gets? (?:shot|stabbed|killed|run over|cancer|hit by a (?:car|bus|truck|train)))\b"
           r"(?! (?:laughing|of laughter|happy|of envy|for))", violence=5),
     _rule("intimidation: show them what happens", r"\bshow (?:them|those|these|him|her|you)(?: \w+)? "
-          r"what happens\b|\bteach (?:them|him|her|you) a lesson\b", violence=3),
+          r"what happens\b|\bteach (?:them|him|her|you|(?:those|these|the|that) \w+) a lesson\b",
+          violence=3),
+    _rule("armed group", r"\bwith (?:bats|baseball bats|guns|knives|machetes|crowbars|pipes|rifles|weapons|"
+          r"pitchforks|torches|clubs|chains)\b", violence=3),
+    _rule("beating outcome", r"\b(?:beat|kick|punch|hit|stomp|choke|strangle|stab|whip|hold|drown)\w*\b"
+          r"[^.!?]{0,40}\buntil (?:he|she|they|you|u|it) (?:stops? (?:moving|breathing)|can'?t (?:move|walk|"
+          r"breathe|stand|see)|bleeds?|dies|die|is dead|are dead|passes out|pass out)\b|\b(?:choke|beat|"
+          r"squeeze|kick|knock|strangle|punch)(?:s|ed|ing)? the (?:life|shit|crap|hell|living daylights) out "
+          r"of\b", violence=5, intent_boost=True),
+    _rule("blood price", r"\bpay (?:in|with) (?:blood|(?:your|their|his|her) (?:lives|life|blood))\b|"
+          r"\bnobody (?:leaves|gets out|walks out|makes it out) alive\b|\bno one (?:leaves|gets out|walks "
+          r"out) alive\b", violence=6),
+    _rule("returning armed", r"\b(?:coming|come|going|show up|showing up|walk in|walking in|be back|"
+          r"returning)(?: back)?(?: (?:in|into|to) (?:\w+ )?\w+)? with (?:a|my|the|an) (?:gun|rifle|pistol|"
+          r"shotgun|knife|machete|bomb|ar ?15|glock|weapon|axe)\b", violence=5),
+    _rule("mutilation", r"\b(?:gouge|rip|tear|pluck|claw|poke|cut|burn)(?:s|ed|ing)? (?:out )?(?:his|her|"
+          r"their|your|ur) (?:eyes?|tongue|throat|heart|guts|teeth|fingers?|fingernails|nails)(?: out)?\b",
+          violence=5, intent_boost=True),
     _rule("mass target", r"\b(?:kill|shoot|stab|murder|bomb)(?:\s+[\w']+){0,2} (?:everyone|everybody|"
           r"all of (?:you|them)|every last one) (?:at|in|from|who)\b", violence=6, intent_boost=True),
     _rule("threat: weapon against person", r"\b(?:with|using) (?:a|my|the|this) (?:bat|knife|gun|hammer|"
@@ -456,6 +475,9 @@ _RULES: list[_Rule] = [
           r"(?:hire|rent to|serve|date|trust|work with|sell to|let in) (?:a |an |any )?(?:woman|women|"
           r"jew|jews|muslim|muslims|black|blacks|immigrant|immigrants|gay|gays|mexican|mexicans|arab|"
           r"arabs|asian|asians|foreigner|foreigners|trans person|trans people|disabled person)\b", hate=4),
+    _rule("group kept in their place", rf"\b{_GROUP_SUBJECT} (?:belong|should stay|should be kept|must "
+          r"stay)(?: only)? (?:in the kitchen|barefoot|in chains|in cages|in zoos|in camps|in the fields|in "
+          r"their place|at home and silent|out of sight)\b", hate=5),
     _rule("group smell insult", rf"\b{_GROUP_SUBJECT} (?:all )?(?:smell|stink|reek)\b", hate=4),
     _rule("holocaust denial or praise", r"\bhitler (?:was|is) (?:right|a hero)\b|\bholocaust (?:never "
           r"happened|was a hoax|is a lie|didn'?t happen|was fake)\b|\bfinish what hitler started\b|"
@@ -475,7 +497,7 @@ _RULES: list[_Rule] = [
           r"better) go (?:home|back)\b", hate=5),
     _rule("call to act against group (pronoun)", rf"\b{_GROUP}\b[^.!?]{{0,80}}\b(?:ban|deport|kill|"
           r"exterminate|gas|get rid of|kick out|lock up|round up|shoot|hang|throw out) (?:them|em|'em)"
-          r"(?: all)?\b", hate=5),
+          r"(?: all)?\b|\b{_GROUP}\b[^.!?]{{0,80}}\bput (?:them|em|'em) (?:all )?down\b", hate=5),
     _rule("exclusion of group", rf"\bno {_GROUP} (?:allowed|welcome|wanted|served|permitted)\b|\b{_GROUP} "
           r"(?:(?:don'?t|do not|doesn'?t|does not) belong|(?:are|is) not welcome|not allowed)\b", hate=5),
     _rule("hatred of group", rf"\b(?:i|we) (?:\w+ )?(?:hate|despise|loathe|can'?t stand)(?: all| the| "
@@ -588,6 +610,10 @@ _RULES: list[_Rule] = [
           r"(?:water|coffee|gum|ice|black coffee))\b", self_harm=4),
     _rule("thinness goal", r"\b(?:you'?ll|you will|u will|to) be (?:so )?(?:skinny|thin|bony|tiny)\b|"
           r"\b(?:get|stay) (?:skinny|bony)\b(?! (?:jeans|fit|denim))|\bhow models stay thin\b", self_harm=3),
+    _rule("hiding self-harm", r"\bhid(?:e|es|ing) (?:your |the |my |ur )?(?:cuts|scars|self harm|burns|"
+          r"wounds)\b|\bcut(?:ting)? (?:higher|lower|deeper|somewhere|where)\b[^.!?]{0,20}\b(?:thighs?|arms?|"
+          r"wrists?|hips?|stomach)\b", self_harm=5),
+    _rule("starve until", r"\bstarv(?:e|ing) (?:yourself )?(?:until|till|til) (?:you|u)\b", self_harm=5),
     _rule("pain claim", r"\b(?:it'?s|its|is) (?:painless|quick and painless|the only way out|the easy "
           r"way out)\b", self_harm=2),
     _rule("eating-disorder push: stop eating", r"\bstop eating(?=\s*(?:$|[.!?,;]|\s(?:entirely|"
@@ -654,6 +680,8 @@ _RULES: list[_Rule] = [
     _rule("wants sex", r"\b(?:want|wants|wanting|looking for|need|needs|crave|craves|craving) (?:some )?"
           r"(?:sex|to have sex|to fuck|dick|cock|a hookup|a quickie|pussy)\b|\bget(?:ting)? laid\b(?! "
           r"(?:back|off|out|down|flat))", sexual=5),
+    _rule("watching sex", r"\bget(?:s|ting)? fucked\b|\b(?:watch|see) (?:her|him|them|me|us) (?:get|"
+          r"getting) (?:fucked|banged|laid|naked|nailed)\b", sexual=5),
     _rule("spanking", r"\bspank(?:s|ed|ing)? (?:that|your|ur|her|his|my|this) (?:ass|butt|booty)\b|\bbend "
           r"over and (?:let|take|spread)\b", sexual=5),
     _rule("sexual self-touch", r"\btouch(?:es|ed|ing)? (?:herself|himself|yourself|myself|themselves|me)"
@@ -712,6 +740,9 @@ _VERBS: list[_Verb] = [
     _verb("hunt down", "hunt|track down|hunt down", "hunted|hunting|tracked down", 0),
 ]
 
+# A sentence opening with one of these is an instruction ("Drag him out and beat him"), so violent
+# verbs later in it count as intended, like those opening the sentence themselves.
+_IMPERATIVE_OPENER = re.compile(r"^(?:drag|go|grab|take|bring|get|find|make|come|just|tie|hold|pin|lure)\b")
 _SENTENCE_SPLIT = re.compile(r"[.!?;]+(?:\s+|$)|\s+-\s+|\n+")
 
 
@@ -758,7 +789,8 @@ def _scan_sentence(sentence: str, signals: dict[str, list[tuple[int, str]]]) -> 
                     continue
                 targeted = _TARGET.match(sentence, match.end()) is not None
                 # A verb opening the sentence is an imperative ("Stab the driver"), i.e. intent.
-                intent = form == "base" and (_INTENT_BEFORE.search(before) is not None or not before.strip())
+                intent = form == "base" and (_INTENT_BEFORE.search(before) is not None or not before.strip()
+                                             or _IMPERATIVE_OPENER.match(sentence) is not None)
                 score = verb.weight
                 if targeted:
                     score += 2 if form == "base" else 1
