@@ -1,16 +1,16 @@
 """Sensors and the schedule that keep the campaign current. All are off by default; turn them on in the UI
-(Automation tab) or with `dagster sensor start` / `dagster schedule start`.
+(Automation page) or with `dagster sensor start` / `dagster schedule start`.
 
-Explicit jobs chained by sensors, rather than declarative automation conditions: the pipeline has three natural
+Explicit jobs chained by sensors rather than declarative automation conditions: the pipeline has three
 units (segmentation, one segment's campaign, the cross-segment report) that operators also launch by hand, and
-a chain of job runs shows each step of a refresh as its own run with its own logs and retry.
+a chain of job runs shows each step of a refresh as its own run, with its own logs and retries.
 
 - `input_change_sensor`: the customers file or the content library changed (content hash; mtime and size only
   decide when to re-hash) -> a `segmentation_job` run (only the content assets when just the library changed).
 - `campaign_after_segmentation`: a `segmentation_job` run succeeded -> one `campaign_job` run per segment
   partition. This makes "materialize everything" one click: launch `segmentation_job`.
 - `report_after_campaign`: every campaign run of that refresh succeeded -> one `report_job` run.
-- `daily_campaign_refresh`: a `segmentation_job` run every day at 06:00 UTC; the two chained sensors do the rest.
+- `daily_campaign_refresh`: a `segmentation_job` run every day at 06:00 UTC; the chained sensors do the rest.
 """
 
 import hashlib
@@ -59,7 +59,7 @@ SENSOR_INTERVAL_SECONDS = 60
 HASH_CHUNK_BYTES = 1 << 20
 
 
-# --- Input fingerprints ---------------------------------------------------------------------------------------
+# --- Input fingerprints -------------------------------------------------------------------------------------
 
 
 def _stat_signature(paths: Sequence[Path]) -> str:
@@ -114,7 +114,7 @@ def _load_cursor(cursor: str | None) -> dict:
     return loaded if isinstance(loaded, dict) else {}
 
 
-# --- Builders ---------------------------------------------------------------------------------------------------
+# --- Builders -----------------------------------------------------------------------------------------------
 
 
 def _job_by_name(jobs: Sequence, name: str):
@@ -130,9 +130,9 @@ def build_input_change_sensor(segmentation_job, content_assets: Sequence[AssetKe
         minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.STOPPED,
         description=(
-            "Requests a segmentation_job run when the customers file or the content library changes (by content "
-            "hash); campaign_after_segmentation then refreshes every segment. The first tick after turning it on "
-            "always requests a run, so the warehouse catches up with the files."
+            "Requests a segmentation_job run when the customers file or the content library changes (by "
+            "content hash); campaign_after_segmentation then refreshes every segment. The first tick after "
+            "turning it on always requests a run, so the warehouse catches up with the files."
         ),
     )
     def input_change_sensor(context: SensorEvaluationContext, settings: PipelineSettings):
@@ -141,8 +141,11 @@ def build_input_change_sensor(segmentation_job, content_assets: Sequence[AssetKe
             current = fingerprint_inputs(settings, previous)
         except FileNotFoundError as error:
             return SkipReason(str(error))
-        changed = [name for name in ("customers", "content") if (previous.get(name) or {}).get("sha256")
-                   != current[name]["sha256"]]
+        changed = [
+            name
+            for name in ("customers", "content")
+            if (previous.get(name) or {}).get("sha256") != current[name]["sha256"]
+        ]
         cursor = json.dumps(current, sort_keys=True)
         if not changed:
             return SensorResult(skip_reason="inputs unchanged (same content hashes)", cursor=cursor)
@@ -195,7 +198,10 @@ def refresh_complete(instance, refresh_id: str, campaign_job_name: str = CAMPAIG
     expected = max(int(run.tags.get(REFRESH_PARTITIONS_TAG, "0")) for run in runs)
     succeeded = {run.tags.get(PARTITION_TAG) for run in runs if run.status == DagsterRunStatus.SUCCESS}
     if len(succeeded) < expected:
-        return False, f"{len(succeeded)} of {expected} segment partitions of refresh {refresh_id} succeeded so far"
+        return (
+            False,
+            f"{len(succeeded)} of {expected} segment partitions of refresh {refresh_id} succeeded so far",
+        )
     return True, f"all {expected} segment partitions of refresh {refresh_id} succeeded"
 
 
@@ -214,7 +220,9 @@ def build_report_after_campaign(campaign_job, report_job):
     def report_after_campaign(context: RunStatusSensorContext):
         refresh_id = context.dagster_run.tags.get(REFRESH_TAG)
         if not refresh_id:
-            return SkipReason("campaign run was not part of an automated refresh (no personalization/refresh tag)")
+            return SkipReason(
+                "campaign run was not part of an automated refresh (no personalization/refresh tag)"
+            )
         complete, reason = refresh_complete(context.instance, refresh_id, campaign_job.name)
         if not complete:
             return SkipReason(reason)
@@ -234,8 +242,8 @@ def build_daily_refresh_schedule(segmentation_job) -> ScheduleDefinition:
         tags={TRIGGER_TAG: DAILY_REFRESH_SCHEDULE},
         default_status=DefaultScheduleStatus.STOPPED,
         description=(
-            "Daily campaign refresh at 06:00 UTC: a segmentation_job run; with campaign_after_segmentation and "
-            "report_after_campaign on, every segment's campaign and the report follow."
+            "Daily campaign refresh at 06:00 UTC: a segmentation_job run; with campaign_after_segmentation "
+            "and report_after_campaign on, every segment's campaign and the report follow."
         ),
     )
 
@@ -255,4 +263,3 @@ def build_automation(assets: Sequence[AssetsDefinition], jobs: Sequence) -> tupl
         if report_job is not None:
             sensors.append(build_report_after_campaign(campaign_job, report_job))
     return sensors, [build_daily_refresh_schedule(segmentation_job)]
-

@@ -1,19 +1,20 @@
-"""Structured, redacted logging: JSON lines carrying the Dagster run id and step, customer ids hashed, secrets removed.
+"""Structured, redacted logging: JSON lines with the Dagster run id and step; customer ids hashed, no secrets.
 
 Three layers, from the source outwards:
-- `install_log_redaction()` (called once when the code location loads) wraps Python's log-record factory so every
-  message logged through the `dagster` or `personalization` loggers is redacted *before* any handler sees it; the
+- `install_log_redaction()` (called once when the code location loads) wraps Python's log-record factory, so
+  every message of the `dagster` and `personalization` loggers is redacted *before* any handler sees it; the
   Dagster event log, and so the UI, stores only the redacted text.
-- `log_safely(log, level, message, **fields)` is what stages call to log structured facts: `customer_id(s)` fields
-  are hashed, every other value redacted, and the fields ride along as JSON.
-- `JsonLogFormatter` / `json_logger` (a Dagster `@logger`) / `JsonLinesHandler` (for `dagster.yaml`) write one JSON
-  object per line with `run_id`, `job`, `step`, `partition`, `event`, `message` and redact again on output.
+- `log_safely(log, level, message, **fields)` is what stages call to log structured facts: `customer_id(s)`
+  fields are hashed, every other value redacted, and the fields ride along as JSON.
+- `JsonLogFormatter`, `json_logger` (a Dagster `@logger`) and `JsonLinesHandler` (for `dagster.yaml`) write
+  one JSON object per line with `run_id`, `job`, `step`, `partition`, `event`, `message`, redacting again.
 
-What is redacted: bearer tokens, `api-key:`/`Ocp-Apim-Subscription-Key:` headers, `api_key=`-style pairs, connection
-string parts (`AccountKey=`, `SharedAccessSignature=`, `Password=`, SAS `sig=`), `sk-...` keys, JWTs, passwords in
-URLs, the values of environment variables whose names look secret (`*_KEY`, `*SECRET*`, `*TOKEN*`, ...) and values
-registered with `register_secret`. Customer ids matching `PERSONALIZATION_CUSTOMER_ID_PATTERN` (default: the
-project's `C` + 6+ digits scheme) are replaced by `hash_customer_id`.
+Redacted: bearer tokens, `api-key:` / `Ocp-Apim-Subscription-Key:` headers, `api_key=`-style pairs,
+connection-string parts (`AccountKey=`, `SharedAccessSignature=`, `Password=`, SAS `sig=`), `sk-...` keys,
+JWTs, passwords in URLs, values of environment variables whose names look secret (`*_KEY`, `*SECRET*`,
+`*TOKEN*`, ...) and values passed to `register_secret`. Customer ids matching the regex in
+`PERSONALIZATION_CUSTOMER_ID_PATTERN` (default: the project's `C` + 6 or more digits) become
+`hash_customer_id(id)`.
 """
 
 import datetime as dt
@@ -75,19 +76,20 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(://[^/\s:@]+:)[^/\s@]+@"), rf"\1{REDACTED}@"),  # password in a URL
 )
 
+_HASHED_ID = re.compile(r"cust_[0-9a-f]{16}")
 _registered_secrets: set[str] = set()
 _registered_lock = threading.Lock()
 
 
 def hash_customer_id(customer_id: object) -> str:
-    """A stable pseudonym for a customer id: `cust_` + 16 hex digits of salted SHA-256 (salt: PERSONALIZATION_LOG_SALT)."""
+    """A stable pseudonym: `cust_` + 16 hex digits of SHA-256 salted with PERSONALIZATION_LOG_SALT."""
     salt = os.environ.get(ENV_LOG_SALT) or DEFAULT_LOG_SALT
     digest = hashlib.sha256(f"{salt}\x00{customer_id}".encode()).hexdigest()
     return f"cust_{digest[:16]}"
 
 
 def register_secret(value: str) -> None:
-    """Redact `value` from every later log line (for secrets read from somewhere other than a secret-named env var)."""
+    """Redact `value` from every later log line (secrets that do not come from a secret-named env var)."""
     if value and len(value) >= MIN_SECRET_LENGTH:
         with _registered_lock:
             _registered_secrets.add(value)
@@ -132,15 +134,20 @@ def redact(text: str) -> str:
     return ids.sub(lambda match: hash_customer_id(match.group(0)), text)
 
 
+def _pseudonym(customer_id: object) -> str:
+    text = str(customer_id)
+    return text if _HASHED_ID.fullmatch(text) else hash_customer_id(text)
+
+
 def sanitize_fields(fields: Mapping[str, object]) -> dict[str, object]:
-    """Structured log fields made safe: customer id fields hashed, all other text redacted (recursively)."""
+    """Structured log fields made safe: customer id fields hashed (once), other text redacted, recursively."""
 
     def clean(key: str, value: object) -> object:
         if key in CUSTOMER_ID_FIELDS:
             if isinstance(value, str | int):
-                return hash_customer_id(value)
+                return _pseudonym(value)
             if isinstance(value, Iterable):
-                return [hash_customer_id(item) for item in value]
+                return [_pseudonym(item) for item in value]
         if isinstance(value, str):
             return redact(value)
         if isinstance(value, Mapping):
@@ -155,7 +162,7 @@ def sanitize_fields(fields: Mapping[str, object]) -> dict[str, object]:
 
 
 def log_safely(log: logging.Logger, level: int | str, message: str, **fields: object) -> None:
-    """Log `message` with structured `fields` on `log` (e.g. `context.log`), customer ids hashed, secrets redacted.
+    """Log `message` and structured `fields` on `log` (e.g. `context.log`): ids hashed, secrets redacted.
 
     The fields are appended to the message as `key=value` (so the Dagster UI shows them) and attached to the
     record as `fields` (so the JSON logs carry them as an object).
@@ -167,20 +174,22 @@ def log_safely(log: logging.Logger, level: int | str, message: str, **fields: ob
     log.log(numeric, text, extra={"fields": safe})
 
 
-# --- Redaction at the source: the log-record factory -----------------------------------------------------------
+# --- Redaction at the source: the log-record factory --------------------------------------------------------
 
 _installed = False
 
 
 def _is_redacted_logger(name: object) -> bool:
-    return isinstance(name, str) and any(name == root or name.startswith(f"{root}.") for root in REDACTED_LOGGER_ROOTS)
+    return isinstance(name, str) and any(
+        name == root or name.startswith(f"{root}.") for root in REDACTED_LOGGER_ROOTS
+    )
 
 
 def install_log_redaction() -> None:
     """Redact every record of the `dagster` and `personalization` loggers when it is created (idempotent).
 
-    Dagster stores `record.getMessage()` in the event log, so redacting here keeps secrets and raw customer ids out
-    of the run's stored logs and the UI, not just out of one handler's output.
+    Dagster stores `record.getMessage()` in the event log, so redacting here keeps secrets and raw customer
+    ids out of the run's stored logs and the UI, not just out of one handler's output.
     """
     global _installed
     if _installed:
@@ -203,11 +212,11 @@ def install_log_redaction() -> None:
     _installed = True
 
 
-# --- JSON output ---------------------------------------------------------------------------------------------
+# --- JSON output --------------------------------------------------------------------------------------------
 
 
 class JsonLogFormatter(logging.Formatter):
-    """One JSON object per record: timestamp, level, run_id, job, step, partition, event, message (all redacted)."""
+    """One JSON object per record: timestamp, level, run_id, job, step, partition, event, redacted message."""
 
     def format(self, record: logging.LogRecord) -> str:
         meta = getattr(record, "dagster_meta", None) or {}
