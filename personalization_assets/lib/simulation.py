@@ -8,8 +8,7 @@ The simulator's model, per customer i (docs/statistics.md has the reasoning):
   open_i  = blend of historical_open_rate and the open baseline, logit-normal noise, × (1 + uplift[arm])
   click_i = blend of historical_click_rate (clicks per send) and the click baseline, logit-normal noise
   P(click | open) = click_i / open_i before uplift, so the uplift lifts open, click and conversion rates alike
-  P(convert | click) = conversion baseline / mean click propensity, so the overall conversion rate is near
-  baseline
+  P(convert | click) = conversion baseline / mean click propensity: control converts at the baseline rate
 Random numbers come from a keyed hash of (seed, customer_id), so a customer's outcome does not depend on row
 order or on who else is in the frame.
 """
