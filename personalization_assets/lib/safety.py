@@ -165,7 +165,8 @@ _IDIOMS = re.compile("|".join(rf"(?:{p})" for p in [
     r"\bkill(?:s|ed|ing)? (?:up to )?(?:\d+(?:\.\d+)? ?%? ?(?:of )?)?(?:all |the |most |household |common )?"
     r"(?:germs|bacteria|viruses|virus|mold|mould|weeds?|bugs|pests|insects|mosquito(?:e)?s|fleas|ticks|"
     r"lice|odou?rs?|roaches|ants|flies|spiders|dandelions|grubs|mites|fungus|algae|the smell|cravings?)\b",
-    r"\bwake the dead\b", r"\b(?:die|dying|died) (?:laughing|of (?:laughter|envy|jealousy|boredom|"
+    r"\bwake the dead\b", r"\bhit(?:s|ting)? (?:you|u|me|us|them|'?em) up\b",
+    r"\b(?:die|dying|died) (?:laughing|of (?:laughter|envy|jealousy|boredom|"
     r"embarrassment|happiness)|happy)\b",
     r"\b(?:kill|killing) for (?:these|this|that|a|an|the|one|it|them)\b",
     r"\bsteal(?:s)? (?:the show|of a deal|the spotlight)\b", r"\bfire sales?\b",
@@ -225,7 +226,7 @@ _GROUP_SUBJECT = (rf"(?:(?:all|every|each|any|most|the|these|those) )?{_GROUP}(?
                   r"woman|women|one|guy|guys|kid|kids|folks))?")
 _TARGET = re.compile(
     r"(?:\s+(?:all|of|the|crap|shit|hell|living|daylights|out|every|single|one|last|up|down|both|"
-    r"fucking|damn|goddamn|bloody|right|now|again))*\s+"
+    r"fucking|damn|goddamn|bloody|right|now|again|whole))*\s+"
     rf"(?:(?:you|u|ya|y'?all|him|them|'?em|everyone|everybody|anyone|anybody)(?![\w'])|"
     r"her(?=\s*(?:$|[.!?,;]|\s(?:and|with|to|in|at|until|if|so|for|tonight|now|again|up|down|out|"
     r"too|right)\b))|"
@@ -397,8 +398,17 @@ _RULES: list[_Rule] = [
     _rule("family named in threat", r"\b(?:and|&) (?:your|ur) (?:whole )?(?:kids|family|children|wife|"
           r"husband|mom|mother)\b", violence=3),
     _rule("face beating", r"\b(?:rearrange|break|smash|bash|knock|punch|kick|cave|bust|beat) (?:in )?"
-          r"(?:your|ur|his|her|their) (?:\w+ )?(?:face|nose|jaw|teeth|skull|head)(?: in| out)?\b", violence=5,
+          r"(?:your|ur|his|her|their|(?:that|the|this) \w+'s) (?:\w+ )?(?:face|nose|jaw|teeth|skull|head)"
+          r"(?: in| out)?\b", violence=5,
           intent_boost=True),
+    _rule("acid attack", r"\b(?:throw|splash|pour)(?:s|ing)? (?:acid|bleach|boiling water|lye) (?:in|on|at|"
+          r"into) (?:your|ur|his|her|their|the) (?:face|eyes)\b", violence=6),
+    _rule("bomb making", r"\b(?:building|making|build|make|made|built|assembling|assemble)(?: a| an| my| "
+          r"some)? (?:pipe |homemade |nail |car )?(?:bombs?|explosives?|ieds?)\b", violence=5),
+    _rule("passive harm", r"\b(?:gets?|will get|gonna get|is getting|is going to get) (?:stabbed|shot|killed|"
+          r"murdered|beaten|hurt|strangled|burned|jumped|shanked)\b", violence=4),
+    _rule("lynching", r"\bhang (?:\w+ ){0,2}from (?:a |the )?(?:\w+ )?(?:tree|trees|lamppost|lampposts|"
+          r"bridge|rafters|streetlights?)\b", violence=6),
     _rule("armed and coming", r"\b(?:loading|loaded|cleaning|sharpening|grabbing|got|bought) (?:my|a|the) "
           r"(?:gun|rifle|pistol|shotgun|knife|machete|ar ?15|glock)\b[^.!?]{0,60}\b(?:see you|for you|"
           r"for u|coming for|waiting for|at your)\b", violence=5),
@@ -498,7 +508,8 @@ _RULES: list[_Rule] = [
     _rule("call to act against group (pronoun)", rf"\b{_GROUP}\b[^.!?]{{0,80}}\b(?:ban|deport|kill|"
           r"exterminate|gas|get rid of|kick out|lock up|round up|shoot|hang|throw out) (?:them|em|'em)"
           r"(?: all)?\b|\b{_GROUP}\b[^.!?]{{0,80}}\bput (?:them|em|'em) (?:all )?down\b", hate=5),
-    _rule("exclusion of group", rf"\bno {_GROUP} (?:allowed|welcome|wanted|served|permitted)\b|\b{_GROUP} "
+    _rule("exclusion of group", rf"\bno {_GROUP}(?:(?:,| or| and|, or|, and) {_GROUP})* (?:allowed|welcome|"
+          rf"wanted|served|permitted)\b|\b{_GROUP} "
           r"(?:(?:don'?t|do not|doesn'?t|does not) belong|(?:are|is) not welcome|not allowed)\b", hate=5),
     _rule("hatred of group", rf"\b(?:i|we) (?:\w+ )?(?:hate|despise|loathe|can'?t stand)(?: all| the| "
           rf"these| those| every)* {_GROUP}\b", hate=5),
@@ -525,8 +536,9 @@ _RULES: list[_Rule] = [
           rf"do everyone a favou?r and|do the world a favou?r and|better|might as well)(?:\s+[\w']+)?"
           rf"\s+(?:kill|hang|hurt|cut|starve|off|drown|shoot|poison|burn|end|harm) {_SELF}\b", self_harm=7,
           negatable=True),
-    _rule("self-harm directive", rf"\b(?:kill|hang|hurt|cut|starve|off|drown|shoot|poison|burn|harm|end)"
-          rf"(?:s|ing)? {_SELF}\b", self_harm=6, negatable=True),
+    _rule("self-harm directive", rf"\b(?:kill(?:s|ing)?|hang(?:s|ing)?|hurt(?:s|ing)?|cut(?:s|ting)?|"
+          rf"starv(?:e|es|ing)|off(?:s|ing)?|drown(?:s|ing)?|shoot(?:s|ing)?|poison(?:s|ing)?|burn(?:s|ing)?|"
+          rf"harm(?:s|ing)?|end(?:s|ing)?) {_SELF}\b", self_harm=6, negatable=True),
     _rule("end your life push", r"\b(?:end|take|ending|taking) (?:your|ur) (?:own )?life\b(?! (?:to|back|"
           r"into|in|up|with|further|forward|outdoors|on the road|by storm))", self_harm=6,
           negatable=True),
@@ -638,7 +650,7 @@ _RULES: list[_Rule] = [
           r"make out|suck|lick|ride)\b(?! (?:your|the|a|an|our) (?:\w+ )?(?:tv|speakers?|devices?|"
           r"printer|console|phone|system))", sexual=6),
     _rule("nudes solicitation", r"\b(?:send|show|post|dm|text|give)(?: me| us)?(?: your| ur| some| a)? "
-          r"(?:nudes|nude pics?|nude photos?|naked pics?|naked photos?|tits|boobs|titties|dick pics?|"
+          r"(?:nudes?|nude pics?|nude photos?|naked pics?|naked photos?|tits|boobs|titties|dick pics?|"
           r"pussy|ass|body pics?|pics of your (?:body|tits|boobs|ass))\b", sexual=6),
     _rule("sex spam", r"\b(?:hot|horny|lonely|sexy|naughty|local|single|desperate|slutty)(?: \w+)? "
           r"(?:singles|girls|women|milfs|moms|wives|guys|men|babes|housewives|cougars|teens)(?: \w+)?"
@@ -682,10 +694,13 @@ _RULES: list[_Rule] = [
           r"(?:back|off|out|down|flat))", sexual=5),
     _rule("watching sex", r"\bget(?:s|ting)? fucked\b|\b(?:watch|see) (?:her|him|them|me|us) (?:get|"
           r"getting) (?:fucked|banged|laid|naked|nailed)\b", sexual=5),
+    _rule("sex on camera", r"\b(?:fuck(?:s|ing)?|sex|masturbat\w*|screw(?:s|ing)?) (?:live )?on (?:camera|"
+          r"cam|webcam|video|tape|stream)\b", sexual=5),
     _rule("spanking", r"\bspank(?:s|ed|ing)? (?:that|your|ur|her|his|my|this) (?:ass|butt|booty)\b|\bbend "
           r"over and (?:let|take|spread)\b", sexual=5),
     _rule("sexual self-touch", r"\btouch(?:es|ed|ing)? (?:herself|himself|yourself|myself|themselves|me)"
-          r"(?: \w+)? (?:until|while|till|down there|all over)\b|\b(?:jerk(?:s|ed|ing)? off|"
+          r"(?: \w+)? (?:until|while|till|down there|all over|thinking (?:about|of) (?:you|u))\b|"
+          r"\b(?:jerk(?:s|ed|ing)? off|"
           r"jack(?:s|ed|ing)? off|get(?:ting)? off on)\b", sexual=5),
     _rule("stripped naked", r"\b(?:strip(?:s|ped|ping)?) (?:fully |completely |all )?"
           r"(?:naked|nude)\b|\bstrip(?:s|ped|ping)? (?:for|4) (?:you|u|me|him|the camera)\b|\bstrip ?tease\b",
