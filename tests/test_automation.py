@@ -225,9 +225,7 @@ def test_segmentation_success_requests_one_campaign_run_per_segment_then_one_rep
     segments = sorted(persistent_instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))
     assert len(segments) >= 3
 
-    context = _success_context(
-        persistent_instance, segmentation_run.run_id, CAMPAIGN_AFTER_SEGMENTATION, definitions
-    )
+    context = _success_context(persistent_instance, segmentation_run.run_id, CAMPAIGN_AFTER_SEGMENTATION)
     requests = list(sensors[CAMPAIGN_AFTER_SEGMENTATION](context))
     assert all(isinstance(request, RunRequest) for request in requests)
     assert sorted(request.partition_key for request in requests) == segments
