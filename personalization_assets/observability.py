@@ -31,6 +31,8 @@ from pathlib import Path
 
 from dagster import Field, InitLoggerContext, logger
 
+from personalization_assets.config import PROJECT_ROOT
+
 ENV_LOG_SALT = "PERSONALIZATION_LOG_SALT"
 # Not a secret: the salt only stops look-up tables of hashed ids from being reused across deployments.
 # Production sets its own PERSONALIZATION_LOG_SALT, so the same customer hashes differently there.
@@ -258,8 +260,8 @@ def _event_error(event: object) -> str | None:
 
 
 class JsonLinesHandler(logging.Handler):
-    """Appends JSON log lines to a file (relative paths are under DAGSTER_HOME); for `dagster.yaml`'s
-    `python_logs.dagster_handler_config`, so every run of the instance writes them.
+    """Appends JSON log lines to a file; for `dagster.yaml`'s `python_logs.dagster_handler_config`, so every
+    run of the instance writes them. Relative paths are under DAGSTER_HOME (./.dagster_home when it is unset).
 
     The file is opened per record: Dagster builds a new handler for each run and step process and never closes
     it, and short appends from parallel step processes stay whole lines.
@@ -269,7 +271,7 @@ class JsonLinesHandler(logging.Handler):
         super().__init__(level=level)
         target = Path(os.path.expandvars(path)).expanduser()
         if not target.is_absolute():
-            target = Path(os.environ.get("DAGSTER_HOME") or ".") / target
+            target = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home") / target
         self.path = target
         self.setFormatter(JsonLogFormatter())
 

@@ -271,7 +271,7 @@ def always_fails() -> None:
     raise ValueError("deterministic failure")
 
 
-def test_dagster_yaml_retries_run_level_failures_but_not_step_failures(tmp_path):
+def test_dagster_yaml_retries_run_level_failures_but_not_step_failures(tmp_path, monkeypatch):
     settings = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
     assert settings["run_retries"] == {
         "enabled": True,
@@ -281,6 +281,7 @@ def test_dagster_yaml_retries_run_level_failures_but_not_step_failures(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # where the template's JSON log file goes
     with DagsterInstance.from_config(str(home)) as instance:
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
         result = materialize([always_fails], instance=instance, raise_on_error=False)
