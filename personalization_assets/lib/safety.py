@@ -95,7 +95,7 @@ def _repair_token(token: str) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """Canonical form the screen matches on: NFKC, casefold, lookalikes, leetspeak, spacing tricks.
+    """Canonical form the screen matches on: NFKC, casefold, no accents, lookalikes, leetspeak, spacing.
 
     "K1LL", "k-i-l-l", "kiiiill", "ｋｉｌｌ" and "k\u200bill" all become "kill". Newlines become
     sentence breaks; hyphens/underscores inside words become spaces ("drop-dead" -> "drop dead").
@@ -103,6 +103,8 @@ def normalize_text(text: str) -> str:
     if not isinstance(text, str):
         raise TypeError(f"text must be str, got {type(text).__name__}")
     out = unicodedata.normalize("NFKC", text).casefold().translate(_INVISIBLE).translate(_QUOTES)
+    # Drop diacritics ("kíll", "k\u0301ill") - the lexicon is English and accents are an evasion trick.
+    out = "".join(ch for ch in unicodedata.normalize("NFKD", out) if not unicodedata.combining(ch))
     out = re.sub(r"\w+", lambda m: _fold_confusables(m.group()), out)
     out = _SPACED_LETTERS.sub(lambda m: re.sub(r"[-._*\s]", "", m.group()), out)
     out = _TOKEN_CANDIDATE.sub(lambda m: _repair_token(m.group()), out)
@@ -902,6 +904,11 @@ def split_for_screening(text: str, max_chars: int = AZURE_MAX_TEXT_CHARS) -> lis
         raise ValueError(f"max_chars must be a positive integer, got {max_chars!r}")
     if not text.strip():
         return []
+    for word in re.finditer(r"\S+", text):
+        if len(word.group()) > max_chars:
+            raise ValueError(
+                f"cannot split text for screening: the word at character {word.start()} is "
+                f"{len(word.group())} characters long, over the {max_chars}-character limit")
     chunks: list[str] = []
     current = ""
     for piece in _pieces(text, max_chars):
@@ -923,12 +930,6 @@ def _pieces(text: str, max_chars: int) -> Iterable[str]:
             if sentence:
                 yield sentence
             continue
-        offset = 0
-        for word in re.finditer(r"\S+", sentence):
-            if len(word.group()) > max_chars:
-                raise ValueError(
-                    f"cannot split text for screening: the word at character {word.start() + offset} "
-                    f"is {len(word.group())} characters long, over the {max_chars}-character limit")
         yield from _word_runs(sentence, max_chars)
 
 
@@ -1141,7 +1142,12 @@ def verify_audit_chain(audit: pd.DataFrame, expected_head: str | None = None,
         if expected_head not in (None, genesis):
             return ChainVerification(False, 0, None, "audit log is empty but a non-genesis head was expected")
         return ChainVerification(True, 0, None, "audit log is empty")
-    ordered = audit.sort_values("sequence", kind="stable").reset_index(drop=True)
+    try:
+        sequence_numbers = audit["sequence"].astype("int64")
+    except (ValueError, TypeError):
+        return ChainVerification(False, len(audit), None, "audit log has non-integer sequence values")
+    ordered = (audit.assign(sequence=sequence_numbers).sort_values("sequence", kind="stable")
+               .reset_index(drop=True))
     record_ids = ordered["record_id"].astype(str).to_numpy()
     sequence = ordered["sequence"].to_numpy()
     problems = np.full(len(ordered), "", dtype=object)
