@@ -1,0 +1,395 @@
+"""The embedded message composer: a deterministic, offline writer of grounded marketing messages.
+
+It is the default `llm` backend, so the demo works without any model. It does not invent facts: every product,
+offer and policy sentence is taken from a retrieved document's snippet (approved copy), introduced by the
+document's title and followed by a `[Source: Title]` citation; the surrounding sentences (greeting, why-you,
+call to action, sign-off) come from the copy below, chosen by the segment's campaign intent and the tone. The
+tone also decides which snippet sentences lead (urgent: offers and numbers; informational: how-it-works
+details; friendly: warm, second-person lines).
+
+Snippet sentences are quoted only when they are complete, plain sentences: fragments, Markdown or
+placeholders, and anything that reads like instructions to a model ("ignore previous instructions") are
+skipped, so a poisoned document cannot leak into a message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from personalization_assets.lib.generation import (
+    FormatRules,
+    SegmentBrief,
+    SourceDocument,
+    count_words,
+    find_leftovers,
+)
+
+COMPOSER_MODEL = "embedded-composer-1"  # bump when the copy or the algorithm changes
+
+INJECTION = re.compile(
+    r"ignore\b.{0,30}\b(instructions?|prompts?|rules)|disregard\b.{0,30}\b(instructions?|above|previous)"
+    r"|system prompt|you are now|as an ai\b|language model|new instructions|respond only|output only"
+    r"|\b(assistant|chatgpt|gpt)\b",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]?\s+(?=[\"'“‘(]?[A-Z0-9])")
+_TRUNCATED = re.compile(r"(\.\.\.|…)\s*$")
+_LIST_ITEM = re.compile(r"(?<=[.!?:])\s+[-*•]\s+|\s+\d+[.)]\s+(?=[A-Z])")
+# A quoted line must read as a sentence, not a list item or a price tag: it has at least one function word.
+_FUNCTION_WORD = re.compile(
+    r"\b(the|a|an|to|and|is|are|was|we|you|for|with|of|in|it|our|your|this|that|on)\b"
+)
+# Targeting keywords ("lapsed customers") describe the audience to marketers; they are not said to customers.
+_AUDIENCE_TERM = re.compile(r"customer|shopper|lapsed|segment|re-?engage|win-?back|audience", re.IGNORECASE)
+_QUOTED = re.compile(r"[\"“'‘]([^\"”'’]{3,60})[\"”'’]")
+
+TONE_CUES = {
+    "urgent": re.compile(
+        r"\d|%|\$|\b(now|today|limited|only|ends?|before|early|first|valid|hours?|days?|soon|expires?|while|last)\b",
+        re.IGNORECASE,
+    ),
+    "informational": re.compile(
+        r"\b(how|step|steps|includes?|available|works?|each|every|choose|details?|policy|within|free|size|"
+        r"made|rated|designed|guide|options?)\b",
+        re.IGNORECASE,
+    ),
+    "friendly": re.compile(
+        r"\b(you|your|we|love|welcome|enjoy|favou?rites?|together|happy|thanks?|cozy|little|perfect)\b",
+        re.IGNORECASE,
+    ),
+}
+
+GREETING = {
+    "urgent": "Quick heads-up before this one slips by.",
+    "informational": "Hello,",
+    "friendly": "Hi there,",
+}
+SIGN_OFF = {"urgent": "See you soon,", "informational": "Kind regards,", "friendly": "Warmly,"}
+LEAD_INS = {
+    "urgent": (
+        "Do not miss {title}.",
+        "Also worth acting on now: {title}.",
+        "One more to move on quickly: {title}.",
+    ),
+    "informational": (
+        "Here is an overview of {title}.",
+        "You may also find this useful: {title}.",
+        "Finally, a short summary of {title}.",
+    ),
+    "friendly": (
+        "We thought you would enjoy {title}.",
+        "You might also like {title}.",
+        "And one more we picked with you in mind: {title}.",
+    ),
+}
+KEYWORD_LINE = {
+    "urgent": "It is all about {keywords}, so have a look while it is fresh.",
+    "informational": "The details cover {keywords}.",
+    "friendly": "Think {keywords}, all in one place.",
+}
+SUBJECTS = {
+    "urgent": ("Don't miss out: {hook}", "Act now: {hook}", "{hook}"),
+    "informational": ("{hook}: what you need to know", "Good to know: {hook}", "{hook}"),
+    "friendly": ("A little something for you: {hook}", "For you: {hook}", "{hook}"),
+}
+
+# Copy per campaign intent (segmentation's `intent`) and tone. Claims stay generic: no deadlines or prices
+# that a document does not state.
+INTENT_COPY: dict[str, dict[str, dict[str, str] | tuple[str, ...]]] = {
+    "vip": {
+        "opening": {
+            "urgent": "As one of our most valued customers, you get the first look; the best picks go fast.",
+            "informational": "As one of our most valued customers, here is a summary of what is new for you.",
+            "friendly": "You are one of our favourite people to shop for, so we saved you a first look.",
+        },
+        "why": {
+            "urgent": "Early access means you choose before sizes and colours start to sell out.",
+            "informational": "We share this with customers who choose premium gear and shop with us often.",
+            "friendly": "It felt right to tell you first, since you know good gear when you see it.",
+        },
+        "cta": {
+            "urgent": "Sign in now to claim your spot before everyone else does.",
+            "informational": "Sign in to your account to see the full details and your member benefits.",
+            "friendly": "Take a look whenever you have a quiet moment, and tell us what you think.",
+        },
+        "extra": (
+            "Your account already shows the benefits that come with your status.",
+            "Our Customer Care team is happy to help with sizing or gear questions at any time.",
+            "Everything here is covered by our usual returns and warranty promises.",
+        ),
+    },
+    "win_back": {
+        "opening": {
+            "urgent": "It has been a while since your last visit, and we would hate for you to miss this.",
+            "informational": "It has been a while since your last visit, so here is what has changed.",
+            "friendly": "We have not seen you in a while, and we wanted to say hello.",
+        },
+        "why": {
+            "urgent": "Coming back now is the easiest way to make the most of it.",
+            "informational": "We put this together for customers who used to shop with us often.",
+            "friendly": "We would love to welcome you back and make your next order an easy one.",
+        },
+        "cta": {
+            "urgent": "Sign in today and pick up where you left off.",
+            "informational": "Sign in to your account to see the details and your saved wishlist.",
+            "friendly": "Pop back in whenever suits you; your wishlist is right where you left it.",
+        },
+        "extra": (
+            "Your account still remembers what you browsed and bought before.",
+            "If something about a past order kept you away, reply to this message and we will make it right.",
+            "Our Customer Care team reads every reply and is glad to help.",
+        ),
+    },
+    "onboarding": {
+        "opening": {
+            "urgent": "Welcome aboard, and make the most of your first weeks with us.",
+            "informational": "Welcome to the shop; here is what new customers most often ask about.",
+            "friendly": "Welcome, we are so glad you found us.",
+        },
+        "why": {
+            "urgent": "Setting things up now makes every order after this one quicker.",
+            "informational": "These are the basics that make your first orders simple.",
+            "friendly": "We want your first few orders to feel easy and fun.",
+        },
+        "cta": {
+            "urgent": "Start now and get your first order on its way.",
+            "informational": "Visit your account to get started at your own pace.",
+            "friendly": "Have a browse whenever you like, and say hello if you have a question.",
+        },
+        "extra": (
+            "Creating an account lets you save favourites and track every order in one place.",
+            "Our Customer Care team is happy to help with sizing or any question about your order.",
+            "Every order is covered by our returns and warranty promises.",
+        ),
+    },
+    "loyalty": {
+        "opening": {
+            "urgent": "You shop with us more than almost anyone, so this is one to act on right away.",
+            "informational": "Thank you for shopping with us so often; here is an update on your benefits.",
+            "friendly": "Thank you for being such a regular, it genuinely makes our day.",
+        },
+        "why": {
+            "urgent": "Frequent shoppers like you get the most out of it when you jump in early.",
+            "informational": "We share this with members who shop with us regularly and read our updates.",
+            "friendly": "It is our way of saying thanks for coming back again and again.",
+        },
+        "cta": {
+            "urgent": "Sign in now so none of your rewards go to waste.",
+            "informational": "Sign in to your account to see your points balance and member benefits.",
+            "friendly": "Have a look when you are ready, and thank you again for being part of the family.",
+        },
+        "extra": (
+            "Your account page shows your points balance and the rewards you have already earned.",
+            "Our Customer Care team is glad to help with anything about your membership.",
+            "Every order is covered by our returns and warranty promises.",
+        ),
+    },
+    "nurture": {
+        "opening": {
+            "urgent": "A few things are happening right now that are worth your attention.",
+            "informational": "Here is a short update on what is new and useful in the shop.",
+            "friendly": "We have a few things we think you will like.",
+        },
+        "why": {
+            "urgent": "The earlier you take a look, the more choice you will have.",
+            "informational": "We picked these because they are the most useful for customers like you.",
+            "friendly": "We picked these with you in mind.",
+        },
+        "cta": {
+            "urgent": "Take a look today while the full range is still available.",
+            "informational": "Visit the shop or your account for the full details.",
+            "friendly": "Have a browse whenever you like, we are always happy to help.",
+        },
+        "extra": (
+            "Your account keeps your wishlist and past orders in one place.",
+            "Our Customer Care team is happy to help with sizing, gear or order questions.",
+            "Every order is covered by our returns and warranty promises.",
+        ),
+    },
+}
+# Last in line: true of any message, used only when the documents give too little to quote.
+GENERAL_EXTRA = (
+    "You can reply to this email with any question, and a real person on our team will answer.",
+    "If this is not for you right now, no problem; we will keep you posted about the things that are.",
+    "You can choose which emails you get from us in your account settings at any time.",
+    "Your feedback shapes what we stock next, so tell us what you would like to see more of.",
+    "Whenever you are ready, everything mentioned here is just a click away.",
+    "Thank you for reading, and for being part of our community.",
+)
+MAX_DOCUMENTS = 3
+MAX_SENTENCE_WORDS = 40
+
+
+@dataclass(frozen=True)
+class ComposedMessage:
+    subject: str
+    body: str
+    citations: tuple[str, ...]  # document ids cited in the body
+
+
+@dataclass
+class _Paragraph:
+    sentences: list[str]
+    document: SourceDocument | None = None
+
+    def render(self) -> str:
+        text = " ".join(self.sentences)
+        return f"{text} [Source: {self.document.title}]" if self.document is not None else text
+
+
+def _quoted_terms(feedback: Sequence[str]) -> list[str]:
+    return [match.group(1).casefold() for text in feedback for match in _QUOTED.finditer(text)]
+
+
+def usable_sentences(snippet: str, banned: Sequence[str] = ()) -> list[str]:
+    """Complete, plain sentences of a snippet that can be quoted as they are."""
+    sentences = []
+    for paragraph in re.split(r"\n\s*\n|\n(?=\s*(?:\d+[.)]|[-*•])\s)", snippet or ""):
+        flat = " ".join(paragraph.split())
+        pieces = [piece for part in _LIST_ITEM.split(flat) for piece in _SENTENCE_END.split(part)]
+        for sentence in pieces:
+            sentence = sentence.strip()
+            words = len(sentence.split())
+            if (
+                not 5 <= words <= MAX_SENTENCE_WORDS
+                or not sentence[:1].isupper()
+                or sentence[-1] not in ".!?"
+                or _TRUNCATED.search(sentence)
+                or re.match(r"^(\d+[.)]|[-*•])\s", sentence)
+                or not _FUNCTION_WORD.search(sentence)
+                or find_leftovers(sentence)
+                or INJECTION.search(sentence)
+                or any(term in sentence.casefold() for term in banned)
+            ):
+                continue
+            sentences.append(sentence)
+    return sentences
+
+
+def _rank_sentences(sentences: list[str], tone: str, keywords: Sequence[str]) -> list[str]:
+    cue = TONE_CUES.get(tone, TONE_CUES["informational"])
+
+    def score(item: tuple[int, str]) -> tuple[int, int]:
+        position, sentence = item
+        lowered = sentence.casefold()
+        points = 2 * len(cue.findall(sentence)) + sum(
+            1 for keyword in keywords if keyword.casefold() in lowered
+        )
+        return (-points, position)
+
+    return [sentence for _, sentence in sorted(enumerate(sentences), key=score)]
+
+
+def _keyword_line(document: SourceDocument, tone: str, used_text: str) -> str | None:
+    fresh = [
+        k
+        for k in document.keywords
+        if k.casefold() not in used_text.casefold() and len(k) <= 40 and not _AUDIENCE_TERM.search(k)
+    ][:3]
+    if len(fresh) < 2:
+        return None
+    listed = ", ".join(fresh[:-1]) + " and " + fresh[-1]
+    return KEYWORD_LINE.get(tone, KEYWORD_LINE["informational"]).format(keywords=listed)
+
+
+def _hook(document: SourceDocument) -> str:
+    main = re.split(r":|\s\(", document.title, maxsplit=1)[0].strip()
+    return main or document.title
+
+
+def compose_subject(documents: Sequence[SourceDocument], tone: str, max_chars: int) -> str:
+    """The first tone pattern that fits, around the lead document's main title."""
+    hooks = [_hook(doc) for doc in documents[:1]] + [doc.title for doc in documents[:1]] + ["Picked for you"]
+    for hook in hooks:
+        for pattern in SUBJECTS.get(tone, SUBJECTS["informational"]):
+            subject = pattern.format(hook=hook)
+            if len(subject) <= max_chars:
+                return subject
+    cut = hooks[0][:max_chars].rsplit(" ", 1)[0]  # a single title longer than the limit: cut at a word
+    return cut or hooks[0][:max_chars]
+
+
+def compose_message(
+    brief: SegmentBrief,
+    documents: Sequence[SourceDocument],
+    tone: str,
+    rules: FormatRules,
+    *,
+    sender: str,
+    feedback: Sequence[str] = (),
+) -> ComposedMessage:
+    """Write one message for `brief` in `tone`, grounded in up to three `documents` (ranked best first).
+
+    `feedback` (a rewrite request, e.g. from the safety stage) changes the draft: sentences containing a
+    quoted term of the feedback are left out, and the next-best snippet sentences are used instead of the
+    first ones.
+    """
+    if not documents:
+        raise ValueError(f"segment {brief.segment}: no retrieved documents to ground a {tone} message in")
+    copy = INTENT_COPY.get(brief.intent, INTENT_COPY["nurture"])
+    banned = _quoted_terms(feedback)
+    skip = len(feedback)  # each rewrite round starts one sentence further down each document's ranking
+    sources = list(documents[:MAX_DOCUMENTS])
+    lead_ins = LEAD_INS.get(tone, LEAD_INS["informational"])
+
+    ranked = {}
+    for doc in sources:
+        sentences = _rank_sentences(usable_sentences(doc.snippet, banned), tone, doc.keywords)
+        ranked[doc.document_id] = sentences[skip:] if len(sentences) > skip else sentences
+
+    def lead_in(position: int, doc: SourceDocument) -> str:
+        return lead_ins[min(position, len(lead_ins) - 1)].format(title=f"\u201c{doc.title}\u201d")
+
+    greeting = _Paragraph([GREETING.get(tone, "Hello,")])
+    opening = _Paragraph([copy["opening"][tone]])  # type: ignore[index]
+    doc_paragraphs = [_Paragraph([lead_in(i, doc)], doc) for i, doc in enumerate(sources)]
+    why = _Paragraph([])
+    closing = _Paragraph([copy["cta"][tone]])  # type: ignore[index]
+    sign_off = _Paragraph([SIGN_OFF.get(tone, "Best regards,") + "\n" + sender])
+
+    # Optional sentences in priority order: the lead document's best lines first, then the others, then the
+    # intent copy. Each is (paragraph, sentence); a document paragraph is shown only once it has a sentence.
+    optional: list[tuple[_Paragraph, str]] = []
+    for depth in range(2):
+        for doc, paragraph in zip(sources, doc_paragraphs, strict=True):
+            if len(ranked[doc.document_id]) > depth:
+                optional.append((paragraph, ranked[doc.document_id][depth]))
+        if depth == 0:
+            optional.append((why, copy["why"][tone]))  # type: ignore[index]
+    for doc, paragraph in zip(sources, doc_paragraphs, strict=True):
+        line = _keyword_line(doc, tone, " ".join(ranked[doc.document_id]) + doc.title)
+        if line:
+            optional.append((paragraph, line))
+    optional.extend((why, sentence) for sentence in copy["extra"])  # type: ignore[union-attr]
+    optional.extend((closing, sentence) for sentence in GENERAL_EXTRA)
+
+    layout = [greeting, opening, *doc_paragraphs, why, closing, sign_off]
+
+    def render() -> str:
+        shown = [
+            p
+            for p in layout
+            if p.sentences and (p.document is None or len(p.sentences) > 1 or p is doc_paragraphs[0])
+        ]
+        return "\n\n".join(p.render() for p in shown)
+
+    # Fill towards the middle of the allowed range, never past the maximum.
+    target = rules.body_min_words + (rules.body_max_words - rules.body_min_words) * 2 // 5
+    for paragraph, sentence in optional:
+        if count_words(render()) >= target:
+            break
+        paragraph.sentences.append(sentence)
+        if count_words(render()) > rules.body_max_words:
+            paragraph.sentences.pop()
+    # Too little material still yields a message: the format rules reject it with the word count as reason.
+    body = render()
+    cited = tuple(
+        p.document.document_id
+        for p in doc_paragraphs
+        if p.document is not None and p.document.title and f"[Source: {p.document.title}]" in body
+    )
+    return ComposedMessage(
+        subject=compose_subject(sources, tone, rules.subject_max_chars), body=body, citations=cited
+    )
