@@ -2,16 +2,17 @@
 
 from dagster import Definitions, colored_console_logger, load_asset_checks_from_modules, load_assets_from_modules
 
-from personalization_assets import retrieval, segmentation
+from personalization_assets import generation, retrieval, segmentation
 from personalization_assets.automation import build_automation
 from personalization_assets.jobs import build_jobs
 from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import install_log_redaction, json_logger
+from resources.llm import llm_resource_from_config
 from resources.search import search_resource_from_config
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
 
-STAGE_MODULES = [segmentation, retrieval]
+STAGE_MODULES = [segmentation, retrieval, generation]
 
 warehouse = DuckDBWarehouse()
 
@@ -37,6 +38,10 @@ defs = Definitions(
         # Backend chosen by config/retrieval.yaml (`backend: embedded | azure`) when the code location loads.
         "search": search_resource_from_config(
             PipelineSettings().load(retrieval.RETRIEVAL_CONFIG_FILE, RetrievalConfig), warehouse
+        ),
+        # Backend chosen by config/generation.yaml (`backend: embedded | azure | openai_compatible`).
+        "llm": llm_resource_from_config(
+            PipelineSettings().load(generation.GENERATION_CONFIG_FILE, generation.GenerationConfig)
         ),
     },
 )
