@@ -641,3 +641,26 @@ def test_azure_backed_partition_and_failure_writes_nothing(
     message = failure.step_failure_data.error.message
     assert "retrieval for segment 'at_risk' failed (azure backend)" in message and "HTTP 503" in message
     pd.testing.assert_frame_equal(warehouse.read_table("retrieved_content"), before)  # old partition intact
+
+
+def test_upload_script_syncs_the_library_to_the_configured_index(
+    search_emulator, monkeypatch, tmp_path, capsys
+):
+    import importlib.util
+
+    monkeypatch.setenv("TEST_SEARCH_KEY", search_emulator.api_key)
+    azure = {"endpoint": search_emulator.endpoint, "auth": "api_key", "api_key_env": "TEST_SEARCH_KEY"}
+    config = _config_dir(tmp_path, azure=azure)
+    spec = importlib.util.spec_from_file_location(
+        "upload_search_index", ROOT / "scripts" / "upload_search_index.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    assert script.main(["--content", str(SAMPLE_CONTENT), "--config", str(config)]) == 0
+    documents = len(list(SAMPLE_CONTENT.glob("*.json")))
+    assert (
+        f"index 'approved-content' (created): {documents} approved document(s) uploaded"
+        in capsys.readouterr().out
+    )
+    assert len(search_emulator.documents("approved-content")) == documents

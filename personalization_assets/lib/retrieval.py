@@ -30,6 +30,7 @@ import pandas as pd
 from pydantic import Field, field_validator, model_validator
 
 from personalization_assets.config import StrictModel
+from personalization_assets.lib.content import CATEGORIES
 from personalization_assets.lib.customers import NUMERIC_FEATURES
 from personalization_assets.lib.segmentation import INTENTS
 from resources.azure_auth import AzureAuthConfig
@@ -137,8 +138,6 @@ class RetrievalConfig(StrictModel):
     @field_validator("category")
     @classmethod
     def _known_category(cls, value: str | None) -> str | None:
-        from personalization_assets.lib.content import CATEGORIES
-
         if value is not None and value not in CATEGORIES:
             raise ValueError(f"category must be one of {', '.join(CATEGORIES)} or null, got {value!r}")
         return value
@@ -184,8 +183,7 @@ def population_means(profiles: pd.DataFrame) -> pd.Series:
 def defining_features(
     profile: Mapping[str, object], population: pd.Series, count: int, min_relative_difference: float
 ) -> list[tuple[str, str, float]]:
-    """(feature, "high"|"low", relative difference) of the features that set the segment apart, largest
-    first."""
+    """(feature, "high" | "low", relative difference) of the segment's most distinctive features."""
     segment = pd.Series({f: float(profile[f"mean_{f}"]) for f in population.index})  # type: ignore[arg-type]
     base = population.replace(0, np.nan)
     relative = ((segment - base) / base.abs()).dropna()
@@ -235,7 +233,7 @@ def build_query(profile: Mapping[str, object], population: pd.Series, config: Qu
 
 # ---- passages and snippets ---------------------------------------------------------------------------------
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-# A sentence ends at . ! ? … followed by space (not a list number like "3. ") or at a line break.
+# A sentence ends at . ! ? … and a space (not after a digit: list numbers "3. ", "$75.") or at a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])(?<![0-9]\.)\s+|\s*\n\s*")
 _WORD = re.compile(r"\w+")
 
