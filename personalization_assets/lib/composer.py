@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from personalization_assets.lib.generation import (
     FormatRules,
@@ -42,7 +42,10 @@ _FUNCTION_WORD = re.compile(
     r"\b(the|a|an|to|and|is|are|was|we|you|for|with|of|in|it|our|your|this|that|on)\b"
 )
 # Targeting keywords ("lapsed customers") describe the audience to marketers; they are not said to customers.
-_AUDIENCE_TERM = re.compile(r"customer|shopper|lapsed|segment|re-?engage|win-?back|audience", re.IGNORECASE)
+_AUDIENCE_TERM = re.compile(
+    r"customer|shopper|members\b|lapsed|segment|re-?engage|win-?back|audience", re.IGNORECASE
+)
+_ANAPHORIC_START = re.compile(r"(that|this|these|those|it|they|then|also|but|and|so|plus)\b", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“'‘]([^\"”'’]{3,60})[\"”'’]")
 
 TONE_CUES = {
@@ -233,9 +236,17 @@ class ComposedMessage:
 class _Paragraph:
     sentences: list[str]
     document: SourceDocument | None = None
+    snippet_order: dict[str, int] = field(default_factory=dict)  # quoted sentence -> position in the snippet
 
     def render(self) -> str:
-        text = " ".join(self.sentences)
+        # Quoted sentences keep the snippet's order (a "That is..." must follow what it refers to), after the
+        # lead-in and before any keyword line.
+        late = len(self.snippet_order) + 1
+        ordered = sorted(
+            enumerate(self.sentences),
+            key=lambda item: (0, item[0]) if item[0] == 0 else (1, self.snippet_order.get(item[1], late)),
+        )
+        text = " ".join(sentence for _, sentence in ordered)
         return f"{text} [Source: {self.document.title}]" if self.document is not None else text
 
 
@@ -277,6 +288,8 @@ def _rank_sentences(sentences: list[str], tone: str, keywords: Sequence[str]) ->
         points = 2 * len(cue.findall(sentence)) + sum(
             1 for keyword in keywords if keyword.casefold() in lowered
         )
+        if _ANAPHORIC_START.match(sentence):
+            points -= 4  # "That is enough for..." reads oddly without the sentence before it
         return (-points, position)
 
     return [sentence for _, sentence in sorted(enumerate(sentences), key=score)]
@@ -344,7 +357,10 @@ def compose_message(
 
     greeting = _Paragraph([GREETING.get(tone, "Hello,")])
     opening = _Paragraph([copy["opening"][tone]])  # type: ignore[index]
-    doc_paragraphs = [_Paragraph([lead_in(i, doc)], doc) for i, doc in enumerate(sources)]
+    doc_paragraphs = []
+    for position, doc in enumerate(sources):
+        order = {line: n for n, line in enumerate(usable_sentences(doc.snippet, banned))}
+        doc_paragraphs.append(_Paragraph([lead_in(position, doc)], doc, order))
     why = _Paragraph([])
     closing = _Paragraph([copy["cta"][tone]])  # type: ignore[index]
     sign_off = _Paragraph([SIGN_OFF.get(tone, "Best regards,") + "\n" + sender])
