@@ -542,6 +542,7 @@ def generate_variants(
     """All variants of a partition, `max_concurrency` at a time; the first service failure fails them all."""
     if not requests:
         return []
+    llm.warm_up()  # build the client once, not in every worker at the same time
     with ThreadPoolExecutor(
         max_workers=min(max_concurrency, len(requests)), thread_name_prefix="generate"
     ) as pool:
@@ -647,6 +648,7 @@ def message_variants(
     documents = segment_documents(retrieved_content, content_index, segment, config.max_documents)
     cache = ResponseCache(warehouse, enabled=config.cache and llm.cacheable)
     requests = build_variant_requests(config, templates, llm, brief, documents)
+    llm.warm_up()
 
     started = time.perf_counter()
     variants = generate_variants(llm, requests, cache, config.max_concurrency)

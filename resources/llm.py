@@ -134,6 +134,9 @@ class LLMResource(ConfigurableResource):
         """Whether answers are worth storing in the response cache (remote, paid calls are)."""
         return True
 
+    def warm_up(self) -> None:
+        """Prepare the client before concurrent calls (SDK import, credentials); a no-op by default."""
+
     def generate(self, request: GenerationRequest) -> GenerationResult:
         raise NotImplementedError
 
@@ -285,6 +288,9 @@ class _ResponsesAPIResource(LLMResource):
             if self._client is None:
                 self._client = self._make_client(self._http_client())
             return self._client
+
+    def warm_up(self) -> None:
+        self.client().responses  # noqa: B018 - the SDK imports the resource module on first access
 
     def _wait_seconds(self, state: Any) -> float:
         error = state.outcome.exception() if state.outcome else None

@@ -753,7 +753,8 @@ def test_tones_of_a_partition_are_generated_concurrently(
     llm = compatible_llm(openai_emulator, monkeypatch)
     metadata = run_metadata(run_generation(instance, base_resources, llm, checks=False))
     assert metadata["model_calls"] == 3
-    assert 2.0 <= metadata["wall_seconds"] < 3.0  # three 2 s calls at once, not 6 s one after another
+    print(f"3 tones, 2 s per call: {metadata['wall_seconds']:.2f} s")
+    assert 2.0 <= metadata["wall_seconds"] < 4.0  # three 2 s calls at once (one after another: 6 s)
 
 
 def test_rejected_variants_are_stored_with_reasons_and_pass_the_gates(
