@@ -1,0 +1,370 @@
+"""The Dagster UI as an operator sees it, in headless Chromium: the asset graph, a segment-partitioned asset's
+partitions and their materialization status, and asset check results per partition.
+
+Runs Debian's Chromium (/usr/bin/chromium) through Playwright; never downloads a browser. Skipped where
+Chromium is missing, except in CI (CI=true), where a missing browser is a failure. With
+PERSONALIZATION_UPDATE_SCREENSHOTS=1 the PNGs in docs/screenshots/ are refreshed (otherwise: under tmp_path).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CAMPAIGN_SEGMENTS = 2  # partitions materialized before the UI opens; the others stay missing on purpose
+STARTUP_TIMEOUT_SECONDS = 60
+PAGE_TIMEOUT_MS = 20_000
+SCREENSHOT_DIR = PROJECT_ROOT / "docs" / "screenshots"
+SCREENSHOT_SIZE = (1280, 800)
+
+# Segmentation and CAMPAIGN_SEGMENTS segment campaigns on the sample data (1,000 customers), recorded in
+# DAGSTER_HOME; a separate process, so the code location reads this test's environment.
+PIPELINE_SCRIPT = f"""
+import sys
+from dagster import DagsterInstance
+from personalization_assets.definitions import defs
+from personalization_assets.jobs import CAMPAIGN_JOB, SEGMENTATION_JOB
+from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+
+instance = DagsterInstance.get()
+if not defs.resolve_job_def(SEGMENTATION_JOB).execute_in_process(instance=instance).success:
+    sys.exit("segmentation_job failed")
+segments = sorted(instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))[:{CAMPAIGN_SEGMENTS}]
+for segment in segments:
+    result = defs.resolve_job_def(CAMPAIGN_JOB).execute_in_process(
+        instance=instance, partition_key=segment, raise_on_error=False
+    )
+    print(segment, "ok" if result.success else "FAILED", flush=True)
+"""
+
+WORKSPACE_QUERY = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def chromium_path() -> str:
+    """The system Chromium, or skip (fail under CI=true: CI installs it from Debian packages)."""
+    found = next((path for path in CHROMIUM_CANDIDATES if os.access(path, os.X_OK)), None) or shutil.which(
+        "chromium"
+    )
+    problem = None
+    if not found:
+        problem = "Chromium is not installed (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is not installed (pip install -e '.[dev]')"
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"browser test cannot run in CI: {problem}")
+        pytest.skip(problem)
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _wait_for_code_location(port: int, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"dagster-webserver exited ({server.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            entries = _graphql(port, WORKSPACE_QUERY)["data"]["workspaceOrError"]["locationEntries"]
+            states = {entry["name"]: entry for entry in entries}
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                errors = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
+                if errors:
+                    raise RuntimeError(f"code location failed to load: {errors[0]['locationOrLoadError']}")
+                return
+            last = str({name: entry["loadStatus"] for name, entry in states.items()})
+        except (OSError, KeyError, ValueError) as error:
+            last = str(error)
+        time.sleep(0.5)
+    raise TimeoutError(
+        f"webserver on port {port} not ready in {STARTUP_TIMEOUT_SECONDS}s ({last}):\n"
+        + log.read_text()[-3000:]
+    )
+
+
+def _expected_state(home: Path) -> dict:
+    """What the UI should show, read from the same instance: partitions, materialized ones, check results."""
+    env_home = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        from dagster import DagsterEventType, DagsterInstance
+
+        from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+
+        with DagsterInstance.get() as instance:
+            segments = sorted(instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))
+            materialized = defaultdict(set)  # asset -> partitions
+            checks = defaultdict(dict)  # (asset, check) -> {partition: passed}, in evaluation order
+            for run in reversed(instance.get_runs()):  # oldest first
+                for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+                    event = entry.dagster_event
+                    if event.partition:
+                        materialized[event.asset_key.to_user_string()].add(event.partition)
+                for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+                    evaluation = entry.dagster_event.event_specific_data
+                    key = (evaluation.asset_key.to_user_string(), evaluation.check_name)
+                    checks[key][evaluation.partition] = evaluation.passed
+        return {"segments": segments, "materialized": dict(materialized), "checks": dict(checks)}
+    finally:
+        if env_home is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = env_home
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(tmp_path_factory):
+    """A webserver on a free 127.0.0.1 port over a fresh DAGSTER_HOME and warehouse, after a small run."""
+    chromium = chromium_path()
+    root = tmp_path_factory.mktemp("ui")
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PERSONALIZATION_WAREHOUSE": str(root / "warehouse.duckdb"),
+        "PERSONALIZATION_REPORTS": str(root / "reports"),
+        "PERSONALIZATION_CUSTOMERS": str(PROJECT_ROOT / "data" / "customers.csv"),
+        "PERSONALIZATION_CONTENT": str(PROJECT_ROOT / "data" / "content"),
+        "PERSONALIZATION_CONFIG": str(PROJECT_ROOT / "config"),
+    }
+    port = _free_port()
+    log = root / "webserver.log"
+    with log.open("w") as log_stream:
+        # The webserver starts while the pipeline runs: it reads the instance live, so both overlap.
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dagster_webserver",
+                "-w",
+                "workspace.yaml",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log_stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            pipeline = subprocess.run(
+                [sys.executable, "-c", PIPELINE_SCRIPT],
+                cwd=PROJECT_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=240,
+            )
+            assert pipeline.returncode == 0, (
+                f"pipeline run failed:\n{pipeline.stdout}\n{pipeline.stderr[-3000:]}"
+            )
+            campaign_lines = pipeline.stdout.split("\n")
+            assert all("FAILED" not in line for line in campaign_lines), pipeline.stdout
+            _wait_for_code_location(port, server, log)
+            yield {
+                "url": f"http://127.0.0.1:{port}",
+                "chromium": chromium,
+                "root": root,
+                "expected": _expected_state(home),
+            }
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)  # the webserver and the code server it started
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser_context(dagster_ui):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(dagster_ui["root"] / "chromium-profile"),  # a fresh --user-data-dir
+            executable_path=dagster_ui["chromium"],
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": SCREENSHOT_SIZE[0], "height": SCREENSHOT_SIZE[1]},
+        )
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        # Only the local webserver: nothing may try to reach the internet (this machine has none).
+        context.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(dagster_ui["url"]) or route.request.url.startswith("data:")
+                else route.abort()
+            ),
+        )
+        # Dismiss the one-time "join the community" dialog before it opens.
+        context.add_init_script("window.localStorage.setItem('communityNux', '1')")
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser_context):
+    page = browser_context.new_page()
+    yield page
+    page.close()
+
+
+def save_screenshot(page, name: str, tmp_path: Path) -> Path:
+    """A small palette PNG: docs/screenshots/ when refreshing them, else tmp_path."""
+    from PIL import Image
+
+    folder = SCREENSHOT_DIR if os.environ.get("PERSONALIZATION_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{name}.png"
+    page.screenshot(path=str(target))
+    with Image.open(target) as image:
+        image.convert("RGB").quantize(colors=64).save(target, optimize=True)
+    return target
+
+
+def _shown(name: str, labels: list[str]) -> bool:
+    """The UI truncates long names in the middle ("custom…_quarantine")."""
+    for label in labels:
+        if label == name:
+            return True
+        if "…" in label:
+            head, tail = label.split("…", 1)
+            if name.startswith(head) and name.endswith(tail):
+                return True
+    return False
+
+
+def _asset_keys() -> list[str]:
+    from personalization_assets.definitions import defs
+
+    return sorted(key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys())
+
+
+def test_asset_graph_shows_every_asset(dagster_ui, page, tmp_path):
+    page.goto(f"{dagster_ui['url']}/asset-groups")
+    page.get_by_text("Materialize all").wait_for()
+    names = page.locator("[class*='AssetNode_assetName']")
+    expected = _asset_keys()
+    deadline = time.monotonic() + 15
+    while names.count() < len(expected) and time.monotonic() < deadline:
+        if names.count() == 0:
+            page.keyboard.press("Alt+KeyE")  # "Expand all groups" (groups start collapsed)
+        page.wait_for_timeout(500)
+    labels = [text.strip() for text in names.all_inner_texts()]
+    missing = [key for key in expected if not _shown(key, labels)]
+    assert not missing, f"assets not drawn in the graph: {missing} (labels: {labels})"
+    save_screenshot(page, "asset_graph", tmp_path)
+
+
+def _partitioned_asset(expected: dict) -> str:
+    """The first per-segment asset the campaign materialized (retrieval's, once that stage exists)."""
+    assert expected["materialized"], "the pipeline run materialized no segment partitions"
+    return sorted(expected["materialized"])[0]
+
+
+def test_partitioned_asset_page_shows_segments_and_their_status(dagster_ui, page, tmp_path):
+    expected = dagster_ui["expected"]
+    asset = _partitioned_asset(expected)
+    done = expected["materialized"][asset]
+    segments = expected["segments"]
+    assert 0 < len(done) < len(segments), "the test wants both materialized and missing partitions"
+
+    page.goto(f"{dagster_ui['url']}/assets/{asset}?view=partitions")
+    page.get_by_text(f"Materialized ({len(done)})").wait_for()
+    page.get_by_text(f"Missing ({len(segments) - len(done)})").wait_for()
+    page.get_by_text(f"{len(segments)} Partitions Selected").wait_for()
+    body = page.inner_text("body")
+    assert all(segment in body for segment in segments), f"segments missing from {asset}'s partitions page"
+
+    # Selecting a materialized segment shows its latest materialization and the campaign job that made it.
+    segment = sorted(done)[0]
+    page.goto(f"{dagster_ui['url']}/assets/{asset}?view=partitions&partition={segment}")
+    page.get_by_text("Latest materialization").wait_for()
+    page.get_by_text("campaign_job", exact=False).first.wait_for()
+    save_screenshot(page, "partitions", tmp_path)
+
+
+def test_asset_checks_show_results_per_partition(dagster_ui, page, tmp_path):
+    checks = dagster_ui["expected"]["checks"]
+    partitioned = {key: results for key, results in checks.items() if None not in results}
+    assert partitioned, "the pipeline run evaluated no per-segment asset checks"
+    by_asset = defaultdict(dict)
+    for (asset, check), results in partitioned.items():
+        by_asset[asset][check] = results
+    asset = max(sorted(by_asset), key=lambda name: len(by_asset[name]))  # the asset with the most checks
+    asset_checks = by_asset[asset]
+
+    page.goto(f"{dagster_ui['url']}/assets/{asset}?view=checks")
+    page.get_by_text(f"Checks ({len(asset_checks)})").wait_for()
+    listing = page.inner_text("body")
+    labels = [line.strip() for line in listing.splitlines()]
+    missing = [check for check in asset_checks if not _shown(check, labels)]
+    assert not missing, f"checks of {asset} not listed: {missing}"
+    # The list shows each check's latest evaluation.
+    shown_statuses = sorted(line for line in labels if line in {"Succeeded", "Failed"})
+    latest = [list(results.values())[-1] for results in asset_checks.values()]
+    assert shown_statuses == sorted("Succeeded" if passed else "Failed" for passed in latest)
+
+    # The first check's Partitions tab: one result per evaluated segment.
+    first_check = sorted(asset_checks)[0]
+    results = asset_checks[first_check]
+    page.get_by_text(first_check, exact=True).first.click()
+    page.get_by_text("Partitions", exact=True).nth(1).click()
+    passed = sum(results.values())
+    page.get_by_text(f"Passed ({passed})").wait_for()
+    page.get_by_text(f"Failed ({len(results) - passed})", exact=True).wait_for()
+    body = page.inner_text("body")
+    assert all(segment in body for segment in results)
+    save_screenshot(page, "check_partitions", tmp_path)
