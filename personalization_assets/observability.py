@@ -26,6 +26,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -196,6 +197,9 @@ def install_log_redaction() -> None:
     global _installed
     if _installed:
         return
+    # dagster.yaml attaches JsonLinesHandler through Dagster's (beta) YAML handler config, which warns on
+    # every run; the feature is used deliberately, so the warning would only be noise in each run's output.
+    warnings.filterwarnings("ignore", message="Handling yaml-defined logging configuration")
     previous = logging.getLogRecordFactory()
 
     def factory(*args, **kwargs) -> logging.LogRecord:
