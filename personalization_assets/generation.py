@@ -12,7 +12,7 @@ import statistics
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -124,7 +124,7 @@ class GenerationConfig(LLMBackendsConfig):
     )
     max_concurrency: int = Field(default=3, ge=1, le=32, description="model calls in flight per partition")
     max_documents: int = Field(default=5, ge=1, le=20, description="retrieved documents put in a prompt")
-    temperature: float = Field(default=0.7, ge=0, le=2)
+    temperature: float | None = Field(default=0.7, ge=0, le=2, description="null: the model's default")
     max_output_tokens: int = Field(default=1000, ge=100)
     cache: bool = Field(default=True, description="reuse stored answers for identical requests")
     prompts_dir: str = Field(default="prompts", description="folder of prompt templates, relative to config/")
@@ -304,7 +304,7 @@ class VariantRequest:
     rules: FormatRules
     sender: str
     structured: bool
-    temperature: float
+    temperature: float | None
     max_output_tokens: int
     attempts: int
     price: Price | None
@@ -500,17 +500,24 @@ def regenerate_variant(
     request: VariantRequest,
     feedback: str | Sequence[str],
     *,
-    previous: Variant | None = None,
+    previous: Variant | Mapping[str, object] | pd.Series | None = None,
     cache: ResponseCache | None = None,
 ) -> Variant:
     """Rewrite a variant with `feedback` (e.g. why the safety stage blocked it) stated to the writer.
 
-    The result passes the same format rules (or comes back `rejected` with reasons) and has a new variant_id.
+    `previous` is the blocked variant (a Variant or a `message_variants` row); the writer sees it with the
+    feedback. The result passes the same format rules (or comes back `rejected` with reasons) and has a new
+    variant_id.
     """
     reasons = [feedback] if isinstance(feedback, str) else list(feedback)
     previous_answer = None
     if previous is not None:
-        previous_answer = f"Subject: {previous.subject}\n\n{previous.body}"
+        subject, body = (
+            (previous.subject, previous.body)
+            if isinstance(previous, Variant)
+            else (previous["subject"], previous["body"])
+        )
+        previous_answer = f"Subject: {subject}\n\n{body}"
     return generate_variant(llm, request, cache, feedback=reasons, previous_answer=previous_answer)
 
 

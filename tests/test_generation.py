@@ -489,6 +489,18 @@ def test_openai_compatible_backend_asks_for_structured_output(openai_emulator, m
     )
 
 
+def test_temperature_null_leaves_it_to_the_model(openai_emulator, monkeypatch, variant_requests):
+    from dataclasses import replace
+
+    openai_emulator.responder = composing_responder
+    llm = compatible_llm(openai_emulator, monkeypatch)
+    request = variant_requests(llm)[0]
+    generate_variant(llm, request)
+    generate_variant(llm, replace(request, temperature=None))  # for models that refuse a temperature
+    first, second = (r.json for r in openai_emulator.requests)
+    assert first["temperature"] == 0.7 and "temperature" not in second
+
+
 def test_endpoint_without_structured_output_falls_back_to_free_text(monkeypatch, variant_requests):
     from tests.emulators.openai_responses import OpenAIResponsesEmulator
 
@@ -652,6 +664,11 @@ def test_regenerate_variant_rewrites_with_the_feedback(settings, variant_request
     rewrite = regenerate_variant(llm, request, f"blocked by safety: '{phrase}'", previous=original)
     assert rewrite.status == "valid" and phrase not in rewrite.body
     assert rewrite.variant_id != original.variant_id and rewrite.tone == original.tone
+    # The safety stage holds stored rows: a row works as `previous` and the rewrite comes back as a row.
+    from_row = regenerate_variant(
+        llm, request, [f"blocked: '{phrase}'"], previous=pd.Series(original.as_row())
+    )
+    assert from_row.body == rewrite.body and list(from_row.as_row()) == generation.VARIANT_COLUMNS
 
 
 def test_variant_request_for_rebuilds_the_stage_request(settings, warehouse):
