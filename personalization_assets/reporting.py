@@ -1,0 +1,161 @@
+"""Stage 6 — the campaign report across all segments: HTML and PDF report and an executed analysis notebook,
+written to one folder per run under `settings.reports_dir`. The logic is in `lib/reporting.py`."""
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
+from pydantic import Field
+
+from personalization_assets.config import PROJECT_ROOT, StrictModel
+from personalization_assets.lib import reporting
+from resources.settings import PipelineSettings
+from resources.warehouse import DuckDBWarehouse
+
+GROUP = "reporting"
+REPORTING_CONFIG_FILE = "reporting.yaml"
+NOTEBOOK_TEMPLATE = PROJECT_ROOT / "notebooks" / "campaign_analysis.ipynb"
+REPORT_HTML = "campaign_report.html"
+REPORT_PDF = "campaign_report.pdf"
+REPORT_NOTEBOOK = "campaign_analysis.ipynb"
+
+# The assets the report summarizes. They are dependencies only (the report reads the warehouse with read-only
+# queries, aggregating 1M-row tables in DuckDB instead of loading every partition into memory); they put the
+# report at the end of the graph, in the report job.
+SUMMARIZED_ASSETS = ["segment_profiles", "content_index", "retrieved_content", "message_variants"]
+
+Metric = Literal["open", "click", "conversion"]
+
+
+class ReportingConfig(StrictModel):
+    """config/reporting.yaml (optional: every key has a default)."""
+
+    title: str = "Campaign report"
+    primary_metric: Metric = Field(
+        default="conversion", description="the metric a recommendation must win on (significantly) to be firm"
+    )
+    attribution_metric: Metric = Field(
+        default="conversion",
+        description="outcome of the attribution model (an earlier stage is used if too rare)",
+    )
+    attribution_sample_rows: int = Field(
+        default=200_000, ge=1_000, description="customers sampled for attribution"
+    )
+    sample_seed: int = 0
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="the experiment's CI level, 1 - alpha")
+    arm_weights: dict[str, float] | None = Field(
+        default=None, description="the experiment's arm weights, for the sample-ratio check; null = equal"
+    )
+    pdf: bool = True
+    notebook: bool = True
+    notebook_timeout_seconds: int = Field(default=600, ge=10)
+
+
+def report_folder_name(run_id: str, generated_at: datetime) -> str:
+    """`20260105-143000-1a2b3c4d`: sorts by time, and names the Dagster run that wrote it."""
+    return f"{generated_at.astimezone(UTC):%Y%m%d-%H%M%S}-{run_id[:8]}"
+
+
+@asset(
+    group_name=GROUP,
+    deps=[AssetKey(name) for name in SUMMARIZED_ASSETS],
+    kinds={"html", "pdf", "jupyter"},
+)
+def campaign_report(
+    context: AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBWarehouse
+) -> MaterializeResult:
+    """Campaign report across all segments: recommendations, lift, funnel, safety, cost, attribution (HTML,
+    PDF, executed notebook)."""
+    config = settings.load(REPORTING_CONFIG_FILE, ReportingConfig)
+    if not Path(warehouse.path).exists():
+        raise Failure(
+            f"campaign_report: the warehouse {warehouse.path} does not exist yet; run the segmentation "
+            "and campaign jobs first"
+        )
+    generated_at = datetime.now(UTC)
+    folder = Path(settings.reports_dir) / report_folder_name(context.run.run_id, generated_at)
+    folder.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    started = time.perf_counter()
+    with warehouse.connect(read_only=True) as connection:
+        inputs = reporting.read_inputs(connection, config.attribution_sample_rows, config.sample_seed)
+    timings["read"] = time.perf_counter() - started
+    if inputs.missing_tables:
+        context.log.warning(
+            f"tables not in the warehouse yet (their sections stay empty): {', '.join(inputs.missing_tables)}"
+        )
+
+    started = time.perf_counter()
+    report = reporting.build_report(
+        inputs,
+        primary_metric=config.primary_metric,
+        attribution_metric=config.attribution_metric,
+        confidence=config.confidence,
+        arm_weights=config.arm_weights,
+        title=config.title,
+        run_label=folder.name,
+        generated_at=generated_at,
+    )
+    html = reporting.render_html(report)
+    html_path = folder / REPORT_HTML
+    html_path.write_text(html, encoding="utf-8")
+    timings["build_and_html"] = time.perf_counter() - started
+
+    metadata: dict[str, object] = {
+        "headline": MetadataValue.md(report.headline_markdown()),
+        "overall_recommendation": f"{report.overall.label}: {report.overall.evidence}",
+        "segments": len(report.recommendations),
+        "segments_decided": len(report.facts["decided"]),
+        "engagement_rows": inputs.engagement_rows,
+        "attribution": report.attribution.outcome or report.attribution.note,
+        "generation_cost_usd": round(report.cost_totals["cost_usd"], 6),
+        "report_folder": MetadataValue.path(str(folder)),
+        "report_html": MetadataValue.path(str(html_path)),
+        "report_html_url": MetadataValue.url(html_path.as_uri()),
+        "missing_tables": ", ".join(inputs.missing_tables) or "none",
+    }
+    if config.pdf:
+        started = time.perf_counter()
+        pdf, pages = reporting.html_to_pdf(html)
+        pdf_path = folder / REPORT_PDF
+        pdf_path.write_bytes(pdf)
+        timings["pdf"] = time.perf_counter() - started
+        metadata |= {
+            "report_pdf": MetadataValue.path(str(pdf_path)),
+            "report_pdf_url": MetadataValue.url(pdf_path.as_uri()),
+            "pdf_pages": pages,
+        }
+    if config.notebook:
+        started = time.perf_counter()
+        notebook_path = folder / REPORT_NOTEBOOK
+        try:
+            reporting.execute_notebook(
+                NOTEBOOK_TEMPLATE,
+                notebook_path,
+                {
+                    "warehouse_path": str(Path(warehouse.path).resolve()),
+                    "primary_metric": config.primary_metric,
+                    "attribution_metric": config.attribution_metric,
+                    "sample_rows": config.attribution_sample_rows,
+                    "sample_seed": config.sample_seed,
+                    "confidence": config.confidence,
+                    "arm_weights": config.arm_weights,
+                },
+                timeout_seconds=config.notebook_timeout_seconds,
+            )
+        except Exception as error:  # nbclient's CellExecutionError carries the failing cell and its traceback
+            raise Failure(
+                "campaign_report: the analysis notebook failed; the partly executed notebook is at "
+                f"{notebook_path}",
+                metadata={"error": MetadataValue.text(str(error)[-4000:])},
+            ) from error
+        timings["notebook"] = time.perf_counter() - started
+        metadata |= {"notebook": MetadataValue.notebook(str(notebook_path))}
+    metadata["seconds"] = MetadataValue.md(
+        " · ".join(f"{step}: {seconds:.1f}s" for step, seconds in timings.items())
+    )
+    context.log.info(f"campaign report written to {folder}")
+    return MaterializeResult(metadata=metadata)

@@ -1,0 +1,596 @@
+"""Campaign report: recommendations follow the statistics, attribution, HTML/PDF, the notebook, the asset.
+
+The warehouse tables are built here from synthetic customers and the sample content with the real upstream
+logic (segmentation, assignment, simulated engagement, experiment statistics, the safety audit chain), so the
+report is tested on tables shaped as the pipeline writes them.
+"""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from personalization_assets.config import SegmentationConfig
+from personalization_assets.lib import reporting
+from personalization_assets.lib.experimentation import (
+    assign_arms,
+    compute_experiment_metrics,
+    compute_pooled_metrics,
+    simulate_engagement,
+)
+from personalization_assets.lib.safety import GENESIS_HASH, chain_audit_records, text_sha256
+from personalization_assets.lib.segmentation import profile_segments
+from personalization_assets.lib.synthetic import generate_customers
+from personalization_assets.segmentation import segment_customers
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TONES = ("urgent", "informational", "friendly")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Building warehouse tables the way the pipeline does
+# ------------------------------------------------------------------------------------------------------------
+
+
+def content_index() -> pd.DataFrame:
+    documents = [
+        json.loads(p.read_text()) for p in sorted((PROJECT_ROOT / "data" / "content").glob("*.json"))
+    ]
+    return pd.DataFrame(
+        {
+            "document_id": [d["document_id"] for d in documents],
+            "title": [d["title"] for d in documents],
+            "category": [d["category"] for d in documents],
+            "content": [d["content"] for d in documents],
+            "source_url": [d["source_url"] for d in documents],
+        }
+    )
+
+
+def campaign_tables(
+    customers: int = 1_000,
+    uplifts: dict[str, float] | None = None,
+    blocked_segments: tuple[str, ...] = ("at_risk",),
+    blocked_tones: dict[str, str] | None = None,
+    seed: int = 7,
+) -> dict[str, pd.DataFrame]:
+    """Every table the report reads, for a synthetic campaign.
+
+    ``uplifts`` are the true relative uplifts per tone; ``blocked_segments`` have every variant blocked
+    (control only); ``blocked_tones`` maps a segment to one blocked tone.
+    """
+    uplifts = uplifts if uplifts is not None else {"urgent": 0.05, "informational": 0.10, "friendly": 0.30}
+    blocked_tones = blocked_tones if blocked_tones is not None else {"standard": "urgent"}
+    people = generate_customers(customers, seed=seed)
+    segments, _ = segment_customers(people, SegmentationConfig())
+    profiles = profile_segments(people, segments)
+    content = content_index()
+    rng = np.random.default_rng(seed)
+
+    retrieved, variants, verdicts = [], [], []
+    for segment in profiles["segment"]:
+        picks = rng.choice(len(content), size=5, replace=False)
+        docs = content.iloc[picks].reset_index(drop=True)
+        retrieved.append(
+            pd.DataFrame(
+                {
+                    "segment": segment,
+                    "rank": np.arange(1, 6),
+                    "document_id": docs["document_id"],
+                    "title": docs["title"],
+                    "category": docs["category"],
+                    "score": np.linspace(0.9, 0.5, 5),
+                    "snippet": docs["content"].str[:120],
+                    "query": f"{segment} campaign",
+                }
+            )
+        )
+        for i, tone in enumerate(TONES):
+            variant_id = f"{segment}-{tone}"
+            cited = list(docs["document_id"].iloc[[0, i + 1]])
+            body = f"A {tone} note for {segment}. [Source: {docs['title'].iloc[0]}]\n\nSecond paragraph."
+            variants.append(
+                {
+                    "segment": segment,
+                    "variant_id": variant_id,
+                    "tone": tone,
+                    "subject": f"{tone.title()} news for you",
+                    "body": body,
+                    "citations": json.dumps(cited),
+                    "status": "generated",
+                    "rejection_reasons": "[]",
+                    "attempts": 1 + i % 2,
+                    "backend": "embedded",
+                    "model": "template",
+                    "input_tokens": 800 + 10 * i,
+                    "output_tokens": 250 + 5 * i,
+                    "cost_usd": 0.0012 + 0.0001 * i,
+                    "latency_ms": 40.0 + i,
+                    "created_at": datetime(2026, 1, 5, tzinfo=UTC),
+                }
+            )
+            blocked = segment in blocked_segments or blocked_tones.get(segment) == tone
+            reason = ("violence severity 6 >= 4" if i % 2 == 0 else "blocklist: AcmeMart") if blocked else ""
+            verdicts.append(
+                {
+                    "segment": segment,
+                    "variant_id": variant_id,
+                    "hate": 0,
+                    "violence": 6 if reason.startswith("violence") else 0,
+                    "self_harm": 0,
+                    "sexual": 0,
+                    "blocklist_hits": json.dumps(["AcmeMart"] if reason.startswith("blocklist") else []),
+                    "decision": "blocked" if blocked else "approved",
+                    "reasons": json.dumps([reason] if reason else []),
+                    "backend": "embedded",
+                    "screened_at": datetime(2026, 1, 5, 12, tzinfo=UTC),
+                    "body": body,
+                }
+            )
+    retrieved = pd.concat(retrieved, ignore_index=True)
+    variants = pd.DataFrame(variants)
+    verdicts = pd.DataFrame(verdicts)
+    audit = chain_audit_records(
+        pd.DataFrame(
+            {
+                "record_id": [f"r{i}" for i in range(len(verdicts))],
+                "screened_at": verdicts["screened_at"],
+                "run_id": "run-1",
+                "segment": verdicts["segment"],
+                "variant_id": verdicts["variant_id"],
+                "text_sha256": verdicts["body"].map(text_sha256),
+                "severities": [
+                    json.dumps({c: int(r[c]) for c in ("hate", "violence", "self_harm", "sexual")})
+                    for _, r in verdicts.iterrows()
+                ],
+                "decision": verdicts["decision"],
+                "reasons": verdicts["reasons"],
+                "backend": "embedded",
+            }
+        ),
+        GENESIS_HASH,
+    )
+    verdicts = verdicts.drop(columns="body")
+
+    approved = verdicts[verdicts["decision"] == "approved"].merge(
+        variants[["variant_id", "tone"]], on="variant_id"
+    )
+    assignments = []
+    members = segments.merge(people, on="customer_id")
+    for segment, group in members.groupby("segment"):
+        pairs = list(
+            approved.loc[approved["segment"] == segment, ["variant_id", "tone"]].itertuples(
+                index=False, name=None
+            )
+        )
+        assignments.append(assign_arms(group[["segment", "customer_id"]], pairs, experiment_id="test"))
+    assignments = pd.concat(assignments, ignore_index=True)
+    with_features = assignments.merge(people, on="customer_id")
+    engagement = simulate_engagement(with_features, {**uplifts, "control": 0.0}, seed=seed)
+    metrics = compute_experiment_metrics(engagement, expected_arms=None)
+    pooled = compute_pooled_metrics(engagement)
+    return {
+        "customers": people,
+        "customer_segments": segments,
+        "segment_profiles": profiles,
+        "content_index": content,
+        "retrieved_content": retrieved,
+        "message_variants": variants,
+        "safety_verdicts": verdicts,
+        "safety_audit": audit,
+        "assignments": assignments,
+        "engagement": engagement,
+        "experiment_metrics": metrics,
+        "pooled_experiment_metrics": pooled,
+    }
+
+
+def write_warehouse(path: Path, tables: dict[str, pd.DataFrame], skip: tuple[str, ...] = ()) -> Path:
+    with duckdb.connect(str(path)) as connection:
+        for name, frame in tables.items():
+            if name in skip:
+                continue
+            connection.register("frame", frame)
+            connection.execute(f"create or replace table main.{name} as select * from frame")
+            connection.unregister("frame")
+    return path
+
+
+def engagement_counts(segment: str, arms: dict[str, tuple[int, int, int, int]]) -> pd.DataFrame:
+    """Engagement rows with exact counts per arm: ``arm -> (sent, opened, clicked, converted)``."""
+    frames = []
+    for arm, (sent, opened, clicked, converted) in arms.items():
+        rank = np.arange(sent)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "segment": segment,
+                    "customer_id": [f"{segment}-{arm}-{i}" for i in rank],
+                    "arm": arm,
+                    "variant_id": None if arm == "control" else f"{segment}-{arm}",
+                    "opened": rank < opened,
+                    "clicked": rank < clicked,
+                    "converted": rank < converted,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def recommend_from(
+    arms: dict[str, tuple[int, int, int, int]],
+) -> tuple[reporting.Recommendation, pd.DataFrame]:
+    metrics = compute_experiment_metrics(engagement_counts("s", arms))
+    return reporting.recommend_segment(metrics, "s", "Segment S", "conversion", list(arms)), metrics
+
+
+CONTROL_COUNTS = (2000, 600, 160, 40)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Recommendations follow the statistics
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_a_tone_that_clearly_wins_is_recommended_with_its_evidence():
+    rec, metrics = recommend_from(
+        {
+            "control": CONTROL_COUNTS,
+            "urgent": (2000, 600, 160, 42),
+            "informational": (2000, 610, 165, 38),
+            "friendly": (2000, 700, 260, 120),
+        }
+    )
+    winner = metrics[(metrics["arm"] == "friendly") & (metrics["metric"] == "conversion")].iloc[0]
+    assert bool(winner["significant"])
+    assert (rec.decision, rec.tone, rec.variant_id) == (reporting.SEND, "friendly", "s-friendly")
+    assert rec.decided and rec.label == "Send friendly"
+    for column in (
+        "rate_arm",
+        "rate_control",
+        "abs_lift",
+        "abs_ci_low",
+        "abs_ci_high",
+        "p_adjusted",
+        "prob_beat_control",
+    ):
+        assert rec.figures[column] == winner[column]
+    assert reporting.fmt_pp(winner["abs_lift"], 2) in rec.evidence
+    assert reporting.fmt_ci_pp(winner["abs_ci_low"], winner["abs_ci_high"], 2) in rec.evidence
+    assert "adjusted p" in rec.evidence
+
+
+def test_when_nothing_is_significant_the_report_says_the_data_cannot_decide():
+    rec, metrics = recommend_from(
+        {
+            "control": CONTROL_COUNTS,
+            "urgent": (2000, 600, 160, 42),
+            "informational": (2000, 605, 158, 38),
+            "friendly": (2000, 610, 165, 47),
+        }
+    )
+    assert not metrics["significant"].any()
+    assert rec.decision == reporting.UNDECIDED and rec.tone is None and not rec.decided
+    assert "cannot decide" in rec.headline and rec.label == "Undecided: keep testing"
+    # The best estimate is shown as such, with its uncertainty and what it would take to settle it.
+    assert rec.figures["arm"] == "friendly"
+    assert rec.evidence.startswith("No tone changed conversions significantly. Best estimate:")
+    assert any("could reliably detect only lifts of" in c and "customers per arm" in c for c in rec.caveats)
+
+
+def test_a_win_on_opens_only_is_a_lean_that_says_conversion_is_unproven():
+    rec, metrics = recommend_from({"control": CONTROL_COUNTS, "friendly": (2000, 760, 170, 44)})
+    opens = metrics[(metrics["metric"] == "open")].iloc[0]
+    conversions = metrics[(metrics["metric"] == "conversion")].iloc[0]
+    assert bool(opens["significant"]) and not bool(conversions["significant"])
+    assert (rec.decision, rec.tone) == (reporting.LEAN, "friendly")
+    assert "not proven" in rec.headline and not rec.decided
+    assert rec.figures["metric"] == "conversion" and rec.figures["p_adjusted"] == conversions["p_adjusted"]
+
+
+def test_tones_that_do_worse_are_flagged():
+    rec, _ = recommend_from(
+        {"control": CONTROL_COUNTS, "urgent": (2000, 600, 160, 8), "friendly": (2000, 600, 160, 9)}
+    )
+    assert rec.decision == reporting.KEEP_CONTROL and rec.tone is None
+    mixed, _ = recommend_from(
+        {"control": CONTROL_COUNTS, "urgent": (2000, 600, 160, 8), "friendly": (2000, 700, 260, 120)}
+    )
+    assert (mixed.decision, mixed.tone) == (reporting.SEND, "friendly")
+    assert any(c.startswith("Avoid the urgent message") for c in mixed.caveats)
+
+
+def test_a_segment_with_every_variant_blocked_gets_control_only():
+    tables = campaign_tables(customers=600)
+    inputs = inputs_from(tables)
+    recommendations, _ = reporting.recommend(inputs)
+    at_risk = next(r for r in recommendations if r.segment == "at_risk")
+    assert at_risk.decision == reporting.CONTROL_ONLY
+    assert "violence severity 6 >= 4" in at_risk.evidence and "blocklist: AcmeMart" in at_risk.evidence
+    assert set(inputs.funnel.loc[inputs.funnel["segment"] == "at_risk", "arm"]) == {"control"}
+
+
+def test_every_recommendation_rests_on_a_significant_result_or_says_it_does_not(campaign):
+    inputs = inputs_from(campaign)
+    recommendations, overall = reporting.recommend(inputs)
+    metrics = inputs.metrics
+    for rec in [*recommendations, overall]:
+        rows = inputs.pooled if rec is overall else metrics[metrics["segment"] == rec.segment]
+        primary = rows[rows["metric"] == "conversion"]
+        wins = primary[primary["significant"].astype(bool) & (primary["abs_lift"] > 0)]
+        if rec.decision == reporting.SEND:
+            assert rec.tone in set(wins["arm"]) and rec.figures["abs_lift"] == wins["abs_lift"].max()
+        else:
+            assert wins.empty and not rec.decided and rec.decision != reporting.SEND
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Feature attribution
+# ------------------------------------------------------------------------------------------------------------
+
+
+def attribution_sample(rows: int = 20_000, seed: int = 3) -> pd.DataFrame:
+    """Conversion driven by historical open rate; the message's lift grows with age. Nothing else matters."""
+    people = generate_customers(rows, seed=seed)
+    rng = np.random.default_rng(seed)
+    arm = rng.choice(["control", "friendly"], size=rows)
+    z = {c: (people[c] - people[c].mean()) / people[c].std() for c in ("historical_open_rate", "age")}
+    treated = (arm == "friendly").astype(float)
+    logit = -3.0 + 1.0 * z["historical_open_rate"] + treated * (0.3 + 0.6 * z["age"])
+    converted = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    return people.assign(segment="s", arm=arm, opened=converted, clicked=converted, converted=converted)
+
+
+def test_attribution_finds_what_drives_response_and_uplift():
+    attribution = reporting.feature_attribution(attribution_sample(), "conversion")
+    assert attribution.outcome == "conversion" and attribution.note == ""
+    terms = attribution.terms.set_index("term")
+    significant = set(terms.index[terms["significant"]])
+    assert {"historical_open_rate", "age:message"} <= significant
+    assert terms.loc["historical_open_rate", "odds_ratio"] == pytest.approx(np.e, rel=0.15)
+    assert terms.loc["age:message", "odds_ratio"] == pytest.approx(np.exp(0.6), rel=0.2)
+    assert not significant & {"avg_order_value", "last_engagement_days:message", "purchase_frequency:message"}
+    reading = " ".join(attribution.reading)
+    assert "higher historical open rate are more likely to convert" in reading
+    assert "lift is larger for customers with a higher age" in reading
+
+
+def test_attribution_models_an_earlier_stage_when_conversions_are_too_few():
+    sample = attribution_sample(rows=3_000)
+    sample["converted"] = sample.index < 40
+    sample["clicked"] = sample.index < 60
+    sample["opened"] = sample["clicked"] | (np.random.default_rng(0).random(len(sample)) < 0.3)
+    attribution = reporting.feature_attribution(sample, "conversion")
+    assert attribution.outcome == "open"
+    # 16 parameters (6 attributes, 3 tier dummies, 1 tone, 6 attribute × message) need 10 events each.
+    assert (
+        "Too few events for a reliable model of conversions (40 < 160 needed), clicks (60 < 160 needed)"
+        in attribution.note
+    )
+
+
+def test_attribution_without_data_explains_why():
+    attribution = reporting.feature_attribution(reporting.empty_table("sample"))
+    assert not attribution.fitted and "No engagement" in attribution.note
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The report from warehouse tables
+# ------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def campaign() -> dict[str, pd.DataFrame]:
+    return campaign_tables(customers=1_000)
+
+
+def inputs_from(tables: dict[str, pd.DataFrame], skip: tuple[str, ...] = ()) -> reporting.ReportInputs:
+    with (
+        duckdb.connect() as connection
+    ):  # in memory: read_inputs sees exactly what a warehouse file would hold
+        for name, frame in tables.items():
+            if name not in skip:
+                connection.register("frame", frame)
+                connection.execute(f"create table main.{name} as select * from frame")
+                connection.unregister("frame")
+        return reporting.read_inputs(connection, sample_rows=5_000)
+
+
+def test_report_builds_when_upstream_tables_do_not_exist_yet(campaign):
+    inputs = inputs_from(
+        campaign, skip=("safety_audit", "safety_verdicts", "message_variants", "retrieved_content")
+    )
+    report = reporting.build_report(inputs)
+    html = reporting.render_html(report)
+    assert report.safety.chain_ok is None and report.safety.screened == 0
+    assert "No safety audit log in the warehouse yet." in html
+    assert "Not in the warehouse yet" in html and "safety_audit" in html
+    empty = reporting.build_report(inputs_from({}))
+    assert all(r.decision == reporting.NO_DATA for r in [empty.overall, *empty.recommendations])
+    assert "No experiment data yet" in reporting.render_html(empty)
+
+
+def test_safety_summary_counts_blocks_by_category_and_verifies_the_audit_chain(campaign):
+    segments = reporting.campaign_segments(inputs_from(campaign))
+    verdicts, audit = campaign["safety_verdicts"], campaign["safety_audit"]
+    summary = reporting.safety_summary(verdicts, audit, segments, audit_available=True)
+    assert (summary.screened, summary.approved, summary.blocked) == (15, 11, 4)
+    assert dict(summary.by_category.rows) == {"blocklist": "1", "violence": "3"}
+    assert summary.chain_ok is True and summary.audit_records == 15
+
+    tampered = audit.assign(decision=audit["decision"].where(audit.index != 2, "approved"))
+    broken = reporting.safety_summary(verdicts, tampered, segments, audit_available=True)
+    assert broken.chain_ok is False and "record r2" in broken.chain_message
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The asset: files, PDF pages, notebook, Dagster metadata
+# ------------------------------------------------------------------------------------------------------------
+
+SECTIONS = [
+    "Executive summary",
+    "Lift by segment",
+    "Engagement funnel",
+    "Sample ratio and power",
+    "Segment profiles",
+    "Retrieval coverage",
+    "Safety audit and cost",
+    "What drives response",
+    "Winning messages",
+    "How the numbers are made",
+]
+
+
+@pytest.fixture(scope="module")
+def materialized(campaign, tmp_path_factory):
+    """One real materialization of campaign_report on a warehouse holding the campaign tables."""
+    from dagster import materialize
+
+    from personalization_assets.reporting import campaign_report
+    from resources.settings import PipelineSettings
+    from resources.warehouse import DuckDBWarehouse
+
+    root = tmp_path_factory.mktemp("report")
+    warehouse = DuckDBWarehouse(path=str(write_warehouse(root / "warehouse.duckdb", campaign)))
+    settings = PipelineSettings(config_dir=str(PROJECT_ROOT / "config"), reports_dir=str(root / "reports"))
+    result = materialize([campaign_report], resources={"settings": settings, "warehouse": warehouse})
+    assert result.success
+    metadata = result.asset_materializations_for_node("campaign_report")[0].metadata
+    with duckdb.connect(warehouse.path, read_only=True) as connection:
+        inputs = reporting.read_inputs(connection, sample_rows=200_000)
+    return {
+        "run_id": result.run_id,
+        "metadata": metadata,
+        "folder": Path(metadata["report_folder"].value),
+        "inputs": inputs,
+        "root": root,
+    }
+
+
+def test_asset_writes_the_report_folder_and_links_it_in_metadata(materialized):
+    folder, metadata = materialized["folder"], materialized["metadata"]
+    assert folder.parent == materialized["root"] / "reports" and folder.name.endswith(
+        materialized["run_id"][:8]
+    )
+    for key, name in (
+        ("report_html", "campaign_report.html"),
+        ("report_pdf", "campaign_report.pdf"),
+        ("notebook", "campaign_analysis.ipynb"),
+    ):
+        assert Path(metadata[key].value) == folder / name and (folder / name).stat().st_size > 0
+    assert metadata["report_html_url"].value == (folder / "campaign_report.html").as_uri()
+    recommendations, overall = reporting.recommend(materialized["inputs"])
+    expected = reporting.format_headline(
+        reporting.headline_frame(
+            [overall, *recommendations], reporting.campaign_segments(materialized["inputs"])
+        ),
+        "conversion",
+    )
+    assert metadata["headline"].value == expected.to_markdown()
+    assert metadata["segments"].value == 5 and metadata["engagement_rows"].value == 1_000
+
+
+def test_headline_numbers_equal_experiment_metrics(materialized):
+    inputs = materialized["inputs"]
+    html = (materialized["folder"] / "campaign_report.html").read_text()
+    recommendations, overall = reporting.recommend(inputs)
+    headline = reporting.headline_frame([overall, *recommendations], reporting.campaign_segments(inputs))
+    metrics = inputs.metrics.set_index(["segment", "arm", "metric"])
+    pooled = inputs.pooled.set_index(["arm", "metric"])
+    compared = 0
+    for row in headline.itertuples():
+        if row.arm is None:
+            continue
+        source = (
+            pooled.loc[(row.arm, row.metric)]
+            if row.segment == "__pooled__"
+            else metrics.loc[(row.segment, row.arm, row.metric)]
+        )
+        for column in (
+            "rate_control",
+            "rate_arm",
+            "abs_lift",
+            "abs_ci_low",
+            "abs_ci_high",
+            "p_adjusted",
+            "prob_beat_control",
+        ):
+            assert getattr(row, column) == source[column], (row.segment, column)
+        shown = (
+            reporting.fmt_pp(source["abs_lift"], 2),
+            reporting.fmt_ci_pp(source["abs_ci_low"], source["abs_ci_high"], 2),
+            f"{reporting.fmt_pct(source['rate_arm'], 2)} ({row.arm}) "
+            f"vs {reporting.fmt_pct(source['rate_control'], 2)}",
+        )
+        assert all(text in html for text in shown), (row.segment, shown)
+        compared += 1
+    assert compared == len(headline) - 1  # every row but the control-only segment
+
+
+def test_html_is_self_contained(materialized):
+    html = (materialized["folder"] / "campaign_report.html").read_text()
+    assert (
+        "<link" not in html and "<script" not in html and 'src="http' not in html and "url(http" not in html
+    )
+    sources = [part.split('"', 1)[0] for part in html.split('<img src="')[1:]]
+    assert len(sources) == 4 and all(s.startswith("data:image/png;base64,") for s in sources)
+    import base64
+
+    assert base64.b64decode(sources[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pdf_has_every_section_on_its_own_page_with_charts_and_the_headline_numbers(materialized):
+    from pypdf import PdfReader
+
+    reader = PdfReader(materialized["folder"] / "campaign_report.pdf")
+    assert len(reader.pages) == materialized["metadata"]["pdf_pages"].value
+
+    def flatten(outline):
+        for item in outline:
+            yield from flatten(item) if isinstance(item, list) else [item]
+
+    bookmarks = [(b.title, reader.get_destination_page_number(b)) for b in flatten(reader.outline)]
+    assert bookmarks[0] == ("Campaign report", 0)
+    titles = [title for title, _ in bookmarks[1:]]
+    pages = [page for _, page in bookmarks[1:]]
+    assert titles == SECTIONS
+    assert pages[0] == 0 and all(later > earlier for earlier, later in zip(pages, pages[1:], strict=False))
+    assert len(reader.pages) >= len(SECTIONS) + 1  # the summary takes more than a page with five segments
+    page_of = dict(zip(titles, pages, strict=True))
+    for section in ("Lift by segment", "Engagement funnel", "Retrieval coverage", "What drives response"):
+        assert len(reader.pages[page_of[section]].images) >= 1, f"no chart on the {section} page"
+
+    first_page = reader.pages[0].extract_text()
+    pooled = materialized["inputs"].pooled
+    best = pooled[(pooled["metric"] == "conversion")].sort_values("prob_beat_control").iloc[-1]
+    assert reporting.fmt_pp(best["abs_lift"], 2) in first_page
+    assert "Which tone to send to which segment" in first_page
+
+
+def test_notebook_executes_and_reproduces_the_headline(materialized):
+    import nbformat
+
+    notebook = nbformat.read(materialized["folder"] / "campaign_analysis.ipynb", as_version=4)
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert all(cell.execution_count for cell in notebook.cells if cell.cell_type == "code")
+    injected = next(cell for cell in notebook.cells if "injected-parameters" in cell.metadata.get("tags", []))
+    assert "warehouse_path = " in injected.source
+    markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
+    assert materialized["metadata"]["headline"].value in markdown
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 3  # lift, funnel, attribution
+
+
+def test_reporting_config_rejects_unknown_keys(tmp_path):
+    from personalization_assets.config import ConfigError
+    from personalization_assets.reporting import ReportingConfig
+    from resources.settings import PipelineSettings
+
+    (tmp_path / "reporting.yaml").write_text("primary_metrik: open\n")
+    with pytest.raises(ConfigError, match="primary_metrik: unknown key"):
+        PipelineSettings(config_dir=str(tmp_path)).load("reporting.yaml", ReportingConfig)
