@@ -42,7 +42,6 @@ def build_jobs(assets: Sequence[AssetsDefinition]) -> list:
             define_asset_job(
                 CAMPAIGN_JOB,
                 selection=AssetSelection.assets(*partitioned),
-                partitions_def=segment_partitions,
                 description="One segment's campaign: retrieval, generation, safety, experiment (one partition).",
             )
         )
