@@ -292,6 +292,14 @@ def test_a_win_on_opens_only_is_a_lean_that_says_conversion_is_unproven():
     assert rec.figures["metric"] == "conversion" and rec.figures["p_adjusted"] == conversions["p_adjusted"]
 
 
+def test_comparisons_that_cannot_be_tested_leave_the_segment_undecided():
+    rec, metrics = recommend_from({"control": (300, 90, 20, 0), "friendly": (300, 95, 22, 0)})
+    assert metrics.loc[metrics["metric"] == "conversion", "p_value"].isna().all()
+    assert rec.decision == reporting.UNDECIDED and rec.tone is None
+    assert rec.headline == "No clear winner: too few conversions to test"
+    assert "no events in either arm" in rec.evidence
+
+
 def test_tones_that_do_worse_are_flagged():
     rec, _ = recommend_from(
         {"control": CONTROL_COUNTS, "urgent": (2000, 600, 160, 8), "friendly": (2000, 600, 160, 9)}
@@ -523,8 +531,8 @@ def test_headline_numbers_equal_experiment_metrics(materialized):
         shown = (
             reporting.fmt_pp(source["abs_lift"], 2),
             reporting.fmt_ci_pp(source["abs_ci_low"], source["abs_ci_high"], 2),
-            f"{reporting.fmt_pct(source['rate_arm'], 2)} ({row.arm}) "
-            f"vs {reporting.fmt_pct(source['rate_control'], 2)}",
+            f"{reporting.fmt_pct(source['rate_arm'], 2)} {row.arm}\n"
+            f"vs {reporting.fmt_pct(source['rate_control'], 2)} control",
         )
         assert all(text in html for text in shown), (row.segment, shown)
         compared += 1

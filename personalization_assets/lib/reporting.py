@@ -37,6 +37,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationError
 
+from personalization_assets.lib.assignment import ordered_arms
+from personalization_assets.lib.customers import NUMERIC_FEATURES
 from personalization_assets.lib.safety import CATEGORIES, verify_audit_chain
 from personalization_assets.lib.statistics import (
     BINARY_METRICS,
@@ -73,83 +75,34 @@ DECISION_LABELS = {
 }
 
 # Warehouse tables the report reads and the columns it relies on (docs/architecture.md).
+# fmt: off
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "segment_profiles": (
-        "segment",
-        "segment_name",
-        "intent",
-        "customers",
-        "share",
-        "mean_avg_order_value",
-        "mean_purchase_frequency",
-        "median_last_engagement_days",
-        "mean_historical_open_rate",
-        "mean_historical_click_rate",
-        "tier_mix",
-        "top_locations",
-        "engagement_level",
-        "description",
+        "segment", "segment_name", "intent", "customers", "share", "mean_avg_order_value",
+        "mean_purchase_frequency", "median_last_engagement_days", "mean_historical_open_rate",
+        "mean_historical_click_rate", "tier_mix", "top_locations", "engagement_level", "description",
     ),
     "experiment_metrics": tuple(METRICS_COLUMNS),
     "pooled_experiment_metrics": tuple(METRICS_COLUMNS),
     "message_variants": (
-        "segment",
-        "variant_id",
-        "tone",
-        "subject",
-        "body",
-        "citations",
-        "status",
-        "rejection_reasons",
-        "attempts",
-        "backend",
-        "model",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "latency_ms",
+        "segment", "variant_id", "tone", "subject", "body", "citations", "status", "rejection_reasons",
+        "attempts", "backend", "model", "input_tokens", "output_tokens", "cost_usd", "latency_ms",
         "created_at",
     ),
     "safety_verdicts": (
-        "segment",
-        "variant_id",
-        "hate",
-        "violence",
-        "self_harm",
-        "sexual",
-        "blocklist_hits",
-        "decision",
-        "reasons",
-        "backend",
-        "screened_at",
+        "segment", "variant_id", "hate", "violence", "self_harm", "sexual", "blocklist_hits", "decision",
+        "reasons", "backend", "screened_at",
     ),
     "safety_audit": (
-        "record_id",
-        "sequence",
-        "screened_at",
-        "run_id",
-        "segment",
-        "variant_id",
-        "text_sha256",
-        "severities",
-        "decision",
-        "reasons",
-        "backend",
-        "prev_hash",
-        "record_hash",
+        "record_id", "sequence", "screened_at", "run_id", "segment", "variant_id", "text_sha256",
+        "severities", "decision", "reasons", "backend", "prev_hash", "record_hash",
     ),
     "retrieved_content": ("segment", "rank", "document_id", "title", "category", "score", "snippet", "query"),
     "content_index": ("document_id", "title", "category", "source_url"),
 }
+# fmt: on
 FUNNEL_COLUMNS = ("segment", "arm", "variant_id", "sent", "opened", "clicked", "converted")
-ATTRIBUTION_FEATURES = (
-    "age",
-    "purchase_frequency",
-    "avg_order_value",
-    "last_engagement_days",
-    "historical_open_rate",
-    "historical_click_rate",
-)
+ATTRIBUTION_FEATURES = NUMERIC_FEATURES  # every numeric customer attribute; tier enters as dummies
 SAMPLE_COLUMNS = ("segment", "arm", "opened", "clicked", "converted", "tier", *ATTRIBUTION_FEATURES)
 
 
@@ -327,9 +280,8 @@ class DisplayTable:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     numeric: frozenset[str] = frozenset()
-    strong: frozenset[tuple[int, int]] = (
-        frozenset()
-    )  # (row, column) cells to emphasize, e.g. significant results
+    # (row, column) cells to emphasize, e.g. significant results.
+    strong: frozenset[tuple[int, int]] = frozenset()
 
     @classmethod
     def from_frame(
@@ -343,7 +295,8 @@ class DisplayTable:
 
     def to_markdown(self) -> str:
         frame = pd.DataFrame(list(self.rows), columns=list(self.columns))
-        return frame.to_markdown(index=False, disable_numparse=True)
+        # A Markdown cell is one line: the line breaks that stack a cell in HTML become spaces.
+        return frame.replace("\n", " ", regex=True).to_markdown(index=False, disable_numparse=True)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -368,7 +321,7 @@ def campaign_segments(inputs: ReportInputs) -> pd.DataFrame:
     sizes = inputs.profiles.set_index("segment")["customers"].to_dict() if len(inputs.profiles) else {}
     sent = inputs.funnel.groupby("segment")["sent"].sum().to_dict() if len(inputs.funnel) else {}
     arms = (
-        inputs.funnel.groupby("segment")["arm"].agg(lambda a: tuple(_ordered_arms(a))).to_dict()
+        inputs.funnel.groupby("segment")["arm"].agg(lambda a: tuple(ordered_arms(a))).to_dict()
         if len(inputs.funnel)
         else {}
     )
@@ -382,11 +335,6 @@ def campaign_segments(inputs: ReportInputs) -> pd.DataFrame:
             "arms": [arms.get(s, ()) for s in order],
         }
     )
-
-
-def _ordered_arms(arms: Sequence[str]) -> list[str]:
-    canonical = [CONTROL, "urgent", "informational", "friendly"]
-    return sorted(set(arms), key=lambda a: (canonical.index(a) if a in canonical else len(canonical), a))
 
 
 @dataclass(frozen=True)
@@ -419,8 +367,9 @@ def _evidence(row: Mapping[str, object], confidence: float) -> str:
     return (
         f"{METRIC_LABELS.get(metric, metric)} {fmt_pct(row['rate_arm'], 2)} with the {row['arm']} "
         f"message vs {fmt_pct(row['rate_control'], 2)} with control: {fmt_pp(row['abs_lift'], 2)} "
-        f"({confidence:.0%} CI {fmt_ci_pp(row['abs_ci_low'], row['abs_ci_high'], 2)}; "
-        f"{fmt_rel(row['rel_lift'])} relative), adjusted p {fmt_p(row['p_adjusted'])}, "
+        f"({confidence:.0%} CI {fmt_ci_pp(row['abs_ci_low'], row['abs_ci_high'], 2)}"
+        + ("" if _missing(row["rel_lift"]) else f"; {fmt_rel(row['rel_lift'])} relative")
+        + f"), adjusted p {fmt_p(row['p_adjusted'])}, "
         f"probability of beating control {fmt_prob(row['prob_beat_control'])} "
         f"(n = {fmt_int(row['n_arm'])} vs {fmt_int(row['n_control'])})."
     )
@@ -431,27 +380,24 @@ def _capitalized(text: str) -> str:
 
 
 def _power_caveat(row: Mapping[str, object]) -> str:
-    metric = str(row["metric"])
-    power, mde, lift = row.get("power_achieved"), row.get("mde_abs"), row.get("abs_lift")
-    parts = []
-    if not _missing(mde):
-        parts.append(
-            f"With {fmt_int(row['n_arm'])} customers in the arm this test could reliably detect only lifts "
-            f"of {fmt_pp(mde, 2).lstrip('+')} or more in {METRIC_LABELS.get(metric, metric)}"
-        )
-    if not _missing(power):
-        parts.append(f"its power for the lift observed was {fmt_pct(power, 0)}")
-    text = "; ".join(parts)
-    if not _missing(mde) and not _missing(lift) and float(lift) > 0:
+    """What the test could detect (its minimum detectable lift) and the sample that would settle this lift."""
+    mde, lift = row.get("mde_abs"), row.get("abs_lift")
+    if _missing(mde):
+        return ""
+    text = (
+        f"With {fmt_int(row['n_arm'])} customers in the arm this test could reliably detect only lifts of "
+        f"{fmt_pp(mde, 2).lstrip('+')} or more in {METRIC_LABELS.get(str(row['metric']), row['metric'])}"
+    )
+    if not _missing(lift) and float(lift) > 0:
         # The minimum detectable effect shrinks with 1/sqrt(n): this many times the sample detects this lift.
         factor = (float(mde) / float(lift)) ** 2
         if factor > 1.05:
             times = f"{factor:.1f}" if factor < 10 else f"{factor:,.0f}"
             text += (
-                f". Confirming a lift this size would need about {fmt_int(factor * float(row['n_arm']))} "
-                f"customers per arm ({times}× as many)"
+                f"; confirming the observed {fmt_pp(lift, 2)} would need about "
+                f"{fmt_int(factor * float(row['n_arm']))} customers per arm ({times}× as many)"
             )
-    return text + "." if text else ""
+    return text + "."
 
 
 def _row_dict(row: pd.Series) -> dict[str, object]:
@@ -487,15 +433,21 @@ def recommend_segment(
                 or "Every variant was blocked, so all customers got the control message.",
                 caveats=("Regenerate or revise the variants to test a tone in this segment.",),
             )
-        notes = "; ".join(
-            sorted({str(n) for n in primary.get("note", pd.Series(dtype=object)).dropna() if n})
-        )
+        if primary.empty:
+            return Recommendation(
+                **base,
+                decision=NO_DATA,
+                headline="No experiment results for this segment yet",
+                evidence=f"experiment_metrics has no {METRIC_EVENTS.get(primary_metric)} comparison for it.",
+            )
+        # Comparisons exist but none could be tested (e.g. no conversions at all): the data cannot decide.
+        notes = "; ".join(sorted({str(n) for n in primary["note"].dropna() if n}))
         return Recommendation(
             **base,
-            decision=NO_DATA,
-            headline="No comparable experiment data",
+            decision=UNDECIDED,
+            headline=f"No clear winner: too few {METRIC_EVENTS.get(primary_metric)} to test",
             evidence=(
-                f"No arm could be compared with control on {METRIC_EVENTS.get(primary_metric)}"
+                f"No tone could be tested against control on {METRIC_EVENTS.get(primary_metric)}"
                 + (f" ({notes})." if notes else ".")
             ),
         )
@@ -517,11 +469,11 @@ def recommend_segment(
         for other in winners.iloc[1:].itertuples():
             overlap = other.abs_ci_high >= best["abs_ci_low"]
             caveats.append(
-                f"The {other.arm} message also beat control ({fmt_pp(other.abs_lift, 2)}); "
+                f"The {other.arm} message also beat control ({fmt_pp(other.abs_lift, 2)})"
                 + (
-                    "its interval overlaps, so the order of the two is not certain."
+                    "; the intervals overlap, so which of the two is better is not certain."
                     if overlap
-                    else "but clearly by less."
+                    else ", but clearly by less."
                 )
             )
         secondary = rows[(rows["arm"] == best["arm"]) & (rows["metric"] != primary_metric)]
@@ -627,21 +579,25 @@ def recommend(
 ) -> tuple[list[Recommendation], Recommendation]:
     """Per-segment recommendations (segment order) and the pooled, all-segment one."""
     segments = campaign_segments(inputs)
+    screened = inputs.verdicts.groupby("segment")["decision"].agg(lambda d: set(d.astype(str)))
     recommendations = []
     for segment in segments.itertuples():
         rows = inputs.metrics[inputs.metrics["segment"] == segment.segment]
+        arms = segment.arms
+        if not arms and screened.get(segment.segment) == {"blocked"}:
+            arms = (CONTROL,)  # no engagement table yet, but every variant is blocked: control only
         recommendations.append(
             recommend_segment(
                 rows,
                 segment.segment,
                 segment.segment_name,
                 primary_metric,
-                segment.arms,
+                arms,
                 confidence,
                 blocked_note=_blocked_note(segment.segment, inputs.variants, inputs.verdicts),
             )
         )
-    pooled_arms = tuple(_ordered_arms(inputs.funnel["arm"])) if len(inputs.funnel) else ()
+    pooled_arms = tuple(ordered_arms(inputs.funnel["arm"])) if len(inputs.funnel) else ()
     overall = recommend_segment(
         inputs.pooled, "__pooled__", POOLED_LABEL, primary_metric, pooled_arms, confidence
     )
@@ -698,15 +654,14 @@ def format_headline(frame: pd.DataFrame, primary_metric: str, confidence: float 
     rows = []
     for row in frame.itertuples():
         recommendation = DECISION_LABELS[row.decision].format(tone=row.tone)
-        shown_arm = "" if _missing(row.arm) else f" ({row.arm})"
         rows.append(
             (
                 row.segment_name,
                 fmt_int(row.customers),
                 recommendation,
-                f"{fmt_pct(row.rate_arm, 2)}{shown_arm} vs {fmt_pct(row.rate_control, 2)}"
-                if not _missing(row.arm)
-                else "–",
+                "–"
+                if _missing(row.arm)
+                else f"{fmt_pct(row.rate_arm, 2)} {row.arm}\nvs {fmt_pct(row.rate_control, 2)} control",
                 fmt_pp(row.abs_lift, 2),
                 fmt_ci_pp(row.abs_ci_low, row.abs_ci_high, 2),
                 fmt_p(row.p_adjusted),
@@ -749,7 +704,7 @@ def results_table(
         significant=lambda f: _bool(f["significant"])
     )
     group_order = {name: i for i, name in enumerate([POOLED_LABEL, *segments["segment_name"]])}
-    arm_order = {arm: i for i, arm in enumerate(_ordered_arms(frame["arm"]))}
+    arm_order = {arm: i for i, arm in enumerate(ordered_arms(frame["arm"]))}
     pairs = frame[["segment_name", "arm"]].drop_duplicates()
     pairs = pairs.assign(
         _g=pairs["segment_name"].map(group_order), _a=pairs["arm"].map(arm_order)
@@ -792,10 +747,10 @@ def results_table(
 
 def funnel_table(funnel: pd.DataFrame, segments: pd.DataFrame) -> DisplayTable:
     names = dict(zip(segments["segment"], segments["segment_name"], strict=True))
-    order = {s: i for i, s in enumerate(segments["segment"])}
+    segment_order = {s: i for i, s in enumerate(segments["segment"])}
+    arm_order = {a: i for i, a in enumerate(ordered_arms(funnel["arm"]))}
     frame = funnel.assign(
-        _segment=funnel["segment"].map(order),
-        _arm=funnel["arm"].map(lambda a: _ordered_arms(funnel["arm"]).index(a)),
+        _segment=funnel["segment"].map(segment_order), _arm=funnel["arm"].map(arm_order)
     ).sort_values(["_segment", "_arm"])
     sent = frame["sent"].astype(float)
     segment_names = frame["segment"].map(names)
@@ -846,7 +801,7 @@ def experiment_health(
     primary = metrics[metrics["metric"] == primary_metric]
     for segment in segments.itertuples():
         counts = funnel[funnel["segment"] == segment.segment].set_index("arm")["sent"]
-        arms = _ordered_arms(counts.index)
+        arms = ordered_arms(counts.index)
         if arm_weights is not None and all(a in arm_weights for a in arms):
             weights = {a: float(arm_weights[a]) for a in arms}
         else:
@@ -1315,7 +1270,7 @@ def _design(sample: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, obj
             "effect": "response",
             "step": f"{tier} instead of {reference}",
         }
-    arms = _ordered_arms(sample["arm"].astype(str))
+    arms = ordered_arms(sample["arm"].astype(str))
     for arm in [a for a in arms if a != CONTROL]:
         design[f"arm[{arm}]"] = (sample["arm"] == arm).astype(float)
     treated = (sample["arm"] != CONTROL).astype(float)
@@ -1536,7 +1491,7 @@ def lift_chart(
     if data.empty:
         return _message_figure("No experiment metrics yet.")
     groups = ([POOLED_LABEL] if len(pooled) else []) + list(segments["segment_name"])
-    arms = [a for a in _ordered_arms(data["arm"]) if a != CONTROL]
+    arms = [a for a in ordered_arms(data["arm"]) if a != CONTROL]
     step = 0.8 / max(len(arms), 1)
     offsets = {arm: 0.4 - step / 2 - i * step for i, arm in enumerate(arms)}
     significant = _bool(data["significant"])
@@ -1604,7 +1559,7 @@ def funnel_chart(funnel: pd.DataFrame, segments: pd.DataFrame) -> Figure:
         return _message_figure("No engagement data yet.")
     names = dict(zip(segments["segment"], segments["segment_name"], strict=True))
     order = [s for s in segments["segment"] if s in set(funnel["segment"])]
-    arms = _ordered_arms(funnel["arm"])
+    arms = ordered_arms(funnel["arm"])
     width = 0.8 / len(arms)
     figure = Figure(figsize=(7.2, 4.8), layout="constrained")
     axes = figure.subplots(3, 1, sharex=True)
@@ -1739,6 +1694,8 @@ class Report:
     run_label: str
     primary_metric: str
     confidence: float
+    power: float
+    correction: str  # the experiment's multiplicity adjustment: "holm" or "fdr_bh"
     recommendations: list[Recommendation]
     overall: Recommendation
     headline: pd.DataFrame
@@ -1760,12 +1717,17 @@ def build_report(
     primary_metric: str = "conversion",
     attribution_metric: str = "conversion",
     confidence: float = 0.95,
+    power: float = 0.8,
+    correction: str = "holm",
     arm_weights: Mapping[str, float] | None = None,
     title: str = "Campaign report",
     run_label: str = "",
     generated_at: datetime | None = None,
 ) -> Report:
-    """Every number, table, chart and sentence of the report, from the warehouse's tables."""
+    """Every number, table, chart and sentence of the report, from the warehouse's tables.
+
+    ``confidence`` (1 - alpha), ``power``, ``correction`` and ``arm_weights`` are the experiment's settings: the
+    report states them and checks the split against the weights; the statistics come from experiment_metrics."""
     if primary_metric not in BINARY_METRICS:
         raise ValueError(f"primary_metric must be one of {list(BINARY_METRICS)}, got {primary_metric!r}")
     generated_at = generated_at or datetime.now().astimezone()
@@ -1830,6 +1792,8 @@ def build_report(
         run_label=run_label,
         primary_metric=primary_metric,
         confidence=confidence,
+        power=power,
+        correction=correction,
         recommendations=recommendations,
         overall=overall,
         headline=headline,
