@@ -96,6 +96,39 @@ def command_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_screen(args: argparse.Namespace) -> int:
+    """One JSON verdict per input line; exit 1 when any line could not be read (its verdict says which)."""
+    import json
+
+    from personalization_assets.safety import screen_command_resource, screen_json_lines
+
+    resource, config = screen_command_resource()
+    source = open(args.input, encoding="utf-8") if args.input else sys.stdin  # noqa: SIM115
+    unreadable = 0
+    try:
+        for verdict in screen_json_lines(source, resource, config.thresholds, config.max_concurrency):
+            unreadable += "error" in verdict
+            print(json.dumps(verdict, ensure_ascii=False), flush=True)
+    finally:
+        if args.input:
+            source.close()
+    if unreadable:
+        print(f"{unreadable} input line(s) could not be screened (see their 'error')", file=sys.stderr)
+    return 1 if unreadable else 0
+
+
+def command_audit_export(args: argparse.Namespace) -> int:
+    """Write safety_audit to CSV; exit 1 when its hash chain does not verify (the file is written anyway)."""
+    from personalization_assets.safety import export_audit_csv
+    from resources.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(path=args.warehouse) if args.warehouse else DuckDBWarehouse()
+    export = export_audit_csv(warehouse, args.out)
+    chain = "intact" if export.ok else "BROKEN"
+    print(f"wrote {export.records:,} audit records to {export.path}; chain {chain}: {export.message}")
+    return 0 if export.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="personalize", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +142,17 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--out", required=True, help="output file, .csv or .parquet")
     data.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     data.set_defaults(handler=command_data)
+
+    screen = commands.add_parser(
+        "screen", help='screen copy: JSON lines {"text": ...} in, one JSON verdict per line out'
+    )
+    screen.add_argument("input", nargs="?", help="JSON-lines file (default: standard input)")
+    screen.set_defaults(handler=command_screen)
+
+    audit = commands.add_parser("audit-export", help="export the safety audit log (hash chain) to CSV")
+    audit.add_argument("--out", required=True, help="CSV file to write")
+    audit.add_argument("--warehouse", help="DuckDB file (default: PERSONALIZATION_WAREHOUSE or data/)")
+    audit.set_defaults(handler=command_audit_export)
     return parser
 
 

@@ -2,17 +2,18 @@
 
 from dagster import Definitions, colored_console_logger, load_asset_checks_from_modules, load_assets_from_modules
 
-from personalization_assets import generation, reporting, retrieval, segmentation
+from personalization_assets import generation, reporting, retrieval, safety, segmentation
 from personalization_assets.automation import build_automation
 from personalization_assets.jobs import build_jobs
 from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import install_log_redaction, json_logger
+from resources.content_safety import content_safety_resource_from_config
 from resources.llm import llm_resource_from_config
 from resources.search import search_resource_from_config
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
 
-STAGE_MODULES = [segmentation, retrieval, generation, reporting]
+STAGE_MODULES = [segmentation, retrieval, generation, safety, reporting]
 
 warehouse = DuckDBWarehouse()
 
@@ -42,6 +43,10 @@ defs = Definitions(
         # Backend chosen by config/generation.yaml (`backend: embedded | azure | openai_compatible`).
         "llm": llm_resource_from_config(
             PipelineSettings().load(generation.GENERATION_CONFIG_FILE, generation.GenerationConfig)
+        ),
+        # Backend chosen by config/safety_thresholds.yaml (`backend: embedded | azure`).
+        "content_safety": content_safety_resource_from_config(
+            PipelineSettings().load(safety.SAFETY_CONFIG_FILE, safety.SafetyConfig)
         ),
     },
 )

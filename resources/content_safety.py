@@ -1,0 +1,551 @@
+"""The `content_safety` resource: one method, `screen(text) -> ScreenOutcome`, two backends.
+
+- `EmbeddedContentSafetyResource` (default, offline): the rule-based screen of lib/safety.py.
+- `AzureContentSafetyResource`: Azure AI Content Safety through azure-ai-contentsafety
+  (`ContentSafetyClient.analyze_text`, the four harm categories, `EightSeverityLevels`), Entra ID token
+  (managed identity preferred) or an API key from a named environment variable; service blocklists by name;
+  texts over the service limit are screened in chunks (`split_for_screening`), keeping the highest severity.
+
+Both match the configured blocklist terms locally as well (`find_blocklist_hits`), so a term blocks on every
+backend. `screen` never raises for a screening failure: timeouts, 429/5xx after the SDK's retries,
+unreadable or incomplete answers and unsplittable texts come back as an outcome with `errors`, which the
+safety stage turns into a blocked variant. Configuration mistakes (no endpoint, no key, a missing CA file)
+do raise `ContentSafetyConfigError`: they are not a verdict on the text.
+"""
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dagster import ConfigurableResource
+from pydantic import Field, PrivateAttr, field_validator
+
+from personalization_assets.config import StrictModel
+from personalization_assets.lib.safety import (
+    AZURE_MAX_TEXT_CHARS,
+    CATEGORIES,
+    MAX_SEVERITY,
+    find_blocklist_hits,
+    screen_text,
+    split_for_screening,
+)
+from resources.azure_auth import (
+    AuthMode,
+    InsecureEndpointError,
+    MissingCredentialError,
+    read_api_key,
+    require_secure_endpoint,
+    token_credential,
+)
+
+BACKEND_EMBEDDED = "embedded"
+BACKEND_AZURE = "azure"
+CONFIG_FILE = "safety_thresholds.yaml"
+ENV_ENDPOINT = "AZURE_CONTENT_SAFETY_ENDPOINT"
+# Azure's category names -> the warehouse columns (lib/safety.py CATEGORIES).
+AZURE_CATEGORIES: Mapping[str, str] = {
+    "Hate": "hate",
+    "Violence": "violence",
+    "SelfHarm": "self_harm",
+    "Sexual": "sexual",
+}
+SERVICE_NAME = "Azure AI Content Safety"
+
+
+class ContentSafetyConfigError(RuntimeError):
+    """The backend is misconfigured (endpoint, credentials, CA file); the message names the setting."""
+
+
+@dataclass(frozen=True)
+class ScreenOutcome:
+    """What a backend found in one text.
+
+    `severities` holds only the categories the backend answered with a valid 0-7 severity; a category that is
+    absent was not screened. `errors` says why screening is incomplete (empty when it is not).
+    """
+
+    severities: dict[str, int]
+    blocklist_hits: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    backend: str = ""
+    detail: dict[str, tuple[str, ...]] = field(default_factory=dict)  # embedded: rule labels per category
+    requests: int = 0  # service calls made (chunks)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors and all(category in self.severities for category in CATEGORIES)
+
+    @classmethod
+    def failed(cls, error: str, backend: str, requests: int = 0) -> "ScreenOutcome":
+        return cls(severities={}, errors=(error,), backend=backend, requests=requests)
+
+
+def merge_outcomes(outcomes: Sequence[ScreenOutcome], labels: Sequence[str] | None = None) -> ScreenOutcome:
+    """One outcome for several texts (chunks, or a subject and a body): the highest severity per category.
+
+    A category counts as screened only if every part has it: one incomplete part leaves the whole incomplete.
+    Errors are prefixed with the part's label when labels are given.
+    """
+    if not outcomes:
+        return ScreenOutcome.failed("screening incomplete: nothing was screened", "")
+    labels = list(labels) if labels is not None else [""] * len(outcomes)
+    severities = {
+        category: max(outcome.severities[category] for outcome in outcomes)
+        for category in CATEGORIES
+        if all(category in outcome.severities for outcome in outcomes)
+    }
+    hits = tuple(dict.fromkeys(hit for outcome in outcomes for hit in outcome.blocklist_hits))
+    errors = tuple(
+        f"{error} ({label})" if label else error
+        for outcome, label in zip(outcomes, labels, strict=True)
+        for error in outcome.errors
+    )
+    detail: dict[str, tuple[str, ...]] = {}
+    for outcome, label in zip(outcomes, labels, strict=True):
+        for category, found in outcome.detail.items():
+            if found:
+                detail[category] = detail.get(category, ()) + tuple(
+                    f"{label}: {f}" if label else f for f in found
+                )
+    return ScreenOutcome(
+        severities=severities,
+        blocklist_hits=hits,
+        errors=errors,
+        backend=next((outcome.backend for outcome in outcomes if outcome.backend), ""),
+        detail=detail,
+        requests=sum(outcome.requests for outcome in outcomes),
+    )
+
+
+class ContentSafetyResource(ConfigurableResource):
+    """Scores text on the four harm categories (0-7) and finds blocklist terms; one subclass per backend."""
+
+    blocklist_terms: list[str] = Field(
+        default_factory=list,
+        description="Terms that block wherever they appear (matched locally, every backend).",
+    )
+
+    @property
+    def backend_name(self) -> str:
+        raise NotImplementedError
+
+    def screen(self, text: str) -> ScreenOutcome:
+        """Screen one text. Failures come back as `errors`, not exceptions (configuration errors do raise)."""
+        if not isinstance(text, str):
+            return ScreenOutcome.failed(
+                f"screening failed: expected text, got {type(text).__name__}", self.backend_name
+            )
+        if not text.strip():
+            return ScreenOutcome.failed("screening incomplete: the text is empty", self.backend_name)
+        try:
+            return self._screen(text)
+        except ContentSafetyConfigError:
+            raise
+        except Exception as error:  # fail closed on anything unexpected, with the reason recorded
+            return ScreenOutcome.failed(
+                f"screening failed: {type(error).__name__}: {(str(error).splitlines() or [''])[0][:300]}",
+                self.backend_name,
+            )
+
+    def _screen(self, text: str) -> ScreenOutcome:
+        raise NotImplementedError
+
+
+class EmbeddedContentSafetyResource(ContentSafetyResource):
+    """The offline rule-based screen (docs/safety_screen.md); no network, deterministic."""
+
+    @property
+    def backend_name(self) -> str:
+        return BACKEND_EMBEDDED
+
+    def _screen(self, text: str) -> ScreenOutcome:
+        result = screen_text(text, self.blocklist_terms)
+        return ScreenOutcome(
+            severities=dict(result.severities),
+            blocklist_hits=result.blocklist_hits,
+            backend=BACKEND_EMBEDDED,
+            detail={category: labels for category, labels in result.matched.items() if labels},
+        )
+
+
+def _analysis_retry_policy(total: int, backoff: float, backoff_max: float, retry_after_max: float):
+    """azure-core's RetryPolicy (exponential backoff, Retry-After honoured) that also retries text:analyze.
+
+    azure-core retries a POST only on 500/503/504 or when Retry-After is present; text:analyze only reads the
+    text, so 429 without Retry-After, 408, 502 and dropped or timed-out answers are safe to retry too. A
+    Retry-After longer than `retry_after_max` is capped so one answer cannot stall a partition.
+    """
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class AnalyzeRetryPolicy(RetryPolicy):
+        def _is_method_retryable(self, settings, request, response=None):
+            if request.method.upper() == "POST" and request.url.split("?")[0].endswith("/text:analyze"):
+                return True
+            return super()._is_method_retryable(settings, request, response=response)
+
+        def get_retry_after(self, response):
+            retry_after = super().get_retry_after(response)
+            return None if retry_after is None else min(retry_after, retry_after_max)
+
+    return AnalyzeRetryPolicy(
+        retry_total=total,
+        retry_connect=total,
+        retry_read=total,
+        retry_status=total,
+        retry_backoff_factor=backoff,
+        retry_backoff_max=backoff_max,
+    )
+
+
+class AzureContentSafetyResource(ContentSafetyResource):
+    """Azure AI Content Safety `text:analyze` (api-version 2023-10-01) via azure-ai-contentsafety."""
+
+    endpoint: str = Field(
+        description="https://<resource>.cognitiveservices.azure.com (http only on loopback)."
+    )
+    auth: AuthMode = Field(
+        default="managed_identity", description="managed_identity | default_credential | api_key"
+    )
+    api_key_env: str = Field(default="AZURE_CONTENT_SAFETY_KEY", description="Env variable holding the key.")
+    managed_identity_client_id: str | None = Field(
+        default=None,
+        description="Client id of a user-assigned managed identity (system-assigned when unset).",
+    )
+    ca_bundle_path: str | None = Field(
+        default=None, description="PEM file of CA certificates to trust (azure-core connection_verify)."
+    )
+    blocklist_names: list[str] = Field(
+        default_factory=list, description="Service blocklists checked on every call."
+    )
+    halt_on_blocklist_hit: bool = Field(
+        default=False,
+        description="Skip category analysis after a blocklist hit (the variant is blocked anyway).",
+    )
+    max_text_chars: int = Field(
+        default=AZURE_MAX_TEXT_CHARS, ge=1, le=AZURE_MAX_TEXT_CHARS, description="Longest text per request."
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, description="Connect and read timeout of one request.")
+    max_retries: int = Field(
+        default=3, ge=0, le=10, description="Retries of 408/429/5xx/timeouts per request."
+    )
+    retry_backoff_seconds: float = Field(default=0.8, ge=0, description="Backoff factor; doubles per retry.")
+    retry_backoff_max_seconds: float = Field(default=30.0, ge=0, description="Longest exponential backoff.")
+    retry_after_max_seconds: float = Field(default=60.0, ge=0, description="Cap on a Retry-After wait.")
+
+    _client: Any = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def backend_name(self) -> str:
+        return BACKEND_AZURE
+
+    # --- clients ---
+    def _setting(self, key: str) -> str:
+        return f"{CONFIG_FILE} azure.{key}"
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        verify: str | bool = True
+        if self.ca_bundle_path:
+            if not Path(self.ca_bundle_path).is_file():
+                raise ContentSafetyConfigError(
+                    f"{self._setting('ca_bundle_path')} {self.ca_bundle_path!r} is not a readable file"
+                )
+            verify = self.ca_bundle_path
+        return {
+            "connection_verify": verify,
+            "connection_timeout": self.timeout_seconds,
+            "read_timeout": self.timeout_seconds,
+            "retry_policy": _analysis_retry_policy(
+                self.max_retries,
+                self.retry_backoff_seconds,
+                self.retry_backoff_max_seconds,
+                self.retry_after_max_seconds,
+            ),
+        }
+
+    def _credential(self) -> Any:
+        try:
+            if self.auth == "api_key":
+                from azure.core.credentials import AzureKeyCredential
+
+                return AzureKeyCredential(read_api_key(self.api_key_env, self._setting("api_key_env")))
+            return token_credential(self.auth, self.managed_identity_client_id)
+        except MissingCredentialError as error:
+            raise ContentSafetyConfigError(str(error)) from None
+
+    def _endpoint(self) -> str:
+        try:
+            return require_secure_endpoint(self.endpoint, self._setting("endpoint"))
+        except (MissingCredentialError, InsecureEndpointError) as error:
+            raise ContentSafetyConfigError(str(error)) from None
+
+    def client(self) -> Any:
+        """The ContentSafetyClient, built once per resource instance (thread-safe; it pools connections)."""
+        with self._client_lock:
+            if self._client is None:
+                from azure.ai.contentsafety import ContentSafetyClient
+
+                self._client = ContentSafetyClient(
+                    self._endpoint(), self._credential(), **self._client_kwargs()
+                )
+            return self._client
+
+    def blocklist_client(self) -> Any:
+        from azure.ai.contentsafety import BlocklistClient
+
+        return BlocklistClient(self._endpoint(), self._credential(), **self._client_kwargs())
+
+    # --- screening ---
+    def _describe(self, error: BaseException) -> str:
+        from azure.core.exceptions import (
+            DecodeError,
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        retries = f"after up to {self.max_retries} retries"
+        if isinstance(error, DecodeError):
+            return f"screening failed: {SERVICE_NAME} answer could not be read ({type(error).__name__})"
+        if isinstance(error, HttpResponseError) and error.status_code is not None:
+            code = getattr(getattr(error, "error", None), "code", None)
+            message = getattr(getattr(error, "error", None), "message", None) or error.reason or ""
+            return (
+                f"screening failed: {SERVICE_NAME} HTTP {error.status_code}{f' {code}' if code else ''} "
+                f"{retries}: {str(message).splitlines()[0][:200] if message else ''}"
+            ).rstrip(": ")
+        if isinstance(error, ServiceResponseError):
+            return (
+                f"screening failed: {SERVICE_NAME} gave no complete answer (timeout or dropped connection) "
+                + retries
+            )
+        if isinstance(error, ServiceRequestError):
+            return f"screening failed: {SERVICE_NAME} could not be reached {retries}"
+        return f"screening failed: {SERVICE_NAME} {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+
+    def _parse(self, result: Any) -> ScreenOutcome:
+        """Severities and blocklist matches of one answer; anything unexpected is an error, not a severity."""
+        errors: list[str] = []
+        severities: dict[str, int] = {}
+        analysis = result.get("categoriesAnalysis") if isinstance(result, Mapping) else None
+        if not isinstance(analysis, list):
+            errors.append(f"screening failed: {SERVICE_NAME} answer has no categoriesAnalysis list")
+            analysis = []
+        for item in analysis:
+            category = AZURE_CATEGORIES.get(item.get("category")) if isinstance(item, Mapping) else None
+            if category is None:
+                continue  # a category we did not ask for
+            severity = item.get("severity")
+            if (
+                isinstance(severity, bool)
+                or not isinstance(severity, int)
+                or not 0 <= severity <= MAX_SEVERITY
+            ):
+                errors.append(
+                    f"screening invalid: {category} severity {severity!r} is not an integer 0-{MAX_SEVERITY}"
+                )
+                continue
+            severities[category] = max(severity, severities.get(category, 0))
+        if not errors:
+            missing = [c for c in CATEGORIES if c not in severities]
+            if missing:
+                errors.append(f"screening incomplete: {SERVICE_NAME} answer lacks {', '.join(missing)}")
+        hits = []
+        for match in (result.get("blocklistsMatch") if isinstance(result, Mapping) else None) or []:
+            text = match.get("blocklistItemText") if isinstance(match, Mapping) else None
+            if isinstance(text, str) and text:
+                hits.append(text)
+            else:
+                errors.append(f"screening invalid: unreadable blocklist match {match!r:.100}")
+        return ScreenOutcome(severities, tuple(hits), tuple(errors), BACKEND_AZURE, requests=1)
+
+    def analyze(self, text: str) -> ScreenOutcome:
+        """One text:analyze request (the text must fit the service limit)."""
+        from azure.ai.contentsafety.models import AnalyzeTextOptions
+        from azure.core.exceptions import AzureError
+
+        options = AnalyzeTextOptions(
+            text=text,
+            categories=list(AZURE_CATEGORIES),
+            output_type="EightSeverityLevels",
+            blocklist_names=list(self.blocklist_names) or None,
+            halt_on_blocklist_hit=self.halt_on_blocklist_hit if self.blocklist_names else None,
+        )
+        client = self.client()  # configuration errors propagate
+        try:
+            result = client.analyze_text(options)
+        except AzureError as error:
+            return ScreenOutcome.failed(self._describe(error), BACKEND_AZURE, requests=1)
+        except (ValueError, TypeError, KeyError) as error:  # a body the SDK could not deserialize
+            return ScreenOutcome.failed(
+                f"screening failed: {SERVICE_NAME} answer could not be read ({type(error).__name__})",
+                BACKEND_AZURE,
+                requests=1,
+            )
+        return self._parse(result)
+
+    def _screen(self, text: str) -> ScreenOutcome:
+        try:
+            chunks = split_for_screening(text, self.max_text_chars)
+        except ValueError as error:
+            return ScreenOutcome.failed(
+                f"screening failed: text over the service limit: {error}", BACKEND_AZURE
+            )
+        outcome = merge_outcomes([self.analyze(chunk) for chunk in chunks])
+        local = find_blocklist_hits(text, self.blocklist_terms) if self.blocklist_terms else ()
+        if local:
+            outcome = ScreenOutcome(
+                outcome.severities,
+                tuple(dict.fromkeys((*outcome.blocklist_hits, *local))),
+                outcome.errors,
+                outcome.backend,
+                outcome.detail,
+                outcome.requests,
+            )
+        return outcome
+
+    # --- blocklist management ---
+    def sync_blocklist(self, name: str, terms: Sequence[str], description: str = "") -> "BlocklistSync":
+        """Make the service blocklist `name` hold `terms` (created if missing, stale items removed)."""
+        from azure.ai.contentsafety.models import (
+            AddOrUpdateTextBlocklistItemsOptions,
+            RemoveTextBlocklistItemsOptions,
+            TextBlocklist,
+            TextBlocklistItem,
+        )
+        from azure.core.exceptions import AzureError
+
+        wanted = list(dict.fromkeys(term.strip() for term in terms if term.strip()))
+        too_long = [term for term in wanted if len(term) > 128]
+        if too_long:
+            raise ValueError(f"blocklist terms longer than the service's 128 characters: {too_long}")
+        client = self.blocklist_client()
+        try:
+            with client:
+                client.create_or_update_text_blocklist(
+                    blocklist_name=name, options=TextBlocklist(blocklist_name=name, description=description)
+                )
+                existing = {
+                    item.text: item.blocklist_item_id for item in client.list_text_blocklist_items(name)
+                }
+                added = [term for term in wanted if term not in existing]
+                stale = [item_id for text, item_id in existing.items() if text not in wanted]
+                for start in range(0, len(added), 100):  # the service takes at most 100 items per call
+                    client.add_or_update_blocklist_items(
+                        blocklist_name=name,
+                        options=AddOrUpdateTextBlocklistItemsOptions(
+                            blocklist_items=[
+                                TextBlocklistItem(text=term) for term in added[start : start + 100]
+                            ]
+                        ),
+                    )
+                for start in range(0, len(stale), 100):
+                    client.remove_blocklist_items(
+                        blocklist_name=name,
+                        options=RemoveTextBlocklistItemsOptions(
+                            blocklist_item_ids=stale[start : start + 100]
+                        ),
+                    )
+        except AzureError as error:
+            raise RuntimeError(
+                f"syncing blocklist '{name}' at {self.endpoint}: {self._describe(error)}"
+            ) from None
+        return BlocklistSync(name, tuple(added), tuple(text for text in existing if text not in wanted))
+
+
+@dataclass(frozen=True)
+class BlocklistSync:
+    name: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+# --- Configuration (the backend part of config/safety_thresholds.yaml) --------------------------------------
+
+
+class AzureRetryConfig(StrictModel):
+    max_retries: int = Field(default=3, ge=0, le=10)
+    backoff_seconds: float = Field(default=0.8, ge=0)
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    retry_after_max_seconds: float = Field(default=60.0, ge=0)
+
+
+class AzureContentSafetyConfig(StrictModel):
+    endpoint: str = Field(default="", validate_default=True, description=f"empty: env {ENV_ENDPOINT}")
+    auth: AuthMode = "managed_identity"
+    api_key_env: str = "AZURE_CONTENT_SAFETY_KEY"
+    managed_identity_client_id: str | None = None
+    ca_bundle_path: str | None = None
+    blocklist_names: list[str] = Field(default_factory=list)
+    sync_blocklist_name: str = Field(
+        default="", description="service blocklist that sync_blocklist fills with blocklist terms"
+    )
+    halt_on_blocklist_hit: bool = False
+    max_text_chars: int = Field(default=AZURE_MAX_TEXT_CHARS, ge=1, le=AZURE_MAX_TEXT_CHARS)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    retry: AzureRetryConfig = AzureRetryConfig()
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_from_environment(cls, value: str) -> str:
+        return value or os.environ.get(ENV_ENDPOINT, "")
+
+
+class ContentSafetyBackendsConfig(StrictModel):
+    """Backend selection, blocklist terms and Azure settings (extended by the safety stage's config model)."""
+
+    backend: Literal["embedded", "azure"] = BACKEND_EMBEDDED
+    blocklist: list[str] = Field(
+        default_factory=list, description="terms that block a variant (every backend)"
+    )
+    azure: AzureContentSafetyConfig = Field(default_factory=AzureContentSafetyConfig)  # reads the env at load
+
+    @field_validator("blocklist")
+    @classmethod
+    def _terms_not_blank(cls, terms: list[str]) -> list[str]:
+        blank = [position for position, term in enumerate(terms) if not term.strip()]
+        if blank:
+            raise ValueError(f"blocklist terms must not be empty (positions {blank})")
+        return terms
+
+
+def content_safety_resource_from_config(config: ContentSafetyBackendsConfig) -> ContentSafetyResource:
+    """The resource for `config.backend`, with the configured blocklist terms."""
+    if config.backend == BACKEND_EMBEDDED:
+        return EmbeddedContentSafetyResource(blocklist_terms=list(config.blocklist))
+    azure = config.azure
+    return AzureContentSafetyResource(
+        blocklist_terms=list(config.blocklist),
+        endpoint=azure.endpoint,
+        auth=azure.auth,
+        api_key_env=azure.api_key_env,
+        managed_identity_client_id=azure.managed_identity_client_id,
+        ca_bundle_path=azure.ca_bundle_path,
+        blocklist_names=list(azure.blocklist_names),
+        halt_on_blocklist_hit=azure.halt_on_blocklist_hit,
+        max_text_chars=azure.max_text_chars,
+        timeout_seconds=azure.timeout_seconds,
+        max_retries=azure.retry.max_retries,
+        retry_backoff_seconds=azure.retry.backoff_seconds,
+        retry_backoff_max_seconds=azure.retry.backoff_max_seconds,
+        retry_after_max_seconds=azure.retry.retry_after_max_seconds,
+    )
+
+
+def sync_configured_blocklist(config: ContentSafetyBackendsConfig) -> BlocklistSync:
+    """Copy the configured `blocklist` terms into the Azure blocklist `azure.sync_blocklist_name`.
+
+    Works whatever `backend` is selected (the terms are matched locally anyway); list the name in
+    `azure.blocklist_names` for text:analyze to use it.
+    """
+    name = config.azure.sync_blocklist_name
+    if not name:
+        raise ContentSafetyConfigError(
+            f"{CONFIG_FILE} azure.sync_blocklist_name is not set: nothing to sync into"
+        )
+    resource = content_safety_resource_from_config(config.model_copy(update={"backend": BACKEND_AZURE}))
+    assert isinstance(resource, AzureContentSafetyResource)
+    return resource.sync_blocklist(name, config.blocklist, description=f"terms from {CONFIG_FILE}")
