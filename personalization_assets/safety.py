@@ -15,6 +15,7 @@ asset's materialization metadata, which `audit_chain_intact` and the next append
 """
 
 import json
+import threading
 import time
 import uuid
 import warnings
@@ -183,8 +184,9 @@ class Screening:
 
     @property
     def rewritable(self) -> bool:
-        """Blocked for its content (complete screening); a service failure is not fixed by rewriting."""
-        return self.decision == BLOCKED and not self.outcome.errors
+        """Blocked for its content: screening completed, or the service found a blocklist term. A service
+        failure is not fixed by rewriting."""
+        return self.decision == BLOCKED and (not self.outcome.errors or bool(self.outcome.blocklist_hits))
 
 
 def screen_candidates(
@@ -471,12 +473,23 @@ def latest_anchor(anchors: Iterable[AuditAnchor], root: str | None) -> AuditAnch
     return max(same_chain, key=lambda anchor: anchor.sequence, default=None)
 
 
+_APPEND_LOCKS: dict[str, threading.Lock] = {}
+_APPEND_LOCKS_GUARD = threading.Lock()
+
+
+def _append_lock(warehouse: DuckDBWarehouse) -> threading.Lock:
+    with _APPEND_LOCKS_GUARD:
+        return _APPEND_LOCKS.setdefault(str(Path(warehouse.path).resolve()), threading.Lock())
+
+
 def append_audit(
     warehouse: DuckDBWarehouse, records: pd.DataFrame, anchors: Sequence[AuditAnchor] = ()
 ) -> AuditAppend:
     """Append `records` to the chain in one transaction that reads the head first (DuckDB's single-writer lock
     serializes partitions, so the chain never forks). Refuses to append when a recorded head is missing."""
-    with warehouse.transaction() as connection:
+    # Threads of one process share DuckDB's database instance, where concurrent appends would not conflict:
+    # a lock per warehouse file serializes them as the file lock serializes processes.
+    with _append_lock(warehouse), warehouse.transaction() as connection:
         connection.execute(AUDIT_DDL)
         table = f"{SCHEMA}.{AUDIT_TABLE}"
         count, head_sequence = connection.execute(f"select count(*), max(sequence) from {table}").fetchone()

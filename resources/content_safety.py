@@ -349,10 +349,6 @@ class AzureContentSafetyResource(ContentSafetyResource):
                 )
                 continue
             severities[category] = max(severity, severities.get(category, 0))
-        if not errors:
-            missing = [c for c in CATEGORIES if c not in severities]
-            if missing:
-                errors.append(f"screening incomplete: {SERVICE_NAME} answer lacks {', '.join(missing)}")
         hits = []
         for match in (result.get("blocklistsMatch") if isinstance(result, Mapping) else None) or []:
             text = match.get("blocklistItemText") if isinstance(match, Mapping) else None
@@ -360,6 +356,14 @@ class AzureContentSafetyResource(ContentSafetyResource):
                 hits.append(text)
             else:
                 errors.append(f"screening invalid: unreadable blocklist match {match!r:.100}")
+        missing = [c for c in CATEGORIES if c not in severities]
+        if missing and not errors:
+            if hits and self.halt_on_blocklist_hit and not analysis:
+                errors.append(
+                    "screening stopped at a blocklist hit (halt_on_blocklist_hit): categories not analysed"
+                )
+            else:
+                errors.append(f"screening incomplete: {SERVICE_NAME} answer lacks {', '.join(missing)}")
         return ScreenOutcome(severities, tuple(hits), tuple(errors), BACKEND_AZURE, requests=1)
 
     def analyze(self, text: str) -> ScreenOutcome:

@@ -6,8 +6,10 @@ Content Safety emulator, key and Entra-ID auth), fail-closed screening under eve
 import io
 import json
 import logging
+import multiprocessing
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -352,6 +354,21 @@ def test_azure_blocklist_uses_service_lists_and_configured_terms(content_safety_
         "blocked",
         ["blocklist: MegaMart", "blocklist: Contoso Outdoor"],
     )
+
+
+def test_halting_at_a_service_blocklist_hit_blocks_and_says_why(content_safety_emulator, monkeypatch):
+    emu = content_safety_emulator
+    emu.add_blocklist("competitors", ["MegaMart"])
+    resource = azure_resource(emu, monkeypatch, blocklist_names=["competitors"], halt_on_blocklist_hit=True)
+    outcome = resource.screen("Cheaper than MegaMart.")
+    assert outcome.severities == {} and outcome.blocklist_hits == ("MegaMart",)
+    decision, reasons = decide_outcome(outcome, THRESHOLDS)
+    assert decision == "blocked" and reasons == [
+        "screening stopped at a blocklist hit (halt_on_blocklist_hit): categories not analysed",
+        "blocklist: MegaMart",
+    ]
+    assert emu.requests[-1].json["haltOnBlocklistHit"] is True
+    assert resource.screen("Fresh trail shoes.").complete  # no hit: analysed as usual
 
 
 def test_configured_terms_sync_into_the_service_blocklist(content_safety_emulator, monkeypatch):
@@ -703,6 +720,44 @@ def test_audit_appends_on_rematerialization_and_the_chain_check_catches_tamperin
     refused = run_safety(instance, base_resources, resource)  # and nothing is appended onto it
     assert not refused.success and len(safety.read_audit(warehouse)) == 3
     assert "no longer holds the head recorded earlier (sequence 5" in failure_message(refused)
+
+
+def append_from_process(path: str, worker: int, batches: int) -> None:
+    """Append `batches` audit records one transaction at a time (run in a separate process)."""
+    from resources.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(path=path)
+    for batch in range(batches):
+        record = {
+            "record_id": f"w{worker}-b{batch}",
+            "screened_at": pd.Timestamp.now(tz="UTC"),
+            "run_id": f"run-{worker}",
+            "segment": f"segment-{worker}",
+            "variant_id": f"v-{batch}",
+            "text_sha256": text_sha256(f"{worker}/{batch}"),
+            "severities": dict.fromkeys(CATEGORIES, 0),
+            "decision": "approved",
+            "reasons": [],
+            "backend": "embedded",
+        }
+        safety.append_audit(warehouse, pd.DataFrame([record]))
+
+
+@pytest.mark.slow  # two fresh interpreters import the pipeline (~3 s)
+def test_partitions_appending_from_separate_processes_never_fork_the_chain(warehouse):
+    # Each append reads the head and inserts in one transaction; DuckDB's single-writer lock serializes the
+    # processes (and a lock per warehouse file the threads of one process).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        jobs = [pool.submit(append_from_process, warehouse.path, worker, 10) for worker in range(2)]
+        with ThreadPoolExecutor(max_workers=2) as threads:  # and two threads of this process
+            list(threads.map(lambda worker: append_from_process(warehouse.path, worker, 10), [2, 3]))
+        for job in jobs:
+            job.result()
+    audit = safety.read_audit(warehouse)
+    assert len(audit) == 40 and list(audit["sequence"]) == list(range(40))
+    assert audit["prev_hash"].is_unique and verify_audit_chain(audit).ok
+    assert audit["run_id"].nunique() == 4
 
 
 def test_audit_export_csv_reverifies_and_the_command_reports_the_chain(
