@@ -434,6 +434,15 @@ def test_safety_summary_counts_blocks_by_category_and_verifies_the_audit_chain(c
     broken = reporting.safety_summary(verdicts, tampered, segments, audit_available=True)
     assert broken.chain_ok is False and "record r2" in broken.chain_message
 
+    # Deleting the newest records leaves a valid chain; only the head recorded elsewhere reveals it.
+    head = (14, audit.loc[audit["sequence"] == 14, "record_hash"].iloc[0])
+    intact = reporting.safety_summary(verdicts, audit, segments, True, recorded_head=head)
+    assert intact.chain_ok is True and "(sequence 14) is present" in intact.chain_message
+    truncated = audit[audit["sequence"] < 13]
+    assert reporting.safety_summary(verdicts, truncated, segments, True).chain_ok is True
+    cut = reporting.safety_summary(verdicts, truncated, segments, True, recorded_head=head)
+    assert cut.chain_ok is False and "records were deleted or rewritten" in cut.chain_message
+
 
 # ------------------------------------------------------------------------------------------------------------
 # The asset: files, PDF pages, notebook, Dagster metadata

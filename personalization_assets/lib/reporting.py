@@ -979,8 +979,18 @@ class SafetySummary:
 
 
 def safety_summary(
-    verdicts: pd.DataFrame, audit: pd.DataFrame, segments: pd.DataFrame, audit_available: bool
+    verdicts: pd.DataFrame,
+    audit: pd.DataFrame,
+    segments: pd.DataFrame,
+    audit_available: bool,
+    recorded_head: tuple[int, str] | None = None,
 ) -> SafetySummary:
+    """Screened/approved/blocked counts, blocks by category and reason, and the audit chain's status.
+
+    ``recorded_head`` is ``(sequence, record_hash)`` of a chain head kept outside the warehouse (the safety
+    stage records one in each materialization's metadata); the hash chain alone cannot reveal records deleted
+    from its end, the recorded head can.
+    """
     decisions = verdicts["decision"].astype(str)
     names = dict(zip(segments["segment"], segments["segment_name"], strict=True))
     by_segment = (
@@ -1043,6 +1053,17 @@ def safety_summary(
     else:
         verification = verify_audit_chain(audit)
         chain_ok, message = verification.ok, verification.message
+        if chain_ok and recorded_head is not None:
+            sequence, record_hash = recorded_head
+            stored = audit.loc[audit["sequence"] == sequence, "record_hash"]
+            if stored.empty or stored.iloc[0] != record_hash:
+                chain_ok = False
+                message = (
+                    f"the chain head recorded by the safety stage (sequence {sequence}) is missing or "
+                    "changed: records were deleted or rewritten"
+                )
+            else:
+                message += f"; the head recorded by the safety stage (sequence {sequence}) is present"
     return SafetySummary(
         screened=len(verdicts),
         approved=int(decisions.eq("approved").sum()),
@@ -1720,14 +1741,17 @@ def build_report(
     power: float = 0.8,
     correction: str = "holm",
     arm_weights: Mapping[str, float] | None = None,
+    recorded_audit_head: tuple[int, str] | None = None,
     title: str = "Campaign report",
     run_label: str = "",
     generated_at: datetime | None = None,
 ) -> Report:
     """Every number, table, chart and sentence of the report, from the warehouse's tables.
 
-    ``confidence`` (1 - alpha), ``power``, ``correction`` and ``arm_weights`` are the experiment's settings: the
-    report states them and checks the split against the weights; the statistics come from experiment_metrics."""
+    ``confidence`` (1 - alpha), ``power``, ``correction`` and ``arm_weights`` are the experiment's settings:
+    the report states them and checks the split against the weights; the statistics come from
+    experiment_metrics.
+    ``recorded_audit_head`` is the safety audit head kept outside the warehouse (see ``safety_summary``)."""
     if primary_metric not in BINARY_METRICS:
         raise ValueError(f"primary_metric must be one of {list(BINARY_METRICS)}, got {primary_metric!r}")
     generated_at = generated_at or datetime.now().astimezone()
@@ -1801,7 +1825,11 @@ def build_report(
         charts=charts,
         tables=tables,
         safety=safety_summary(
-            inputs.verdicts, inputs.audit, segments, "safety_audit" not in inputs.missing_tables
+            inputs.verdicts,
+            inputs.audit,
+            segments,
+            "safety_audit" not in inputs.missing_tables,
+            recorded_audit_head,
         ),
         cost_totals=cost_totals,
         attribution=attribution,
