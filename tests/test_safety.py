@@ -432,6 +432,15 @@ def test_a_passing_retry_after_429_is_approved_after_the_wait(content_safety_emu
     assert [r.status for r in emu.requests] == [429, 429, 200]
 
 
+def test_a_long_retry_after_is_capped(content_safety_emulator, monkeypatch):
+    content_safety_emulator.inject("429", times=1, retry_after=30)
+    started = time.perf_counter()
+    outcome = azure_resource(content_safety_emulator, monkeypatch, retry_after_max_seconds=0.1).screen(
+        "Hi there."
+    )
+    assert outcome.complete and time.perf_counter() - started < 5
+
+
 def test_long_text_is_screened_in_chunks_and_an_unsplittable_one_blocks(content_safety_emulator, monkeypatch):
     emu = content_safety_emulator
     resource = azure_resource(emu, monkeypatch)
