@@ -270,7 +270,9 @@ def save_screenshot(page, name: str, tmp_path: Path) -> Path:
     target = folder / f"{name}.png"
     page.screenshot(path=str(target))
     with Image.open(target) as image:
-        image.convert("RGB").quantize(colors=64).save(target, optimize=True)
+        # An octree palette keeps the UI's status colours (median cut turns small green dots grey).
+        palette = image.convert("RGB").quantize(colors=128, method=Image.Quantize.FASTOCTREE)
+        palette.save(target, optimize=True)
     return target
 
 
@@ -305,6 +307,9 @@ def test_asset_graph_shows_every_asset(dagster_ui, page, tmp_path):
     labels = [text.strip() for text in names.all_inner_texts()]
     missing = [key for key in expected if not _shown(key, labels)]
     assert not missing, f"assets not drawn in the graph: {missing} (labels: {labels})"
+    # For the screenshot only: fold the asset-group tree away so the whole graph fits.
+    page.locator("//input[starts-with(@placeholder,'Jump to')]/following::button[1]").first.click()
+    page.wait_for_timeout(1000)
     save_screenshot(page, "asset_graph", tmp_path)
 
 
@@ -365,6 +370,27 @@ def test_asset_checks_show_results_per_partition(dagster_ui, page, tmp_path):
     passed = sum(results.values())
     page.get_by_text(f"Passed ({passed})").wait_for()
     page.get_by_text(f"Failed ({len(results) - passed})", exact=True).wait_for()
+    missing = len(dagster_ui["expected"]["segments"]) - len(results)
+    page.get_by_text(f"Missing ({missing})", exact=True).wait_for()
     body = page.inner_text("body")
     assert all(segment in body for segment in results)
     save_screenshot(page, "check_partitions", tmp_path)
+
+
+def test_automation_page_lists_sensors_and_schedule_all_off(dagster_ui, page, tmp_path):
+    from personalization_assets.definitions import defs
+
+    repository = defs.get_repository_def()
+    names = sorted(
+        [sensor.name for sensor in repository.sensor_defs] + [s.name for s in repository.schedule_defs]
+    )
+    page.goto(f"{dagster_ui['url']}/automation")
+    for name in names:
+        page.get_by_text(name, exact=True).wait_for()
+    switches = page.locator("label[class*='formatSwitch'] input")
+    switches.nth(len(names) - 1).wait_for(state="attached")  # the on/off states load after the names
+    assert switches.count() == len(names)
+    assert switches.evaluate_all("inputs => inputs.map(input => input.checked)") == [False] * len(names), (
+        "every sensor and schedule starts off"
+    )
+    save_screenshot(page, "automation", tmp_path)
