@@ -34,6 +34,8 @@ NUMERIC_FEATURES = tuple(NUMERIC_RULES)
 
 # A CSV row longer than this is refused instead of being read into memory (pyarrow reads in blocks of this size).
 MAX_CSV_LINE_BYTES = 16 * 1024 * 1024
+# Line lengths are checked in chunks of this size before parsing, so the check's memory stays bounded.
+LINE_SCAN_CHUNK_BYTES = 1024 * 1024
 MAX_EXAMPLES = 5
 
 
@@ -77,8 +79,9 @@ def read_customer_file(path: str | Path) -> pd.DataFrame:
 
 
 def _read_csv_as_text(path: Path) -> pd.DataFrame:
+    header = _read_header(path)
+    _refuse_overlong_lines(path)
     try:
-        header = _read_header(path)
         table = pa_csv.read_csv(
             path,
             read_options=pa_csv.ReadOptions(block_size=MAX_CSV_LINE_BYTES, use_threads=True),
@@ -90,13 +93,51 @@ def _read_csv_as_text(path: Path) -> pd.DataFrame:
         message = str(error)
         if "straddling" in message or "block" in message.lower():
             raise CustomerDataError(
-                f"{path}: a line is longer than {MAX_CSV_LINE_BYTES // (1024 * 1024)} MiB; "
+                f"{path}: a line is longer than {_size(MAX_CSV_LINE_BYTES)}; "
                 "the file is not a well-formed customer CSV"
             ) from None
         if "UTF8" in message or "UTF-8" in message:
             raise CustomerDataError(f"{path}: {_utf8_problem(path)}") from None
         raise CustomerDataError(f"{path}: malformed CSV ({message})") from None
     return arrow_to_pandas(table)
+
+
+def _size(count: int) -> str:
+    mib = 1024 * 1024
+    return f"{count // mib} MiB" if count % mib == 0 else f"{count:,} bytes"
+
+
+def _refuse_overlong_lines(path: Path) -> None:
+    """Raise CustomerDataError naming the first line longer than MAX_CSV_LINE_BYTES, reading in small chunks.
+
+    pyarrow alone does not enforce the limit: a row may straddle one block boundary, so rows up to twice the
+    block size are read into memory. The scan stops at the first overlong line, so memory stays bounded by the
+    chunk size whatever the line length.
+    """
+    limit = MAX_CSV_LINE_BYTES
+    line_start = 0  # file offset of the current line's first byte
+    complete_lines = 0  # lines ended before the current one
+    offset = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(LINE_SCAN_CHUNK_BYTES):
+            ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n")) + offset
+            starts = np.concatenate(([line_start], ends[:-1] + 1))
+            overlong = np.flatnonzero(ends - starts > limit)
+            if overlong.size:
+                number = complete_lines + int(overlong[0]) + 1
+                raise CustomerDataError(
+                    f"{path}: a line is longer than {_size(limit)} (line {number}); "
+                    "the file is not a well-formed customer CSV"
+                )
+            if ends.size:
+                complete_lines += ends.size
+                line_start = int(ends[-1]) + 1
+            offset += len(chunk)
+            if offset - line_start > limit:  # the current line already exceeds the limit: stop reading
+                raise CustomerDataError(
+                    f"{path}: a line is longer than {_size(limit)} (line {complete_lines + 1}); "
+                    "the file is not a well-formed customer CSV"
+                )
 
 
 def _read_header(path: Path) -> list[str]:
