@@ -183,7 +183,7 @@ def check_balance(
     if missing:
         raise ValueError(f"check_balance: assignments frame lacks column(s) {missing}")
     expected = effective_weights(list(weights), weights)
-    unexpected = sorted(set(assignments["arm"]) - set(expected))
+    unexpected = sorted(set(assignments["arm"].unique()) - set(expected))
     if unexpected:
         raise ValueError(
             f"check_balance: arm(s) {unexpected} were assigned but have no expected weight {expected}"

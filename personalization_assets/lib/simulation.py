@@ -154,7 +154,7 @@ def _stage_probabilities(
         raise ValueError(
             f"simulate_engagement: frame lacks column(s) {missing}; join customer features first"
         )
-    unknown_arms = sorted(set(frame["arm"]) - set(uplifts) - {CONTROL})
+    unknown_arms = sorted(set(frame["arm"].unique()) - set(uplifts) - {CONTROL})
     if unknown_arms:
         raise ValueError(
             f"simulate_engagement: no uplift given for arm(s) {unknown_arms}; uplifts: {dict(uplifts)}"

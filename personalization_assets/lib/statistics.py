@@ -363,6 +363,9 @@ def _revenue_comparisons(pairs: pd.DataFrame, alpha: float, power: float) -> pd.
         power_achieved = _power_at_effective_n(diff / pooled_sd, effective_n, alpha)
         mde_abs = _standardized_mde(alpha, power) / np.sqrt(effective_n) * pooled_sd
         prob = stats.norm.cdf(diff / standard_error)  # flat-prior normal posterior of the mean difference
+        # inf/NaN where control's mean is 0 (masked below); computed here so no warning escapes.
+        ratio = m_a / m_c
+        ratio_low, ratio_high = ratio * np.exp(-z * log_ratio_se), ratio * np.exp(z * log_ratio_se)
     rows = pd.DataFrame(
         {
             "segment": pairs["segment"],
@@ -380,9 +383,9 @@ def _revenue_comparisons(pairs: pd.DataFrame, alpha: float, power: float) -> pd.
             "abs_lift": np.where(both, diff, np.nan),
             "abs_ci_low": np.where(testable, diff - half_width, np.nan),
             "abs_ci_high": np.where(testable, diff + half_width, np.nan),
-            "rel_lift": np.where(both & (m_c > 0), m_a / m_c - 1, np.nan),
-            "rel_ci_low": np.where(ratio_defined, m_a / m_c * np.exp(-z * log_ratio_se) - 1, np.nan),
-            "rel_ci_high": np.where(ratio_defined, m_a / m_c * np.exp(z * log_ratio_se) - 1, np.nan),
+            "rel_lift": np.where(both & (m_c > 0), ratio - 1, np.nan),
+            "rel_ci_low": np.where(ratio_defined, ratio_low - 1, np.nan),
+            "rel_ci_high": np.where(ratio_defined, ratio_high - 1, np.nan),
             "p_value": np.where(testable, p_value, np.nan),
             "power_achieved": np.where(testable, power_achieved, np.nan),
             "mde_abs": np.where(testable, mde_abs, np.nan),
