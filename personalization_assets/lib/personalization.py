@@ -1,0 +1,132 @@
+"""Per-customer personalization of a segment's approved variant, at zero model cost.
+
+Every customer in a tone arm gets that arm's variant (subject and body, shared by the segment) plus one
+opening line assembled from name-free fields of their own record: loyalty tier, city and how long ago they
+last engaged. Nothing is generated per customer: a million messages cost one vectorized pass over the
+distinct combinations of (tone, tier, location, recency band) — a few thousand sentences at most — and a
+lookup.
+
+The stored row is compact (``variant_id`` + ``opening_line``); ``render_message`` puts the full text together
+when the message is sent or shown.
+
+Tier and location come from the customer file, so they are treated as untrusted text: a value that is not a
+short, plain name (letters, spaces, ``.'-``) is left out of the sentence rather than copied into an email.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from personalization_assets.lib.frames import ARROW_STRING
+
+# Upper bounds (days since last engagement, inclusive) of the recency bands, and each band's sentence.
+RECENCY_BANDS: tuple[tuple[float, str], ...] = (
+    (7, "Good to see you again so soon."),
+    (30, "It's been a few weeks since we last connected."),
+    (90, "It's been a couple of months since we last heard from you."),
+    (np.inf, "It's been a while, and we've missed you."),
+)
+# How each tone hands over to the variant body; unknown tones get the neutral phrase.
+TONE_HANDOVER: dict[str, str] = {
+    "urgent": "here's something you'll want to act on quickly",
+    "informational": "here's an update we picked out for you",
+    "friendly": "we chose this one just for you",
+}
+NEUTRAL_HANDOVER = "here's something we picked out for you"
+# A tier or city is used only if it is a short plain name; else (markup, digits, long text) is omitted.
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z .'\-]{0,39}")
+# A first paragraph this short is a greeting ("Hi there,"): the opening line goes after it, not before it.
+GREETING_MAX_WORDS = 8
+
+
+def plain_name(value: object) -> str:
+    """``value`` with single spaces if it is a plain name of at most 40 characters, else ``""``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    text = " ".join(str(value).split())
+    return text if _PLAIN_NAME.fullmatch(text) else ""
+
+
+def _recency_band(days: pd.Series) -> np.ndarray:
+    """Index into RECENCY_BANDS for each value; -1 where the value is missing or negative."""
+    values = pd.to_numeric(days, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bounds = np.array([bound for bound, _ in RECENCY_BANDS])
+    band = np.searchsorted(bounds, values, side="left")
+    return np.where(np.isnan(values) | (values < 0), -1, band)
+
+
+def opening_sentence(tone: str, tier: str, location: str, recency_band: int) -> str:
+    """The opening line for one combination (tier and location already cleaned by ``plain_name``)."""
+    handover = TONE_HANDOVER.get(tone, NEUTRAL_HANDOVER)
+    if tier and location:
+        intro = f"As one of our {tier} members in {location}, {handover}."
+    elif tier:
+        intro = f"As one of our {tier} members, {handover}."
+    elif location:
+        intro = f"For our customers in {location}, {handover}."
+    else:
+        intro = f"{handover[0].upper()}{handover[1:]}."
+    recency = RECENCY_BANDS[recency_band][1] if recency_band >= 0 else ""
+    return f"{recency} {intro}".strip()
+
+
+def opening_lines(
+    tone: pd.Series, tier: pd.Series, location: pd.Series, days_since_engagement: pd.Series
+) -> pd.Series:
+    """One opening line per row (Arrow-backed strings, same index as ``tone``).
+
+    Sentences are built once per distinct (tone, tier, location, recency band) and gathered by code, so the
+    cost per row is a hash and a lookup, not string formatting.
+    """
+    lengths = {len(tone), len(tier), len(location), len(days_since_engagement)}
+    if len(lengths) != 1:
+        raise ValueError(f"opening_lines: inputs differ in length: {sorted(lengths)}")
+    if not len(tone):
+        return pd.Series([], dtype=ARROW_STRING, index=tone.index, name="opening_line")
+    # Factorize each field (few distinct values), then the combination of the codes: no per-row strings.
+    fields = [pd.factorize(pd.Series(column), use_na_sentinel=True) for column in (tone, tier, location)]
+    band = _recency_band(days_since_engagement)
+    radices = [len(uniques) + 1 for _, uniques in fields] + [len(RECENCY_BANDS) + 1]
+    combined = np.zeros(len(tone), dtype=np.int64)
+    for (codes, _), radix in zip(fields, radices[:-1], strict=True):
+        combined = combined * radix + (np.asarray(codes, dtype=np.int64) + 1)
+    combined = combined * radices[-1] + (band + 1)
+    row_codes, distinct = pd.factorize(combined)
+
+    sentences = []
+    for value in distinct:
+        digits = []
+        for radix in reversed(radices):
+            value, digit = divmod(int(value), radix)
+            digits.append(digit - 1)  # -1: missing
+        band_index, location_index, tier_index, tone_index = digits
+        tone_value, tier_value, location_value = (
+            str(uniques[index]) if index >= 0 else ""
+            for (_, uniques), index in zip(fields, (tone_index, tier_index, location_index), strict=True)
+        )
+        sentences.append(
+            opening_sentence(tone_value, plain_name(tier_value), plain_name(location_value), band_index)
+        )
+    # Arrow gathers the strings by code in C; no Python string per row is ever created.
+    gathered = pa.DictionaryArray.from_arrays(
+        pa.array(row_codes, pa.int32()), pa.array(sentences, pa.string())
+    )
+    return pd.Series(
+        pd.array(gathered.cast(pa.string()), dtype=ARROW_STRING), index=tone.index, name="opening_line"
+    )
+
+
+def render_message(opening_line: str, body: str) -> str:
+    """The full message text: the opening line after the body's greeting paragraph (or first, if it has none).
+
+    Paragraphs are separated by blank lines, as in ``message_variants.body``.
+    """
+    paragraphs = body.split("\n\n")
+    first = paragraphs[0].strip()
+    if len(paragraphs) > 1 and len(first.split()) <= GREETING_MAX_WORDS:
+        return "\n\n".join([paragraphs[0], opening_line, *paragraphs[1:]])
+    return "\n\n".join([opening_line, *paragraphs])

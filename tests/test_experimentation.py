@@ -1,0 +1,733 @@
+"""Experimentation assets and checks through Dagster: assignment, engagement, metrics, pooled metrics and the
+per-customer messages, on the sample customers with small message_variants / safety_verdicts tables written
+straight to the warehouse (the generation and safety stages are not run here)."""
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import yaml
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, Failure, build_op_context, materialize
+from dagster._core.execution.context.invocation import DirectAssetCheckExecutionContext
+
+from personalization_assets import experimentation, segmentation
+from personalization_assets.config import ConfigError
+from personalization_assets.experimentation import (
+    ARMS_BALANCED,
+    ASSIGNMENT_COMPLETE,
+    EXPERIMENT_CONFIG_FILE,
+    FUNNEL_CONSISTENT,
+    SAMPLE_RATIO_MATCHES,
+    ExperimentConfig,
+    load_experiment_config,
+    read_engagement,
+    read_variant_gate,
+)
+from personalization_assets.lib.personalization import opening_lines, plain_name, render_message
+from personalization_assets.lib.statistics import METRICS_COLUMNS, POOLED_SEGMENT, compute_pooled_metrics
+from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+from resources.settings import PipelineSettings
+from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TONES = ("urgent", "informational", "friendly")
+ALL_DEFS = [
+    segmentation.load_customers,
+    segmentation.customer_segments,
+    segmentation.segment_profiles,
+    experimentation.assignments,
+    experimentation.engagement,
+    experimentation.experiment_metrics,
+    experimentation.personalized_messages,
+    experimentation.pooled_experiment_metrics,
+    experimentation.assignment_complete,
+    experimentation.arms_balanced,
+    experimentation.sample_ratio_matches,
+    experimentation.funnel_consistent,
+]
+PER_SEGMENT = ("assignments", "engagement", "experiment_metrics", "personalized_messages")
+BODY = "Hi there,\n\nOur spring trail guide is out [Source: Trail Guide].\n\nBest regards,\nThe team"
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def store_variants(
+    warehouse, segments, blocked=None, rejected=None, unscreened=None, rewritten=None, minimal_verdicts=False
+) -> None:
+    """Write message_variants and safety_verdicts for `segments`, shaped like the real stages' tables. Every
+    tone is valid and approved unless listed in blocked / rejected / unscreened / rewritten (each a
+    {segment: {tone, ...}} mapping); a rewritten variant is approved under a new id with a new subject, as the
+    safety stage stores a rewrite. `minimal_verdicts` keeps only segment, variant_id, decision."""
+    blocked, rejected, unscreened, rewritten = (
+        blocked or {},
+        rejected or {},
+        unscreened or {},
+        rewritten or {},
+    )
+    variants, verdicts = [], []
+    for segment in segments:
+        for tone in TONES:
+            variant = {
+                "segment": segment,
+                "variant_id": f"{segment}-{tone}-v1",
+                "tone": tone,
+                "subject": f"{tone.title()}: spring picks for you",
+                "body": BODY,
+                "citations": json.dumps(["DOC-1"]),
+                "status": "rejected" if tone in rejected.get(segment, ()) else "valid",
+            }
+            variants.append(variant)
+            if variant["status"] != "valid" or tone in unscreened.get(segment, ()):
+                continue  # safety screens valid variants only
+            verdict = {**variant, "source_variant_id": variant["variant_id"], "decision": "approved"}
+            if tone in blocked.get(segment, ()):
+                verdict["decision"] = "blocked"
+            if tone in rewritten.get(segment, ()):
+                verdict |= {"variant_id": f"{segment}-{tone}-v2", "subject": f"Rewritten {tone} subject"}
+            verdicts.append(verdict)
+    variant_frame = pd.DataFrame(variants)  # noqa: F841 (read by DuckDB)
+    verdict_frame = pd.DataFrame(verdicts).drop(columns="status")
+    if minimal_verdicts:
+        verdict_frame = verdict_frame[["segment", "variant_id", "decision"]]
+    with warehouse.transaction() as connection:
+        connection.execute("create or replace table main.message_variants as select * from variant_frame")
+        connection.execute("create or replace table main.safety_verdicts as select * from verdict_frame")
+
+
+def custom_settings(tmp_path: Path, settings: PipelineSettings, changes: dict) -> PipelineSettings:
+    """The shipped experiment config with `changes` merged in (nested sections merged, `weights` replaced), in
+    a config folder of its own."""
+    config = yaml.safe_load((PROJECT_ROOT / "config" / EXPERIMENT_CONFIG_FILE).read_text())
+
+    def merge(base: dict, update: dict) -> None:
+        for key, value in update.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "weights":
+                merge(base[key], value)
+            else:
+                base[key] = value
+
+    merge(config, changes)
+    folder = tmp_path / "custom_config"
+    folder.mkdir(exist_ok=True)
+    (folder / EXPERIMENT_CONFIG_FILE).write_text(yaml.safe_dump(config))
+    return PipelineSettings(
+        customers_path=settings.customers_path,
+        content_path=settings.content_path,
+        config_dir=str(folder),
+        reports_dir=settings.reports_dir,
+    )
+
+
+def run(instance, resources, segment=None, select=PER_SEGMENT, **kwargs):
+    return materialize(
+        ALL_DEFS,
+        selection=list(select),
+        partition_key=segment,
+        instance=instance,
+        resources=resources,
+        **kwargs,
+    )
+
+
+def table(warehouse, name: str, segment: str | None = None) -> pd.DataFrame:
+    where, params = ("where segment = ?", [segment]) if segment else ("", [])
+    return warehouse.read_table(name, where, params)
+
+
+def checks(result) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def metadata(result, asset: str) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(asset)]
+    return {key: getattr(value, "value", value) for key, value in event.materialization.metadata.items()}
+
+
+def check_context(segment: str, **resources) -> DirectAssetCheckExecutionContext:
+    """A context to call a partitioned check directly (build_asset_check_context takes no partition key)."""
+    return DirectAssetCheckExecutionContext(
+        op_execution_context=build_op_context(partition_key=segment, resources=resources)
+    )
+
+
+def segment_sizes(warehouse) -> pd.Series:
+    return table(warehouse, "customer_segments")["segment"].value_counts()
+
+
+def shipped_settings(folder: Path) -> PipelineSettings:
+    return PipelineSettings(
+        customers_path=str(PROJECT_ROOT / "data" / "customers.csv"),
+        content_path=str(PROJECT_ROOT / "data" / "content"),
+        config_dir=str(PROJECT_ROOT / "config"),
+        reports_dir=str(folder / "reports"),
+    )
+
+
+@pytest.fixture(scope="module")
+def segmented_template(tmp_path_factory) -> tuple[Path, list[str]]:
+    """The sample customers segmented once per module: the warehouse file and the segment partition keys."""
+    folder = tmp_path_factory.mktemp("segmented")
+    warehouse = DuckDBWarehouse(path=str(folder / "warehouse.duckdb"))
+    resources = {
+        "settings": shipped_settings(folder),
+        "warehouse": warehouse,
+        "io_manager": WarehouseIOManager(warehouse=warehouse),
+    }
+    with DagsterInstance.ephemeral() as instance:
+        assert materialize(ALL_DEFS[:3], instance=instance, resources=resources).success
+        return Path(warehouse.path), sorted(instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))
+
+
+@pytest.fixture
+def segmented(instance, warehouse, segmented_template):
+    """Same state as conftest's `segmented` (segmentation run, partitions registered), copied from a run made
+    once per module, so each test does not pay for segmenting again."""
+    path, segments = segmented_template
+    shutil.copyfile(path, warehouse.path)
+    instance.add_dynamic_partitions(SEGMENT_PARTITIONS_NAME, segments)
+    return instance
+
+
+@pytest.fixture
+def segments(segmented) -> list[str]:
+    return sorted(segmented.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))
+
+
+@pytest.fixture
+def largest(warehouse, segmented) -> str:
+    return str(segment_sizes(warehouse).idxmax())
+
+
+# --- configuration ------------------------------------------------------------------------------------------
+
+
+def test_shipped_config_is_the_documented_default(settings):
+    config = load_experiment_config(settings)
+    assert config == ExperimentConfig(experiment_id=config.experiment_id, salt=config.salt, seed=config.seed)
+    assert config.assignment.weights == {
+        "control": 0.25,
+        "urgent": 0.25,
+        "informational": 0.25,
+        "friendly": 0.25,
+    }
+    assert (config.assignment.balance_tolerance, config.assignment.min_customers_per_arm) == (0.05, 5)
+    baselines = config.simulation.baselines
+    assert (baselines.open, baselines.click, baselines.conversion) == (0.30, 0.08, 0.02)
+    uplift = config.simulation.uplift
+    assert (uplift.mean, uplift.sd, uplift.clip) == (0.15, 0.05, (0.05, 0.30))
+    assert (config.statistics.alpha, config.statistics.power, config.statistics.correction) == (
+        0.05,
+        0.8,
+        "holm",
+    )
+    assert config.engagement.source == "simulate" and config.simulation.aa_mode is False
+
+
+@pytest.mark.parametrize(
+    "changes, key, problem",
+    [
+        ({"assignment": {"weights": {"control": 0.5, "urgent": 0.3}}}, "assignment.weights", "sum to 1"),
+        (
+            {"assignment": {"weights": {"control": 0.75, "urgent": -0.25, "friendly": 0.5}}},
+            "assignment.weights.urgent",
+            "greater than or equal to 0",
+        ),
+        ({"assignment": {"weights": {"urgent": 0.5, "friendly": 0.5}}}, "assignment.weights", "'control'"),
+        ({"assignment": {"balance_tolerance": 0.5}}, "assignment.balance_tolerance", "less than 0.5"),
+        ({"assignment": {"balance_tolerance": 0}}, "assignment.balance_tolerance", "greater than 0"),
+        (
+            {"assignment": {"min_customers_per_arm": 0}},
+            "assignment.min_customers_per_arm",
+            "greater than or equal",
+        ),
+        ({"simulation": {"uplift": {"clip": [0.3, 0.05]}}}, "simulation.uplift.clip", "low <= high"),
+        ({"statistics": {"correction": "bonferroni"}}, "statistics.correction", "'holm' or 'fdr_bh'"),
+        ({"statistics": {"alpha": 1.5}}, "statistics.alpha", "less than 1"),
+        (
+            {"engagement": {"source": "file"}},
+            "engagement.engagement_events_path",
+            "required when source is 'file'",
+        ),
+        ({"simulation": {"aa_mod": True}}, "simulation.aa_mod", "unknown key"),
+    ],
+)
+def test_bad_config_errors_name_the_file_and_the_key(tmp_path, settings, changes, key, problem):
+    bad = custom_settings(tmp_path, settings, changes)
+    with pytest.raises(ConfigError) as error:
+        load_experiment_config(bad)
+    message = str(error.value)
+    assert str(Path(bad.config_dir) / EXPERIMENT_CONFIG_FILE) in message
+    assert f"  - {key}: " in message and problem in message
+
+
+def test_weights_summing_to_one_within_1e_9_are_accepted():
+    thirds = {"control": 1 / 3, "urgent": 1 / 3, "friendly": 1 / 3 + 5e-10}
+    assert ExperimentConfig(assignment={"weights": thirds}).assignment.weights == thirds
+
+
+# --- assignments --------------------------------------------------------------------------------------------
+
+
+def test_every_customer_is_assigned_once_and_a_rerun_reproduces_it(
+    segmented, base_resources, warehouse, segments
+):
+    store_variants(warehouse, segments)
+    segment = segments[0]
+    first = run(segmented, base_resources, segment, select=["assignments"])
+    stored = table(warehouse, "assignments", segment).sort_values("customer_id", ignore_index=True)
+    second = run(segmented, base_resources, segment, select=["assignments"])
+    again = table(warehouse, "assignments", segment).sort_values("customer_id", ignore_index=True)
+
+    columns = ["segment", "customer_id", "arm", "variant_id"]
+    pd.testing.assert_frame_equal(stored[columns], again[columns])
+    assert list(stored.columns) == [*columns, "assigned_at"]
+    assert str(stored["assigned_at"].dt.tz) in {"UTC", "Etc/UTC"}
+    customers = table(warehouse, "customer_segments", segment)
+    assert sorted(stored["customer_id"]) == sorted(customers["customer_id"])
+    n = len(customers)
+    counts = stored["arm"].value_counts()
+    assert set(counts.index) == {"control", *TONES}
+    assert all(np.floor(n / 4) <= count <= np.ceil(n / 4) for count in counts)
+    treated = stored[stored["arm"] != "control"]
+    assert (treated["variant_id"] == segment + "-" + treated["arm"] + "-v1").all()
+    assert stored.loc[stored["arm"] == "control", "variant_id"].isna().all()
+    for result in (first, second):
+        evaluations = checks(result)
+        assert evaluations[ASSIGNMENT_COMPLETE].passed and evaluations[ARMS_BALANCED].passed
+    info = metadata(first, "assignments")
+    assert info["customers"] == n and info["control_only"] is False
+    assert "| control" in info["arm_sizes"] and info["customers_control"] == counts["control"]
+
+
+def test_blocked_variant_drops_its_arm_and_redistributes_its_weight(
+    tmp_path, segmented, base_resources, settings, warehouse, segments, largest
+):
+    store_variants(warehouse, segments, blocked={largest: {"informational"}})
+    weights = {"control": 0.4, "urgent": 0.3, "informational": 0.2, "friendly": 0.1}
+    resources = {
+        **base_resources,
+        "settings": custom_settings(tmp_path, settings, {"assignment": {"weights": weights}}),
+    }
+    result = run(segmented, resources, largest, select=["assignments"])
+    stored = table(warehouse, "assignments", largest)
+    shares = stored["arm"].value_counts(normalize=True)
+    # 0.4 / 0.3 / 0.1 renormalized over the remaining 0.8.
+    expected = {"control": 0.5, "urgent": 0.375, "friendly": 0.125}
+    assert set(shares.index) == set(expected)
+    assert all(abs(shares[arm] - share) <= 1 / len(stored) for arm, share in expected.items())
+    assert "informational arm dropped: blocked by safety" in metadata(result, "assignments")["note"]
+    assert checks(result)[ARMS_BALANCED].passed
+
+    run(segmented, resources, largest, select=["assignments"])  # same approvals: same assignment
+    again = table(warehouse, "assignments", largest)
+    key = ["customer_id", "arm", "variant_id"]
+    pd.testing.assert_frame_equal(
+        stored[key].sort_values("customer_id", ignore_index=True),
+        again[key].sort_values("customer_id", ignore_index=True),
+    )
+
+
+def test_gate_reads_rejections_missing_verdicts_and_rewrites(warehouse, segmented, segments):
+    segment = segments[0]
+    store_variants(
+        warehouse,
+        segments,
+        rejected={segment: {"urgent"}},
+        unscreened={segment: {"friendly"}},
+        rewritten={segment: {"informational"}},
+    )
+    gate = read_variant_gate(warehouse, segment).set_index("tone")
+    assert gate["approved"].to_dict() == {"urgent": False, "informational": True, "friendly": False}
+    assert gate.loc["urgent", "reason"] == "rejected by generation (status rejected)"
+    assert gate.loc["friendly", "reason"] == "no safety verdict (not screened)"
+    # The safety stage's rewrite is what gets sent: its id and its screened subject.
+    rewrite = gate.loc["informational"]
+    assert (rewrite["source_variant_id"], rewrite["variant_id"]) == (
+        f"{segment}-informational-v1",
+        f"{segment}-informational-v2",
+    )
+    assert rewrite["subject"] == "Rewritten informational subject"
+    assert rewrite["reason"] == f"approved after a safety rewrite ({segment}-informational-v2)"
+
+    # A verdict table with only the contract's key columns works the same way.
+    store_variants(warehouse, segments, blocked={segment: {"urgent"}}, minimal_verdicts=True)
+    gate = read_variant_gate(warehouse, segment).set_index("tone")
+    assert gate["approved"].to_dict() == {"urgent": False, "informational": True, "friendly": True}
+    assert gate.loc["urgent", "reason"] == "blocked by safety (blocked)"
+
+
+def test_all_variants_blocked_runs_control_only_and_says_so(segmented, base_resources, warehouse, segments):
+    segment = segments[0]
+    store_variants(warehouse, segments, blocked={segment: set(TONES)})
+    result = run(segmented, base_resources, segment)
+    assert result.success
+    assert set(table(warehouse, "assignments", segment)["arm"]) == {"control"}
+    info = metadata(result, "assignments")
+    assert info["control_only"] is True
+    assert info["note"].startswith("no approved variant (") and "blocked by safety" in info["note"]
+    logs = [entry.user_message for entry in segmented.all_logs(result.run_id)]
+    assert any(f"segment '{segment}': no approved variant" in message for message in logs)
+    assert table(warehouse, "experiment_metrics", segment).empty
+    assert metadata(result, "experiment_metrics")["comparisons"] == 0
+    assert table(warehouse, "personalized_messages", segment).empty
+    assert all(evaluation.passed for evaluation in checks(result).values())
+
+
+def test_variants_must_be_generated_and_screened_first(warehouse, segmented, segments):
+    with pytest.raises(Failure, match="message_variants, safety_verdicts not in the warehouse"):
+        read_variant_gate(warehouse, segments[0])
+
+
+# --- engagement, metrics, messages ------------------------------------------------------------------------
+
+
+def test_whole_experiment_for_every_segment_and_pooled(segmented, base_resources, warehouse, segments):
+    store_variants(warehouse, segments, blocked={segments[0]: {"urgent"}})
+    for segment in segments:
+        # personalized_messages has its own tests; leaving it out keeps this one quick.
+        result = run(segmented, base_resources, segment, select=PER_SEGMENT[:3])
+        assert result.success
+        evaluations = checks(result)
+        assert set(evaluations) == {
+            ASSIGNMENT_COMPLETE,
+            ARMS_BALANCED,
+            SAMPLE_RATIO_MATCHES,
+            FUNNEL_CONSISTENT,
+        }
+        assert evaluations[SAMPLE_RATIO_MATCHES].passed and evaluations[FUNNEL_CONSISTENT].passed
+        info = metadata(result, "experiment_metrics")
+        assert "abs. lift [95% CI]" in info["metrics"] and "p adj." in info["metrics"]
+        assert isinstance(info["significant_comparisons"], int)
+
+    engagement = table(warehouse, "engagement")
+    assert len(engagement) == len(table(warehouse, "customers"))
+    assert not (engagement["clicked"] & ~engagement["opened"]).any()
+    assert not (engagement["converted"] & ~engagement["clicked"]).any()
+
+    metrics = table(warehouse, "experiment_metrics")
+    assert list(metrics.columns) == METRICS_COLUMNS
+    arms = metrics.groupby("segment")["arm"].unique().map(sorted)
+    assert arms[segments[0]] == ["friendly", "informational"]
+    assert all(arms[segment] == sorted(TONES) for segment in segments[1:])
+    assert (metrics.groupby("segment").size() == arms.map(len) * 3).all()  # open, click, conversion per arm
+    assert metrics["p_adjusted"].dropna().ge(metrics["p_value"].dropna()).all()
+
+    pooled_run = materialize(
+        ALL_DEFS, selection=["pooled_experiment_metrics"], instance=segmented, resources=base_resources
+    )
+    pooled = table(warehouse, "pooled_experiment_metrics")
+    assert list(pooled.columns) == METRICS_COLUMNS and set(pooled["segment"]) == {POOLED_SEGMENT}
+    by_arm = pooled[pooled["metric"] == "open"].set_index("arm")
+    # Stratified: the urgent arm pools only the segments that have it; each customer of an arm counts once.
+    assert by_arm.loc["urgent", "n_segments"] == len(segments) - 1
+    assert by_arm.loc["friendly", "n_segments"] == len(segments)
+    assert by_arm.loc["friendly", "n_arm"] == (engagement["arm"] == "friendly").sum()
+    assert metadata(pooled_run, "pooled_experiment_metrics")["segments"] == len(segments)
+    # The statistics read engagement as counts rebuilt into rows; the figures equal those of the stored rows.
+    stored_rows = engagement.drop(columns="customer_id")
+    pd.testing.assert_frame_equal(
+        compute_pooled_metrics(read_engagement(warehouse)), compute_pooled_metrics(stored_rows)
+    )
+    pd.testing.assert_series_equal(
+        pooled["p_value"], compute_pooled_metrics(stored_rows)["p_value"], check_exact=False, rtol=1e-12
+    )
+
+
+def test_aa_mode_sets_every_uplift_to_zero(
+    tmp_path, segmented, base_resources, settings, warehouse, segments, largest
+):
+    store_variants(warehouse, segments)
+    run(segmented, base_resources, largest, select=["assignments", "engagement"])
+    with_uplift = table(warehouse, "engagement", largest).set_index("customer_id").sort_index()
+    aa = {
+        **base_resources,
+        "settings": custom_settings(tmp_path, settings, {"simulation": {"aa_mode": True}}),
+    }
+    result = run(segmented, aa, largest, select=["engagement"])
+    without = table(warehouse, "engagement", largest).set_index("customer_id").sort_index()
+
+    info = metadata(result, "engagement")
+    assert "A/A mode" in info["source"] and info["true_uplifts"].count("+0.0%") == 4
+    control = with_uplift["arm"] == "control"
+    # Same seed: control customers are untouched, and with the uplift removed nobody opens who did not before.
+    pd.testing.assert_frame_equal(with_uplift[control], without[control])
+    assert (without["opened"] <= with_uplift["opened"]).all()
+    assert without.loc[~control, "opened"].sum() < with_uplift.loc[~control, "opened"].sum()
+
+
+def test_recorded_engagement_file_replaces_the_simulation(
+    tmp_path, segmented, base_resources, settings, warehouse, segments, largest
+):
+    store_variants(warehouse, segments)
+    run(segmented, base_resources, largest, select=["assignments"])
+    assigned = table(warehouse, "assignments", largest)
+    # Crafted outcomes: everyone in urgent opens and clicks, nobody else does; revenue 10 per click.
+    urgent = (assigned["arm"] == "urgent").to_numpy()
+    events = pd.DataFrame(
+        {
+            "customer_id": assigned["customer_id"],
+            "opened": urgent,
+            "clicked": urgent,
+            "converted": False,
+            "revenue": np.where(urgent, 10.0, 0.0),
+        }
+    )
+    events.to_csv(tmp_path / "events.csv", index=False)
+    recorded = custom_settings(
+        tmp_path, settings, {"engagement": {"source": "file", "engagement_events_path": "../events.csv"}}
+    )
+    result = run(
+        segmented,
+        {**base_resources, "settings": recorded},
+        largest,
+        select=["engagement", "experiment_metrics"],
+    )
+    engagement = table(warehouse, "engagement", largest)
+    assert (
+        engagement.set_index("customer_id")["opened"]
+        .sort_index()
+        .equals(events.set_index("customer_id")["opened"].sort_index())
+    )
+    assert "recorded" in metadata(result, "engagement")["source"]
+    metrics = table(warehouse, "experiment_metrics", largest).set_index(["arm", "metric"])
+    assert (
+        metrics.loc[("urgent", "open"), "rate_arm"] == 1.0 and metrics.loc[("urgent", "open"), "significant"]
+    )
+    assert metrics.loc[("friendly", "open"), "rate_arm"] == 0.0
+    assert metrics.loc[("urgent", "revenue"), "test"] == "welch t"
+    assert metrics.loc[("urgent", "revenue"), "rate_arm"] == 10.0
+
+    events.iloc[1:].to_csv(tmp_path / "events.csv", index=False)  # one assigned customer has no record
+    failed = run(
+        segmented,
+        {**base_resources, "settings": recorded},
+        largest,
+        select=["engagement"],
+        raise_on_error=False,
+    )
+    assert not failed.success
+    assert "no row for 1 assigned customer(s)" in str(
+        failed.get_step_failure_events()[0].step_failure_data.error
+    )
+
+
+def test_personalized_messages_for_every_treated_customer(
+    segmented, base_resources, warehouse, segments, largest
+):
+    store_variants(warehouse, segments, rewritten={largest: {"friendly"}})
+    result = run(segmented, base_resources, largest, select=["assignments", "personalized_messages"])
+    messages = table(warehouse, "personalized_messages", largest)
+    assigned = table(warehouse, "assignments", largest)
+    treated = assigned[assigned["arm"] != "control"]
+    assert list(messages.columns) == [
+        "segment",
+        "customer_id",
+        "arm",
+        "variant_id",
+        "subject",
+        "opening_line",
+    ]
+    assert sorted(messages["customer_id"]) == sorted(treated["customer_id"])  # each once, no control rows
+    rewritten = messages["arm"] == "friendly"
+    assert (messages.loc[rewritten, "variant_id"] == f"{largest}-friendly-v2").all()
+    assert (messages.loc[rewritten, "subject"] == "Rewritten friendly subject").all()
+    others = messages[~rewritten]
+    assert (others["subject"] == others["arm"].str.title() + ": spring picks for you").all()
+
+    customers = table(warehouse, "customers").set_index("customer_id")
+    row = messages.iloc[0]
+    person = customers.loc[row["customer_id"]]
+    assert f"{person['tier']} members in {person['location']}" in row["opening_line"]
+    assert not messages["opening_line"].str.contains(r"C\d{6}").any()  # no ids in the text
+    info = metadata(result, "personalized_messages")
+    assert info["messages"] == len(treated) and info["control_customers_without_message"] == len(
+        assigned
+    ) - len(treated)
+    full = render_message(row["opening_line"], BODY)
+    assert full.startswith("Hi there,\n\n" + row["opening_line"] + "\n\nOur spring trail guide")
+
+
+def test_messages_refuse_a_variant_blocked_after_the_assignment(
+    segmented, base_resources, warehouse, segments
+):
+    segment = segments[0]
+    store_variants(warehouse, segments)
+    run(segmented, base_resources, segment, select=["assignments"])
+    store_variants(warehouse, segments, blocked={segment: {"urgent"}})
+    result = run(segmented, base_resources, segment, select=["personalized_messages"], raise_on_error=False)
+    assert not result.success
+    error = str(result.get_step_failure_events()[0].step_failure_data.error)
+    assert f"{segment}-urgent-v1" in error and "re-materialize assignments" in error
+
+
+def test_opening_lines_use_clean_fields_only():
+    lines = opening_lines(
+        pd.Series(["friendly", "urgent", "informational", "friendly"]),
+        pd.Series(["Gold", "<b>VIP</b>", None, "Silver"]),
+        pd.Series(["Denver", "Austin", "Salt Lake City", "x" * 60]),
+        pd.Series([3, 45, np.nan, 200]),
+    )
+    assert lines.tolist() == [
+        "Good to see you again so soon. As one of our Gold members in Denver, we chose this one just for "
+        "you.",
+        "It's been a couple of months since we last heard from you. For our customers in Austin, here's "
+        "something you'll want to act on quickly.",
+        "For our customers in Salt Lake City, here's an update we picked out for you.",
+        "It's been a while, and we've missed you. As one of our Silver members, we chose this one just for "
+        "you.",
+    ]
+    assert plain_name("  New   York ") == "New York" and plain_name("Robert'); DROP TABLE") == ""
+    assert render_message("Line.", "A long first paragraph that is clearly not a greeting at all.") == (
+        "Line.\n\nA long first paragraph that is clearly not a greeting at all."
+    )
+
+
+# --- checks on crafted data -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One segment's stored assignment and engagement, in a warehouse of the test's own (the checks read the
+    warehouse, so crafted bad data is written into it)."""
+
+    warehouse: DuckDBWarehouse
+    settings: PipelineSettings
+    segment: str
+    assignments: pd.DataFrame
+    engagement: pd.DataFrame
+
+    def store(self, table_name: str, frame: pd.DataFrame) -> None:
+        """Replace the segment's rows of `table_name` with `frame`."""
+        crafted = pa.Table.from_pandas(frame, preserve_index=False)  # noqa: F841 (read by DuckDB)
+        with self.warehouse.transaction() as connection:
+            connection.execute(f"delete from main.{table_name} where segment = ?", [self.segment])
+            connection.execute(f"insert into main.{table_name} by name select * from crafted")
+
+    def check(self, check):
+        context = check_context(self.segment, warehouse=self.warehouse, settings=self.settings)
+        return check(context)
+
+
+@pytest.fixture(scope="module")
+def experiment_template(tmp_path_factory, segmented_template) -> tuple[Path, str]:
+    """The largest segment assigned and simulated once per module: the warehouse file and the segment."""
+    folder = tmp_path_factory.mktemp("experiment")
+    path, segments = segmented_template
+    warehouse = DuckDBWarehouse(path=str(folder / "warehouse.duckdb"))
+    shutil.copyfile(path, warehouse.path)
+    resources = {
+        "settings": shipped_settings(folder),
+        "warehouse": warehouse,
+        "io_manager": WarehouseIOManager(warehouse=warehouse),
+    }
+    store_variants(warehouse, segments)
+    segment = str(segment_sizes(warehouse).idxmax())
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(SEGMENT_PARTITIONS_NAME, segments)
+        assert run(instance, resources, segment, select=["assignments", "engagement"]).success
+    return Path(warehouse.path), segment
+
+
+@pytest.fixture
+def experiment(tmp_path, experiment_template) -> Experiment:
+    path, segment = experiment_template
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "experiment.duckdb"))
+    shutil.copyfile(path, warehouse.path)
+    return Experiment(
+        warehouse,
+        shipped_settings(tmp_path),
+        segment,
+        table(warehouse, "assignments", segment),
+        table(warehouse, "engagement", segment),
+    )
+
+
+def test_assignment_complete_fails_on_missing_duplicate_and_foreign_rows(experiment):
+    assigned = experiment.assignments
+    good = experiment.check(experimentation.assignment_complete)
+    assert good.passed and good.metadata["expected_customers"].value == len(assigned)
+
+    foreign = assigned.iloc[[0]].assign(customer_id="C999999")
+    experiment.store("assignments", pd.concat([assigned.iloc[2:], assigned.iloc[[2]], foreign]))
+    result = experiment.check(experimentation.assignment_complete)
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    figures = {key: value.value for key, value in result.metadata.items()}
+    counts = (figures["missing_customers"], figures["duplicate_rows"], figures["unexpected_customers"])
+    assert counts == (2, 1, 1)
+    assert "2 missing customers" in result.description and "1 duplicate rows" in result.description
+    assert figures["examples_unexpected"].startswith("cust_") and "C999999" not in str(figures)
+
+
+def test_arms_balanced_warns_with_the_numbers(experiment):
+    assigned = experiment.assignments
+    assert experiment.check(experimentation.arms_balanced).passed
+
+    skewed = assigned.copy()
+    skewed.loc[skewed.index[skewed["arm"] == "friendly"][: len(skewed) // 8], "arm"] = "control"
+    experiment.store("assignments", skewed)
+    result = experiment.check(experimentation.arms_balanced)
+    assert not result.passed and result.severity == AssetCheckSeverity.WARN
+    assert "arm 'control': share" in result.description and "tolerance ±5 points" in result.description
+    assert result.metadata["max_deviation_points"].value > 5
+
+    few = pd.concat(
+        [assigned[assigned["arm"] != "friendly"], assigned[assigned["arm"] == "friendly"].head(3)]
+    )
+    experiment.store("assignments", few)
+    thin = experiment.check(experimentation.arms_balanced)
+    assert not thin.passed and thin.severity == AssetCheckSeverity.WARN
+    assert "arm 'friendly': 3 customer(s), below the minimum of 5" in thin.description
+    assert thin.metadata["smallest_arm_customers"].value == 3
+
+
+def test_sample_ratio_mismatch_fails_below_the_alarm_level(experiment):
+    engagement = experiment.engagement
+    good = experiment.check(experimentation.sample_ratio_matches)
+    assert good.passed and good.metadata["p_value"].value > 0.001
+
+    # Lose half of the urgent arm's customers between assignment and analysis.
+    urgent = engagement.index[engagement["arm"] == "urgent"]
+    experiment.store("engagement", engagement.drop(urgent[: len(urgent) // 2]))
+    result = experiment.check(experimentation.sample_ratio_matches)
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert result.metadata["p_value"].value < 0.001 and "sample ratio mismatch" in result.description
+    assert "| urgent" in result.metadata["arms"].value
+
+    experiment.store("engagement", engagement.assign(arm=engagement["arm"].replace({"friendly": "playful"})))
+    stray = experiment.check(experimentation.sample_ratio_matches)
+    assert not stray.passed and "unexpected arm(s) ['playful']" in stray.description
+
+
+def test_funnel_consistent_fails_on_a_click_without_an_open(experiment):
+    engagement = experiment.engagement
+    assert experiment.check(experimentation.funnel_consistent).passed
+    broken = engagement.copy()
+    broken.loc[broken.index[:2], ["opened", "clicked", "converted"]] = [False, True, False]
+    broken.loc[broken.index[2], ["opened", "clicked", "converted"]] = [True, False, True]
+    experiment.store("engagement", broken)
+    result = experiment.check(experimentation.funnel_consistent)
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert result.metadata["clicks_without_open"].value == 2
+    assert result.metadata["conversions_without_click"].value == 1
+    assert "| " + str(broken["arm"].iloc[0]) in result.metadata["by_arm"].value
+
+
+def test_a_failed_blocking_check_stops_the_downstream_assets(segmented, base_resources, warehouse, segments):
+    segment = segments[0]
+    store_variants(warehouse, segments)
+    with warehouse.transaction() as connection:  # a segment member the customers table does not have
+        connection.execute(
+            "insert into main.customer_segments by name select ? as segment, 'C999999' as customer_id",
+            [segment],
+        )
+    result = run(segmented, base_resources, segment, raise_on_error=False)
+    evaluation = checks(result)[ASSIGNMENT_COMPLETE]
+    assert not evaluation.passed and "1 missing customers" in evaluation.description
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert materialized == {"assignments"}
