@@ -2,7 +2,7 @@
 
 from dagster import Definitions, colored_console_logger, load_asset_checks_from_modules, load_assets_from_modules
 
-from personalization_assets import generation, reporting, retrieval, safety, segmentation
+from personalization_assets import experimentation, generation, reporting, retrieval, safety, segmentation
 from personalization_assets.automation import build_automation
 from personalization_assets.jobs import build_jobs
 from personalization_assets.lib.retrieval import RetrievalConfig
@@ -13,7 +13,7 @@ from resources.search import search_resource_from_config
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
 
-STAGE_MODULES = [segmentation, retrieval, generation, safety, reporting]
+STAGE_MODULES = [segmentation, retrieval, generation, safety, experimentation, reporting]
 
 warehouse = DuckDBWarehouse()
 
