@@ -1,6 +1,12 @@
 """The code location: every asset, check, job, schedule, sensor and resource of the pipeline, assembled once."""
 
-from dagster import Definitions, colored_console_logger, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import (
+    Definitions,
+    colored_console_logger,
+    in_process_executor,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+)
 
 from personalization_assets import experimentation, generation, reporting, retrieval, safety, segmentation
 from personalization_assets.automation import build_automation
@@ -17,7 +23,7 @@ STAGE_MODULES = [segmentation, retrieval, generation, safety, experimentation, r
 
 warehouse = DuckDBWarehouse()
 
-# Secrets and raw customer ids are redacted from every log record before Dagster stores it (docs/operating.md).
+# Redact secrets and raw customer ids in log records before Dagster stores them (docs/operating.md).
 install_log_redaction()
 
 assets = load_assets_from_modules(STAGE_MODULES)
@@ -29,8 +35,12 @@ defs = Definitions(
     jobs=jobs,
     sensors=sensors,
     schedules=schedules,
-    # `console` stays the default; run config `loggers: {json: {}}` adds JSON lines (dagster.yaml adds a file).
+    # `console` stays the default; run config `loggers: {json: {}}` adds JSON lines (dagster.yaml: a file).
     loggers={"console": colored_console_logger, "json": json_logger},
+    # Steps of a run execute in the run's process: a process per step would re-import the code location for
+    # every asset and check (seconds each) and contend for DuckDB's single writer. Segments run in parallel
+    # as separate runs (backfills, sensors), bounded by dagster.yaml's max_concurrent_runs.
+    executor=in_process_executor,
     asset_checks=load_asset_checks_from_modules(STAGE_MODULES),
     resources={
         "settings": PipelineSettings(),
