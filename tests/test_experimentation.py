@@ -24,6 +24,7 @@ from personalization_assets.experimentation import (
     FUNNEL_CONSISTENT,
     SAMPLE_RATIO_MATCHES,
     ExperimentConfig,
+    arm_weights,
     load_experiment_config,
     read_engagement,
     read_variant_gate,
@@ -269,6 +270,18 @@ def test_bad_config_errors_name_the_file_and_the_key(tmp_path, settings, changes
 def test_weights_summing_to_one_within_1e_9_are_accepted():
     thirds = {"control": 1 / 3, "urgent": 1 / 3, "friendly": 1 / 3 + 5e-10}
     assert ExperimentConfig(assignment={"weights": thirds}).assignment.weights == thirds
+
+
+def test_an_approved_tone_without_a_configured_weight_names_the_key():
+    config = ExperimentConfig(assignment={"weights": {"control": 0.5, "urgent": 0.5}})
+    assert arm_weights(config, ["urgent"]) == {"control": 0.5, "urgent": 0.5}
+    assert arm_weights(config, []) == {"control": 1.0}
+    with pytest.raises(
+        Failure,
+        match=r"experiment_config.yaml: assignment.weights has no weight for approved "
+        r"tone\(s\) \['friendly'\]",
+    ):
+        arm_weights(config, ["urgent", "friendly"])
 
 
 # --- assignments --------------------------------------------------------------------------------------------
