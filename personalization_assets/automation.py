@@ -64,9 +64,8 @@ HASH_CHUNK_BYTES = 1 << 20
 
 def _stat_signature(paths: Sequence[Path]) -> str:
     """Names, sizes and mtimes: cheap to read every tick, and changes whenever the content might have."""
-    listing = "\n".join(
-        f"{path.name}\t{stat.st_size}\t{stat.st_mtime_ns}" for path in paths for stat in [path.stat()]
-    )
+    stats = [(path.name, path.stat()) for path in paths]
+    listing = "\n".join(f"{name}\t{stat.st_size}\t{stat.st_mtime_ns}" for name, stat in stats)
     return hashlib.sha256(listing.encode()).hexdigest()[:32]
 
 
