@@ -10,7 +10,9 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 from pydantic import Field
 
 from personalization_assets.config import PROJECT_ROOT, StrictModel
+from personalization_assets.experimentation import load_experiment_config
 from personalization_assets.lib import reporting
+from personalization_assets.safety import latest_anchor, recorded_audit_heads
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 
@@ -24,13 +26,23 @@ REPORT_NOTEBOOK = "campaign_analysis.ipynb"
 # The assets the report summarizes. They are dependencies only (the report reads the warehouse with read-only
 # queries, aggregating 1M-row tables in DuckDB instead of loading every partition into memory); they put the
 # report at the end of the graph, in the report job.
-SUMMARIZED_ASSETS = ["segment_profiles", "content_index", "retrieved_content", "message_variants"]
+SUMMARIZED_ASSETS = [
+    "segment_profiles",
+    "content_index",
+    "retrieved_content",
+    "message_variants",
+    "safety_verdicts",
+    "engagement",
+    "experiment_metrics",
+    "pooled_experiment_metrics",
+]
 
 Metric = Literal["open", "click", "conversion"]
 
 
 class ReportingConfig(StrictModel):
-    """config/reporting.yaml (optional: every key has a default)."""
+    """config/reporting.yaml (optional: every key has a default). The significance level, power and arm
+    weights the report states are the experiment's (config/experiment_config.yaml)."""
 
     title: str = "Campaign report"
     primary_metric: Metric = Field(
@@ -44,10 +56,6 @@ class ReportingConfig(StrictModel):
         default=200_000, ge=1_000, description="customers sampled for attribution"
     )
     sample_seed: int = 0
-    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="the experiment's CI level, 1 - alpha")
-    arm_weights: dict[str, float] | None = Field(
-        default=None, description="the experiment's arm weights, for the sample-ratio check; null = equal"
-    )
     pdf: bool = True
     notebook: bool = True
     notebook_timeout_seconds: int = Field(default=600, ge=10)
@@ -69,6 +77,7 @@ def campaign_report(
     """Campaign report across all segments: recommendations, lift, funnel, safety, cost, attribution (HTML,
     PDF, executed notebook)."""
     config = settings.load(REPORTING_CONFIG_FILE, ReportingConfig)
+    experiment = load_experiment_config(settings)
     if not Path(warehouse.path).exists():
         raise Failure(
             f"campaign_report: the warehouse {warehouse.path} does not exist yet; run the segmentation "
@@ -88,13 +97,20 @@ def campaign_report(
             f"tables not in the warehouse yet (their sections stay empty): {', '.join(inputs.missing_tables)}"
         )
 
+    # The chain head the safety stage recorded in Dagster (outside the warehouse) reveals deleted records.
+    root = inputs.audit.loc[inputs.audit["sequence"] == 0, "record_hash"]
+    anchor = latest_anchor(recorded_audit_heads(context.instance), root.iloc[0] if len(root) else None)
+
     started = time.perf_counter()
     report = reporting.build_report(
         inputs,
         primary_metric=config.primary_metric,
         attribution_metric=config.attribution_metric,
-        confidence=config.confidence,
-        arm_weights=config.arm_weights,
+        confidence=1 - experiment.statistics.alpha,
+        power=experiment.statistics.power,
+        correction=experiment.statistics.correction,
+        arm_weights=experiment.assignment.weights,
+        recorded_audit_head=(anchor.sequence, anchor.record_hash) if anchor else None,
         title=config.title,
         run_label=folder.name,
         generated_at=generated_at,
@@ -141,8 +157,8 @@ def campaign_report(
                     "attribution_metric": config.attribution_metric,
                     "sample_rows": config.attribution_sample_rows,
                     "sample_seed": config.sample_seed,
-                    "confidence": config.confidence,
-                    "arm_weights": config.arm_weights,
+                    "confidence": 1 - experiment.statistics.alpha,
+                    "arm_weights": experiment.assignment.weights,
                 },
                 timeout_seconds=config.notebook_timeout_seconds,
             )
