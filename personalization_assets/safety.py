@@ -14,6 +14,7 @@ chain head and appends, so concurrent partitions never fork the hash chain. The 
 asset's materialization metadata, which `audit_chain_intact` and the next append use to detect truncation.
 """
 
+import hashlib
 import json
 import threading
 import time
@@ -82,6 +83,8 @@ warnings.filterwarnings(
 GROUP = "safety"
 SAFETY_CONFIG_FILE = CONFIG_FILE
 AUDIT_TABLE = "safety_audit"
+SCREEN_CACHE_TABLE = "safety_screen_cache"
+CACHED_BACKEND_SUFFIX = " (cached)"
 VERDICTS_ASSET = AssetKey("safety_verdicts")
 APPROVED = "approved"
 BLOCKED = "blocked"
@@ -122,6 +125,11 @@ class SafetyConfig(ContentSafetyBackendsConfig):
     )
     max_concurrency: int = Field(
         default=6, ge=1, le=32, description="screening calls in flight per partition"
+    )
+    cache: bool = Field(
+        default=True,
+        description="reuse a remote backend's complete outcome for a text screened before with the same "
+        "settings (decisions still apply the current thresholds, and every one is audited)",
     )
 
     @field_validator("thresholds")
@@ -189,15 +197,120 @@ class Screening:
         return self.decision == BLOCKED and (not self.outcome.errors or bool(self.outcome.blocklist_hits))
 
 
+class ScreenCache:
+    """Complete outcomes of a remote backend in the warehouse table safety_screen_cache, keyed by a hash of
+    the backend's outcome settings (endpoint, blocklists) and the text: an unchanged text is not sent again.
+
+    Only complete, error-free outcomes are kept (a failure is retried next run); no text is stored. A hit
+    comes back with `backend` "<backend> (cached)" and no service request; the decision is still made with
+    the current thresholds and audited like any other. New outcomes are written by `flush()` in one
+    transaction.
+    """
+
+    def __init__(self, warehouse: DuckDBWarehouse, resource: ContentSafetyResource, enabled: bool = True):
+        self._warehouse = warehouse
+        self.enabled = enabled and resource.cacheable
+        self._settings = json.dumps(resource.outcome_settings(), sort_keys=True)
+        self._pending: dict[str, ScreenOutcome] = {}
+        self._lock = threading.Lock()
+
+    def key(self, text: str) -> str:
+        return hashlib.sha256(f"{self._settings}\n{text}".encode()).hexdigest()
+
+    def lookup(self, texts: Iterable[str]) -> dict[str, ScreenOutcome]:
+        """Stored outcomes of those `texts` that have one (one query for all)."""
+        if not self.enabled:
+            return {}
+        keys = {self.key(text): text for text in texts}
+        with self._lock:
+            found = {keys[k]: outcome for k, outcome in self._pending.items() if k in keys}
+        if self._warehouse.table_exists(SCREEN_CACHE_TABLE):
+            rows = self._warehouse.read_table(
+                SCREEN_CACHE_TABLE, "where cache_key in (select unnest(?))", [list(keys)]
+            )
+            for key, stored in zip(rows["cache_key"], rows["outcome_json"], strict=True):
+                found[keys[key]] = _outcome_from_json(stored)
+        return {
+            text: replace(outcome, backend=outcome.backend + CACHED_BACKEND_SUFFIX, requests=0)
+            for text, outcome in found.items()
+        }
+
+    def put(self, text: str, outcome: ScreenOutcome) -> None:
+        if self.enabled and outcome.complete:
+            with self._lock:
+                self._pending[self.key(text)] = outcome
+
+    def flush(self) -> int:
+        """Write the new outcomes; returns how many were stored."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        rows = pd.DataFrame(
+            {
+                "cache_key": list(pending),
+                "backend": [outcome.backend for outcome in pending.values()],
+                "outcome_json": [_outcome_to_json(outcome) for outcome in pending.values()],
+                "created_at": datetime.now(UTC),
+            }
+        )
+        with self._warehouse.transaction() as connection:
+            connection.execute(
+                f"""create table if not exists {SCHEMA}.{SCREEN_CACHE_TABLE} (cache_key varchar primary key,
+                    backend varchar, outcome_json varchar, created_at timestamp with time zone)"""
+            )
+            connection.register("new_screen_outcomes", rows)
+            connection.execute(
+                f"insert or ignore into {SCHEMA}.{SCREEN_CACHE_TABLE} by name "
+                "select * from new_screen_outcomes"
+            )
+            connection.unregister("new_screen_outcomes")
+        return len(pending)
+
+
+def _outcome_to_json(outcome: ScreenOutcome) -> str:
+    return json.dumps(
+        {
+            "severities": outcome.severities,
+            "blocklist_hits": list(outcome.blocklist_hits),
+            "backend": outcome.backend,
+            "detail": {category: list(labels) for category, labels in outcome.detail.items()},
+        },
+        ensure_ascii=False,
+    )
+
+
+def _outcome_from_json(text: str) -> ScreenOutcome:
+    stored = json.loads(text)
+    return ScreenOutcome(
+        severities={category: int(value) for category, value in stored["severities"].items()},
+        blocklist_hits=tuple(stored["blocklist_hits"]),
+        backend=stored["backend"],
+        detail={category: tuple(labels) for category, labels in stored["detail"].items()},
+    )
+
+
 def screen_candidates(
     resource: ContentSafetyResource,
     candidates: Sequence[Candidate],
     thresholds: dict[str, int],
     pool: ThreadPoolExecutor,
+    cache: ScreenCache | None = None,
 ) -> list[Screening]:
-    """Screen subject and body of every candidate, all calls in `pool` at once; one decision per candidate."""
+    """Screen subject and body of every candidate, all calls in `pool` at once; one decision per candidate.
+    Texts with an outcome in `cache` are not sent; new complete outcomes are added to it."""
+    known = cache.lookup(t for c in candidates for t in (c.subject, c.body)) if cache is not None else {}
+
+    def screen(text: str) -> ScreenOutcome:
+        if text in known:
+            return known[text]
+        outcome = resource.screen(text)
+        if cache is not None:
+            cache.put(text, outcome)
+        return outcome
+
     futures = [
-        (pool.submit(resource.screen, candidate.subject), pool.submit(resource.screen, candidate.body))
+        (pool.submit(screen, candidate.subject), pool.submit(screen, candidate.body))
         for candidate in candidates
     ]
     screenings = []
@@ -302,13 +415,14 @@ def screen_with_rewrites(
     rewrite_attempts: int,
     rewriter: Callable[[], Rewriter] | None,
     log: Callable[[str], None] = lambda message: None,
+    cache: ScreenCache | None = None,
 ) -> tuple[list[Screening], list[Screening]]:
     """Screen every candidate; rewrite and re-screen those blocked for content (`rewrite_attempts` rounds).
 
     Returns (final screening per candidate in input order, every screening made in order, for the audit).
     """
     with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="screen") as pool:
-        final = screen_candidates(resource, candidates, thresholds, pool)
+        final = screen_candidates(resource, candidates, thresholds, pool, cache)
         history = list(final)
         writer = None
         for _ in range(rewrite_attempts):
@@ -339,7 +453,7 @@ def screen_with_rewrites(
             order = sorted(rewritten)
             for i, screening in zip(
                 order,
-                screen_candidates(resource, [rewritten[i] for i in order], thresholds, pool),
+                screen_candidates(resource, [rewritten[i] for i in order], thresholds, pool, cache),
                 strict=True,
             ):
                 final[i] = screening
@@ -593,6 +707,7 @@ def safety_verdicts(
     segment = context.partition_key
     candidates = candidates_from_variants(message_variants)
 
+    cache = ScreenCache(warehouse, content_safety, enabled=config.cache)
     started = time.perf_counter()
     final, history = screen_with_rewrites(
         content_safety,
@@ -602,8 +717,10 @@ def safety_verdicts(
         config.rewrite_attempts,
         rewriter=lambda: Rewriter(settings, llm, warehouse, segment),
         log=context.log.warning,
+        cache=cache,
     )
     wall_seconds = time.perf_counter() - started
+    cache_writes = cache.flush()
 
     appended = append_audit(
         warehouse, audit_records(segment, context.run.run_id, history), recorded_audit_heads(context.instance)
@@ -641,6 +758,8 @@ def safety_verdicts(
             "rewrites_approved": int((verdicts["rewritten"] & (verdicts["decision"] == APPROVED)).sum()),
             "screening_decisions": len(history),
             "service_requests": sum(s.outcome.requests for s in history),
+            "cached_screenings": sum(s.outcome.backend.endswith(CACHED_BACKEND_SUFFIX) for s in history),
+            "cache_entries_written": cache_writes,
             "screening_seconds": MetadataValue.float(round(wall_seconds, 3)),
             "thresholds": ", ".join(f"{c} >= {t}" for c, t in config.thresholds.items()),
             "blocked_reasons": _markdown(

@@ -132,6 +132,15 @@ class ContentSafetyResource(ConfigurableResource):
     def backend_name(self) -> str:
         raise NotImplementedError
 
+    @property
+    def cacheable(self) -> bool:
+        """Whether outcomes are worth storing in the screening cache (remote, paid calls are)."""
+        return True
+
+    def outcome_settings(self) -> dict[str, object]:
+        """The settings an outcome depends on besides the text (part of the screening cache key)."""
+        return {"backend": self.backend_name, "blocklist_terms": sorted(self.blocklist_terms)}
+
     def screen(self, text: str) -> ScreenOutcome:
         """Screen one text. Failures come back as `errors`, not exceptions (configuration errors do raise)."""
         if not isinstance(text, str):
@@ -160,6 +169,10 @@ class EmbeddedContentSafetyResource(ContentSafetyResource):
     @property
     def backend_name(self) -> str:
         return BACKEND_EMBEDDED
+
+    @property
+    def cacheable(self) -> bool:
+        return False  # local and deterministic: screening again is as cheap as a cache lookup
 
     def _screen(self, text: str) -> ScreenOutcome:
         result = screen_text(text, self.blocklist_terms)
@@ -241,6 +254,15 @@ class AzureContentSafetyResource(ContentSafetyResource):
     @property
     def backend_name(self) -> str:
         return BACKEND_AZURE
+
+    def outcome_settings(self) -> dict[str, object]:
+        return {
+            **super().outcome_settings(),
+            "endpoint": self.endpoint.rstrip("/"),
+            "blocklist_names": sorted(self.blocklist_names),
+            "halt_on_blocklist_hit": self.halt_on_blocklist_hit,
+            "max_text_chars": self.max_text_chars,
+        }
 
     # --- clients ---
     def _setting(self, key: str) -> str:

@@ -628,6 +628,54 @@ def test_azure_backend_screens_a_partition_concurrently(
     assert set(warehouse.read_table("safety_verdicts")["backend"]) == {"azure"}
 
 
+def test_an_unchanged_rerun_reuses_stored_outcomes_and_audits_each_decision(
+    instance, base_resources, warehouse, content_safety_emulator, monkeypatch, settings, tmp_path
+):
+    emu = content_safety_emulator
+    emu.trigger_words = {}
+    write_inputs(warehouse, variant_rows())
+    resource = azure_resource(emu, monkeypatch)
+    assert run_safety(instance, base_resources, resource).success
+    first = metadata_of(run_safety(instance, base_resources, resource))
+    assert emu.request_count() == 6  # the second run sent nothing
+    assert (first["service_requests"], first["cached_screenings"], first["approved"]) == (0, 3, 3)
+    assert set(warehouse.read_table("safety_verdicts")["backend"]) == {"azure (cached)"}
+    audit = safety.read_audit(warehouse)
+    assert list(audit["backend"]) == ["azure"] * 3 + ["azure (cached)"] * 3
+    assert verify_audit_chain(audit).ok
+    assert "body" not in warehouse.read_table(safety.SCREEN_CACHE_TABLE).columns  # hashes, never the text
+
+    # Decisions apply the current thresholds to the stored severities: no new call, and now blocked.
+    strict = settings_with(settings, tmp_path, thresholds=dict.fromkeys(CATEGORIES, 0), rewrite_attempts=0)
+    result = run_safety(instance, {**base_resources, "settings": strict}, resource)
+    assert emu.request_count() == 6 and metadata_of(result)["cached_screenings"] == 3
+    assert set(warehouse.read_table("safety_verdicts")["decision"]) == {"blocked"}
+
+    # Other outcome settings (here a service blocklist) are a different key: screened again.
+    emu.add_blocklist("brand", ["Contoso Outdoor"])
+    run_safety(instance, base_resources, azure_resource(emu, monkeypatch, blocklist_names=["brand"]))
+    assert emu.request_count() == 12
+
+
+def test_failed_screenings_are_not_cached_and_the_embedded_screen_is_not_cached(
+    instance, base_resources, warehouse, content_safety_emulator, monkeypatch
+):
+    emu = content_safety_emulator
+    emu.trigger_words = {}
+    emu.inject("503", times=None)
+    write_inputs(warehouse, variant_rows())
+    resource = azure_resource(emu, monkeypatch, max_retries=0)
+    run_safety(instance, base_resources, resource)
+    failed_calls = emu.request_count()
+    emu.clear_faults()
+    result = run_safety(instance, base_resources, resource)
+    assert emu.request_count() == failed_calls + 6  # screened again after the outage
+    assert metadata_of(result)["approved"] == 3
+
+    assert run_safety(instance, base_resources, EmbeddedContentSafetyResource()).success
+    assert set(warehouse.read_table("safety_verdicts")["backend"]) == {"embedded"}
+
+
 def test_a_service_outage_blocks_every_variant_without_rewrites(
     instance, base_resources, warehouse, content_safety_emulator, monkeypatch
 ):
