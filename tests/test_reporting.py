@@ -279,6 +279,9 @@ def test_when_nothing_is_significant_the_report_says_the_data_cannot_decide():
     # The best estimate is shown as such, with its uncertainty and what it would take to settle it.
     assert rec.figures["arm"] == "friendly"
     assert rec.evidence.startswith("No tone changed conversions significantly. Best estimate:")
+    behind, _ = recommend_from({"control": CONTROL_COUNTS, "urgent": (2000, 600, 160, 36)})
+    assert behind.decision == reporting.UNDECIDED
+    assert "Every tone's estimate is at or below control's; the closest: " in behind.evidence
     assert any("could reliably detect only lifts of" in c and "customers per arm" in c for c in rec.caveats)
 
 

@@ -546,7 +546,12 @@ def recommend_segment(
         variant_id=None if _missing(best["variant_id"]) else str(best["variant_id"]),
         headline="No clear winner: the data cannot decide",
         evidence=(
-            f"No tone changed {METRIC_EVENTS.get(primary_metric)} significantly. Best estimate: "
+            f"No tone changed {METRIC_EVENTS.get(primary_metric)} significantly. "
+            + (
+                "Best estimate: "
+                if best["abs_lift"] > 0
+                else "Every tone's estimate is at or below control's; the closest: "
+            )
             + _evidence(best, confidence)
         ),
         caveats=tuple(c for c in [*caveats, power_note] if c),
@@ -1582,7 +1587,7 @@ def funnel_chart(funnel: pd.DataFrame, segments: pd.DataFrame) -> Figure:
     order = [s for s in segments["segment"] if s in set(funnel["segment"])]
     arms = ordered_arms(funnel["arm"])
     width = 0.8 / len(arms)
-    figure = Figure(figsize=(7.2, 4.8), layout="constrained")
+    figure = Figure(figsize=(7.2, 4.3), layout="constrained")
     axes = figure.subplots(3, 1, sharex=True)
     for axis, (metric, flag) in zip(axes, BINARY_METRICS.items(), strict=True):
         for i, arm in enumerate(arms):
@@ -1797,7 +1802,8 @@ def build_report(
             ),
             numeric=["Odds ratio", f"{confidence:.0%} CI", "Adj. p"],
         )
-    by_decision = {d: [r.segment_name for r in recommendations if r.decision == d] for d in DECISION_LABELS}
+    examples = example_messages(recommendations, inputs.variants, inputs.content)
+    shown = {example.segment_name for example in examples}
     facts = {
         "segments": len(segments),
         "customers": int(segments["customers"].sum()),
@@ -1807,7 +1813,7 @@ def build_report(
         "missing_tables": list(inputs.missing_tables),
         "decided": [r for r in recommendations if r.decided],
         "open_questions": [r for r in recommendations if not r.decided],
-        "by_decision": by_decision,
+        "without_message": [r for r in recommendations if r.segment_name not in shown],
         "segment_descriptions": [str(d) for d in inputs.profiles["description"].dropna()],
     }
     return Report(
@@ -1833,7 +1839,7 @@ def build_report(
         ),
         cost_totals=cost_totals,
         attribution=attribution,
-        examples=example_messages(recommendations, inputs.variants, inputs.content),
+        examples=examples,
         facts=facts,
     )
 
