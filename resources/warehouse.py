@@ -37,6 +37,7 @@ from personalization_assets.config import ENV_WAREHOUSE, default_path
 from personalization_assets.lib.frames import arrow_to_pandas
 
 SCHEMA = "main"
+MAX_LOCK_RETRY_DELAY_SECONDS = 0.2
 
 
 class WarehouseLockedError(RuntimeError):
@@ -68,7 +69,9 @@ class DuckDBWarehouse(ConfigurableResource):
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_seconds
-        delay = 0.05
+        # Short waits: another process's hold is usually one statement or one partition write, and parallel
+        # partition runs lose more to oversleeping than to retrying a refused connect (a millisecond).
+        delay = 0.01
         while True:
             try:
                 connection = duckdb.connect(self.path, read_only=read_only)
@@ -82,7 +85,7 @@ class DuckDBWarehouse(ConfigurableResource):
                         ) from None
                     raise
                 time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 1.0)
+                delay = min(delay * 2, MAX_LOCK_RETRY_DELAY_SECONDS)
         try:
             yield connection
         finally:
