@@ -8,6 +8,7 @@
 """
 
 import os
+import re
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -17,6 +18,7 @@ AuthMode = Literal["managed_identity", "default_credential", "api_key"]
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 SEARCH_SCOPE = "https://search.azure.com/.default"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+ENV_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class MissingCredentialError(RuntimeError):
@@ -39,16 +41,32 @@ class AzureAuthConfig(BaseModel):
     )
 
 
+def _shown(endpoint: str) -> str:
+    """The endpoint for an error message: without user:password@ and query (where secrets could be)."""
+    parsed = urlparse(endpoint)
+    host = parsed.netloc.rpartition("@")[2]
+    if not parsed.scheme:
+        return "a value without a scheme (not shown)"
+    return repr(f"{parsed.scheme}://{host}{parsed.path}")
+
+
 def require_secure_endpoint(endpoint: str, setting: str) -> str:
-    """Return the endpoint without a trailing slash; refuse plain HTTP except on loopback."""
+    """Return the endpoint without a trailing slash; refuse plain HTTP except on loopback, and credentials in
+    the URL. Messages never repeat credentials or a query string."""
     if not endpoint:
         raise MissingCredentialError(f"{setting} is not set: the endpoint of the selected Azure backend is required")
     parsed = urlparse(endpoint)
+    if "@" in parsed.netloc:
+        raise InsecureEndpointError(
+            f"{setting} must not carry credentials (user:password@host), got {_shown(endpoint)}: "
+            "use the auth settings (managed identity or an API key variable)"
+        )
     if parsed.scheme not in {"http", "https"} or not parsed.hostname:
-        raise InsecureEndpointError(f"{setting} must be an http(s) URL, got {endpoint!r}")
+        raise InsecureEndpointError(f"{setting} must be an http(s) URL, got {_shown(endpoint)}")
     if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
         raise InsecureEndpointError(
-            f"{setting} must use https:// (plain http is allowed only for 127.0.0.1/localhost), got {endpoint!r}"
+            f"{setting} must use https:// (plain http is allowed only for 127.0.0.1/localhost), "
+            f"got {_shown(endpoint)}"
         )
     return endpoint.rstrip("/")
 
@@ -56,6 +74,12 @@ def require_secure_endpoint(endpoint: str, setting: str) -> str:
 def read_api_key(env_var: str, setting: str) -> str:
     if not env_var:
         raise MissingCredentialError(f"{setting} is not set: auth is api_key but no environment variable is named")
+    if not ENV_VAR_NAME.fullmatch(env_var):
+        # Most likely the key itself was pasted here: never repeat it.
+        raise MissingCredentialError(
+            f"{setting} must name an environment variable (letters, digits, underscores), not hold the key: "
+            "put the key in an environment variable and name that variable here"
+        )
     value = os.environ.get(env_var, "")
     if not value.strip():
         raise MissingCredentialError(
