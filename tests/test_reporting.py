@@ -614,3 +614,44 @@ def test_reporting_config_rejects_unknown_keys(tmp_path):
     (tmp_path / "reporting.yaml").write_text("primary_metrik: open\n")
     with pytest.raises(ConfigError, match="primary_metrik: unknown key"):
         PipelineSettings(config_dir=str(tmp_path)).load("reporting.yaml", ReportingConfig)
+
+
+def test_a_failing_notebook_fails_the_asset_and_names_the_partly_executed_copy(
+    campaign, tmp_path, monkeypatch
+):
+    """The notebook runs beside the HTML/PDF build; its failure still fails the materialization."""
+    import shutil
+
+    import nbformat
+    from dagster import materialize
+
+    from personalization_assets import reporting as report_asset
+    from resources.settings import PipelineSettings
+    from resources.warehouse import DuckDBWarehouse
+
+    template = tmp_path / "failing.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("warehouse_path = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("raise ValueError('cell three cannot run')"),
+    ]
+    nbformat.write(notebook, template)
+    monkeypatch.setattr(report_asset, "NOTEBOOK_TEMPLATE", template)
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    (config / "reporting.yaml").write_text("pdf: false\n")
+    warehouse = DuckDBWarehouse(path=str(write_warehouse(tmp_path / "warehouse.duckdb", campaign)))
+    settings = PipelineSettings(config_dir=str(config), reports_dir=str(tmp_path / "reports"))
+
+    result = materialize(
+        [report_asset.campaign_report],
+        resources={"settings": settings, "warehouse": warehouse},
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error = failure.step_failure_data.error
+    assert "the analysis notebook failed" in error.message
+    written = list((tmp_path / "reports").glob("*/campaign_analysis.ipynb"))
+    assert len(written) == 1 and str(written[0]) in error.message
+    assert "cell three cannot run" in failure.step_failure_data.user_failure_data.metadata["error"].value
