@@ -172,3 +172,20 @@ def test_quarantine_mode_writes_rejected_rows(tmp_path, instance, base_resources
     quarantine = warehouse.read_table("customers_quarantine")
     assert list(quarantine["line"]) == [6] and "age: out of range" in quarantine.loc[0, "reasons"]
     assert len(warehouse.read_table("customers")) == 49
+
+
+def test_switching_to_kmeans_needs_no_code_change(tmp_path, segmented, base_resources, warehouse):
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "segmentation.yaml").write_text("method: kmeans\nkmeans:\n  k: 3\n  seed: 7\n")
+    settings = PipelineSettings(customers_path=base_resources["settings"].customers_path, config_dir=str(config_dir))
+    result = materialize(SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings})
+    assert result.success
+    keys = segmented.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)
+    profiles = warehouse.read_table("segment_profiles")
+    assert len(keys) == 3 and sorted(keys) == sorted(profiles["segment"])
+    assert all(key == slugify(key) for key in keys)
+    # The rule-based partitions are gone: a switch of method leaves no stale partition behind.
+    assert not {"at_risk", "standard"} & set(keys)
+    materialization = result.asset_materializations_for_node("customer_segments")[0]
+    assert materialization.metadata["method"].value == "kmeans"
