@@ -33,11 +33,12 @@ from pathlib import Path
 from dagster import Field, InitLoggerContext, logger
 
 from personalization_assets.config import PROJECT_ROOT
+from personalization_assets.lib.privacy import (  # noqa: F401 - re-exported for the stages
+    DEFAULT_LOG_SALT,
+    ENV_LOG_SALT,
+    hash_customer_id,
+)
 
-ENV_LOG_SALT = "PERSONALIZATION_LOG_SALT"
-# Not a secret: the salt only stops look-up tables of hashed ids from being reused across deployments.
-# Production sets its own PERSONALIZATION_LOG_SALT, so the same customer hashes differently there.
-DEFAULT_LOG_SALT = "customer-personalization-orchestrator/logs/v1"
 ENV_CUSTOMER_ID_PATTERN = "PERSONALIZATION_CUSTOMER_ID_PATTERN"
 DEFAULT_CUSTOMER_ID_PATTERN = r"\bC\d{6,}\b"
 REDACTED = "[REDACTED]"
@@ -82,13 +83,6 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _HASHED_ID = re.compile(r"cust_[0-9a-f]{16}")
 _registered_secrets: set[str] = set()
 _registered_lock = threading.Lock()
-
-
-def hash_customer_id(customer_id: object) -> str:
-    """A stable pseudonym: `cust_` + 16 hex digits of SHA-256 salted with PERSONALIZATION_LOG_SALT."""
-    salt = os.environ.get(ENV_LOG_SALT) or DEFAULT_LOG_SALT
-    digest = hashlib.sha256(f"{salt}\x00{customer_id}".encode()).hexdigest()
-    return f"cust_{digest[:16]}"
 
 
 def register_secret(value: str) -> None:

@@ -21,6 +21,7 @@ from personalization_assets.lib.segmentation import (
     assign_rule_segments,
     profile_segments,
 )
+from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
@@ -63,7 +64,13 @@ def load_customers(context: AssetExecutionContext, settings: PipelineSettings):
     yield Output(
         result.valid,
         output_name="customers",
-        metadata={"source": settings.customers_path, "preview": _markdown(result.valid, 5)},
+        metadata={
+            "source": settings.customers_path,
+            # Pseudonymous ids: metadata is shown in the UI and kept in the run history.
+            "preview": _markdown(
+                result.valid.head(5).assign(customer_id=lambda f: f["customer_id"].map(hash_customer_id))
+            ),
+        },
     )
     yield Output(
         result.rejected,

@@ -17,6 +17,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from personalization_assets.lib.frames import ARROW_STRING, arrow_to_pandas
+from personalization_assets.lib.privacy import hash_customer_id
 
 ID_COLUMN = "customer_id"
 TEXT_COLUMNS = ("location", "tier")
@@ -229,7 +230,8 @@ def validate_customers(
     ids = raw[ID_COLUMN].astype(ARROW_STRING).str.strip()
     reject(ids.isna() | (ids == ""), ID_COLUMN, "empty id")
     duplicated = ids.duplicated(keep=False) & ids.notna() & (ids != "")
-    reject(duplicated, ID_COLUMN, "duplicate id", ids)
+    # Ids are shown as pseudonyms: errors end up in logs and the Dagster UI (the line numbers find the rows).
+    reject(duplicated, ID_COLUMN, "duplicate id", ids[duplicated].map(hash_customer_id).reindex(ids.index))
     frame[ID_COLUMN] = ids.to_numpy()
 
     for column in TEXT_COLUMNS:
