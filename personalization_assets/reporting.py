@@ -79,7 +79,7 @@ def campaign_report(
     PDF, executed notebook)."""
     config = settings.load(REPORTING_CONFIG_FILE, ReportingConfig)
     experiment = load_experiment_config(settings)
-    if not Path(warehouse.path).exists():
+    if not warehouse.exists():
         raise Failure(
             f"campaign_report: the warehouse {warehouse.path} does not exist yet; run the segmentation "
             "and campaign jobs first"
@@ -106,7 +106,9 @@ def _timed_notebook(
         NOTEBOOK_TEMPLATE,
         notebook_path,
         {
-            "warehouse_path": str(Path(warehouse.path).resolve()),
+            "warehouse_path": str(Path(warehouse.path).resolve())
+            if warehouse.is_local_file
+            else warehouse.path,
             "primary_metric": config.primary_metric,
             "attribution_metric": config.attribution_metric,
             "sample_rows": config.attribution_sample_rows,

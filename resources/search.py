@@ -161,7 +161,7 @@ def read_content_index(warehouse: DuckDBWarehouse, columns: list[str] | None = N
         f"table '{DOCUMENTS_TABLE}' is not in the warehouse {warehouse.path}: materialize the asset "
         f"'{DOCUMENTS_TABLE}' first"
     )
-    if not Path(warehouse.path).exists():
+    if not warehouse.exists():
         raise missing
     with warehouse.connect(read_only=True) as connection:
         if not table_exists(connection, DOCUMENTS_TABLE):

@@ -38,6 +38,7 @@ from personalization_assets.lib.frames import arrow_to_pandas
 
 SCHEMA = "main"
 MAX_LOCK_RETRY_DELAY_SECONDS = 0.2
+REMOTE_PREFIXES = ("md:", "motherduck:")  # DuckDB paths of MotherDuck databases, not files
 
 
 class WarehouseLockedError(RuntimeError):
@@ -65,9 +66,19 @@ class DuckDBWarehouse(ConfigurableResource):
         default=120.0, description="How long to wait for another process's write lock before failing."
     )
 
+    @property
+    def is_local_file(self) -> bool:
+        """False for a MotherDuck database (`md:<name>`, a DuckDB service shared by several machines)."""
+        return not self.path.startswith(REMOTE_PREFIXES)
+
+    def exists(self) -> bool:
+        """Whether there is a database to read: the local file exists (a MotherDuck database always does)."""
+        return not self.is_local_file or Path(self.path).exists()
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.is_local_file:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_seconds
         # Short waits: another process's hold is usually one statement or one partition write, and parallel
         # partition runs lose more to oversleeping than to retrying a refused connect (a millisecond).
@@ -106,7 +117,7 @@ class DuckDBWarehouse(ConfigurableResource):
     def table_exists(self, table: str, connection: duckdb.DuckDBPyConnection | None = None) -> bool:
         if connection is not None:
             return table_exists(connection, table)
-        if not Path(self.path).exists():
+        if not self.exists():
             return False
         with self.connect() as own:
             return table_exists(own, table)
