@@ -14,10 +14,11 @@ from personalization_assets.jobs import build_jobs
 from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import install_log_redaction, json_logger
 from resources.content_safety import content_safety_resource_from_config
+from resources.io_managers import io_manager_from_environment
 from resources.llm import llm_resource_from_config
 from resources.search import search_resource_from_config
 from resources.settings import PipelineSettings
-from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
+from resources.warehouse import DuckDBWarehouse
 
 STAGE_MODULES = [segmentation, retrieval, generation, safety, experimentation, reporting]
 
@@ -45,7 +46,8 @@ defs = Definitions(
     resources={
         "settings": PipelineSettings(),
         "warehouse": warehouse,
-        "io_manager": WarehouseIOManager(warehouse=warehouse),
+        # Where asset tables are stored: PERSONALIZATION_IO_MANAGER = duckdb (default) | snowflake.
+        "io_manager": io_manager_from_environment(warehouse),
         # Backend chosen by config/retrieval.yaml (`backend: embedded | azure`) when the code location loads.
         "search": search_resource_from_config(
             PipelineSettings().load(retrieval.RETRIEVAL_CONFIG_FILE, RetrievalConfig), warehouse
