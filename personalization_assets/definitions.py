@@ -3,13 +3,13 @@
 from dagster import (
     Definitions,
     colored_console_logger,
-    in_process_executor,
     load_asset_checks_from_modules,
     load_assets_from_modules,
 )
 
 from personalization_assets import experimentation, generation, reporting, retrieval, safety, segmentation
 from personalization_assets.automation import build_automation
+from personalization_assets.deployment import executor_from_environment
 from personalization_assets.jobs import build_jobs
 from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import install_log_redaction, json_logger
@@ -40,8 +40,9 @@ defs = Definitions(
     loggers={"console": colored_console_logger, "json": json_logger},
     # Steps of a run execute in the run's process: a process per step would re-import the code location for
     # every asset and check (seconds each) and contend for DuckDB's single writer. Segments run in parallel
-    # as separate runs (backfills, sensors), bounded by dagster.yaml's max_concurrent_runs.
-    executor=in_process_executor,
+    # as separate runs (backfills, sensors), bounded by dagster.yaml's max_concurrent_runs. On a cluster,
+    # PERSONALIZATION_EXECUTOR = multiprocess | k8s | celery (personalization_assets/deployment.py).
+    executor=executor_from_environment(),
     asset_checks=load_asset_checks_from_modules(STAGE_MODULES),
     resources={
         "settings": PipelineSettings(),

@@ -2,8 +2,8 @@
 loads (docs/scale_out.md). Assets never name a storage: they return DataFrames to the `io_manager` resource.
 
 - `duckdb` (default): `WarehouseIOManager` on the `warehouse` resource, i.e. `PERSONALIZATION_WAREHOUSE`: a
-  local DuckDB file, or `md:<database>` for MotherDuck (a DuckDB service several machines share; extra
-  `motherduck`, token in the `motherduck_token` environment variable). Everything else the pipeline does with
+  local DuckDB file, or `md:<database>` for MotherDuck (a DuckDB service several machines share; token in
+  the `motherduck_token` environment variable). Everything else the pipeline does with
   SQL (audit log, caches, full-text index, the experiment's reads, the report) runs on the same database.
 - `snowflake`: dagster-snowflake-pandas' `SnowflakePandasIOManager` (extra `snowflake`) for the tables the
   IO manager stores, configured from `SNOWFLAKE_*` environment variables, the password or key read at run
