@@ -89,6 +89,8 @@ def campaign_report(
     folder.mkdir(parents=True, exist_ok=True)
     # The notebook re-derives the analysis in its own kernel process from the warehouse (read-only): it runs
     # while this process builds the HTML and PDF, instead of after them.
+    if config.notebook:
+        _import_notebook_machinery()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-notebook") as notebook_runner:
         notebook = (
             notebook_runner.submit(_timed_notebook, folder / REPORT_NOTEBOOK, config, experiment, warehouse)
@@ -96,6 +98,15 @@ def campaign_report(
             else None
         )
         return _build_report(context, config, experiment, warehouse, generated_at, folder, notebook)
+
+
+def _import_notebook_machinery() -> None:
+    """Import here what running a notebook imports (IPython, the Jupyter client, ZeroMQ), before the notebook
+    thread starts: matplotlib looks IPython up in sys.modules while drawing the report's charts and fails on
+    a module another thread is still importing."""
+    import IPython  # noqa: F401
+    import jupyter_client.manager  # noqa: F401
+    import nbclient  # noqa: F401
 
 
 def _timed_notebook(
