@@ -143,12 +143,17 @@ def test_partition_runs_with_the_multiprocess_executor_share_the_warehouse(pipel
         "PERSONALIZATION_WAREHOUSE",
     ):
         monkeypatch.setenv(name, pipeline_env[name])
-    # Segmentation only (registers the segment partitions); then two segments' runs start together.
-    from personalization_assets.cli import execute_run
-    from personalization_assets.jobs import SEGMENTATION_JOB
-
-    with DagsterInstance.get() as instance:
-        assert execute_run(instance, SEGMENTATION_JOB, "segmentation").success
+    # Segmentation only (registers the segment partitions); then two segments' runs start together. It runs in
+    # a subprocess too: the code location reads PERSONALIZATION_* when first imported, which in this pytest
+    # process may have happened in an earlier test, before these variables were set.
+    segmentation = (
+        "from dagster import DagsterInstance\n"
+        "from personalization_assets.cli import execute_run\n"
+        "from personalization_assets.jobs import SEGMENTATION_JOB\n"
+        "with DagsterInstance.get() as instance:\n"
+        "    assert execute_run(instance, SEGMENTATION_JOB, 'segmentation').success\n"
+    )
+    subprocess.run([sys.executable, "-c", segmentation], cwd=PROJECT_ROOT, env=pipeline_env, check=True)
     segments = ["at_risk", "standard"]
     script = (
         "import sys\n"
