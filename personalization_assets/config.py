@@ -121,7 +121,9 @@ class RuleConfig(StrictModel):
     def _key_is_slug(self) -> RuleConfig:
         key = self.key or slugify(self.name)
         if key != slugify(key):
-            raise ValueError(f"key {key!r} must be a slug like {slugify(key)!r} (letters, digits, underscores)")
+            raise ValueError(
+                f"key {key!r} must be a slug like {slugify(key)!r} (letters, digits, underscores)"
+            )
         object.__setattr__(self, "key", key)
         return self
 

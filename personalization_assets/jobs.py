@@ -27,7 +27,9 @@ def _downstream_of(roots: set[AssetKey], assets: Sequence[AssetsDefinition]) -> 
 
 
 def build_jobs(assets: Sequence[AssetsDefinition]) -> list:
-    partitioned = {key for asset in assets if asset.partitions_def == segment_partitions for key in asset.keys}
+    partitioned = {
+        key for asset in assets if asset.partitions_def == segment_partitions for key in asset.keys
+    }
     report = _downstream_of(partitioned, assets) - partitioned
     inputs = {key for asset in assets for key in asset.keys} - partitioned - report
     jobs = [

@@ -19,7 +19,6 @@ JWTs, passwords in URLs, values of environment variables whose names look secret
 
 import datetime as dt
 import functools
-import hashlib
 import json
 import logging
 import os

@@ -1,6 +1,5 @@
 """Stage 1 — customers and segments: the validated customer table, each customer's segment, segment profiles."""
 
-
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -14,6 +13,7 @@ from dagster import (
 from personalization_assets.config import PipelineConfig, SegmentationConfig
 from personalization_assets.constants import PER_SEGMENT_TABLES, STORAGE_KINDS
 from personalization_assets.lib.customers import read_customer_file, validate_customers
+from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.segmentation import (
     Condition,
     Rule,
@@ -21,7 +21,6 @@ from personalization_assets.lib.segmentation import (
     assign_rule_segments,
     profile_segments,
 )
-from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
@@ -96,7 +95,9 @@ def segment_customers(customers: pd.DataFrame, config: SegmentationConfig) -> tu
         conditions = tuple(Condition(c.feature, c.op, c.value) for c in rule.when)
         return Rule(key=rule.key, name=rule.name, intent=rule.intent, conditions=conditions)
 
-    segments = assign_rule_segments(customers, [to_rule(r) for r in config.rules], to_rule(config.default_segment))
+    segments = assign_rule_segments(
+        customers, [to_rule(r) for r in config.rules], to_rule(config.default_segment)
+    )
     return segments, {"method": "rules"}
 
 
@@ -121,7 +122,9 @@ def customer_segments(
     for key in stale:
         context.instance.delete_dynamic_partition(SEGMENT_PARTITIONS_NAME, key)
 
-    configured = [r.key for r in config.rules] + [config.default_segment.key] if config.method == "rules" else []
+    configured = (
+        [r.key for r in config.rules] + [config.default_segment.key] if config.method == "rules" else []
+    )
     empty = [key for key in configured if key not in present]
     counts = segments["segment"].value_counts().rename_axis("segment").reset_index(name="customers")
     context.add_output_metadata(
@@ -147,8 +150,17 @@ def segment_profiles(
     """Per-segment size, share, feature means and medians, tier mix, top cities and engagement level."""
     profiles = profile_segments(customers, customer_segments)
     preview = profiles[
-        ["segment", "segment_name", "intent", "customers", "share", "mean_avg_order_value",
-         "mean_purchase_frequency", "median_last_engagement_days", "engagement_level"]
+        [
+            "segment",
+            "segment_name",
+            "intent",
+            "customers",
+            "share",
+            "mean_avg_order_value",
+            "mean_purchase_frequency",
+            "median_last_engagement_days",
+            "engagement_level",
+        ]
     ]
     context.add_output_metadata({"profiles": _markdown(preview)})
     return profiles

@@ -35,7 +35,9 @@ class AzureAuthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     auth: AuthMode = "managed_identity"
-    api_key_env: str = Field(default="", description="environment variable holding the API key (auth: api_key)")
+    api_key_env: str = Field(
+        default="", description="environment variable holding the API key (auth: api_key)"
+    )
     managed_identity_client_id: str | None = Field(
         default=None, description="client id of a user-assigned managed identity (system-assigned when unset)"
     )
@@ -54,7 +56,9 @@ def require_secure_endpoint(endpoint: str, setting: str) -> str:
     """Return the endpoint without a trailing slash; refuse plain HTTP except on loopback, and credentials in
     the URL. Messages never repeat credentials or a query string."""
     if not endpoint:
-        raise MissingCredentialError(f"{setting} is not set: the endpoint of the selected Azure backend is required")
+        raise MissingCredentialError(
+            f"{setting} is not set: the endpoint of the selected Azure backend is required"
+        )
     parsed = urlparse(endpoint)
     if "@" in parsed.netloc:
         raise InsecureEndpointError(
@@ -73,7 +77,9 @@ def require_secure_endpoint(endpoint: str, setting: str) -> str:
 
 def read_api_key(env_var: str, setting: str) -> str:
     if not env_var:
-        raise MissingCredentialError(f"{setting} is not set: auth is api_key but no environment variable is named")
+        raise MissingCredentialError(
+            f"{setting} is not set: auth is api_key but no environment variable is named"
+        )
     if not ENV_VAR_NAME.fullmatch(env_var):
         # Most likely the key itself was pasted here: never repeat it.
         raise MissingCredentialError(
@@ -94,8 +100,10 @@ def token_credential(mode: AuthMode, managed_identity_client_id: str | None = No
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
     if mode == "managed_identity":
-        return ManagedIdentityCredential(client_id=managed_identity_client_id) if managed_identity_client_id else (
-            ManagedIdentityCredential()
+        return (
+            ManagedIdentityCredential(client_id=managed_identity_client_id)
+            if managed_identity_client_id
+            else (ManagedIdentityCredential())
         )
     if mode == "default_credential":
         return DefaultAzureCredential(

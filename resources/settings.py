@@ -1,6 +1,5 @@
 """Where the pipeline's inputs and configuration live (paths are settings, overridable in the Dagster UI)."""
 
-
 from pathlib import Path
 from typing import TypeVar
 

@@ -172,7 +172,7 @@ class _PandasByNameTypeHandler(DbTypeHandler[pd.DataFrame]):
         self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection
     ) -> None:
         table = f"{table_slice.schema}.{table_slice.table}"
-        source = _as_arrow(obj)  # DuckDB reads the local variable `source` by name
+        source = _as_arrow(obj)  # noqa: F841 - DuckDB's SQL below reads the local variable `source` by name
         exists = _table_exists(connection, table_slice)
         if exists:
             stored = [row[0] for row in connection.execute(f"describe {table}").fetchall()]

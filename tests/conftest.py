@@ -1,18 +1,30 @@
 """Shared pytest fixtures. Service emulators live in tests/emulators (real HTTP on 127.0.0.1)."""
 
-pytest_plugins = ["tests.emulators.fixtures"]
+from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance, materialize
 
+from resources.settings import PipelineSettings
+from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
 from tests.emulators.identity import ManagedIdentityEndpoint
+
+pytest_plugins = ["tests.emulators.fixtures"]
 
 
 @pytest.fixture
 def managed_identity(monkeypatch):
     """Route azure-identity's managed-identity flow to a local token endpoint; yields it (its `.token`)."""
     with ManagedIdentityEndpoint() as endpoint:
-        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
-                     "MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT"):
+        for name in (
+            "AZURE_CLIENT_ID",
+            "AZURE_TENANT_ID",
+            "AZURE_CLIENT_SECRET",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "MSI_ENDPOINT",
+            "MSI_SECRET",
+            "IDENTITY_SERVER_THUMBPRINT",
+        ):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("IDENTITY_ENDPOINT", endpoint.endpoint)
         monkeypatch.setenv("IDENTITY_HEADER", endpoint.secret_header)
@@ -21,12 +33,6 @@ def managed_identity(monkeypatch):
 
 # --- Pipeline fixtures: real resources on a temporary warehouse, an ephemeral Dagster instance ---------------
 
-from pathlib import Path  # noqa: E402
-
-from dagster import DagsterInstance, materialize  # noqa: E402
-
-from resources.settings import PipelineSettings  # noqa: E402
-from resources.warehouse import DuckDBWarehouse, WarehouseIOManager  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +62,11 @@ def instance():
 @pytest.fixture
 def base_resources(settings, warehouse) -> dict:
     """Resources every asset needs; tests add service resources (search, llm, content_safety) to a copy."""
-    return {"settings": settings, "warehouse": warehouse, "io_manager": WarehouseIOManager(warehouse=warehouse)}
+    return {
+        "settings": settings,
+        "warehouse": warehouse,
+        "io_manager": WarehouseIOManager(warehouse=warehouse),
+    }
 
 
 @pytest.fixture

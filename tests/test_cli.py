@@ -24,6 +24,9 @@ def test_data_rejects_unknown_suffix(tmp_path, capsys):
 
 def test_console_script_is_installed():
     completed = subprocess.run(
-        [sys.executable, "-m", "personalization_assets.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "personalization_assets.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "run" in completed.stdout and "data" in completed.stdout

@@ -36,7 +36,9 @@ def test_valid_csv_and_parquet_load_with_types(tmp_path, good_frame):
         assert len(result.valid) == 20 and result.rejected.empty
         assert result.valid["age"].dtype == np.int64
         assert result.valid["historical_open_rate"].dtype == np.float64
-        pd.testing.assert_series_equal(result.valid["customer_id"].astype(str), good_frame["customer_id"].astype(str))
+        pd.testing.assert_series_equal(
+            result.valid["customer_id"].astype(str), good_frame["customer_id"].astype(str)
+        )
 
 
 @pytest.mark.parametrize(
@@ -96,10 +98,16 @@ def test_extra_columns_can_be_dropped_by_config(tmp_path, good_frame):
     ("content", "expected"),
     [
         (b"", "the file is empty"),
-        (b"customer_id,age,location,tier,purchase_frequency,avg_order_value,last_engagement_days,"
-         b"historical_open_rate,historical_click_rate\n", "has a header but no customer rows"),
-        (b"customer_id,age,location,tier,purchase_frequency,avg_order_value,last_engagement_days,"
-         b"historical_open_rate,historical_click_rate\nC1,30,K\xf6ln,Gold,1,2,3,0.1,0.1\n", "line 2 is not valid UTF-8"),
+        (
+            b"customer_id,age,location,tier,purchase_frequency,avg_order_value,last_engagement_days,"
+            b"historical_open_rate,historical_click_rate\n",
+            "has a header but no customer rows",
+        ),
+        (
+            b"customer_id,age,location,tier,purchase_frequency,avg_order_value,last_engagement_days,"
+            b"historical_open_rate,historical_click_rate\nC1,30,K\xf6ln,Gold,1,2,3,0.1,0.1\n",
+            "line 2 is not valid UTF-8",
+        ),
     ],
 )
 def test_unreadable_files(tmp_path, content, expected):

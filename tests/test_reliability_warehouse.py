@@ -43,7 +43,9 @@ def materialize_partition(env: dict, key: str, generation: int):
     warehouse = DuckDBWarehouse(path=env["RELIABILITY_WAREHOUSE"])
     with DagsterInstance.get() as instance:
         return materialize(
-            [warehouse_jobs.wide_table], partition_key=key, instance=instance,
+            [warehouse_jobs.wide_table],
+            partition_key=key,
+            instance=instance,
             resources={"io_manager": WarehouseIOManager(warehouse=warehouse)},
         )
 
@@ -57,7 +59,10 @@ def test_process_killed_mid_write_leaves_old_rows_and_recovers(reliability_env):
     env = {**os.environ, **reliability_env, "RELIABILITY_GENERATION": "2"}
     killed = subprocess.run(
         [sys.executable, "-m", "tests.reliability.kill_during_write", "beta"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=120,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
     )
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
 
@@ -82,12 +87,18 @@ def test_concurrent_partition_runs_with_multiprocess_executor(reliability_env):
         "from dagster import DagsterInstance, execute_job, reconstructable\n"
         "from tests.test_reliability_warehouse import partition_job\n"
         "with DagsterInstance.get() as instance:\n"
-        "    result = execute_job(reconstructable(partition_job), instance=instance, tags={'dagster/partition': sys.argv[1]})\n"
+        "    tags = {'dagster/partition': sys.argv[1]}\n"
+        "    result = execute_job(reconstructable(partition_job), instance=instance, tags=tags)\n"
         "    sys.exit(0 if result.success else 1)\n"
     )
     processes = [
-        subprocess.Popen([sys.executable, "-c", script, key], cwd=PROJECT_ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", script, key],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for key in concurrent
     ]
     outcomes = [process.communicate(timeout=240) for process in processes]
@@ -97,5 +108,3 @@ def test_concurrent_partition_runs_with_multiprocess_executor(reliability_env):
     assert counts == {key: (50000, 1) for key in concurrent}
     sizes = DuckDBWarehouse(path=reliability_env["RELIABILITY_WAREHOUSE"]).read_table("second_table")
     assert sorted(sizes["segment"]) == concurrent and set(sizes["size"]) == {50000}
-
-

@@ -19,13 +19,24 @@ from personalization_assets.lib.synthetic import generate_customers
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from resources.settings import PipelineSettings
 
-SEGMENTATION_ASSETS = [segmentation.load_customers, segmentation.customer_segments, segmentation.segment_profiles]
+SEGMENTATION_ASSETS = [
+    segmentation.load_customers,
+    segmentation.customer_segments,
+    segmentation.segment_profiles,
+]
 
 
 def customer(**values) -> dict:
     base = dict(
-        customer_id="C1", age=40, location="Boston", tier="Gold", purchase_frequency=5.0, avg_order_value=100.0,
-        last_engagement_days=10, historical_open_rate=0.3, historical_click_rate=0.05,
+        customer_id="C1",
+        age=40,
+        location="Boston",
+        tier="Gold",
+        purchase_frequency=5.0,
+        avg_order_value=100.0,
+        last_engagement_days=10,
+        historical_open_rate=0.3,
+        historical_click_rate=0.05,
     )
     return base | values
 
@@ -97,8 +108,10 @@ def test_profiles_sum_to_population():
         ("method: clustering\n", "method: Input should be 'rules' or 'kmeans'"),
         ("methd: rules\n", "methd: unknown key"),
         ("kmeans:\n  k: 9\n", "kmeans.k: Input should be less than or equal to 5"),
-        ("rules:\n  - name: X\n    intent: vip\n    when: [{feature: salary, op: '>', value: 1}]\n",
-         "rules.0.when.0.feature"),
+        (
+            "rules:\n  - name: X\n    intent: vip\n    when: [{feature: salary, op: '>', value: 1}]\n",
+            "rules.0.when.0.feature",
+        ),
         ("rules: [\n", "malformed YAML at line"),
     ],
 )
@@ -118,7 +131,9 @@ def test_assets_register_slug_partitions(segmented, warehouse):
     assert set(profiles["segment_name"]) >= {"High-Value Recent", "At-Risk"}
 
 
-def test_resegmentation_removes_stale_partitions_and_their_rows(tmp_path, segmented, base_resources, warehouse):
+def test_resegmentation_removes_stale_partitions_and_their_rows(
+    tmp_path, segmented, base_resources, warehouse
+):
     # A per-segment table with rows for a segment that is about to disappear.
     with warehouse.transaction() as connection:
         connection.execute("create table retrieved_content (segment varchar, document_id varchar)")
@@ -134,7 +149,9 @@ def test_resegmentation_removes_stale_partitions_and_their_rows(tmp_path, segmen
         content_path=base_resources["settings"].content_path,
         config_dir=str(config_dir),
     )
-    result = materialize(SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings})
+    result = materialize(
+        SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings}
+    )
     assert result.success
     assert sorted(segmented.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)) == ["new_customer", "standard"]
     assert list(warehouse.read_table("retrieved_content")["segment"]) == ["standard"]
@@ -149,7 +166,9 @@ def test_failed_load_changes_no_table(tmp_path, segmented, base_resources, wareh
     frame.to_csv(bad, index=False)
     settings = PipelineSettings(customers_path=str(bad), config_dir=base_resources["settings"].config_dir)
     result = materialize(
-        SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings},
+        SEGMENTATION_ASSETS,
+        instance=segmented,
+        resources={**base_resources, "settings": settings},
         raise_on_error=False,
     )
     assert not result.success
@@ -167,7 +186,9 @@ def test_quarantine_mode_writes_rejected_rows(tmp_path, instance, base_resources
     path = tmp_path / "customers.csv"
     frame.to_csv(path, index=False)
     settings = PipelineSettings(customers_path=str(path), config_dir=str(config_dir))
-    result = materialize(SEGMENTATION_ASSETS, instance=instance, resources={**base_resources, "settings": settings})
+    result = materialize(
+        SEGMENTATION_ASSETS, instance=instance, resources={**base_resources, "settings": settings}
+    )
     assert result.success
     quarantine = warehouse.read_table("customers_quarantine")
     assert list(quarantine["line"]) == [6] and "age: out of range" in quarantine.loc[0, "reasons"]
@@ -178,8 +199,12 @@ def test_switching_to_kmeans_needs_no_code_change(tmp_path, segmented, base_reso
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     (config_dir / "segmentation.yaml").write_text("method: kmeans\nkmeans:\n  k: 3\n  seed: 7\n")
-    settings = PipelineSettings(customers_path=base_resources["settings"].customers_path, config_dir=str(config_dir))
-    result = materialize(SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings})
+    settings = PipelineSettings(
+        customers_path=base_resources["settings"].customers_path, config_dir=str(config_dir)
+    )
+    result = materialize(
+        SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings}
+    )
     assert result.success
     keys = segmented.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)
     profiles = warehouse.read_table("segment_profiles")

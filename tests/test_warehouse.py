@@ -95,9 +95,8 @@ def test_connect_waits_for_another_process_lock(tmp_path):
     try:
         assert ready.wait(20)
         impatient = DuckDBWarehouse(path=path, lock_timeout_seconds=0.3)
-        with pytest.raises(RuntimeError, match="stayed locked by another process"):
-            with impatient.connect():
-                pass
+        with pytest.raises(RuntimeError, match="stayed locked by another process"), impatient.connect():
+            pass
         release.set()  # the patient one gets the lock once the holder lets go
         with DuckDBWarehouse(path=path, lock_timeout_seconds=20).connect() as connection:
             assert connection.execute("select 1").fetchone() == (1,)

@@ -247,8 +247,11 @@ def validate_customers(
         else:
             text = original.astype(ARROW_STRING).str.strip()
             numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-            not_numeric = numbers.isna() & text.notna() & (text != "") & ~text.str.lower().isin(
-                ["nan", "inf", "-inf", "+inf", "infinity", "-infinity"]
+            not_numeric = (
+                numbers.isna()
+                & text.notna()
+                & (text != "")
+                & ~text.str.lower().isin(["nan", "inf", "-inf", "+inf", "infinity", "-infinity"])
             )
         reject(not_numeric, column, "not a number", original)
         missing = numbers.isna() & ~not_numeric
@@ -257,7 +260,12 @@ def validate_customers(
         reject(infinite, column, "infinite value", original)
         finite = numbers.notna() & ~infinite
         bounds = f"[{low:g}, {high:g}]" if np.isfinite(high) else f">= {low:g}"
-        reject(finite & ((numbers < low) | (numbers > high)), column, f"out of range (allowed {bounds})", original)
+        reject(
+            finite & ((numbers < low) | (numbers > high)),
+            column,
+            f"out of range (allowed {bounds})",
+            original,
+        )
         if integer:
             reject(finite & (numbers % 1 != 0), column, "not a whole number", original)
         frame[column] = numbers.to_numpy()

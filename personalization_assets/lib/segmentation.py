@@ -199,7 +199,13 @@ def profile_segments(customers: pd.DataFrame, segments: pd.DataFrame) -> pd.Data
 
     tier_share = pd.crosstab(joined["segment"], joined["tier"], normalize="index")
     profile["tier_mix"] = [
-        json.dumps({tier: round(float(share), 3) for tier, share in row.sort_values(ascending=False).items() if share})
+        json.dumps(
+            {
+                tier: round(float(share), 3)
+                for tier, share in row.sort_values(ascending=False).items()
+                if share
+            }
+        )
         for _, row in tier_share.reindex(profile.index).iterrows()
     ]
     city_counts = joined.groupby(["segment", "location"]).size().rename("n").reset_index()
@@ -213,9 +219,10 @@ def profile_segments(customers: pd.DataFrame, segments: pd.DataFrame) -> pd.Data
     profile["top_locations"] = top_cities.reindex(profile.index).map(json.dumps)
     profile["engagement_level"] = profile["mean_historical_open_rate"].map(engagement_level)
     profile["description"] = [
-        f"{row.segment_name}: {row.customers:,} customers ({row.share:.1%}); avg order ${row.mean_avg_order_value:,.0f}, "
-        f"{row.mean_purchase_frequency:.1f} purchases, last engaged {row.median_last_engagement_days:.0f} days ago "
-        f"(median), open rate {row.mean_historical_open_rate:.0%} ({row.engagement_level} engagement)"
+        f"{row.segment_name}: {row.customers:,} customers ({row.share:.1%}); "
+        f"avg order ${row.mean_avg_order_value:,.0f}, {row.mean_purchase_frequency:.1f} purchases, "
+        f"last engaged {row.median_last_engagement_days:.0f} days ago (median), "
+        f"open rate {row.mean_historical_open_rate:.0%} ({row.engagement_level} engagement)"
         for row in profile.itertuples()
     ]
     return profile.reset_index()

@@ -14,9 +14,26 @@ import pandas as pd
 
 CITIES = np.array(
     [
-        "New York", "Los Angeles", "Chicago", "Houston", "Phoenix", "Philadelphia", "San Antonio", "San Diego",
-        "Dallas", "Austin", "Seattle", "Denver", "Boston", "Portland", "Atlanta", "Miami", "Minneapolis",
-        "Nashville", "Salt Lake City", "Raleigh",
+        "New York",
+        "Los Angeles",
+        "Chicago",
+        "Houston",
+        "Phoenix",
+        "Philadelphia",
+        "San Antonio",
+        "San Diego",
+        "Dallas",
+        "Austin",
+        "Seattle",
+        "Denver",
+        "Boston",
+        "Portland",
+        "Atlanta",
+        "Miami",
+        "Minneapolis",
+        "Nashville",
+        "Salt Lake City",
+        "Raleigh",
     ]
 )
 # Rough population weights so big cities dominate as they do in real customer files.
@@ -33,7 +50,9 @@ def generate_customers(count: int, seed: int = 42) -> pd.DataFrame:
 
     age = np.clip(np.round(rng.normal(41, 13, count) + 2.5 * spend), 18, 85).astype(np.int64)
     purchase_frequency = np.round(np.clip(rng.gamma(2.6, 2.2, count) * np.exp(0.55 * affinity), 0, 60), 1)
-    avg_order_value = np.round(np.exp(4.55 + 0.5 * spend + 0.004 * (age - 41) + rng.normal(0, 0.25, count)), 2)
+    avg_order_value = np.round(
+        np.exp(4.55 + 0.5 * spend + 0.004 * (age - 41) + rng.normal(0, 0.25, count)), 2
+    )
 
     # Recency: engaged customers come back within days; a lapsed minority (incl. former frequent buyers) has not.
     lapsed = rng.random(count) < 1 / (1 + np.exp(1.2 + 0.9 * affinity))

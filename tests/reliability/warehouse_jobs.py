@@ -31,7 +31,8 @@ def second_table(context, wide_table: pd.DataFrame) -> pd.DataFrame:
 
 warehouse = DuckDBWarehouse(path=os.environ.get("RELIABILITY_WAREHOUSE", "reliability.duckdb"))
 partition_job = define_asset_job(
-    "partition_job", selection=[wide_table, second_table],
+    "partition_job",
+    selection=[wide_table, second_table],
     executor_def=multiprocess_executor.configured({"max_concurrent": 2}),
 )
 defs = Definitions(
