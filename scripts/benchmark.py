@@ -1,29 +1,50 @@
-"""Benchmark the whole pipeline on the embedded backends at several sizes; print and save a table.
+"""Benchmark the pipeline; print the table and write it to a Markdown file (default docs/benchmarks.md).
 
-    .venv/bin/python scripts/benchmark.py                      # 10k, 100k, 1M customers
-    .venv/bin/python scripts/benchmark.py --sizes 10000 100000
+Pipeline mode (embedded backends, no network):
 
-Each size runs in a fresh subprocess (its own warehouse and DAGSTER_HOME under a temp folder), so the peak resident
-memory reported is that run's alone. Stage times are the Dagster step durations of the run, summed over segment
-partitions; "wall" is the whole `personalize run` including Dagster's per-run overhead.
+    .venv/bin/python scripts/benchmark.py          # 10k, 100k, 1M; one after another and --parallel 3
+    .venv/bin/python scripts/benchmark.py --sizes 10000 --parallel 1 5 --repeat 3
+
+Each run is `personalize run --parallel N` in a fresh subprocess with its own warehouse and DAGSTER_HOME (the
+customer file is generated once per size, by another process). Reported per run:
+- per stage: Dagster step time of the stage's assets and their checks, summed over segment partitions (with
+  partitions in parallel the sum exceeds the wall time it took);
+- per phase: wall time of the segmentation run, of all campaign (partition) runs, and of the report run;
+- wall: the whole `personalize run`; CPU: user + system time of the run and every process it started;
+- peak memory: the largest sum of proportional set sizes (PSS) of the run's process tree, sampled every
+  0.25 s (worker processes and the notebook kernel included; shared pages counted once), and the largest
+  single process's peak RSS.
+
+Model-call mode (Responses API and Content Safety emulators on 127.0.0.1, each answering after a fixed delay):
+
+    .venv/bin/python scripts/benchmark.py --llm-latency 2 --safety-latency 0.7
+
+runs the pipeline with `generation.yaml` backend openai_compatible and `safety_thresholds.yaml` backend azure
+(API keys from environment variables) pointed at the emulators, one after another and with --parallel, and
+reports the wall time from the first model (screening) call sent to the last answer received, the calls made,
+and the calls made by a second, unchanged run of the same warehouse (expected: none, both caches hit).
 """
 
 import argparse
 import json
 import os
 import platform
-import resource
+import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))  # tests.emulators, for the model-call mode
 DEFAULT_OUT = PROJECT_ROOT / "docs" / "benchmarks.md"
 
-# Dagster step (op) name -> the stage it is reported under.
-STAGE_OF_STEP = {
+# Asset -> the stage it is reported under; a check's step key is "<asset>_<check>".
+STAGE_OF_ASSET = {
     "load_customers": "load+validate",
     "customer_segments": "segmentation",
     "segment_profiles": "segmentation",
@@ -38,71 +59,482 @@ STAGE_OF_STEP = {
     "personalized_messages": "personalization",
     "campaign_report": "report",
 }
-STAGES = [
-    "load+validate", "segmentation", "retrieval", "generation", "safety", "assignment", "simulation",
-    "statistics", "personalization", "report",
-]
+STAGES = list(dict.fromkeys(STAGE_OF_ASSET.values()))
+PHASES = ["segmentation run", "campaign runs (all segments)", "report run"]
+SAMPLE_SECONDS = 0.25  # reading a large process's smaps_rollup costs milliseconds
+LLM_KEY_ENV = "BENCHMARK_LLM_KEY"
+SAFETY_KEY_ENV = "BENCHMARK_CONTENT_SAFETY_KEY"
 
 
-def run_single(size: int, workdir: Path) -> dict:
-    """Generate `size` customers and run the pipeline in this process; return stage timings."""
-    os.environ.update(
-        {
-            "DAGSTER_HOME": str(workdir / "dagster_home"),
-            "PERSONALIZATION_CUSTOMERS": str(workdir / "customers.parquet"),
-            "PERSONALIZATION_WAREHOUSE": str(workdir / "warehouse.duckdb"),
-            "PERSONALIZATION_REPORTS": str(workdir / "reports"),
-        }
-    )
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-    # The input file is written by another process so its memory does not count towards the pipeline's peak.
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "personalization_assets.cli", "data", "--customers", str(size), "--seed", "11",
-         "--out", os.environ["PERSONALIZATION_CUSTOMERS"]],
-        check=True, capture_output=True,
-    )
-    generate_seconds = time.perf_counter() - started
+def stage_of_step(step_key: str) -> str | None:
+    """The stage of an asset's step or of one of its checks' steps (longest asset-name prefix)."""
+    for asset in sorted(STAGE_OF_ASSET, key=len, reverse=True):
+        if step_key == asset or step_key.startswith(asset + "_"):
+            return STAGE_OF_ASSET[asset]
+    return None
 
+
+# --- One run, in its own process ----------------------------------------------------------------------------
+
+
+def run_single(parallel: int, workdir: Path) -> dict:
+    """`personalize run --parallel N` in this process (environment set by the caller); figures from the
+    Dagster instance it recorded the runs in."""
     from dagster import DagsterEventType, DagsterInstance
 
     from personalization_assets.cli import main as personalize
 
+    with DagsterInstance.get() as instance:
+        earlier_runs = {run.run_id for run in instance.get_runs()}  # a second run shares DAGSTER_HOME
     started = time.perf_counter()
-    status = personalize(["run"])
+    status = personalize(["run", "--parallel", str(parallel)])
     wall = time.perf_counter() - started
 
     stages = dict.fromkeys(STAGES, 0.0)
-    other = 0.0
-    instance = DagsterInstance.get()
-    for run in instance.get_runs():
-        for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_SUCCESS):
-            event = entry.dagster_event
-            seconds = event.event_specific_data.duration_ms / 1000
-            if event.step_key in STAGE_OF_STEP:
-                stages[STAGE_OF_STEP[event.step_key]] += seconds
-            else:
-                other += seconds
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    steps: list[dict] = []
+    runs: dict[str, list[tuple[float, float]]] = {}
+    asset_metadata: dict[str, list[dict]] = {}
+    with DagsterInstance.get() as instance:
+        for record in instance.get_run_records():
+            run = record.dagster_run
+            if run.run_id in earlier_runs:
+                continue
+            if record.start_time and record.end_time:
+                runs.setdefault(run.job_name, []).append((record.start_time, record.end_time))
+            starts = {}
+            for entry in instance.all_logs(
+                run.run_id,
+                of_type={
+                    DagsterEventType.STEP_START,
+                    DagsterEventType.STEP_SUCCESS,
+                    DagsterEventType.ASSET_MATERIALIZATION,
+                },
+            ):
+                event = entry.dagster_event
+                if event.event_type == DagsterEventType.STEP_START:
+                    starts[event.step_key] = entry.timestamp
+                elif event.event_type == DagsterEventType.STEP_SUCCESS:
+                    seconds = event.event_specific_data.duration_ms / 1000
+                    stage = stage_of_step(event.step_key)
+                    if stage:
+                        stages[stage] += seconds
+                    steps.append(
+                        {"step": event.step_key, "start": starts.get(event.step_key), "end": entry.timestamp}
+                    )
+                else:
+                    materialization = event.event_specific_data.materialization
+                    asset_metadata.setdefault(materialization.asset_key.to_user_string(), []).append(
+                        {k: v.value for k, v in materialization.metadata.items() if _plain(v.value)}
+                    )
+
+    def span(job: str) -> float:
+        intervals = runs.get(job, [])
+        return max(end for _, end in intervals) - min(start for start, _ in intervals) if intervals else 0.0
+
     return {
-        "size": size,
         "status": status,
-        "generate_s": round(generate_seconds, 2),
-        "wall_s": round(wall, 2),
-        "peak_rss_mib": round(peak_mib),
-        "stages_s": {name: round(value, 2) for name, value in stages.items()},
-        "other_steps_s": round(other, 2),
+        "parallel": parallel,
+        "wall_s": wall,
+        "stages_s": stages,
+        "phases_s": dict(
+            zip(PHASES, [span("segmentation_job"), span("campaign_job"), span("report_job")], strict=True)
+        ),
+        "steps": steps,
+        "metadata": asset_metadata,
     }
 
 
-def render_table(results: list[dict]) -> str:
-    header = "| stage | " + " | ".join(f"{r['size']:,} customers" for r in results) + " |"
-    lines = [header, "|---|" + "---:|" * len(results)]
+def _plain(value: object) -> bool:
+    return isinstance(value, int | float | str | bool) and not (isinstance(value, str) and len(value) > 200)
+
+
+# --- Running it and watching its memory ---------------------------------------------------------------------
+
+
+def _process_tree(root: int) -> list[int]:
+    """`root` and its descendants (worker processes, the forkserver, the notebook kernel, ...), from each
+    thread's /proc children list (cheap: no scan of every process on the machine)."""
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                pending.extend(
+                    int(child) for child in Path(f"/proc/{pid}/task/{thread}/children").read_text().split()
+                )
+            except OSError:
+                continue
+    return tree
+
+
+class TreeMonitor(threading.Thread):
+    """Samples a process tree: the largest sum of PSS (pages shared between the processes are split, not
+    repeated), the largest single peak RSS (VmHWM), and each process's CPU time as last seen."""
+
+    def __init__(self, root: int):
+        super().__init__(daemon=True)
+        self.root = root
+        self.peak_pss_mib = 0.0
+        self.max_rss_mib = 0.0
+        self.cpu_ticks: dict[int, int] = {}
+        self._done = threading.Event()
+
+    def sample(self) -> None:
+        total_pss = 0
+        for pid in _process_tree(self.root):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                status = Path(f"/proc/{pid}/status").read_text()
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue  # the process ended meanwhile
+            self.cpu_ticks[pid] = int(stat[11]) + int(stat[12])  # utime + stime, own threads only
+            hwm = re.search(r"^VmHWM:\s+(\d+)", status, re.MULTILINE)
+            pss = re.search(r"^Pss:\s+(\d+)", rollup, re.MULTILINE)
+            self.max_rss_mib = max(self.max_rss_mib, int(hwm.group(1)) / 1024 if hwm else 0.0)
+            total_pss += int(pss.group(1)) if pss else 0
+        self.peak_pss_mib = max(self.peak_pss_mib, total_pss / 1024)
+
+    def run(self) -> None:
+        while not self._done.wait(SAMPLE_SECONDS):
+            self.sample()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+
+def run_measured(args: list[str], env: dict[str, str]) -> dict:
+    """Run `benchmark.py --child-run ...` as a subprocess; add its tree's CPU time and peak memory."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    monitor = TreeMonitor(process.pid)
+    monitor.start()
+    stdout, stderr = process.communicate()
+    monitor.stop()
+    if process.returncode != 0:
+        raise RuntimeError(f"benchmark run {' '.join(args)} failed:\n{stderr[-3000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    if result["status"] != 0:
+        raise RuntimeError(f"personalize run exited with {result['status']}:\n{stderr[-3000:]}")
+    result |= {
+        "peak_pss_mib": monitor.peak_pss_mib,
+        "max_rss_mib": monitor.max_rss_mib,
+        "cpu_s": monitor.cpu_seconds,
+    }
+    return result
+
+
+def pipeline_env(workdir: Path, customers: Path, config_dir: Path | None = None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(workdir / "dagster_home"),
+        "PERSONALIZATION_CUSTOMERS": str(customers),
+        "PERSONALIZATION_WAREHOUSE": str(workdir / "warehouse.duckdb"),
+        "PERSONALIZATION_REPORTS": str(workdir / "reports"),
+    }
+    if config_dir is not None:
+        env["PERSONALIZATION_CONFIG"] = str(config_dir)
+    home = Path(env["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return env
+
+
+def generate_customers(size: int, out: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "personalization_assets.cli",
+            "data",
+            "--customers",
+            str(size),
+            "--seed",
+            "11",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=PROJECT_ROOT,
+    )
+
+
+# --- Pipeline mode ------------------------------------------------------------------------------------------
+
+
+def pipeline_benchmark(sizes: list[int], parallel_modes: list[int], repeat: int) -> list[dict]:
+    """Per (size, parallel): the best run's figures plus every run's wall time."""
+    configurations = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix=f"bench-{size}-") as folder:
+            customers = Path(folder) / "customers.parquet"
+            generate_customers(size, customers)
+            for parallel in parallel_modes:
+                runs = []
+                for attempt in range(repeat):
+                    workdir = Path(folder) / f"p{parallel}-{attempt}"
+                    env = pipeline_env(workdir, customers)
+                    runs.append(run_measured(["--child-run", str(parallel), "--workdir", str(workdir)], env))
+                    shutil.rmtree(workdir, ignore_errors=True)
+                    result = runs[-1]
+                    print(
+                        f"{size:>9,} customers, --parallel {parallel}: wall {result['wall_s']:.1f} s, "
+                        f"CPU {result['cpu_s']:.1f} s, peak {result['peak_pss_mib']:,.0f} MiB",
+                        flush=True,
+                    )
+                best = min(runs, key=lambda r: r["wall_s"])
+                configurations.append(
+                    {
+                        **best,
+                        "size": size,
+                        "walls": [r["wall_s"] for r in runs],
+                        "peaks": [r["peak_pss_mib"] for r in runs],
+                    }
+                )
+    return configurations
+
+
+def render_pipeline_table(configurations: list[dict]) -> str:
+    def label(c: dict) -> str:
+        mode = "one after another" if c["parallel"] == 1 else f"--parallel {c['parallel']}"
+        return f"{c['size']:,}<br>{mode}"
+
+    lines = [
+        "| | " + " | ".join(label(c) for c in configurations) + " |",
+        "|---|" + "---:|" * len(configurations),
+    ]
+
+    def row(name: str, cells: list[str]) -> None:
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+
     for stage in STAGES:
-        lines.append(f"| {stage} | " + " | ".join(f"{r['stages_s'][stage]:.2f} s" for r in results) + " |")
-    lines.append("| **wall (personalize run)** | " + " | ".join(f"**{r['wall_s']:.1f} s**" for r in results) + " |")
-    lines.append("| peak memory (RSS) | " + " | ".join(f"{r['peak_rss_mib']:,} MiB" for r in results) + " |")
+        row(stage, [f"{c['stages_s'][stage]:.1f} s" for c in configurations])
+    for phase in PHASES:
+        row(f"*{phase}* (wall)", [f"{c['phases_s'][phase]:.1f} s" for c in configurations])
+    row("**wall, personalize run** (best)", [f"**{c['wall_s']:.1f} s**" for c in configurations])
+    if any(len(c["walls"]) > 1 for c in configurations):
+        row("wall, median of runs", [f"{statistics.median(c['walls']):.1f} s" for c in configurations])
+        row("runs", [", ".join(f"{w:.0f}" for w in c["walls"]) + " s" for c in configurations])
+    row("CPU (user + system)", [f"{c['cpu_s']:.0f} s" for c in configurations])
+    row(
+        "**peak memory, whole process tree (PSS)**",
+        [f"**{c['peak_pss_mib']:,.0f} MiB**" for c in configurations],
+    )
+    row("peak RSS of the largest process", [f"{c['max_rss_mib']:,.0f} MiB" for c in configurations])
     return "\n".join(lines)
+
+
+# --- Model-call mode ----------------------------------------------------------------------------------------
+
+_FENCED_JSON = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
+
+
+def composing_responder(body: dict) -> str:
+    """A well-behaved model: the embedded composer's message for the prompt's profile, documents and tone,
+    as the JSON the request's schema asks for (so no variant needs a second attempt)."""
+    from personalization_assets.lib.composer import compose_message
+    from personalization_assets.lib.generation import FormatRules, SegmentBrief, SourceDocument
+
+    user = next(item["content"] for item in body["input"] if item["role"] == "user")
+    profile, documents = (json.loads(block) for block in _FENCED_JSON.findall(user))
+    tone = re.search(r"Tone: (\w+)", body["instructions"]).group(1)
+    sources = [
+        SourceDocument(d["document_id"], d["title"], d["snippet"], d["category"], tuple(d["keywords"]))
+        for d in documents
+    ]
+    brief = SegmentBrief(profile["segment"], profile["name"], profile["campaign_intent"])
+    message = compose_message(brief, sources, tone, FormatRules(), sender="The Northwind Outfitters team")
+    return json.dumps(
+        {"subject": message.subject, "body": message.body, "citations": list(message.citations)}
+    )
+
+
+def timed(emulator_class):
+    """The emulator, recording when each answer is handled (after its fixed latency)."""
+
+    class Timed(emulator_class):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.answered: list[float] = []
+
+        def handle(self, request):
+            self.answered.append(time.time())
+            return super().handle(request)
+
+        def window(self) -> float:
+            """Seconds from the first request's arrival to the last answer."""
+            return max(self.answered) - min(self.answered) + self.latency_seconds if self.answered else 0.0
+
+    return Timed
+
+
+def emulated_config(folder: Path, llm_endpoint: str, safety_endpoint: str) -> Path:
+    """config/ with generation on the OpenAI-compatible backend and safety on Azure, at the emulators."""
+    import yaml
+
+    target = folder / "config"
+    shutil.copytree(PROJECT_ROOT / "config", target)
+    generation = yaml.safe_load((target / "generation.yaml").read_text())
+    generation["backend"] = "openai_compatible"
+    generation["openai_compatible"] = {
+        "base_url": llm_endpoint + "/v1",
+        "model": "gpt-4o-mini",
+        "api_key_env": LLM_KEY_ENV,
+        "structured_output": True,
+        "ca_bundle_path": None,
+    }
+    (target / "generation.yaml").write_text(yaml.safe_dump(generation))
+    safety = yaml.safe_load((target / "safety_thresholds.yaml").read_text())
+    safety["backend"] = "azure"
+    safety["azure"].update({"endpoint": safety_endpoint, "auth": "api_key", "api_key_env": SAFETY_KEY_ENV})
+    (target / "safety_thresholds.yaml").write_text(yaml.safe_dump(safety))
+    return target
+
+
+def model_call_benchmark(
+    llm_latency: float, safety_latency: float, size: int, parallel_modes: list[int]
+) -> list[dict]:
+    from tests.emulators.content_safety import ContentSafetyEmulator
+    from tests.emulators.openai_responses import OpenAIResponsesEmulator
+
+    llm = timed(OpenAIResponsesEmulator)(latency_seconds=llm_latency, responder=composing_responder)
+    screen = timed(ContentSafetyEmulator)(latency_seconds=safety_latency, trigger_words={})
+    results = []
+    with llm, screen, tempfile.TemporaryDirectory(prefix="bench-calls-") as folder:
+        customers = Path(folder) / "customers.parquet"
+        generate_customers(size, customers)
+        config_dir = emulated_config(Path(folder), llm.endpoint, screen.endpoint)
+        for parallel in parallel_modes:
+            workdir = Path(folder) / f"p{parallel}"
+            env = {
+                **pipeline_env(workdir, customers, config_dir),
+                LLM_KEY_ENV: llm.api_key,
+                SAFETY_KEY_ENV: screen.api_key,
+            }
+            rounds = []
+            for label in ("first run", "second run, unchanged"):
+                llm.reset(), screen.reset()
+                llm.answered.clear(), screen.answered.clear()
+                run = run_measured(["--child-run", str(parallel), "--workdir", str(workdir)], env)
+                rounds.append(
+                    {
+                        "label": label,
+                        "wall_s": run["wall_s"],
+                        "llm_calls": llm.request_count(path_contains="/responses"),
+                        "llm_window_s": llm.window(),
+                        "safety_calls": screen.request_count(path_contains="text:analyze"),
+                        "safety_window_s": screen.window(),
+                        "variants": sum(
+                            m.get("variants", 0) for m in run["metadata"].get("message_variants", [])
+                        ),
+                        "screened": sum(
+                            m.get("variants_screened", 0) for m in run["metadata"].get("safety_verdicts", [])
+                        ),
+                        "generation_s": [
+                            m["wall_seconds"] for m in run["metadata"].get("message_variants", [])
+                        ],
+                        "screening_s": [
+                            m["screening_seconds"] for m in run["metadata"].get("safety_verdicts", [])
+                        ],
+                        "cache_hits": sum(
+                            m.get("cache_hits", 0) for m in run["metadata"].get("message_variants", [])
+                        ),
+                        "cached_screenings": sum(
+                            m.get("cached_screenings", 0) for m in run["metadata"].get("safety_verdicts", [])
+                        ),
+                    }
+                )
+                r = rounds[-1]
+                print(
+                    f"--parallel {parallel}, {label}: "
+                    f"{r['llm_calls']} model calls in {r['llm_window_s']:.1f} s, "
+                    f"{r['safety_calls']} screening calls in {r['safety_window_s']:.1f} s, "
+                    f"run {r['wall_s']:.1f} s",
+                    flush=True,
+                )
+            results.append({"parallel": parallel, "rounds": rounds})
+    return results
+
+
+def render_model_call_table(results: list[dict], llm_latency: float, safety_latency: float) -> str:
+    lines = [
+        "| | "
+        + " | ".join(
+            ("one after another" if r["parallel"] == 1 else f"--parallel {r['parallel']}")
+            + f"<br>{x['label']}"
+            for r in results
+            for x in r["rounds"]
+        )
+        + " |"
+    ]
+    lines.append("|---|" + "---:|" * sum(len(r["rounds"]) for r in results))
+    cells = [x for r in results for x in r["rounds"]]
+
+    def row(name: str, values: list[str]) -> None:
+        lines.append(f"| {name} | " + " | ".join(values) + " |")
+
+    row("variants generated (segments × tones)", [str(c["variants"]) for c in cells])
+    row(f"model calls (answer after {llm_latency:g} s)", [str(c["llm_calls"]) for c in cells])
+    row(
+        "**model calls: first sent → last answered**",
+        [f"**{c['llm_window_s']:.1f} s**" if c["llm_calls"] else "–" for c in cells],
+    )
+    row(
+        "generation step, per segment (slowest / sum)",
+        [f"{max(c['generation_s'], default=0):.1f} / {sum(c['generation_s']):.1f} s" for c in cells],
+    )
+    row("model answers from the response cache", [str(c["cache_hits"]) for c in cells])
+    row("variants screened", [str(c["screened"]) for c in cells])
+    row(
+        f"screening calls (answer after {safety_latency:g} s; subject and body)",
+        [str(c["safety_calls"]) for c in cells],
+    )
+    row(
+        "**screening calls: first sent → last answered**",
+        [f"**{c['safety_window_s']:.1f} s**" if c["safety_calls"] else "–" for c in cells],
+    )
+    row(
+        "screening, per segment (slowest / sum)",
+        [f"{max(c['screening_s'], default=0):.1f} / {sum(c['screening_s']):.1f} s" for c in cells],
+    )
+    row("screenings from the screening cache", [str(c["cached_screenings"]) for c in cells])
+    row("wall, personalize run", [f"{c['wall_s']:.1f} s" for c in cells])
+    return "\n".join(lines)
+
+
+# --- Output -------------------------------------------------------------------------------------------------
+
+
+def write_section(out: Path, section: str, text: str) -> None:
+    """Replace this mode's section of `out` (between its marker comments), keeping the rest of the file;
+    a file without the section gets it appended."""
+    begin, end = f"<!-- benchmark:{section} -->", f"<!-- /benchmark:{section} -->"
+    block = f"{begin}\n{text}{end}\n"
+    current = out.read_text() if out.exists() else "# Benchmarks\n\n"
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        updated = head + block + "\n" + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        updated = current.rstrip("\n") + "\n\n" + block
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(updated)
 
 
 def machine_description() -> str:
@@ -115,40 +547,57 @@ def machine_description() -> str:
     except OSError:
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, Python {platform.python_version()}"
+    load = os.getloadavg()[0]
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB RAM, Python {platform.python_version()}; "
+        f"load average {load:.1f} when the benchmark started"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        nargs="+",
+        default=None,
+        help="partition processes, one configuration per value (default: 1 3; model-call mode: 1 5)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration (the best is tabled)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file the table is written to")
-    parser.add_argument("--single", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--llm-latency", type=float, help="model-call mode: seconds before each model answer")
+    parser.add_argument(
+        "--safety-latency", type=float, default=0.7, help="model-call mode: seconds per screening"
+    )
+    parser.add_argument("--customers", type=int, default=10_000, help="model-call mode: customers")
+    parser.add_argument("--child-run", type=int, metavar="PARALLEL", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.single:
-        print(json.dumps(run_single(args.single, args.workdir)))
+    if args.child_run:
+        print(json.dumps(run_single(args.child_run, args.workdir)))
         return 0
 
-    results = []
-    for size in args.sizes:
-        with tempfile.TemporaryDirectory(prefix=f"bench-{size}-") as workdir:
-            completed = subprocess.run(
-                [sys.executable, __file__, "--single", str(size), "--workdir", workdir],
-                capture_output=True, text=True, cwd=PROJECT_ROOT,
-            )
-            if completed.returncode != 0:
-                print(completed.stderr[-3000:], file=sys.stderr)
-                return 1
-            result = json.loads(completed.stdout.strip().splitlines()[-1])
-            results.append(result)
-            print(f"{size:>9,} customers: wall {result['wall_s']:.1f}s, peak {result['peak_rss_mib']:,} MiB", flush=True)
-
-    table = render_table(results)
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    text = f"# Pipeline benchmark\n\nMeasured {stamp} on {machine_description()}.\n\n{table}\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    machine = machine_description()
+    if args.llm_latency is not None:
+        modes = args.parallel or [1, 5]
+        results = model_call_benchmark(args.llm_latency, args.safety_latency, args.customers, modes)
+        table = render_model_call_table(results, args.llm_latency, args.safety_latency)
+        title = (
+            f"## Model calls: model answers after {args.llm_latency:g} s, screening after "
+            f"{args.safety_latency:g} s ({args.customers:,} customers)"
+        )
+        section = "model-calls"
+    else:
+        modes = args.parallel or [1, 3]
+        table = render_pipeline_table(pipeline_benchmark(args.sizes, modes, args.repeat))
+        title = "## Pipeline on the embedded backends"
+        section = "pipeline"
+    write_section(args.out, section, f"{title}\n\nMeasured {started} on {machine}.\n\n{table}\n")
     print()
     print(table)
     print(f"\nwritten to {args.out}")
