@@ -1,5 +1,7 @@
 """Shared pytest fixtures. Service emulators live in tests/emulators (real HTTP on 127.0.0.1)."""
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,23 @@ def managed_identity(monkeypatch):
 
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def isolated_pipeline_env(root: Path) -> dict[str, str]:
+    """Environment for a `personalize`/`dagster` subprocess: the shipped sample data and config, and a fresh
+    DAGSTER_HOME (with the project's dagster.yaml), warehouse and reports folder under `root`."""
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PERSONALIZATION_WAREHOUSE": str(root / "warehouse.duckdb"),
+        "PERSONALIZATION_REPORTS": str(root / "reports"),
+        "PERSONALIZATION_CUSTOMERS": str(PROJECT_ROOT / "data" / "customers.csv"),
+        "PERSONALIZATION_CONTENT": str(PROJECT_ROOT / "data" / "content"),
+        "PERSONALIZATION_CONFIG": str(PROJECT_ROOT / "config"),
+    }
 
 
 @pytest.fixture

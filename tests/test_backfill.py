@@ -4,8 +4,6 @@ materialize --partition`, `personalize run --segment`) in subprocesses, on a tem
 DAGSTER_HOME.
 """
 
-import os
-import shutil
 import subprocess
 import sys
 
@@ -14,7 +12,7 @@ import pandas as pd
 import pytest
 
 from personalization_assets.constants import PER_SEGMENT_TABLES, SEGMENT_COLUMN
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, isolated_pipeline_env
 
 pytestmark = pytest.mark.slow
 
@@ -40,19 +38,14 @@ for segment in sorted(instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)):
 
 def _run(command: list[str], env: dict) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, (
-        f"{' '.join(command[:4])} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    )
+    assert result.returncode == 0, f"{' '.join(command[:4])} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result
 
 
 def _tables(warehouse: str) -> dict[str, pd.DataFrame]:
     """Every per-segment and append-only table the pipeline has written so far."""
     with duckdb.connect(warehouse, read_only=True) as connection:
-        present = {
-            row[0]
-            for row in connection.execute("select table_name from information_schema.tables").fetchall()
-        }
+        present = {row[0] for row in connection.execute("select table_name from information_schema.tables").fetchall()}
         return {
             table: connection.execute(f"select * from main.{table}").fetchdf()
             for table in (*PER_SEGMENT_TABLES, *APPEND_ONLY_TABLES)
@@ -82,18 +75,7 @@ def _add_stale_row(warehouse: str, tables: list[str], segment: str) -> None:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("backfill")
-    home = root / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "PERSONALIZATION_WAREHOUSE": str(root / "warehouse.duckdb"),
-        "PERSONALIZATION_REPORTS": str(root / "reports"),
-        "PERSONALIZATION_CUSTOMERS": str(PROJECT_ROOT / "data" / "customers.csv"),
-        "PERSONALIZATION_CONTENT": str(PROJECT_ROOT / "data" / "content"),
-        "PERSONALIZATION_CONFIG": str(PROJECT_ROOT / "config"),
-    }
+    env = isolated_pipeline_env(root)
     segments = _run([sys.executable, "-c", PIPELINE_SCRIPT], env).stdout.split()
     assert len(segments) >= 3, f"the sample data should give at least 3 segments, got {segments}"
     warehouse = env["PERSONALIZATION_WAREHOUSE"]
@@ -127,12 +109,8 @@ def _assert_rerun_replaced_only(
         assert counts_after[table][rerun] == clean_counts[table][rerun], (table, counts_before, counts_after)
         for segment, count in counts_before[table].items():
             if segment != rerun:
-                assert counts_after[table].get(segment) == count, (
-                    f"{table}: {segment} changed by re-running {rerun}"
-                )
-                pd.testing.assert_frame_equal(
-                    _rows_of(after[table], segment), _rows_of(before[table], segment)
-                )
+                assert counts_after[table].get(segment) == count, f"{table}: {segment} changed by re-running {rerun}"
+                pd.testing.assert_frame_equal(_rows_of(after[table], segment), _rows_of(before[table], segment))
     for table in APPEND_ONLY_TABLES:
         if table in before:
             assert counts_after[table][rerun] > counts_before[table][rerun], f"{table} is append-only"

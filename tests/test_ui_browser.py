@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, isolated_pipeline_env
 
 pytestmark = pytest.mark.browser
 
@@ -69,9 +69,7 @@ WORKSPACE_QUERY = """
 
 def chromium_path() -> str:
     """The system Chromium, or skip (fail under CI=true: CI installs it from Debian packages)."""
-    found = next((path for path in CHROMIUM_CANDIDATES if os.access(path, os.X_OK)), None) or shutil.which(
-        "chromium"
-    )
+    found = next((path for path in CHROMIUM_CANDIDATES if os.access(path, os.X_OK)), None) or shutil.which("chromium")
     problem = None
     if not found:
         problem = "Chromium is not installed (apt-get install chromium)"
@@ -133,8 +131,7 @@ def _wait_for_code_location(port: int, server: subprocess.Popen, log: Path) -> N
             last = str(error)
         time.sleep(0.5)
     raise TimeoutError(
-        f"webserver on port {port} not ready in {STARTUP_TIMEOUT_SECONDS}s ({last}):\n"
-        + log.read_text()[-3000:]
+        f"webserver on port {port} not ready in {STARTUP_TIMEOUT_SECONDS}s ({last}):\n" + log.read_text()[-3000:]
     )
 
 
@@ -173,18 +170,8 @@ def dagster_ui(tmp_path_factory):
     """A webserver on a free 127.0.0.1 port over a fresh DAGSTER_HOME and warehouse, after a small run."""
     chromium = chromium_path()
     root = tmp_path_factory.mktemp("ui")
-    home = root / "dagster_home"
-    home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "PERSONALIZATION_WAREHOUSE": str(root / "warehouse.duckdb"),
-        "PERSONALIZATION_REPORTS": str(root / "reports"),
-        "PERSONALIZATION_CUSTOMERS": str(PROJECT_ROOT / "data" / "customers.csv"),
-        "PERSONALIZATION_CONTENT": str(PROJECT_ROOT / "data" / "content"),
-        "PERSONALIZATION_CONFIG": str(PROJECT_ROOT / "config"),
-    }
+    env = isolated_pipeline_env(root)
+    home = Path(env["DAGSTER_HOME"])
     port = _free_port()
     log = root / "webserver.log"
     with log.open("w") as log_stream:
@@ -216,9 +203,7 @@ def dagster_ui(tmp_path_factory):
                 text=True,
                 timeout=240,
             )
-            assert pipeline.returncode == 0, (
-                f"pipeline run failed:\n{pipeline.stdout}\n{pipeline.stderr[-3000:]}"
-            )
+            assert pipeline.returncode == 0, f"pipeline run failed:\n{pipeline.stdout}\n{pipeline.stderr[-3000:]}"
             campaign_lines = pipeline.stdout.split("\n")
             assert all("FAILED" not in line for line in campaign_lines), pipeline.stdout
             _wait_for_code_location(port, server, log)
@@ -367,9 +352,7 @@ def _assert_check_listing(page, url: str, asset: str, asset_checks: dict) -> Non
     assert not missing, f"checks of {asset} not listed: {missing}"
     latest = [list(results.values())[-1] for results in asset_checks.values()]
     assert len(statuses) == len(asset_checks), f"{asset}: statuses {statuses}"
-    assert statuses.count("Succeeded") == sum(latest), (
-        f"{asset}: statuses {statuses}, latest results {latest}"
-    )
+    assert statuses.count("Succeeded") == sum(latest), f"{asset}: statuses {statuses}, latest results {latest}"
 
 
 def test_asset_checks_show_results_per_partition(dagster_ui, page, tmp_path):
@@ -406,9 +389,7 @@ def test_automation_page_lists_sensors_and_schedule_all_off(dagster_ui, page, tm
     from personalization_assets.definitions import defs
 
     repository = defs.get_repository_def()
-    names = sorted(
-        [sensor.name for sensor in repository.sensor_defs] + [s.name for s in repository.schedule_defs]
-    )
+    names = sorted([sensor.name for sensor in repository.sensor_defs] + [s.name for s in repository.schedule_defs])
     page.goto(f"{dagster_ui['url']}/automation")
     for name in names:
         page.get_by_text(name, exact=True).wait_for()
