@@ -36,6 +36,7 @@ SUMMARIZED_ASSETS = [
     "engagement",
     "experiment_metrics",
     "pooled_experiment_metrics",
+    "personalized_messages",
 ]
 
 Metric = Literal["open", "click", "conversion"]
@@ -53,10 +54,11 @@ class ReportingConfig(StrictModel):
         default="conversion",
         description="outcome of the attribution model (an earlier stage is used if too rare)",
     )
-    attribution_sample_rows: int = Field(
-        default=200_000, ge=1_000, description="customers sampled for attribution"
-    )
+    attribution_sample_rows: int = Field(default=200_000, ge=1_000, description="customers sampled for attribution")
     sample_seed: int = 0
+    personalized_sample_per_tone: int = Field(
+        default=2, ge=0, le=20, description="customers shown per segment and tone in 'What each customer receives'"
+    )
     pdf: bool = True
     notebook: bool = True
     notebook_timeout_seconds: int = Field(default=600, ge=10)
@@ -117,13 +119,12 @@ def _timed_notebook(
         NOTEBOOK_TEMPLATE,
         notebook_path,
         {
-            "warehouse_path": str(Path(warehouse.path).resolve())
-            if warehouse.is_local_file
-            else warehouse.path,
+            "warehouse_path": str(Path(warehouse.path).resolve()) if warehouse.is_local_file else warehouse.path,
             "primary_metric": config.primary_metric,
             "attribution_metric": config.attribution_metric,
             "sample_rows": config.attribution_sample_rows,
             "sample_seed": config.sample_seed,
+            "messages_per_tone": config.personalized_sample_per_tone,
             "confidence": 1 - experiment.statistics.alpha,
             "arm_weights": experiment.assignment.weights,
         },
@@ -144,7 +145,9 @@ def _build_report(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     with warehouse.connect(read_only=True) as connection:
-        inputs = reporting.read_inputs(connection, config.attribution_sample_rows, config.sample_seed)
+        inputs = reporting.read_inputs(
+            connection, config.attribution_sample_rows, config.sample_seed, config.personalized_sample_per_tone
+        )
     timings["read"] = time.perf_counter() - started
     if inputs.missing_tables:
         context.log.warning(
@@ -182,6 +185,7 @@ def _build_report(
         "engagement_rows": inputs.engagement_rows,
         "attribution": report.attribution.outcome or report.attribution.note,
         "generation_cost_usd": round(report.cost_totals["cost_usd"], 6),
+        "personalized_messages": report.personalized.messages,
         "report_folder": MetadataValue.path(str(folder)),
         "report_html": MetadataValue.path(str(html_path)),
         "report_html_url": MetadataValue.url(html_path.as_uri()),
@@ -204,13 +208,10 @@ def _build_report(
             timings["notebook (in parallel)"] = notebook.result()
         except Exception as error:  # nbclient's CellExecutionError carries the failing cell and its traceback
             raise Failure(
-                "campaign_report: the analysis notebook failed; the partly executed notebook is at "
-                f"{notebook_path}",
+                f"campaign_report: the analysis notebook failed; the partly executed notebook is at {notebook_path}",
                 metadata={"error": MetadataValue.text(str(error)[-4000:])},
             ) from error
         metadata |= {"notebook": MetadataValue.notebook(str(notebook_path))}
-    metadata["seconds"] = MetadataValue.md(
-        " · ".join(f"{step}: {seconds:.1f}s" for step, seconds in timings.items())
-    )
+    metadata["seconds"] = MetadataValue.md(" · ".join(f"{step}: {seconds:.1f}s" for step, seconds in timings.items()))
     context.log.info(f"campaign report written to {folder}")
     return MaterializeResult(metadata=metadata)

@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 
 from personalization_assets.config import SegmentationConfig
 from personalization_assets.lib import reporting
@@ -22,6 +23,8 @@ from personalization_assets.lib.experimentation import (
     compute_pooled_metrics,
     simulate_engagement,
 )
+from personalization_assets.lib.personalization import opening_lines, render_message
+from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.safety import GENESIS_HASH, chain_audit_records, text_sha256
 from personalization_assets.lib.segmentation import profile_segments
 from personalization_assets.lib.synthetic import generate_customers
@@ -37,9 +40,7 @@ TONES = ("urgent", "informational", "friendly")
 
 
 def content_index() -> pd.DataFrame:
-    documents = [
-        json.loads(p.read_text()) for p in sorted((PROJECT_ROOT / "data" / "content").glob("*.json"))
-    ]
+    documents = [json.loads(p.read_text()) for p in sorted((PROJECT_ROOT / "data" / "content").glob("*.json"))]
     return pd.DataFrame(
         {
             "document_id": [d["document_id"] for d in documents],
@@ -154,18 +155,13 @@ def campaign_tables(
         ),
         GENESIS_HASH,
     )
-    verdicts = verdicts.drop(columns="body")
 
-    approved = verdicts[verdicts["decision"] == "approved"].merge(
-        variants[["variant_id", "tone"]], on="variant_id"
-    )
+    approved = verdicts[verdicts["decision"] == "approved"].merge(variants[["variant_id", "tone"]], on="variant_id")
     assignments = []
     members = segments.merge(people, on="customer_id")
     for segment, group in members.groupby("segment"):
         pairs = list(
-            approved.loc[approved["segment"] == segment, ["variant_id", "tone"]].itertuples(
-                index=False, name=None
-            )
+            approved.loc[approved["segment"] == segment, ["variant_id", "tone"]].itertuples(index=False, name=None)
         )
         assignments.append(assign_arms(group[["segment", "customer_id"]], pairs, experiment_id="test"))
     assignments = pd.concat(assignments, ignore_index=True)
@@ -173,6 +169,14 @@ def campaign_tables(
     engagement = simulate_engagement(with_features, {**uplifts, "control": 0.0}, seed=seed)
     metrics = compute_experiment_metrics(engagement, expected_arms=None)
     pooled = compute_pooled_metrics(engagement)
+    treated = with_features[with_features["arm"] != "control"].merge(
+        variants[["variant_id", "subject"]], on="variant_id"
+    )
+    personalized = treated.assign(
+        opening_line=opening_lines(
+            treated["arm"], treated["tier"], treated["location"], treated["last_engagement_days"]
+        )
+    )[["segment", "customer_id", "arm", "variant_id", "subject", "opening_line"]]
     return {
         "customers": people,
         "customer_segments": segments,
@@ -186,6 +190,7 @@ def campaign_tables(
         "engagement": engagement,
         "experiment_metrics": metrics,
         "pooled_experiment_metrics": pooled,
+        "personalized_messages": personalized,
     }
 
 
@@ -304,9 +309,7 @@ def test_comparisons_that_cannot_be_tested_leave_the_segment_undecided():
 
 
 def test_tones_that_do_worse_are_flagged():
-    rec, _ = recommend_from(
-        {"control": CONTROL_COUNTS, "urgent": (2000, 600, 160, 8), "friendly": (2000, 600, 160, 9)}
-    )
+    rec, _ = recommend_from({"control": CONTROL_COUNTS, "urgent": (2000, 600, 160, 8), "friendly": (2000, 600, 160, 9)})
     assert rec.decision == reporting.KEEP_CONTROL and rec.tone is None
     mixed, _ = recommend_from(
         {"control": CONTROL_COUNTS, "urgent": (2000, 600, 160, 8), "friendly": (2000, 700, 260, 120)}
@@ -399,22 +402,20 @@ def campaign() -> dict[str, pd.DataFrame]:
     return campaign_tables(customers=1_000)
 
 
-def inputs_from(tables: dict[str, pd.DataFrame], skip: tuple[str, ...] = ()) -> reporting.ReportInputs:
-    with (
-        duckdb.connect() as connection
-    ):  # in memory: read_inputs sees exactly what a warehouse file would hold
+def inputs_from(
+    tables: dict[str, pd.DataFrame], skip: tuple[str, ...] = (), **read_options: int
+) -> reporting.ReportInputs:
+    with duckdb.connect() as connection:  # in memory: read_inputs sees exactly what a warehouse file would hold
         for name, frame in tables.items():
             if name not in skip:
                 connection.register("frame", frame)
                 connection.execute(f"create table main.{name} as select * from frame")
                 connection.unregister("frame")
-        return reporting.read_inputs(connection, sample_rows=5_000)
+        return reporting.read_inputs(connection, **({"sample_rows": 5_000} | read_options))
 
 
 def test_report_builds_when_upstream_tables_do_not_exist_yet(campaign):
-    inputs = inputs_from(
-        campaign, skip=("safety_audit", "safety_verdicts", "message_variants", "retrieved_content")
-    )
+    inputs = inputs_from(campaign, skip=("safety_audit", "safety_verdicts", "message_variants", "retrieved_content"))
     report = reporting.build_report(inputs)
     html = reporting.render_html(report)
     assert report.safety.chain_ok is None and report.safety.screened == 0
@@ -447,6 +448,68 @@ def test_safety_summary_counts_blocks_by_category_and_verifies_the_audit_chain(c
     assert cut.chain_ok is False and "records were deleted or rewritten" in cut.chain_message
 
 
+def test_report_samples_what_each_customer_receives(campaign):
+    inputs = inputs_from(campaign)
+    report = reporting.build_report(inputs)
+    personalized, stored = report.personalized, campaign["personalized_messages"]
+    assert personalized.available and personalized.messages == len(stored) and not personalized.incomplete
+    # Coverage: messages per segment equal the customers the experiment put in a tone arm.
+    engagement = campaign["engagement"]
+    treated = engagement[engagement["arm"] != "control"].groupby("segment").size()
+    coverage = {row[0]: row for row in personalized.coverage.rows}
+    names = reporting.campaign_segments(inputs).set_index("segment")["segment_name"]
+    for segment, count in treated.items():
+        row = coverage[names[segment]]
+        assert row[1] == row[2] == reporting.fmt_int(count) and row[-1] == "every treated customer"
+    assert coverage[names["at_risk"]][-1] == "no tone arm: control only"  # every variant blocked
+
+    # Two customers per segment and tone, shown by pseudonym, each with the opening line stored for them.
+    sample = inputs.personalized_sample
+    assert sample.groupby(["segment", "arm"]).size().eq(2).all()
+    assert set(sample["segment"]) == set(treated.index)
+    html = reporting.render_html(report)
+    by_customer = stored.set_index("customer_id")
+    for segment in personalized.segments:
+        for row in segment.sample.rows:
+            customer = sample.loc[sample["customer_id"].map(hash_customer_id) == row[0], "customer_id"].item()
+            assert row[5] == by_customer.at[customer, "opening_line"] and row[4] == by_customer.at[customer, "arm"]
+    assert not [c for c in stored["customer_id"] if c in html]  # never a raw customer id
+
+    # One message in full per segment: the approved body opened with that customer's line.
+    verdicts = campaign["safety_verdicts"].set_index("variant_id")
+    for segment in personalized.segments:
+        example = segment.example
+        customer = sample.loc[sample["customer_id"].map(hash_customer_id) == example.customer].iloc[0]
+        expected = render_message(customer["opening_line"], verdicts.at[customer["variant_id"], "body"])
+        assert example.text == expected and customer["opening_line"] in example.text
+        assert str(escape(example.text)) in html
+    assert "What each customer receives" in html
+
+    # The sample is the same on every read, and another seed picks other customers.
+    again = inputs_from(campaign).personalized_sample
+    pd.testing.assert_frame_equal(again, sample)
+    other = inputs_from(campaign, seed=1).personalized_sample
+    assert set(other["customer_id"]) != set(sample["customer_id"])
+    assert len(inputs_from(campaign, messages_per_tone=0).personalized_sample) == 0
+
+
+def test_report_flags_personalized_messages_that_are_missing_or_stale(campaign):
+    gone = reporting.build_report(inputs_from(campaign, skip=("personalized_messages",)))
+    assert not gone.personalized.available and gone.personalized.segments == ()
+    html = reporting.render_html(gone)
+    assert "No personalized messages in the warehouse yet" in html and "not built yet" in html
+
+    stored = campaign["personalized_messages"]
+    segment = stored["segment"].iloc[0]
+    partial = stored.drop(stored.index[stored["segment"] == segment][:3])  # three customers lost
+    report = reporting.build_report(inputs_from({**campaign, "personalized_messages": partial}))
+    name = reporting.campaign_segments(inputs_from(campaign)).set_index("segment").at[segment, "segment_name"]
+    assert report.personalized.incomplete == (name,)
+    row = next(row for row in report.personalized.coverage.rows if row[0] == name)
+    assert row[-1].endswith("re-materialize this segment")
+    assert "re-materialize <code>personalized_messages</code> for this segment" in reporting.render_html(report)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # The asset: files, PDF pages, notebook, Dagster metadata
 # ------------------------------------------------------------------------------------------------------------
@@ -461,6 +524,7 @@ SECTIONS = [
     "Safety audit and cost",
     "What drives response",
     "Winning messages",
+    "What each customer receives",
     "How the numbers are made",
 ]
 
@@ -493,9 +557,7 @@ def materialized(campaign, tmp_path_factory):
 
 def test_asset_writes_the_report_folder_and_links_it_in_metadata(materialized):
     folder, metadata = materialized["folder"], materialized["metadata"]
-    assert folder.parent == materialized["root"] / "reports" and folder.name.endswith(
-        materialized["run_id"][:8]
-    )
+    assert folder.parent == materialized["root"] / "reports" and folder.name.endswith(materialized["run_id"][:8])
     for key, name in (
         ("report_html", "campaign_report.html"),
         ("report_pdf", "campaign_report.pdf"),
@@ -505,13 +567,17 @@ def test_asset_writes_the_report_folder_and_links_it_in_metadata(materialized):
     assert metadata["report_html_url"].value == (folder / "campaign_report.html").as_uri()
     recommendations, overall = reporting.recommend(materialized["inputs"])
     expected = reporting.format_headline(
-        reporting.headline_frame(
-            [overall, *recommendations], reporting.campaign_segments(materialized["inputs"])
-        ),
+        reporting.headline_frame([overall, *recommendations], reporting.campaign_segments(materialized["inputs"])),
         "conversion",
     )
     assert metadata["headline"].value == expected.to_markdown()
     assert metadata["segments"].value == 5 and metadata["engagement_rows"].value == 1_000
+    stored = materialized["inputs"].personalized_summary["messages"].sum()
+    assert (
+        metadata["personalized_messages"].value
+        == stored
+        == (materialized["inputs"].funnel.query("arm != 'control'")["sent"].sum())
+    )
 
 
 def test_headline_numbers_equal_experiment_metrics(materialized):
@@ -553,9 +619,7 @@ def test_headline_numbers_equal_experiment_metrics(materialized):
 
 def test_html_is_self_contained(materialized):
     html = (materialized["folder"] / "campaign_report.html").read_text()
-    assert (
-        "<link" not in html and "<script" not in html and 'src="http' not in html and "url(http" not in html
-    )
+    assert "<link" not in html and "<script" not in html and 'src="http' not in html and "url(http" not in html
     sources = [part.split('"', 1)[0] for part in html.split('<img src="')[1:]]
     assert len(sources) == 4 and all(s.startswith("data:image/png;base64,") for s in sources)
     import base64
@@ -602,6 +666,7 @@ def test_notebook_executes_and_reproduces_the_headline(materialized):
     assert "warehouse_path = " in injected.source
     markdown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
     assert materialized["metadata"]["headline"].value in markdown
+    assert any(m.startswith("| Segment") and "Distinct opening lines" in m for m in markdown)
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 3  # lift, funnel, attribution
 
@@ -616,9 +681,7 @@ def test_reporting_config_rejects_unknown_keys(tmp_path):
         PipelineSettings(config_dir=str(tmp_path)).load("reporting.yaml", ReportingConfig)
 
 
-def test_a_failing_notebook_fails_the_asset_and_names_the_partly_executed_copy(
-    campaign, tmp_path, monkeypatch
-):
+def test_a_failing_notebook_fails_the_asset_and_names_the_partly_executed_copy(campaign, tmp_path, monkeypatch):
     """The notebook runs beside the HTML/PDF build; its failure still fails the materialization."""
     import shutil
 

@@ -39,6 +39,8 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparatio
 
 from personalization_assets.lib.assignment import ordered_arms
 from personalization_assets.lib.customers import NUMERIC_FEATURES
+from personalization_assets.lib.personalization import render_message
+from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.safety import CATEGORIES, verify_audit_chain
 from personalization_assets.lib.statistics import (
     BINARY_METRICS,
@@ -102,6 +104,11 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 # fmt: on
 FUNNEL_COLUMNS = ("segment", "arm", "variant_id", "sent", "opened", "clicked", "converted")
+PERSONALIZED_SUMMARY_COLUMNS = ("segment", "messages", "distinct_opening_lines", "variants")
+PERSONALIZED_SAMPLE_COLUMNS = (
+    "segment", "customer_id", "arm", "variant_id", "subject", "opening_line",
+    "tier", "location", "last_engagement_days", "body",
+)  # fmt: skip
 ATTRIBUTION_FEATURES = NUMERIC_FEATURES  # every numeric customer attribute; tier enters as dummies
 SAMPLE_COLUMNS = ("segment", "arm", "opened", "clicked", "converted", "tier", *ATTRIBUTION_FEATURES)
 
@@ -127,20 +134,31 @@ class ReportInputs:
     attribution_sample: pd.DataFrame  # engagement joined with customer attributes (SAMPLE_COLUMNS), sampled
     engagement_rows: int = 0
     missing_tables: tuple[str, ...] = ()
+    # personalized_messages: counts per segment, and a few customers per segment × tone with what they receive
+    personalized_summary: pd.DataFrame = field(default_factory=lambda: empty_table("personalized_summary"))
+    personalized_sample: pd.DataFrame = field(default_factory=lambda: empty_table("personalized_sample"))
+
+
+_DERIVED_COLUMNS = {
+    "funnel": FUNNEL_COLUMNS,
+    "sample": SAMPLE_COLUMNS,
+    "personalized_summary": PERSONALIZED_SUMMARY_COLUMNS,
+    "personalized_sample": PERSONALIZED_SAMPLE_COLUMNS,
+}
 
 
 def empty_table(table: str) -> pd.DataFrame:
-    columns = (
-        FUNNEL_COLUMNS if table == "funnel" else SAMPLE_COLUMNS if table == "sample" else TABLE_COLUMNS[table]
-    )
+    columns = _DERIVED_COLUMNS.get(table) or TABLE_COLUMNS[table]
     return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})
 
 
 def _existing_tables(connection) -> set[str]:
-    rows = connection.execute(
-        "select table_name from information_schema.tables where table_schema = 'main'"
-    ).fetchall()
+    rows = connection.execute("select table_name from information_schema.tables where table_schema = 'main'").fetchall()
     return {row[0] for row in rows}
+
+
+def _columns(connection, table: str) -> set[str]:
+    return {row[0] for row in connection.execute(f"describe main.{table}").fetchall()}
 
 
 FUNNEL_SQL = """
@@ -163,15 +181,55 @@ limit ?
 """
 
 
-def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0) -> ReportInputs:
+PERSONALIZED_SUMMARY_SQL = """
+select segment, count(*) as messages, count(distinct opening_line) as distinct_opening_lines,
+       count(distinct variant_id) as variants
+from main.personalized_messages
+group by segment
+order by segment
+"""
+
+
+def personalized_sample_sql(with_customers: bool, with_bodies: bool) -> str:
+    """``messages_per_tone`` customers per segment × tone (the smallest seeded hashes of their ids: the same
+    customers on every run), with the fields their opening line came from and the approved body it opens.
+    Parameters: seed, messages_per_tone, seed. A table that is not there leaves its columns null."""
+    customer_columns, customer_join = "null as tier, null as location, null as last_engagement_days", ""
+    if with_customers:
+        customer_columns = "c.tier, c.location, c.last_engagement_days"
+        customer_join = "left join main.customers c using (customer_id)"
+    body_column, body_join = "null as body", ""
+    if with_bodies:  # the screened text that was approved is the text sent (docs/architecture.md)
+        body_column = "v.body"
+        body_join = (
+            "left join main.safety_verdicts v "
+            "on v.segment = s.segment and v.variant_id = s.variant_id and v.decision = 'approved'"
+        )
+    return f"""
+with sampled as (
+    select segment, customer_id, arm, variant_id, subject, opening_line
+    from main.personalized_messages
+    qualify row_number() over (partition by segment, arm order by hash(customer_id || ?), customer_id) <= ?
+)
+select s.segment, s.customer_id, s.arm, s.variant_id, s.subject, s.opening_line, {customer_columns}, {body_column}
+from sampled s
+{customer_join}
+{body_join}
+order by s.segment, s.arm, hash(s.customer_id || ?), s.customer_id
+"""
+
+
+def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0, messages_per_tone: int = 2) -> ReportInputs:
     """Read the report's tables through an open (read-only) DuckDB connection; absent tables: empty frames."""
     if sample_rows < 1:
         raise ValueError(f"sample_rows must be at least 1, got {sample_rows}")
+    if messages_per_tone < 0:
+        raise ValueError(f"messages_per_tone must be at least 0, got {messages_per_tone}")
     existing = _existing_tables(connection)
     frames: dict[str, pd.DataFrame] = {}
     for table, columns in TABLE_COLUMNS.items():
         if table in existing:
-            present = {row[0] for row in connection.execute(f"describe main.{table}").fetchall()}
+            present = _columns(connection, table)
             wanted = ", ".join(f'"{c}"' for c in columns if c in present)
             frame = connection.execute(f"select {wanted} from main.{table}").fetchdf()
             frames[table] = frame.reindex(columns=list(columns))
@@ -183,7 +241,18 @@ def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0) -> Report
         engagement_rows = int(funnel["sent"].sum()) if len(funnel) else 0
         if "customers" in existing:
             sample = connection.execute(SAMPLE_SQL, [str(seed), int(sample_rows)]).fetchdf()
-    missing = tuple(t for t in (*TABLE_COLUMNS, "engagement", "customers") if t not in existing)
+    personalized_summary = empty_table("personalized_summary")
+    personalized_sample = empty_table("personalized_sample")
+    if "personalized_messages" in existing:
+        personalized_summary = connection.execute(PERSONALIZED_SUMMARY_SQL).fetchdf()
+        bodies = "safety_verdicts" in existing and "body" in _columns(connection, "safety_verdicts")
+        personalized_sample = connection.execute(
+            personalized_sample_sql("customers" in existing, bodies),
+            [str(seed), int(messages_per_tone), str(seed)],
+        ).fetchdf()
+    missing = tuple(
+        t for t in (*TABLE_COLUMNS, "engagement", "customers", "personalized_messages") if t not in existing
+    )
     return ReportInputs(
         profiles=frames["segment_profiles"],
         metrics=frames["experiment_metrics"],
@@ -197,6 +266,8 @@ def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0) -> Report
         attribution_sample=sample,
         engagement_rows=engagement_rows,
         missing_tables=missing,
+        personalized_summary=personalized_summary,
+        personalized_sample=personalized_sample,
     )
 
 
@@ -206,7 +277,7 @@ def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0) -> Report
 
 
 def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, float | np.floating) and math.isnan(float(value)))
+    return value is None or value is pd.NA or (isinstance(value, float | np.floating) and math.isnan(float(value)))
 
 
 def fmt_pct(value: object, digits: int = 1) -> str:
@@ -229,9 +300,7 @@ def fmt_pp(value: object, digits: int = 1, unit: bool = True) -> str:
 def fmt_ci_pp(low: object, high: object, digits: int = 1, unit: bool = True) -> str:
     if _missing(low) or _missing(high):
         return "–"
-    return f"{_signed(float(low) * 100, digits)} to {_signed(float(high) * 100, digits)}" + (
-        " pp" if unit else ""
-    )
+    return f"{_signed(float(low) * 100, digits)} to {_signed(float(high) * 100, digits)}" + (" pp" if unit else "")
 
 
 def fmt_rel(value: object) -> str:
@@ -429,8 +498,7 @@ def recommend_segment(
                 **base,
                 decision=CONTROL_ONLY,
                 headline="Send the control message: no variant passed safety screening",
-                evidence=blocked_note
-                or "Every variant was blocked, so all customers got the control message.",
+                evidence=blocked_note or "Every variant was blocked, so all customers got the control message.",
                 caveats=("Regenerate or revise the variants to test a tone in this segment.",),
             )
         if primary.empty:
@@ -452,9 +520,7 @@ def recommend_segment(
             ),
         )
 
-    winners = testable[testable["significant"] & (testable["abs_lift"] > 0)].sort_values(
-        "abs_lift", ascending=False
-    )
+    winners = testable[testable["significant"] & (testable["abs_lift"] > 0)].sort_values("abs_lift", ascending=False)
     losers = testable[testable["significant"] & (testable["abs_lift"] < 0)]
     caveats: list[str] = []
     for loser in losers.itertuples():
@@ -574,9 +640,7 @@ def _blocked_note(segment: str, variants: pd.DataFrame, verdicts: pd.DataFrame) 
             f"None of the {len(generated)} generated variant(s) was approved, so every customer got the "
             "control message and there is nothing to compare."
         )
-    return (
-        "No variant was approved, so every customer got the control message and there is nothing to compare."
-    )
+    return "No variant was approved, so every customer got the control message and there is nothing to compare."
 
 
 def recommend(
@@ -603,9 +667,7 @@ def recommend(
             )
         )
     pooled_arms = tuple(ordered_arms(inputs.funnel["arm"])) if len(inputs.funnel) else ()
-    overall = recommend_segment(
-        inputs.pooled, "__pooled__", POOLED_LABEL, primary_metric, pooled_arms, confidence
-    )
+    overall = recommend_segment(inputs.pooled, "__pooled__", POOLED_LABEL, primary_metric, pooled_arms, confidence)
     return recommendations, overall
 
 
@@ -705,15 +767,13 @@ def results_table(
     if pooled is not None and len(pooled):
         frames.insert(0, pooled.assign(segment_name=POOLED_LABEL))
     frame = pd.concat(frames, ignore_index=True)
-    frame = frame[frame["metric"].isin(list(BINARY_METRICS))].assign(
-        significant=lambda f: _bool(f["significant"])
-    )
+    frame = frame[frame["metric"].isin(list(BINARY_METRICS))].assign(significant=lambda f: _bool(f["significant"]))
     group_order = {name: i for i, name in enumerate([POOLED_LABEL, *segments["segment_name"]])}
     arm_order = {arm: i for i, arm in enumerate(ordered_arms(frame["arm"]))}
     pairs = frame[["segment_name", "arm"]].drop_duplicates()
-    pairs = pairs.assign(
-        _g=pairs["segment_name"].map(group_order), _a=pairs["arm"].map(arm_order)
-    ).sort_values(["_g", "_a"])
+    pairs = pairs.assign(_g=pairs["segment_name"].map(group_order), _a=pairs["arm"].map(arm_order)).sort_values(
+        ["_g", "_a"]
+    )
     indexed = frame.set_index(["segment_name", "arm", "metric"])
     columns = [
         "Segment",
@@ -754,9 +814,9 @@ def funnel_table(funnel: pd.DataFrame, segments: pd.DataFrame) -> DisplayTable:
     names = dict(zip(segments["segment"], segments["segment_name"], strict=True))
     segment_order = {s: i for i, s in enumerate(segments["segment"])}
     arm_order = {a: i for i, a in enumerate(ordered_arms(funnel["arm"]))}
-    frame = funnel.assign(
-        _segment=funnel["segment"].map(segment_order), _arm=funnel["arm"].map(arm_order)
-    ).sort_values(["_segment", "_arm"])
+    frame = funnel.assign(_segment=funnel["segment"].map(segment_order), _arm=funnel["arm"].map(arm_order)).sort_values(
+        ["_segment", "_arm"]
+    )
     sent = frame["sent"].astype(float)
     segment_names = frame["segment"].map(names)
     display = pd.DataFrame(
@@ -765,26 +825,21 @@ def funnel_table(funnel: pd.DataFrame, segments: pd.DataFrame) -> DisplayTable:
             "Tone": frame["arm"],
             "Sent": frame["sent"].map(fmt_int),
             "Opened": [
-                f"{fmt_int(o)} ({fmt_pct(o / s if s else np.nan)})"
-                for o, s in zip(frame["opened"], sent, strict=True)
+                f"{fmt_int(o)} ({fmt_pct(o / s if s else np.nan)})" for o, s in zip(frame["opened"], sent, strict=True)
             ],
             "Clicked": [
-                f"{fmt_int(c)} ({fmt_pct(c / s if s else np.nan)})"
-                for c, s in zip(frame["clicked"], sent, strict=True)
+                f"{fmt_int(c)} ({fmt_pct(c / s if s else np.nan)})" for c, s in zip(frame["clicked"], sent, strict=True)
             ],
             "Converted": [
                 f"{fmt_int(c)} ({fmt_pct(c / s if s else np.nan, 2)})"
                 for c, s in zip(frame["converted"], sent, strict=True)
             ],
             "Click-to-open": [
-                fmt_pct(c / o if o else np.nan)
-                for c, o in zip(frame["clicked"], frame["opened"], strict=True)
+                fmt_pct(c / o if o else np.nan) for c, o in zip(frame["clicked"], frame["opened"], strict=True)
             ],
         }
     )
-    return DisplayTable.from_frame(
-        display, numeric=["Sent", "Opened", "Clicked", "Converted", "Click-to-open"]
-    )
+    return DisplayTable.from_frame(display, numeric=["Sent", "Opened", "Clicked", "Converted", "Click-to-open"])
 
 
 SRM_ALERT_P = 0.001  # the usual sample-ratio-mismatch alarm level: a real SRM gives p far below it
@@ -811,9 +866,7 @@ def experiment_health(
             weights = {a: float(arm_weights[a]) for a in arms}
         else:
             weights = dict.fromkeys(arms, 1.0)
-        chi2, p = (
-            sample_ratio_mismatch(counts.astype(int).to_dict(), weights) if len(arms) else (np.nan, np.nan)
-        )
+        chi2, p = sample_ratio_mismatch(counts.astype(int).to_dict(), weights) if len(arms) else (np.nan, np.nan)
         rows = primary[primary["segment"] == segment.segment]
         records.append(
             {
@@ -863,9 +916,7 @@ def experiment_health(
             "Detectable lift": frame["mde_abs"].map(lambda v: fmt_pp(v, 2).lstrip("+")),
         }
     )
-    return DisplayTable.from_frame(
-        display, numeric=["SRM p-value", display.columns[4], "Detectable lift"]
-    ), frame
+    return DisplayTable.from_frame(display, numeric=["SRM p-value", display.columns[4], "Detectable lift"]), frame
 
 
 def profiles_table(profiles: pd.DataFrame) -> DisplayTable:
@@ -888,9 +939,7 @@ def profiles_table(profiles: pd.DataFrame) -> DisplayTable:
             "Customers": profiles["customers"].map(fmt_int),
             "Share": profiles["share"].map(lambda v: fmt_pct(v, 0)),
             "Avg order": profiles["mean_avg_order_value"].map(lambda v: fmt_money(v, 0)),
-            "Purchases": profiles["mean_purchase_frequency"].map(
-                lambda v: "–" if _missing(v) else f"{v:.1f}"
-            ),
+            "Purchases": profiles["mean_purchase_frequency"].map(lambda v: "–" if _missing(v) else f"{v:.1f}"),
             "Days since engaged (median)": profiles["median_last_engagement_days"].map(fmt_int),
             "Open rate": profiles["mean_historical_open_rate"].map(lambda v: fmt_pct(v, 0)),
             "Top tier": profiles["tier_mix"].map(top_key),
@@ -925,9 +974,7 @@ def retrieval_coverage(
     cited = cited.explode("document_id").dropna(subset=["document_id"])
     cited_pairs = set(zip(cited["segment"], cited["document_id"].astype(str), strict=True))
     long = retrieved[["segment", "document_id", "title", "category", "rank"]].copy()
-    long["cited"] = [
-        (s, str(d)) in cited_pairs for s, d in zip(long["segment"], long["document_id"], strict=True)
-    ]
+    long["cited"] = [(s, str(d)) in cited_pairs for s, d in zip(long["segment"], long["document_id"], strict=True)]
     names = dict(zip(segments["segment"], segments["segment_name"], strict=True))
     records = []
     for segment in segments["segment"]:
@@ -1016,11 +1063,7 @@ def safety_summary(
         numeric=["Screened", "Approved", "Blocked"],
     )
     blocked = verdicts[decisions.eq("blocked")]
-    reasons = (
-        blocked[["segment", "reasons"]]
-        .assign(reason=blocked["reasons"].map(_parse_json_list))
-        .explode("reason")
-    )
+    reasons = blocked[["segment", "reasons"]].assign(reason=blocked["reasons"].map(_parse_json_list)).explode("reason")
     reasons = reasons.dropna(subset=["reason"])
     reasons["reason"] = reasons["reason"].astype(str)
     reasons["category"] = reasons["reason"].map(_reason_category)
@@ -1162,20 +1205,14 @@ def example_messages(
         tone = rec.tone or (str(rec.figures.get("arm")) if rec.figures.get("arm") else None)
         rows = variants[(variants["segment"] == rec.segment) & (variants["tone"] == tone)]
         if rec.variant_id is not None:
-            rows = (
-                rows[rows["variant_id"] == rec.variant_id]
-                if (rows["variant_id"] == rec.variant_id).any()
-                else rows
-            )
+            rows = rows[rows["variant_id"] == rec.variant_id] if (rows["variant_id"] == rec.variant_id).any() else rows
         if rows.empty:
             continue
         row = rows.iloc[0]
         citations = tuple(
             Citation(
                 document_id=str(doc),
-                title=str(titles.at[doc, "title"])
-                if doc in titles.index
-                else f"{doc} (not in the content index)",
+                title=str(titles.at[doc, "title"]) if doc in titles.index else f"{doc} (not in the content index)",
                 source_url=None
                 if doc not in titles.index or _missing(titles.at[doc, "source_url"])
                 else str(titles.at[doc, "source_url"]),
@@ -1193,6 +1230,126 @@ def example_messages(
             )
         )
     return examples
+
+
+@dataclass(frozen=True)
+class PersonalizedExample:
+    """One customer's message as sent: the segment's approved variant opened with their own line."""
+
+    customer: str  # pseudonym (hash_customer_id): the report is shared more widely than the warehouse
+    tone: str
+    subject: str
+    text: str | None  # None when the approved body is not in the warehouse
+
+
+@dataclass(frozen=True)
+class PersonalizedSegment:
+    segment_name: str
+    sample: DisplayTable  # sampled customers: pseudonym, tier, city, recency, tone, opening line
+    example: PersonalizedExample | None
+
+
+@dataclass(frozen=True)
+class PersonalizedMessages:
+    """What the report shows of personalized_messages: coverage per segment and a sample of customers."""
+
+    available: bool
+    messages: int
+    coverage: DisplayTable
+    segments: tuple[PersonalizedSegment, ...]
+    incomplete: tuple[str, ...]  # segment names whose stored messages do not match the treated customers
+
+
+def _days_ago(days: object) -> str:
+    if _missing(days):
+        return ""
+    days = int(days)  # type: ignore[call-overload]
+    return "today" if days == 0 else "1 day ago" if days == 1 else f"{days} days ago"
+
+
+def personalized_messages(
+    summary: pd.DataFrame,
+    sample: pd.DataFrame,
+    funnel: pd.DataFrame,
+    segments: pd.DataFrame,
+    preferred_tones: Mapping[str, str] | None = None,
+    available: bool = True,
+) -> PersonalizedMessages:
+    """Coverage of personalized_messages against the experiment's treated customers (engagement rows outside
+    control), and per segment the sampled customers with their opening lines and one message in full: the
+    customer of ``preferred_tones[segment]`` (the recommended tone) if sampled, else the first one."""
+    preferred_tones = preferred_tones or {}
+    arms = funnel.assign(control=funnel["arm"].eq(CONTROL), sent=funnel["sent"].astype("int64"))
+    treated = arms[~arms["control"]].groupby("segment")["sent"].sum()
+    control = arms[arms["control"]].groupby("segment")["sent"].sum()
+    stored = summary.set_index("segment")
+    names = dict(zip(segments["segment"], segments["segment_name"], strict=True))
+    order = list(segments["segment"]) + [s for s in stored.index if s not in names]
+
+    rows, incomplete = [], []
+    for segment in order:
+        expected, have = int(treated.get(segment, 0)), int(stored["messages"].get(segment, 0))
+        if not expected and not have:
+            status = "no tone arm: control only" if segment in control.index else "no experiment data yet"
+        elif not available:
+            status = "not built yet"
+        elif have == expected:
+            status = "every treated customer"
+        else:
+            status = f"{fmt_int(have)} stored for {fmt_int(expected)} treated: re-materialize this segment"
+            incomplete.append(names.get(segment, segment))
+        rows.append(
+            {
+                "Segment": names.get(segment, segment),
+                "Treated customers": fmt_int(expected),
+                "Messages": fmt_int(have),
+                "Distinct opening lines": fmt_int(stored["distinct_opening_lines"].get(segment, 0)),
+                "Control (regular newsletter)": fmt_int(control.get(segment, 0)),
+                "Coverage": status,
+            }
+        )
+    coverage = DisplayTable.from_frame(
+        pd.DataFrame(rows, columns=["Segment", "Treated customers", "Messages", "Distinct opening lines",
+                                    "Control (regular newsletter)", "Coverage"]),
+        numeric=["Treated customers", "Messages", "Distinct opening lines", "Control (regular newsletter)"],
+    )  # fmt: skip
+
+    sampled = []
+    for segment in order:
+        rows = sample[sample["segment"] == segment]
+        if rows.empty:
+            continue
+        pseudonyms = rows["customer_id"].map(hash_customer_id)
+        table = DisplayTable.from_frame(
+            pd.DataFrame(
+                {
+                    "Customer": pseudonyms,
+                    "Tier": rows["tier"].map(lambda v: "" if _missing(v) else str(v)),
+                    "City": rows["location"].map(lambda v: "" if _missing(v) else str(v)),
+                    "Last engaged": rows["last_engagement_days"].map(_days_ago),
+                    "Tone": rows["arm"],
+                    "Opening line": rows["opening_line"],
+                }
+            ),
+            numeric=["Last engaged"],
+        )
+        preferred = rows[rows["arm"] == preferred_tones.get(segment)]
+        first = (preferred if len(preferred) else rows).iloc[0]
+        body = first["body"]
+        example = PersonalizedExample(
+            customer=hash_customer_id(first["customer_id"]),
+            tone=str(first["arm"]),
+            subject=str(first["subject"]),
+            text=None if _missing(body) else render_message(str(first["opening_line"]), str(body)),
+        )
+        sampled.append(PersonalizedSegment(names.get(segment, segment), table, example))
+    return PersonalizedMessages(
+        available=available,
+        messages=int(summary["messages"].sum()) if len(summary) else 0,
+        coverage=coverage,
+        segments=tuple(sampled),
+        incomplete=tuple(incomplete),
+    )
 
 
 # ============================================================================================================
@@ -1320,13 +1477,9 @@ def feature_attribution(
     """
     empty = pd.DataFrame(columns=TERM_COLUMNS)
     if outcome_metric not in OUTCOME_FLAGS:
-        raise ValueError(
-            f"attribution outcome must be one of {sorted(OUTCOME_FLAGS)}, got {outcome_metric!r}"
-        )
+        raise ValueError(f"attribution outcome must be one of {sorted(OUTCOME_FLAGS)}, got {outcome_metric!r}")
     if sample.empty:
-        return Attribution(
-            None, outcome_metric, 0, 0, empty, (), "No engagement joined with customer attributes yet."
-        )
+        return Attribution(None, outcome_metric, 0, 0, empty, (), "No engagement joined with customer attributes yet.")
     sample = sample.dropna(subset=["arm", *ATTRIBUTION_FEATURES]).reset_index(drop=True)
     design, meta = _design(sample)
     parameters = design.shape[1] - 1
@@ -1334,9 +1487,7 @@ def feature_attribution(
     tried = []
     for metric in reversed(funnel[: funnel.index(outcome_metric) + 1]):
         outcome = sample[OUTCOME_FLAGS[metric]].astype(float)
-        events = int(
-            min(outcome.sum(), len(outcome) - outcome.sum())
-        )  # the rarer class limits the information
+        events = int(min(outcome.sum(), len(outcome) - outcome.sum()))  # the rarer class limits the information
         needed = MIN_EVENTS_PER_PARAMETER * parameters
         if events < needed:
             tried.append(f"{METRIC_EVENTS[metric]} ({events:,} < {needed:,} needed)")
@@ -1392,18 +1543,14 @@ def _attribution_result(
     terms["p_adjusted"] = adjust_p_values(terms["p_value"], terms["effect"], "holm")
     terms["significant"] = terms["p_adjusted"] < 1 - confidence
     terms = terms[TERM_COLUMNS]
-    return Attribution(
-        metric, requested, rows, events, terms, _attribution_reading(terms, metric, confidence), note
-    )
+    return Attribution(metric, requested, rows, events, terms, _attribution_reading(terms, metric, confidence), note)
 
 
 def _attribution_reading(terms: pd.DataFrame, metric: str, confidence: float) -> tuple[str, ...]:
     event = METRIC_VERBS[metric]
     sentences = []
     response = terms[(terms["effect"] == "response") & terms["significant"]]
-    response = response.assign(strength=np.abs(np.log(response["odds_ratio"]))).sort_values(
-        "strength", ascending=False
-    )
+    response = response.assign(strength=np.abs(np.log(response["odds_ratio"]))).sort_values("strength", ascending=False)
     for row in response.head(3).itertuples():
         direction = "more" if row.odds_ratio > 1 else "less"
         if row.feature == "tier":
@@ -1429,9 +1576,7 @@ def _attribution_reading(terms: pd.DataFrame, metric: str, confidence: float) ->
             f"({confidence:.0%} CI {row.ci_low:.2f}–{row.ci_high:.2f})."
         )
     if uplift_all.empty:
-        sentences.append(
-            "No tone was sent in the sample, so attribute × message effects cannot be estimated."
-        )
+        sentences.append("No tone was sent in the sample, so attribute × message effects cannot be estimated.")
     elif uplift.empty:
         sentences.append(
             "No attribute detectably changes the messages' lift: the tones work about equally across these "
@@ -1504,9 +1649,7 @@ def _message_figure(text: str, size: tuple[float, float] = (7.0, 1.2)) -> Figure
 
 
 @_styled
-def lift_chart(
-    metrics: pd.DataFrame, pooled: pd.DataFrame, segments: pd.DataFrame, confidence: float = 0.95
-) -> Figure:
+def lift_chart(metrics: pd.DataFrame, pooled: pd.DataFrame, segments: pd.DataFrame, confidence: float = 0.95) -> Figure:
     """Forest plot: each tone's lift over control in percentage points with its CI, per segment and pooled;
     one panel per funnel metric. Filled markers are significant after multiplicity adjustment."""
     frames = [pooled.assign(segment_name=POOLED_LABEL)] if len(pooled) else []
@@ -1534,9 +1677,7 @@ def lift_chart(
             low = x - part["abs_ci_low"].to_numpy(float) * 100
             high = part["abs_ci_high"].to_numpy(float) * 100 - x
             color = tone_color(arm, arms)
-            axis.errorbar(
-                x, y, xerr=np.vstack([low, high]), fmt="none", ecolor=color, elinewidth=1.2, capsize=2
-            )
+            axis.errorbar(x, y, xerr=np.vstack([low, high]), fmt="none", ecolor=color, elinewidth=1.2, capsize=2)
             sig = significant[part.index].to_numpy()
             axis.scatter(x[sig], y[sig], color=color, s=22, zorder=3, label=arm if metric == "open" else None)
             axis.scatter(x[~sig], y[~sig], facecolor="white", edgecolor=color, s=22, zorder=3, linewidth=1.2)
@@ -1571,9 +1712,7 @@ def lift_chart(
             label="not significant",
         ),
     ]
-    figure.supxlabel(
-        f"Lift over control in percentage points, with {confidence:.0%} confidence interval", fontsize=8.5
-    )
+    figure.supxlabel(f"Lift over control in percentage points, with {confidence:.0%} confidence interval", fontsize=8.5)
     figure.legend(handles=handles, loc="outside upper center", ncol=len(handles))
     return figure
 
@@ -1595,9 +1734,7 @@ def funnel_chart(funnel: pd.DataFrame, segments: pd.DataFrame) -> Figure:
             rate = part[flag].astype(float) / part["sent"].astype(float) * 100
             x = np.arange(len(order)) - 0.4 + width * (i + 0.5)
             bars = axis.bar(x, rate.to_numpy(), width=width * 0.92, color=tone_color(arm, arms), label=arm)
-            axis.bar_label(
-                bars, labels=["" if np.isnan(v) else f"{v:.1f}" for v in rate], fontsize=6, padding=1
-            )
+            axis.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.1f}" for v in rate], fontsize=6, padding=1)
         axis.set_ylabel("% of customers sent to")
         axis.set_title(METRIC_LABELS[metric].capitalize())
         axis.grid(axis="x", visible=False)
@@ -1613,11 +1750,7 @@ def coverage_chart(coverage: pd.DataFrame, segments: pd.DataFrame, max_documents
     if coverage.empty:
         return _message_figure("No retrieved content yet.")
     order = [s for s in segments["segment"] if s in set(coverage["segment"])]
-    usage = (
-        coverage.groupby(["document_id", "title"])
-        .agg(n=("segment", "nunique"), best=("rank", "min"))
-        .reset_index()
-    )
+    usage = coverage.groupby(["document_id", "title"]).agg(n=("segment", "nunique"), best=("rank", "min")).reset_index()
     usage = usage.sort_values(["n", "best", "title"], ascending=[False, True, True]).head(max_documents)
     documents = list(usage["document_id"])
     labels = [_plain(t if len(t) <= 52 else t[:50] + "…") for t in usage["title"].astype(str)]
@@ -1687,14 +1820,9 @@ def attribution_chart(attribution: Attribution, confidence: float = 0.95) -> Fig
         colors = np.where(ratio >= 1, "#00798c", "#d1495b")
         axis.errorbar(ratio, y, xerr=err, fmt="none", ecolor="#777777", elinewidth=1, capsize=2)
         axis.scatter(ratio[sig], y[sig], color=colors[sig], s=26, zorder=3)
-        axis.scatter(
-            ratio[~sig], y[~sig], facecolor="white", edgecolor=colors[~sig], s=26, zorder=3, linewidth=1.2
-        )
+        axis.scatter(ratio[~sig], y[~sig], facecolor="white", edgecolor=colors[~sig], s=26, zorder=3, linewidth=1.2)
         axis.axvline(1, color="#333333", linewidth=0.8)
-        labels = [
-            _plain(label) if effect == "response" else f"{_plain(label)} × message"
-            for label in terms["label"]
-        ]
+        labels = [_plain(label) if effect == "response" else f"{_plain(label)} × message" for label in terms["label"]]
         axis.set_yticks(y, labels)
         axis.set_ylim(-0.6, rows - 0.4)  # the same row spacing in both panels
         axis.set_title(title)
@@ -1732,6 +1860,7 @@ class Report:
     cost_totals: dict[str, float]
     attribution: Attribution
     examples: list[ExampleMessage]
+    personalized: PersonalizedMessages
     facts: dict[str, object]  # small figures quoted in the text (customers, segments, missing tables, ...)
 
     def headline_markdown(self) -> str:
@@ -1840,6 +1969,14 @@ def build_report(
         cost_totals=cost_totals,
         attribution=attribution,
         examples=examples,
+        personalized=personalized_messages(
+            inputs.personalized_summary,
+            inputs.personalized_sample,
+            inputs.funnel,
+            segments,
+            {r.segment: r.tone for r in recommendations if r.tone},
+            available="personalized_messages" not in inputs.missing_tables,
+        ),
         facts=facts,
     )
 
@@ -1896,9 +2033,7 @@ def execute_notebook(
     from nbclient import NotebookClient
 
     notebook = nbformat.read(template, as_version=4)
-    tagged = [
-        i for i, cell in enumerate(notebook.cells) if "parameters" in cell.get("metadata", {}).get("tags", [])
-    ]
+    tagged = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.get("metadata", {}).get("tags", [])]
     source = "# Parameters injected for this run\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
     injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     notebook.cells.insert(tagged[0] + 1 if tagged else 0, injected)
