@@ -16,6 +16,7 @@ asset's materialization metadata, which `audit_chain_intact` and the next append
 
 import hashlib
 import json
+import random
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
@@ -596,52 +598,93 @@ def _append_lock(warehouse: DuckDBWarehouse) -> threading.Lock:
         return _APPEND_LOCKS.setdefault(str(Path(warehouse.path).resolve()), threading.Lock())
 
 
-def append_audit(
-    warehouse: DuckDBWarehouse, records: pd.DataFrame, anchors: Sequence[AuditAnchor] = ()
-) -> AuditAppend:
-    """Append `records` to the chain in one transaction that reads the head first (DuckDB's single-writer lock
-    serializes partitions, so the chain never forks). Refuses to append when a recorded head is missing."""
-    # Threads of one process share DuckDB's database instance, where concurrent appends would not conflict:
-    # a lock per warehouse file serializes them as the file lock serializes processes.
-    with _append_lock(warehouse), warehouse.transaction() as connection:
-        connection.execute(AUDIT_DDL)
-        table = f"{SCHEMA}.{AUDIT_TABLE}"
-        count, head_sequence = connection.execute(f"select count(*), max(sequence) from {table}").fetchone()
-        root_row = connection.execute(f"select record_hash from {table} where sequence = 0").fetchone()
-        root = root_row[0] if root_row else None
-        if count and root is None:
-            raise AuditChainError(
-                f"{AUDIT_TABLE} has {count} records but none with sequence 0: the start of the chain was "
-                "deleted; restore the table before screening again"
-            )
-        anchor = latest_anchor(anchors, root)
-        if anchor is not None:
-            stored = connection.execute(
-                f"select record_hash from {table} where sequence = ?", [anchor.sequence]
-            ).fetchone()
-            if stored is None or stored[0] != anchor.record_hash:
-                raise AuditChainError(
-                    f"{AUDIT_TABLE} no longer holds the head recorded earlier (sequence {anchor.sequence}, "
-                    f"hash {anchor.record_hash[:12]}...): records were deleted or rewritten; restore the "
-                    "table before screening again"
-                )
-        prev_hash, next_sequence = GENESIS_HASH, 0
-        if count:
-            prev_hash = connection.execute(
-                f"select record_hash from {table} where sequence = ?", [head_sequence]
-            ).fetchone()[0]
-            next_sequence = int(head_sequence) + 1
-        chained = chain_audit_records(records, prev_hash, next_sequence)
-        if not chained.empty:
-            connection.register("new_audit_records", chained)
-            connection.execute(f"insert into {table} by name select * from new_audit_records")
-            connection.unregister("new_audit_records")
-        head_hash = str(chained["record_hash"].iloc[-1]) if len(chained) else prev_hash
-        final_sequence = next_sequence + len(chained) - 1
-        root = root or (str(chained["record_hash"].iloc[0]) if len(chained) else GENESIS_HASH)
-    return AuditAppend(
-        len(chained), final_sequence, head_hash, root, new_chain=bool(anchors) and anchor is None
+# Writers that do not share a lock (processes on several machines sharing one MotherDuck database) can both read
+# the same head; the unique sequence makes the second commit fail instead of forking the chain, and it retries.
+AUDIT_SEQUENCE_INDEX = f"create unique index if not exists {AUDIT_TABLE}_sequence on {SCHEMA}.{AUDIT_TABLE} (sequence)"
+AUDIT_APPEND_ATTEMPTS = 20
+
+
+def _lost_append_race(error: Exception) -> bool:
+    """Another writer committed first: the same sequence (unique index) or a concurrent catalog change."""
+    text = str(error).lower()
+    return isinstance(error, duckdb.ConstraintException | duckdb.TransactionException) and (
+        "duplicate key" in text or "conflict" in text
     )
+
+
+def append_audit(warehouse: DuckDBWarehouse, records: pd.DataFrame, anchors: Sequence[AuditAnchor] = ()) -> AuditAppend:
+    """Append `records` to the chain in one transaction that reads the head first. Refuses to append when a
+    recorded head is missing. A writer that loses the race for the next sequence (possible only when writers
+    do not share DuckDB's file lock, e.g. a shared MotherDuck database) rolls back and retries on the new
+    head, so the chain never forks."""
+    # Threads of one process share DuckDB's database instance, where concurrent appends would conflict and
+    # retry: a lock per warehouse file serializes them instead, as the file lock serializes processes.
+    with _append_lock(warehouse):
+        for attempt in range(1, AUDIT_APPEND_ATTEMPTS + 1):
+            try:
+                with warehouse.transaction() as connection:
+                    return _append_audit_once(connection, records, anchors)
+            except (duckdb.ConstraintException, duckdb.TransactionException) as error:
+                if not _lost_append_race(error) or attempt == AUDIT_APPEND_ATTEMPTS:
+                    raise AuditChainError(
+                        f"could not append to {AUDIT_TABLE} after {attempt} attempt(s): {error}"
+                    ) from None
+                time.sleep(min(0.5, 0.01 * attempt) * (0.5 + random.random()))  # jitter: writers spread out
+    raise AssertionError("unreachable")
+
+
+def _append_audit_once(
+    connection: duckdb.DuckDBPyConnection, records: pd.DataFrame, anchors: Sequence[AuditAnchor]
+) -> AuditAppend:
+    connection.execute(AUDIT_DDL)
+    table = f"{SCHEMA}.{AUDIT_TABLE}"
+    indexed = connection.execute(
+        "select count(*) from duckdb_indexes() where table_name = ? and index_name = ?",
+        [AUDIT_TABLE, f"{AUDIT_TABLE}_sequence"],
+    ).fetchone()[0]
+    if not indexed:  # a table from before the unique sequence: refuse a chain that already forked
+        forked = connection.execute(
+            f"select sequence from {table} group by sequence having count(*) > 1 order by sequence limit 5"
+        ).fetchall()
+        if forked:
+            raise AuditChainError(
+                f"{AUDIT_TABLE} holds more than one record with sequence {', '.join(str(r[0]) for r in forked)}: "
+                "the chain has forked (two writers appended at once without a shared lock); export it with "
+                "`personalize audit-export` and restore a linear chain before screening again"
+            )
+        connection.execute(AUDIT_SEQUENCE_INDEX)
+    count, head_sequence = connection.execute(f"select count(*), max(sequence) from {table}").fetchone()
+    root_row = connection.execute(f"select record_hash from {table} where sequence = 0").fetchone()
+    root = root_row[0] if root_row else None
+    if count and root is None:
+        raise AuditChainError(
+            f"{AUDIT_TABLE} has {count} records but none with sequence 0: the start of the chain was "
+            "deleted; restore the table before screening again"
+        )
+    anchor = latest_anchor(anchors, root)
+    if anchor is not None:
+        stored = connection.execute(f"select record_hash from {table} where sequence = ?", [anchor.sequence]).fetchone()
+        if stored is None or stored[0] != anchor.record_hash:
+            raise AuditChainError(
+                f"{AUDIT_TABLE} no longer holds the head recorded earlier (sequence {anchor.sequence}, "
+                f"hash {anchor.record_hash[:12]}...): records were deleted or rewritten; restore the "
+                "table before screening again"
+            )
+    prev_hash, next_sequence = GENESIS_HASH, 0
+    if count:
+        prev_hash = connection.execute(
+            f"select record_hash from {table} where sequence = ?", [head_sequence]
+        ).fetchone()[0]
+        next_sequence = int(head_sequence) + 1
+    chained = chain_audit_records(records, prev_hash, next_sequence)
+    if not chained.empty:
+        connection.register("new_audit_records", chained)
+        connection.execute(f"insert into {table} by name select * from new_audit_records")
+        connection.unregister("new_audit_records")
+    head_hash = str(chained["record_hash"].iloc[-1]) if len(chained) else prev_hash
+    final_sequence = next_sequence + len(chained) - 1
+    root = root or (str(chained["record_hash"].iloc[0]) if len(chained) else GENESIS_HASH)
+    return AuditAppend(len(chained), final_sequence, head_hash, root, new_chain=bool(anchors) and anchor is None)
 
 
 def read_audit(warehouse: DuckDBWarehouse) -> pd.DataFrame:

@@ -11,6 +11,7 @@ process (a parallel partition run) holds the lock.
 
 
 import random
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,9 @@ from personalization_assets.lib.frames import arrow_to_pandas
 
 SCHEMA = "main"
 MAX_LOCK_RETRY_DELAY_SECONDS = 0.2
+# duckdb.connect() opening a file another thread of this process is opening at the same moment fails with
+# "Unique file handle conflict": opening is serialized (a millisecond), the connections then run in parallel.
+_OPEN_LOCK = threading.Lock()
 REMOTE_PREFIXES = ("md:", "motherduck:")  # DuckDB paths of MotherDuck databases, not files
 
 
@@ -85,7 +89,8 @@ class DuckDBWarehouse(ConfigurableResource):
         delay = 0.01
         while True:
             try:
-                connection = duckdb.connect(self.path, read_only=read_only)
+                with _OPEN_LOCK:
+                    connection = duckdb.connect(self.path, read_only=read_only)
                 break
             except (duckdb.IOException, duckdb.ConnectionException) as error:
                 if not _is_lock_conflict(error) or time.monotonic() > deadline:

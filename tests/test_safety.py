@@ -8,6 +8,7 @@ import json
 import logging
 import multiprocessing
 import shutil
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -765,8 +766,9 @@ def test_audit_appends_on_rematerialization_and_the_chain_check_catches_tamperin
     assert not evaluation.passed and "field tampered" in evaluation.metadata["result"].value
     assert evaluation.metadata["first_bad_record"].value == audit["record_id"].iloc[1]
 
-    with warehouse.transaction() as connection:  # put it back, then drop the newest run's records
-        connection.execute("delete from safety_audit")
+    with warehouse.transaction() as connection:  # put it back (the unique sequence wants the delete committed
+        connection.execute("delete from safety_audit")  # first), then drop the newest run's records
+    with warehouse.transaction() as connection:
         connection.register("originals", pa.Table.from_pandas(audit, preserve_index=False))
         connection.execute("insert into safety_audit by name select * from originals")
         connection.execute("delete from safety_audit where sequence >= 3")
@@ -815,6 +817,79 @@ def test_partitions_appending_from_separate_processes_never_fork_the_chain(wareh
     assert len(audit) == 40 and list(audit["sequence"]) == list(range(40))
     assert audit["prev_hash"].is_unique and verify_audit_chain(audit).ok
     assert audit["run_id"].nunique() == 4
+
+
+def audit_record(record_id: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "record_id": record_id,
+                "screened_at": pd.Timestamp.now(tz="UTC"),
+                "run_id": "run",
+                "segment": "s",
+                "variant_id": record_id,
+                "text_sha256": text_sha256(record_id),
+                "severities": dict.fromkeys(CATEGORIES, 0),
+                "decision": "approved",
+                "reasons": [],
+                "backend": "embedded",
+            }
+        ]
+    )
+
+
+@pytest.fixture
+def unshared_append_lock(monkeypatch):
+    """Each append takes its own lock, as writers on separate machines sharing one (MotherDuck) database do."""
+    monkeypatch.setattr(safety, "_append_lock", lambda warehouse: threading.Lock())
+
+
+def test_a_writer_that_loses_the_race_for_the_next_sequence_retries_on_the_new_head(
+    warehouse, unshared_append_lock, monkeypatch
+):
+    safety.append_audit(warehouse, audit_record("first"))
+    real_chain = safety.chain_audit_records
+    calls = []
+
+    def rival_commits_between_our_read_and_our_write(records, prev_hash, next_sequence):
+        calls.append((records["record_id"].iloc[0], next_sequence))
+        if len(calls) == 1:  # our transaction has read head 0: another writer appends sequence 1 and commits
+            safety.append_audit(warehouse, audit_record("rival"))
+        return real_chain(records, prev_hash, next_sequence)
+
+    monkeypatch.setattr(safety, "chain_audit_records", rival_commits_between_our_read_and_our_write)
+    appended = safety.append_audit(warehouse, audit_record("ours"))
+
+    assert calls == [("ours", 1), ("rival", 1), ("ours", 2)]  # ours lost sequence 1, then took 2
+    audit = safety.read_audit(warehouse)
+    assert list(audit["record_id"]) == ["first", "rival", "ours"] and list(audit["sequence"]) == [0, 1, 2]
+    assert verify_audit_chain(audit).ok and appended.head_sequence == 2
+    assert appended.head_hash == audit["record_hash"].iloc[-1]
+
+
+def test_concurrent_writers_without_a_shared_lock_keep_one_linear_chain(warehouse, unshared_append_lock):
+    def append_many(worker: int) -> None:
+        for batch in range(10):
+            safety.append_audit(warehouse, audit_record(f"w{worker}-{batch}"))
+
+    with ThreadPoolExecutor(max_workers=4) as threads:
+        list(threads.map(append_many, range(4)))
+    audit = safety.read_audit(warehouse)
+    assert len(audit) == 40 and list(audit["sequence"]) == list(range(40))
+    assert audit["prev_hash"].is_unique and verify_audit_chain(audit).ok
+
+
+def test_a_forked_chain_is_refused_with_the_sequences_that_forked(warehouse):
+    with warehouse.transaction() as connection:  # a chain forked before the unique sequence existed
+        connection.execute(safety.AUDIT_DDL)
+        for record_id, sequence in (("a", 0), ("b", 1), ("c", 1)):
+            chained = safety.chain_audit_records(audit_record(record_id), "0" * 64, sequence)
+            connection.register("forked", chained)
+            connection.execute("insert into safety_audit by name select * from forked")
+            connection.unregister("forked")
+    with pytest.raises(safety.AuditChainError, match="more than one record with sequence 1: the chain has forked"):
+        safety.append_audit(warehouse, audit_record("d"))
+    assert len(safety.read_audit(warehouse)) == 3  # nothing appended, nothing lost
 
 
 def test_audit_export_csv_reverifies_and_the_command_reports_the_chain(
