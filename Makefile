@@ -14,6 +14,12 @@ $(BIN)/personalize: pyproject.toml
 
 install: $(BIN)/personalize
 
+# The tests also cover the scale-out options (Snowflake IO manager, Kubernetes and Celery deploy files), so the
+# test environment installs their extras as well; `make demo` does not need them.
+$(VENV)/.scale-out-extras: $(BIN)/personalize pyproject.toml
+	$(BIN)/pip install --quiet -e ".[dev,snowflake,k8s,celery]"
+	@touch $@
+
 # The instance settings (run retries, JSON logs, no telemetry) come from the tracked template dagster.yaml.
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
@@ -31,7 +37,7 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
-test: install
+test: install $(VENV)/.scale-out-extras
 	@$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status
 

@@ -1,5 +1,6 @@
 """Shared pytest fixtures. Service emulators live in tests/emulators (real HTTP on 127.0.0.1)."""
 
+import importlib
 import os
 import shutil
 from pathlib import Path
@@ -54,6 +55,18 @@ def isolated_pipeline_env(root: Path) -> dict[str, str]:
         "PERSONALIZATION_CONTENT": str(PROJECT_ROOT / "data" / "content"),
         "PERSONALIZATION_CONFIG": str(PROJECT_ROOT / "config"),
     }
+
+
+def require_extra(module: str, extra: str):
+    """Import an optional extra's module: skip the test where it is not installed, fail in CI (CI=true), where
+    `make test` installs every extra and a skip would hide an untested scale-out option."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        problem = f"extra `{extra}` not installed (pip install -e '.[{extra}]'): no module {module}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"cannot run in CI: {problem}")
+        pytest.skip(problem)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from personalization_assets.deployment import (
     ENV_EXECUTOR_CONFIG,
     executor_from_environment,
 )
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, require_extra
 
 DEPLOY = PROJECT_ROOT / "deploy"
 DEPLOYMENT_ENV = {
@@ -74,7 +74,7 @@ def test_executor_settings_are_validated_against_the_executor(tmp_path):
     [("k8s", "dagster_k8s", "k8s_job_executor.yaml"), ("celery", "dagster_celery", "celery_executor.yaml")],
 )
 def test_deploy_executor_settings_fit_their_executor(choice, library, settings, monkeypatch):
-    pytest.importorskip(library, reason=f"extra `{choice}` not installed")
+    require_extra(library, choice)
     for name, value in DEPLOYMENT_ENV.items():
         monkeypatch.setenv(name, value)
     executor = executor_from_environment({ENV_EXECUTOR: choice, ENV_EXECUTOR_CONFIG: str(DEPLOY / settings)})
@@ -87,8 +87,8 @@ def test_deploy_executor_settings_fit_their_executor(choice, library, settings, 
     [("dagster.k8s.yaml", "dagster_k8s"), ("dagster.celery.yaml", "dagster_celery")],
 )
 def test_deploy_instance_files_fit_the_instance_and_their_classes(instance_file, library, monkeypatch):
-    pytest.importorskip(library, reason="scale-out extra not installed")
-    postgres = pytest.importorskip("dagster_postgres", reason="scale-out extra not installed")
+    require_extra(library, instance_file.split(".")[1])
+    postgres = require_extra("dagster_postgres", instance_file.split(".")[1])
     import importlib
 
     from dagster._config import process_config, resolve_to_config_type
@@ -115,3 +115,12 @@ def test_dockerfile_installs_what_the_deploy_files_need():
     pyproject = Path(PROJECT_ROOT / "pyproject.toml").read_text()
     for extra in ("k8s", "celery", "snowflake"):
         assert f"\n{extra} = [" in pyproject
+
+
+def test_a_missing_extra_skips_locally_but_fails_in_ci(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="cannot run in CI: extra `k8s` not installed"):
+        require_extra("no_such_module_for_this_test", "k8s")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="extra `k8s` not installed"):
+        require_extra("no_such_module_for_this_test", "k8s")

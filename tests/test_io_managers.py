@@ -11,7 +11,7 @@ from dagster import EnvVar
 from personalization_assets.config import ConfigError
 from resources.io_managers import ENV_IO_MANAGER, io_manager_from_environment
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, require_extra
 
 SNOWFLAKE_ENV = {
     "SNOWFLAKE_ACCOUNT": "acme-eu1",
@@ -44,7 +44,7 @@ def test_unknown_choice_and_missing_settings_are_named(tmp_path):
 
 
 def test_snowflake_reads_credentials_from_the_environment_at_run_time(tmp_path):
-    pytest.importorskip("dagster_snowflake_pandas", reason="extra `snowflake` not installed")
+    require_extra("dagster_snowflake_pandas", "snowflake")
     from dagster_snowflake_pandas import SnowflakePandasIOManager
 
     manager = io_manager_from_environment(
@@ -59,7 +59,7 @@ def test_snowflake_reads_credentials_from_the_environment_at_run_time(tmp_path):
 
 def test_the_code_location_loads_with_the_snowflake_io_manager_and_unchanged_assets(tmp_path):
     """What `dagster dev` / a run worker does: import the definitions with the variable set."""
-    pytest.importorskip("dagster_snowflake_pandas", reason="extra `snowflake` not installed")
+    require_extra("dagster_snowflake_pandas", "snowflake")
     script = (
         "import json\n"
         "from personalization_assets.definitions import defs\n"
