@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from markupsafe import escape
 
@@ -199,7 +200,7 @@ def write_warehouse(path: Path, tables: dict[str, pd.DataFrame], skip: tuple[str
         for name, frame in tables.items():
             if name in skip:
                 continue
-            connection.register("frame", frame)
+            connection.register("frame", pa.Table.from_pandas(frame, preserve_index=False))
             connection.execute(f"create or replace table main.{name} as select * from frame")
             connection.unregister("frame")
     return path
@@ -408,7 +409,7 @@ def inputs_from(
     with duckdb.connect() as connection:  # in memory: read_inputs sees exactly what a warehouse file would hold
         for name, frame in tables.items():
             if name not in skip:
-                connection.register("frame", frame)
+                connection.register("frame", pa.Table.from_pandas(frame, preserve_index=False))
                 connection.execute(f"create table main.{name} as select * from frame")
                 connection.unregister("frame")
         return reporting.read_inputs(connection, **({"sample_rows": 5_000} | read_options))
