@@ -1,5 +1,5 @@
 """Stage 6 — the campaign report across all segments: HTML and PDF report and an executed analysis notebook,
-written to one folder per run under `settings.reports_dir`. The logic is in `lib/reporting.py`."""
+written to one folder per run under `settings.reports_dir`. The logic is in the `lib/reporting/` package."""
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor

@@ -1,0 +1,275 @@
+"""Assembling and rendering: ``Report`` and ``build_report`` (every section from ``ReportInputs``), the HTML
+page (Jinja template in ``personalization_assets/templates``), its PDF, and the analysis notebook."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from personalization_assets.lib.reporting.attribution import Attribution, feature_attribution
+from personalization_assets.lib.reporting.charts import (
+    attribution_chart,
+    coverage_chart,
+    figure_to_data_uri,
+    funnel_chart,
+    lift_chart,
+)
+from personalization_assets.lib.reporting.formatting import (
+    METRIC_EVENTS,
+    METRIC_LABELS,
+    DisplayTable,
+    fmt_int,
+    fmt_money,
+    fmt_p,
+    fmt_pct,
+    fmt_pp,
+    fmt_prob,
+)
+from personalization_assets.lib.reporting.inputs import ReportInputs, campaign_segments
+from personalization_assets.lib.reporting.recommendations import (
+    DECISION_LABELS,
+    Recommendation,
+    format_headline,
+    headline_frame,
+    recommend,
+)
+from personalization_assets.lib.reporting.tables import (
+    ExampleMessage,
+    PersonalizedMessages,
+    SafetySummary,
+    cost_table,
+    example_messages,
+    experiment_health,
+    funnel_table,
+    personalized_messages,
+    profiles_table,
+    results_table,
+    retrieval_coverage,
+    safety_summary,
+)
+from personalization_assets.lib.statistics import BINARY_METRICS
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATE_NAME = "report.html.j2"
+
+
+@dataclass
+class Report:
+    title: str
+    generated_at: datetime
+    run_label: str
+    primary_metric: str
+    confidence: float
+    power: float
+    correction: str  # the experiment's multiplicity adjustment: "holm" or "fdr_bh"
+    recommendations: list[Recommendation]
+    overall: Recommendation
+    headline: pd.DataFrame
+    headline_table: DisplayTable
+    charts: dict[str, str]  # name -> PNG data URI
+    tables: dict[str, DisplayTable]
+    safety: SafetySummary
+    cost_totals: dict[str, float]
+    attribution: Attribution
+    examples: list[ExampleMessage]
+    personalized: PersonalizedMessages
+    facts: dict[str, object]  # small figures quoted in the text (customers, segments, missing tables, ...)
+
+    def headline_markdown(self) -> str:
+        return self.headline_table.to_markdown()
+
+
+def build_report(
+    inputs: ReportInputs,
+    primary_metric: str = "conversion",
+    attribution_metric: str = "conversion",
+    confidence: float = 0.95,
+    power: float = 0.8,
+    correction: str = "holm",
+    arm_weights: Mapping[str, float] | None = None,
+    recorded_audit_head: tuple[int, str] | None = None,
+    title: str = "Campaign report",
+    run_label: str = "",
+    generated_at: datetime | None = None,
+) -> Report:
+    """Every number, table, chart and sentence of the report, from the warehouse's tables.
+
+    ``confidence`` (1 - alpha), ``power``, ``correction`` and ``arm_weights`` are the experiment's settings:
+    the report states them and checks the split against the weights; the statistics come from
+    experiment_metrics.
+    ``recorded_audit_head`` is the safety audit head kept outside the warehouse (see ``safety_summary``)."""
+    if primary_metric not in BINARY_METRICS:
+        raise ValueError(f"primary_metric must be one of {list(BINARY_METRICS)}, got {primary_metric!r}")
+    generated_at = generated_at or datetime.now().astimezone()
+    segments = campaign_segments(inputs)
+    recommendations, overall = recommend(inputs, primary_metric, confidence)
+    headline = headline_frame([overall, *recommendations], segments)
+    health_table, _ = experiment_health(inputs.funnel, inputs.metrics, segments, primary_metric, arm_weights)
+    coverage_table, coverage = retrieval_coverage(
+        inputs.retrieved, inputs.variants, inputs.verdicts, segments, len(inputs.content)
+    )
+    costs, cost_totals = cost_table(inputs.variants, segments)
+    attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
+    charts = {
+        "lift": figure_to_data_uri(lift_chart(inputs.metrics, inputs.pooled, segments, confidence)),
+        "funnel": figure_to_data_uri(funnel_chart(inputs.funnel, segments)),
+        "coverage": figure_to_data_uri(coverage_chart(coverage, segments)),
+        "attribution": figure_to_data_uri(attribution_chart(attribution, confidence)),
+    }
+    tables = {
+        "results": results_table(inputs.metrics, segments, primary_metric, confidence, inputs.pooled),
+        "funnel": funnel_table(inputs.funnel, segments),
+        "health": health_table,
+        "profiles": profiles_table(inputs.profiles),
+        "coverage": coverage_table,
+        "cost": costs,
+    }
+    if attribution.fitted:
+        terms = attribution.terms
+        tables["attribution"] = DisplayTable.from_frame(
+            pd.DataFrame(
+                {
+                    "Attribute": [
+                        lab if eff == "response" else f"{lab} × message"
+                        for lab, eff in zip(terms["label"], terms["effect"], strict=True)
+                    ],
+                    "Per": terms["step"].map(lambda s: s if " instead of " in s else f"+{s}"),
+                    "Odds ratio": terms["odds_ratio"].map(lambda v: f"{v:.2f}"),
+                    f"{confidence:.0%} CI": [
+                        f"{lo:.2f}–{hi:.2f}" for lo, hi in zip(terms["ci_low"], terms["ci_high"], strict=True)
+                    ],
+                    "Adj. p": terms["p_adjusted"].map(fmt_p),
+                }
+            ),
+            numeric=["Odds ratio", f"{confidence:.0%} CI", "Adj. p"],
+        )
+    examples = example_messages(recommendations, inputs.variants, inputs.content)
+    shown = {example.segment_name for example in examples}
+    facts = {
+        "segments": len(segments),
+        "customers": int(segments["customers"].sum()),
+        "engagement_rows": inputs.engagement_rows,
+        "library_size": len(inputs.content),
+        "documents_used": int(inputs.retrieved["document_id"].nunique()),
+        "missing_tables": list(inputs.missing_tables),
+        "decided": [r for r in recommendations if r.decided],
+        "open_questions": [r for r in recommendations if not r.decided],
+        "without_message": [r for r in recommendations if r.segment_name not in shown],
+        "segment_descriptions": [str(d) for d in inputs.profiles["description"].dropna()],
+    }
+    return Report(
+        title=title,
+        generated_at=generated_at,
+        run_label=run_label,
+        primary_metric=primary_metric,
+        confidence=confidence,
+        power=power,
+        correction=correction,
+        recommendations=recommendations,
+        overall=overall,
+        headline=headline,
+        headline_table=format_headline(headline, primary_metric, confidence),
+        charts=charts,
+        tables=tables,
+        safety=safety_summary(
+            inputs.verdicts,
+            inputs.audit,
+            segments,
+            "safety_audit" not in inputs.missing_tables,
+            recorded_audit_head,
+        ),
+        cost_totals=cost_totals,
+        attribution=attribution,
+        examples=examples,
+        personalized=personalized_messages(
+            inputs.personalized_summary,
+            inputs.personalized_sample,
+            inputs.funnel,
+            segments,
+            {r.segment: r.tone for r in recommendations if r.tone},
+            available="personalized_messages" not in inputs.missing_tables,
+        ),
+        facts=facts,
+    )
+
+
+def _environment() -> jinja2.Environment:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,  # a misspelt field fails the build instead of rendering blank
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(pct=fmt_pct, pp=fmt_pp, money=fmt_money, int=fmt_int, p=fmt_p, prob=fmt_prob)
+    return environment
+
+
+def render_html(report: Report) -> str:
+    """The self-contained HTML report (CSS inline, charts as data URIs): opens offline in any browser."""
+    return (
+        _environment()
+        .get_template(TEMPLATE_NAME)
+        .render(
+            report=report,
+            metric_label=METRIC_LABELS[report.primary_metric],
+            metric_events=METRIC_EVENTS[report.primary_metric],
+            labels=DECISION_LABELS,
+        )
+    )
+
+
+def html_to_pdf(html: str) -> tuple[bytes, int]:
+    """Render the HTML report to PDF with WeasyPrint (print CSS: A4 pages, page numbers, section breaks);
+    returns the PDF and its page count."""
+    from weasyprint import HTML  # imported here: loading the pango/cairo bindings takes a moment
+
+    document = HTML(string=html, base_url=str(TEMPLATES_DIR)).render()
+    return document.write_pdf(), len(document.pages)
+
+
+# ============================================================================================================
+# The analysis notebook
+# ============================================================================================================
+
+NOTEBOOK_KERNEL = "python3"  # ipykernel's spec: jupyter_client runs it with this interpreter (sys.executable)
+
+
+def execute_notebook(
+    template: Path, output: Path, parameters: Mapping[str, object], timeout_seconds: int = 600
+) -> Path:
+    """Execute ``template`` with ``parameters`` injected after its cell tagged "parameters" (papermill's
+    convention) and save the executed notebook to ``output``. A failing cell raises nbclient's
+    CellExecutionError naming the cell; the partly executed notebook is saved first, for debugging."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(template, as_version=4)
+    tagged = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.get("metadata", {}).get("tags", [])]
+    source = "# Parameters injected for this run\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+    injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    notebook.cells.insert(tagged[0] + 1 if tagged else 0, injected)
+    notebook.metadata["kernelspec"] = {
+        "name": NOTEBOOK_KERNEL,
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    client = NotebookClient(
+        notebook,
+        kernel_name=NOTEBOOK_KERNEL,
+        timeout=timeout_seconds,
+        resources={"metadata": {"path": str(output.parent)}},
+        # The kernel listens on loopback only: its "running over TCP without encryption" warning is noise.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+    )
+    try:
+        client.execute()
+    finally:
+        nbformat.write(notebook, output)
+    return output
