@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from personalization_assets.config import PROJECT_ROOT
+from personalization_assets.config import ENV_CONFIG, ENV_CONTENT, PROJECT_ROOT, default_path
 from personalization_assets.jobs import CAMPAIGN_JOB as JOB_CAMPAIGN
 from personalization_assets.jobs import REPORT_JOB as JOB_REPORT
 from personalization_assets.jobs import SEGMENTATION_JOB as JOB_SEGMENTATION
@@ -239,6 +239,28 @@ def command_audit_export(args: argparse.Namespace) -> int:
     return 0 if export.ok else 1
 
 
+def command_search_upload(args: argparse.Namespace) -> int:
+    """Sync the approved content library to the Azure AI Search index of config/retrieval.yaml: create the
+    index (fields + semantic configuration) if missing, upload every approved document, delete the ones no
+    longer approved. Auth and endpoint come from its `azure:` section."""
+    from personalization_assets.config import load_yaml_model
+    from personalization_assets.lib.retrieval import RetrievalConfig
+    from resources.search import SearchServiceError, upload_content_library
+
+    config = load_yaml_model(Path(args.config) / "retrieval.yaml", RetrievalConfig)
+    try:
+        report = upload_content_library(args.content, config)
+    except SearchServiceError as error:  # names the index, endpoint, HTTP status and service error; never the key
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"index '{report.index_name}' ({'created' if report.index_created else 'existing'}): "
+        f"{report.uploaded} approved document(s) uploaded, {len(report.deleted)} removed "
+        f"({', '.join(report.deleted) or 'none'}); content version {report.content_version[:12]}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="personalize", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -270,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", required=True, help="CSV file to write")
     audit.add_argument("--warehouse", help="DuckDB file (default: PERSONALIZATION_WAREHOUSE or data/)")
     audit.set_defaults(handler=command_audit_export)
+
+    upload = commands.add_parser(
+        "search-upload", help="sync the approved content library to the Azure AI Search index (retrieval.yaml)"
+    )
+    upload.add_argument("--content", default=default_path(ENV_CONTENT, "data/content"), help="content folder")
+    upload.add_argument("--config", default=default_path(ENV_CONFIG, "config"), help="configuration folder")
+    upload.set_defaults(handler=command_search_upload)
     return parser
 
 

@@ -643,24 +643,29 @@ def test_azure_backed_partition_and_failure_writes_nothing(
     pd.testing.assert_frame_equal(warehouse.read_table("retrieved_content"), before)  # old partition intact
 
 
-def test_upload_script_syncs_the_library_to_the_configured_index(
+def test_search_upload_command_syncs_the_library_to_the_configured_index(
     search_emulator, monkeypatch, tmp_path, capsys
 ):
-    import importlib.util
+    from personalization_assets.cli import main
 
     monkeypatch.setenv("TEST_SEARCH_KEY", search_emulator.api_key)
     azure = {"endpoint": search_emulator.endpoint, "auth": "api_key", "api_key_env": "TEST_SEARCH_KEY"}
     config = _config_dir(tmp_path, azure=azure)
-    spec = importlib.util.spec_from_file_location(
-        "upload_search_index", ROOT / "scripts" / "upload_search_index.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    upload = ["search-upload", "--content", str(SAMPLE_CONTENT), "--config", str(config)]
 
-    assert script.main(["--content", str(SAMPLE_CONTENT), "--config", str(config)]) == 0
+    assert main(upload) == 0
     documents = len(list(SAMPLE_CONTENT.glob("*.json")))
     assert (
         f"index 'approved-content' (created): {documents} approved document(s) uploaded"
         in capsys.readouterr().out
     )
     assert len(search_emulator.documents("approved-content")) == documents
+    assert main(upload) == 0 and "index 'approved-content' (existing)" in capsys.readouterr().out
+
+    # A key the service refuses: a one-line error naming the endpoint, exit 1, and never the key itself.
+    monkeypatch.setenv("TEST_SEARCH_KEY", "not-the-emulator-key-3f9a")
+    assert main(upload) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: Azure AI Search upload failed for index 'approved-content'")
+    assert search_emulator.endpoint in error and "HTTP 401" in error
+    assert "not-the-emulator-key-3f9a" not in error and len(error.strip().splitlines()) == 1
