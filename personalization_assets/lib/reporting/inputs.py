@@ -142,10 +142,14 @@ def personalized_sample_sql(with_customers: bool, with_bodies: bool) -> str:
             "on v.segment = s.segment and v.variant_id = s.variant_id and v.decision = 'approved'"
         )
     return f"""
-with sampled as (
-    select segment, customer_id, arm, variant_id, subject, opening_line
+with picked as (  -- a streaming aggregate keeping n ids per group: no sort of the whole table
+    select segment, unnest(min_by(customer_id, hash(customer_id || ?), ?)) as customer_id
     from main.personalized_messages
-    qualify row_number() over (partition by segment, arm order by hash(customer_id || ?), customer_id) <= ?
+    group by segment, arm
+),
+sampled as (
+    select segment, customer_id, arm, variant_id, subject, opening_line
+    from main.personalized_messages semi join picked using (segment, customer_id)
 )
 select s.segment, s.customer_id, s.arm, s.variant_id, s.subject, s.opening_line, {customer_columns}, {body_column}
 from sampled s
@@ -181,6 +185,7 @@ def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0, messages_
     personalized_sample = empty_table("personalized_sample")
     if "personalized_messages" in existing:
         personalized_summary = connection.execute(PERSONALIZED_SUMMARY_SQL).fetchdf()
+    if "personalized_messages" in existing and messages_per_tone:
         bodies = "safety_verdicts" in existing and "body" in _columns(connection, "safety_verdicts")
         personalized_sample = connection.execute(
             personalized_sample_sql("customers" in existing, bodies),
