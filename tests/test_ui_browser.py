@@ -257,14 +257,14 @@ def page(browser_context):
     page.close()
 
 
-def save_screenshot(page, name: str, tmp_path: Path) -> Path:
+def save_screenshot(page, name: str, tmp_path: Path, clip: dict | None = None) -> Path:
     """A small palette PNG: docs/screenshots/ when refreshing them, else tmp_path."""
     from PIL import Image
 
     folder = SCREENSHOT_DIR if os.environ.get("PERSONALIZATION_UPDATE_SCREENSHOTS") == "1" else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.png"
-    page.screenshot(path=str(target))
+    page.screenshot(path=str(target), clip=clip)
     with Image.open(target) as image:
         # An octree palette keeps the UI's status colours (median cut turns small green dots grey).
         palette = image.convert("RGB").quantize(colors=128, method=Image.Quantize.FASTOCTREE)
@@ -303,10 +303,22 @@ def test_asset_graph_shows_every_asset(dagster_ui, page, tmp_path):
     labels = [text.strip() for text in names.all_inner_texts()]
     missing = [key for key in expected if not _shown(key, labels)]
     assert not missing, f"assets not drawn in the graph: {missing} (labels: {labels})"
-    # For the screenshot only: fold the asset-group tree away so the whole graph fits.
+    # For the screenshot only: fold the asset-group tree and the navigation away, and draw the graph on a
+    # larger canvas (it is fitted to the canvas), so the asset names can be read in the README.
     page.locator("//input[starts-with(@placeholder,'Jump to')]/following::button[1]").first.click()
-    page.wait_for_timeout(1000)
-    save_screenshot(page, "asset_graph", tmp_path)
+    page.get_by_text("Hide navigation").click()
+    page.set_viewport_size({"width": 2000, "height": 1250})
+    page.reload()  # the graph is fitted to the canvas when it loads
+    page.get_by_text("Materialize all").wait_for()
+    page.wait_for_timeout(2000)
+    boxes = [box for box in (node.bounding_box() for node in names.all()) if box]
+    left = max(0, min(b["x"] for b in boxes) - 40)
+    top = max(0, min(b["y"] for b in boxes) - 60)
+    right = max(b["x"] + b["width"] for b in boxes) + 24  # names sit inside their nodes; the zoom controls follow
+    bottom = max(b["y"] + b["height"] for b in boxes) + 50
+    save_screenshot(
+        page, "asset_graph", tmp_path, clip={"x": left, "y": top, "width": right - left, "height": bottom - top}
+    )
 
 
 def _partitioned_asset(expected: dict) -> str:
