@@ -470,6 +470,19 @@ def test_content_safety_severity_levels_with_key(content_safety_emulator):
     )
 
 
+def test_a_fault_can_target_the_requests_whose_body_contains_a_text(content_safety_emulator):
+    from azure.core.exceptions import HttpResponseError
+
+    client = _safety_client(content_safety_emulator, retry_total=2, retry_backoff_factor=0.01)  # 3 tries
+    content_safety_emulator.inject("500", times=3, body_contains="second text")
+    assert _categories(client.analyze_text(AnalyzeTextOptions(text="first text")))["Violence"] == 0
+    with pytest.raises(HttpResponseError):
+        client.analyze_text(AnalyzeTextOptions(text="the second text"))
+    assert _categories(client.analyze_text(AnalyzeTextOptions(text="second text again")))["Violence"] == 0
+    faults = [(r.json["text"], r.fault) for r in content_safety_emulator.requests]
+    assert faults == [("first text", None), *[("the second text", "500")] * 3, ("second text again", None)]
+
+
 def test_content_safety_token_auth_over_tls(content_safety_emulator_tls):
     emu = content_safety_emulator_tls
     credential = StaticTokenCredential(emu.token)

@@ -17,7 +17,8 @@ certificate issued by a test CA (trustme); pass ``ca_bundle_path`` to the client
 sends bearer tokens over https.
 
 Faults (see ``FAULT_KINDS``) are consumed in injection order by authenticated requests whose path contains
-``path_contains`` (all paths when None); ``times=None`` keeps a fault forever. ``latency_seconds`` delays
+``path_contains`` (all paths when None) and whose raw body contains ``body_contains`` (any body when None);
+``times=None`` keeps a fault forever. ``latency_seconds`` delays
 every answer (benchmarks: "LLM answering after a fixed 2 s").
 """
 
@@ -111,9 +112,12 @@ class Fault:
     seconds: float
     path_contains: str | None
     full_length: bool
+    body_contains: str | None = None
 
-    def matches(self, path: str) -> bool:
-        return self.path_contains is None or self.path_contains in path
+    def matches(self, path: str, body: bytes = b"") -> bool:
+        return (self.path_contains is None or self.path_contains in path) and (
+            self.body_contains is None or self.body_contains.encode() in body
+        )
 
 
 _tls_lock = threading.Lock()
@@ -300,20 +304,23 @@ class EmulatorServer:
         seconds: float = 2.0,
         path_contains: str | None = None,
         full_length: bool = True,
+        body_contains: str | None = None,
     ) -> None:
         """Queue a fault for the next ``times`` matching requests (None = forever).
 
         ``retry_after``: Retry-After seconds for "429". ``seconds``: hold time for "timeout" (then the
         connection is dropped) and delay for "slow". ``full_length`` for "truncated": announce the full
         Content-Length and drop the connection mid-body (True), or send a short but complete HTTP body
-        (False).
+        (False). ``body_contains``: only requests whose raw body contains this text (one screened text, say).
         """
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
         if times is not None and times < 1:
             raise ValueError(f"times must be >= 1 or None (forever), got {times}")
         with self._lock:
-            self._faults.append(Fault(kind, times, retry_after, seconds, path_contains, full_length))
+            self._faults.append(
+                Fault(kind, times, retry_after, seconds, path_contains, full_length, body_contains)
+            )
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -373,10 +380,10 @@ class EmulatorServer:
             return any(value is not None and hmac.compare_digest(bearer, value) for value in accepted)
         return False
 
-    def _next_fault(self, path: str) -> Fault | None:
+    def _next_fault(self, path: str, body: bytes = b"") -> Fault | None:
         with self._lock:
             for index, fault in enumerate(self._faults):
-                if not fault.matches(path):
+                if not fault.matches(path, body):
                     continue
                 if fault.times is not None:
                     fault.times -= 1
@@ -415,7 +422,7 @@ class EmulatorServer:
             )
             return self._send(handler, request, response)
 
-        fault = self._next_fault(request.path)
+        fault = self._next_fault(request.path, body)
         request.fault = fault.kind if fault else None
         if fault is None or fault.kind == "slow":
             if fault is not None and self._stopping.wait(fault.seconds):
