@@ -9,7 +9,9 @@
 
 import os
 import re
-from typing import Literal
+import threading
+import time
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,18 +97,45 @@ def read_api_key(env_var: str, setting: str) -> str:
     return value.strip()
 
 
-def token_credential(mode: AuthMode, managed_identity_client_id: str | None = None):
+class SerializedTokenCredential:
+    """A token credential that asks its inner credential for one token at a time and reuses it until five
+    minutes before it expires. azure-core's (sync) bearer-token policy does not serialize token requests: the
+    first calls of a resource's concurrent workers would each ask the identity endpoint (IMDS, which throttles)
+    for a token of their own."""
+
+    REFRESH_MARGIN_SECONDS = 300
+
+    def __init__(self, inner: Any):
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple, Any] = {}
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        key = (scopes, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is None or token.expires_on - self.REFRESH_MARGIN_SECONDS <= time.time():
+                token = self._tokens[key] = self._inner.get_token(*scopes, **kwargs)
+            return token
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def token_credential(mode: AuthMode, managed_identity_client_id: str | None = None) -> SerializedTokenCredential:
     """An Entra ID token credential for `mode` (imported lazily: azure-identity is only needed for Azure)."""
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
     if mode == "managed_identity":
-        return (
+        inner = (
             ManagedIdentityCredential(client_id=managed_identity_client_id)
             if managed_identity_client_id
-            else (ManagedIdentityCredential())
+            else ManagedIdentityCredential()
         )
-    if mode == "default_credential":
-        return DefaultAzureCredential(
+    elif mode == "default_credential":
+        inner = DefaultAzureCredential(
             managed_identity_client_id=managed_identity_client_id, exclude_interactive_browser_credential=True
         )
-    raise ValueError(f"auth mode {mode!r} does not use a token credential")
+    else:
+        raise ValueError(f"auth mode {mode!r} does not use a token credential")
+    return SerializedTokenCredential(inner)
