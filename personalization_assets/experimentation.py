@@ -38,7 +38,13 @@ from dagster import (
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from personalization_assets.config import StrictModel
-from personalization_assets.constants import SEGMENT_PARTITION_METADATA, STORAGE_KINDS
+from personalization_assets.constants import (
+    CUSTOMER_SEGMENTS_TABLE,
+    CUSTOMERS_TABLE,
+    PERSONAL_FIELDS_TABLE,
+    SEGMENT_PARTITION_METADATA,
+    STORAGE_KINDS,
+)
 from personalization_assets.lib.assignment import hash_key
 from personalization_assets.lib.experimentation import (
     ARM_ORDER,
@@ -61,7 +67,7 @@ from personalization_assets.lib.experimentation import (
     sample_ratio_mismatch,
 )
 from personalization_assets.lib.frames import ARROW_STRING, arrow_to_pandas
-from personalization_assets.lib.personalization import opening_lines
+from personalization_assets.lib.personalization import opening_lines, personal_field_values
 from personalization_assets.lib.segmentation import slugify
 from personalization_assets.lib.simulation import ENGAGEMENT_FLAGS
 from personalization_assets.observability import hash_customer_id
@@ -78,8 +84,6 @@ GROUP = "experimentation"
 EXPERIMENT_CONFIG_FILE = "experiment_config.yaml"
 
 # Upstream tables this stage reads with SQL (declared as `deps`), and the values of their gate columns.
-CUSTOMERS_TABLE = "customers"
-CUSTOMER_SEGMENTS_TABLE = "customer_segments"
 ASSIGNMENTS_TABLE = "assignments"
 MESSAGE_VARIANTS_TABLE = "message_variants"
 SAFETY_VERDICTS_TABLE = "safety_verdicts"
@@ -752,6 +756,19 @@ def pooled_experiment_metrics(
     return metrics
 
 
+def read_approved_field_values(warehouse: DuckDBWarehouse, segment: str) -> set[str]:
+    """The tier and city values the safety stage approved for this segment's opening lines. Fail closed: none
+    when the safety stage has not screened them (no table, or no rows for the segment)."""
+    with warehouse.connect() as connection:
+        if not table_exists(connection, PERSONAL_FIELDS_TABLE):
+            return set()
+        rows = connection.execute(
+            f"select value from {SCHEMA}.{PERSONAL_FIELDS_TABLE} where segment = ? and decision = 'approved'",
+            [segment],
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
 @asset(
     partitions_def=segment_partitions,
     metadata=SEGMENT_PARTITION_METADATA,
@@ -789,8 +806,11 @@ def personalized_messages(context: AssetExecutionContext, warehouse: DuckDBWareh
         approved["subject"].reindex(np.asarray(variant_ids, dtype=object)).astype(str).tolist()
     )
     rows["subject"] = pd.array(subjects.take(pa.array(codes)), dtype=ARROW_STRING)
+    allowed = read_approved_field_values(warehouse, segment)
+    quoted = personal_field_values(rows["tier"], rows["location"])
+    withheld = [value for value in quoted if value not in allowed]
     rows["opening_line"] = opening_lines(
-        rows["arm"], rows["tier"], rows["location"], rows["last_engagement_days"]
+        rows["arm"], rows["tier"], rows["location"], rows["last_engagement_days"], allowed_fields=allowed
     )  # same index as rows; stays Arrow-backed (no Python string per customer)
     frame = rows[PERSONALIZED_COLUMNS]
 
@@ -800,6 +820,8 @@ def personalized_messages(context: AssetExecutionContext, warehouse: DuckDBWareh
             "messages": len(frame),
             "control_customers_without_message": control,
             "distinct_opening_lines": int(frame["opening_line"].nunique()),
+            # Tier and city values left out of the lines: not approved (or never screened) by the safety stage.
+            "personal_field_values_withheld": len(withheld),
             "sample": _markdown(
                 frame.drop_duplicates("opening_line").head(5)[
                     ["arm", "variant_id", "subject", "opening_line"]

@@ -43,7 +43,13 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
-from personalization_assets.constants import SEGMENT_PARTITION_METADATA, STORAGE_KINDS
+from personalization_assets.constants import (
+    CUSTOMER_SEGMENTS_TABLE,
+    CUSTOMERS_TABLE,
+    PERSONAL_FIELDS_TABLE,
+    SEGMENT_PARTITION_METADATA,
+    STORAGE_KINDS,
+)
 from personalization_assets.generation import (
     ResponseCache,
     Variant,
@@ -52,6 +58,7 @@ from personalization_assets.generation import (
     variant_request_for,
 )
 from personalization_assets.lib.generation import STATUS_VALID
+from personalization_assets.lib.personalization import personal_field_values
 from personalization_assets.lib.safety import (
     AUDIT_FIELDS,
     CATEGORIES,
@@ -75,7 +82,7 @@ from resources.content_safety import (
 from resources.llm import LLMResource
 from resources.search import read_content_index
 from resources.settings import PipelineSettings
-from resources.warehouse import SCHEMA, DuckDBWarehouse
+from resources.warehouse import SCHEMA, DuckDBWarehouse, table_exists
 
 # Partitioned asset checks are a Dagster preview feature; they are what makes the gates per segment partition.
 warnings.filterwarnings(
@@ -292,16 +299,12 @@ def _outcome_from_json(text: str) -> ScreenOutcome:
     )
 
 
-def screen_candidates(
-    resource: ContentSafetyResource,
-    candidates: Sequence[Candidate],
-    thresholds: dict[str, int],
-    pool: ThreadPoolExecutor,
-    cache: ScreenCache | None = None,
-) -> list[Screening]:
-    """Screen subject and body of every candidate, all calls in `pool` at once; one decision per candidate.
-    Texts with an outcome in `cache` are not sent; new complete outcomes are added to it."""
-    known = cache.lookup(t for c in candidates for t in (c.subject, c.body)) if cache is not None else {}
+def _cached_screener(
+    resource: ContentSafetyResource, cache: ScreenCache | None, texts: Sequence[str]
+) -> Callable[[str], ScreenOutcome]:
+    """`resource.screen`, answering from `cache` for those of `texts` it holds (one lookup for all) and adding
+    new complete outcomes to it."""
+    known = cache.lookup(texts) if cache is not None else {}
 
     def screen(text: str) -> ScreenOutcome:
         if text in known:
@@ -311,6 +314,19 @@ def screen_candidates(
             cache.put(text, outcome)
         return outcome
 
+    return screen
+
+
+def screen_candidates(
+    resource: ContentSafetyResource,
+    candidates: Sequence[Candidate],
+    thresholds: dict[str, int],
+    pool: ThreadPoolExecutor,
+    cache: ScreenCache | None = None,
+) -> list[Screening]:
+    """Screen subject and body of every candidate, all calls in `pool` at once; one decision per candidate.
+    Texts with an outcome in `cache` are not sent; new complete outcomes are added to it."""
+    screen = _cached_screener(resource, cache, [t for c in candidates for t in (c.subject, c.body)])
     futures = [
         (pool.submit(screen, candidate.subject), pool.submit(screen, candidate.body))
         for candidate in candidates
@@ -534,6 +550,149 @@ def audit_records(segment: str, run_id: str, screenings: Sequence[Screening]) ->
     )
 
 
+# --- Personal fields (customer data quoted by personalized opening lines) --------------------------------------
+
+PERSONAL_FIELDS_VARIANT = "personal-fields"  # the audit records' variant_id for these screenings
+# Values go to the screen several to a text, one per line, well under Azure's 10,000 characters per analysis.
+PERSONAL_FIELDS_CHUNK_CHARS = 5_000
+FIELD_VERDICT_COLUMNS = ["segment", "value", "decision", "reasons", "backend", "screened_at"]
+
+
+@dataclass(frozen=True)
+class FieldScreening:
+    text: str  # the values, one per line
+    values: tuple[str, ...]
+    outcome: ScreenOutcome
+    decision: str
+    reasons: tuple[str, ...]
+    screened_at: datetime
+
+
+def _value_chunks(values: Sequence[str], limit: int = PERSONAL_FIELDS_CHUNK_CHARS) -> list[list[str]]:
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for value in values:
+        if chunks[-1] and size + len(value) + 1 > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(value)
+        size += len(value) + 1
+    return [chunk for chunk in chunks if chunk]
+
+
+def screen_personal_fields(
+    values: Sequence[str],
+    resource: ContentSafetyResource,
+    thresholds: dict[str, int],
+    max_concurrency: int = 6,
+    cache: ScreenCache | None = None,
+) -> list[FieldScreening]:
+    """Screen the tier and city values a segment's opening lines may quote, like any message text.
+
+    The values go several to a text (one call per segment in the usual case); only a text blocked for its
+    content has its values screened one by one, so one bad value does not withhold the others. A value is
+    usable only if a screening of it was approved: a failed screening approves nothing (fail closed)."""
+    chunks = _value_chunks(sorted(set(values)))
+    if not chunks:
+        return []
+    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="screen-fields") as pool:
+
+        def screen_all(groups: list[list[str]]) -> list[FieldScreening]:
+            texts = ["\n".join(group) for group in groups]
+            screen = _cached_screener(resource, cache, texts)
+            futures = [pool.submit(screen, text) for text in texts]
+            done = []
+            for group, text, future in zip(groups, texts, futures, strict=True):
+                outcome = future.result()
+                decision, reasons = decide_outcome(outcome, thresholds)
+                done.append(FieldScreening(text, tuple(group), outcome, decision, tuple(reasons), datetime.now(UTC)))
+            return done
+
+        screenings = screen_all(chunks)
+        # Only a text blocked for its content is split; one the service failed to screen stays withheld whole
+        # (splitting it would multiply the calls into an outage).
+        again = [
+            [value]
+            for s in screenings
+            if s.decision != APPROVED and len(s.values) > 1 and (not s.outcome.errors or s.outcome.blocklist_hits)
+            for value in s.values
+        ]
+        return screenings + (screen_all(again) if again else [])
+
+
+def field_verdicts(segment: str, screenings: Sequence[FieldScreening]) -> pd.DataFrame:
+    """One row per value: approved if any screening of it was approved, else blocked with the reasons of the
+    last screening that covered it."""
+    rows: dict[str, dict[str, object]] = {}
+    for s in screenings:
+        for value in s.values:
+            if rows.get(value, {}).get("decision") == APPROVED:
+                continue
+            rows[value] = {
+                "segment": segment,
+                "value": value,
+                "decision": s.decision,
+                "reasons": json.dumps(list(s.reasons)),
+                "backend": s.outcome.backend,
+                "screened_at": s.screened_at,
+            }
+    frame = pd.DataFrame(list(rows.values()), columns=FIELD_VERDICT_COLUMNS)
+    frame["screened_at"] = pd.to_datetime(frame["screened_at"], utc=True)
+    return frame.sort_values("value", ignore_index=True)
+
+
+def field_audit_records(segment: str, run_id: str, screenings: Sequence[FieldScreening]) -> pd.DataFrame:
+    """Audit records of the personal-field screenings: the hash of the text screened, never the text."""
+    return pd.DataFrame(
+        [
+            {
+                "record_id": uuid.uuid4().hex,
+                "screened_at": s.screened_at,
+                "run_id": run_id,
+                "segment": segment,
+                "variant_id": PERSONAL_FIELDS_VARIANT,
+                "text_sha256": text_sha256(s.text),
+                "severities": {category: s.outcome.severities.get(category) for category in CATEGORIES},
+                "decision": s.decision,
+                "reasons": list(s.reasons),
+                "backend": s.outcome.backend,
+            }
+            for s in screenings
+        ],
+        columns=list(AUDIT_FIELDS),
+    )
+
+
+def read_personal_field_values(warehouse: DuckDBWarehouse, segment: str) -> list[str]:
+    """The distinct tier and city values of the segment's customers that an opening line could quote."""
+    with warehouse.connect() as connection:
+        if not all(table_exists(connection, t) for t in (CUSTOMERS_TABLE, CUSTOMER_SEGMENTS_TABLE)):
+            return []
+        pairs = connection.execute(
+            f"select distinct c.tier, c.location from {SCHEMA}.{CUSTOMERS_TABLE} c "
+            f"join {SCHEMA}.{CUSTOMER_SEGMENTS_TABLE} s using (customer_id) where s.segment = ?",
+            [segment],
+        ).fetchdf()
+    return personal_field_values(pairs["tier"], pairs["location"])
+
+
+def store_field_verdicts(warehouse: DuckDBWarehouse, segment: str, verdicts: pd.DataFrame) -> None:
+    """Replace the segment's rows of personal_field_verdicts in one transaction."""
+    with warehouse.transaction() as connection:
+        connection.execute(
+            f"""create table if not exists {SCHEMA}.{PERSONAL_FIELDS_TABLE} (segment varchar not null,
+                value varchar not null, decision varchar not null, reasons varchar, backend varchar,
+                screened_at timestamp with time zone)"""
+        )
+        connection.execute(f"delete from {SCHEMA}.{PERSONAL_FIELDS_TABLE} where segment = ?", [segment])
+        if len(verdicts):
+            connection.register("new_field_verdicts", verdicts)
+            connection.execute(
+                f"insert into {SCHEMA}.{PERSONAL_FIELDS_TABLE} by name select * from new_field_verdicts"
+            )
+            connection.unregister("new_field_verdicts")
+
+
 # --- The audit log ------------------------------------------------------------------------------------------
 
 
@@ -735,6 +894,8 @@ def _markdown(frame: pd.DataFrame) -> MetadataValue:
     metadata=SEGMENT_PARTITION_METADATA,
     kinds=STORAGE_KINDS,
     group_name=GROUP,
+    # Read with SQL: the tier and city values of the segment's customers, screened for the opening lines.
+    deps=[AssetKey(CUSTOMERS_TABLE), AssetKey(CUSTOMER_SEGMENTS_TABLE)],
 )
 def safety_verdicts(
     context: AssetExecutionContext,
@@ -751,23 +912,41 @@ def safety_verdicts(
     candidates = candidates_from_variants(message_variants)
 
     cache = ScreenCache(warehouse, content_safety, enabled=config.cache)
+    field_values = read_personal_field_values(warehouse, segment)
     started = time.perf_counter()
-    final, history = screen_with_rewrites(
-        content_safety,
-        candidates,
-        config.thresholds,
-        config.max_concurrency,
-        config.rewrite_attempts,
-        rewriter=lambda: Rewriter(settings, llm, warehouse, segment),
-        log=context.log.warning,
-        cache=cache,
-    )
+    # The customer fields the opening lines quote are screened while the variants are (their own bounded pool).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="personal-fields") as fields_runner:
+        fields_job = fields_runner.submit(
+            screen_personal_fields, field_values, content_safety, config.thresholds, config.max_concurrency, cache
+        )
+        final, history = screen_with_rewrites(
+            content_safety,
+            candidates,
+            config.thresholds,
+            config.max_concurrency,
+            config.rewrite_attempts,
+            rewriter=lambda: Rewriter(settings, llm, warehouse, segment),
+            log=context.log.warning,
+            cache=cache,
+        )
+        field_screenings = fields_job.result()
     wall_seconds = time.perf_counter() - started
     cache_writes = cache.flush()
 
-    appended = append_audit(
-        warehouse, audit_records(segment, context.run.run_id, history), recorded_audit_heads(context.instance)
-    )
+    records = audit_records(segment, context.run.run_id, history)
+    if field_screenings:
+        field_records = field_audit_records(segment, context.run.run_id, field_screenings)
+        records = pd.concat([records, field_records], ignore_index=True) if len(records) else field_records
+    appended = append_audit(warehouse, records, recorded_audit_heads(context.instance))
+    fields = field_verdicts(segment, field_screenings)
+    store_field_verdicts(warehouse, segment, fields)
+    withheld = fields.loc[fields["decision"] != APPROVED]
+    if len(withheld):
+        context.log.warning(
+            f"segment '{segment}': {len(withheld)} of {len(fields)} customer field value(s) withheld from "
+            "opening lines by safety screening: "
+            + "; ".join(sorted({r for reasons in withheld["reasons"] for r in json.loads(reasons)}))
+        )
     if appended.new_chain:
         context.log.warning(
             f"{AUDIT_TABLE} in {warehouse.path} starts a new hash chain: the chain this Dagster instance "
@@ -799,9 +978,11 @@ def safety_verdicts(
             "all_variants_blocked": all_blocked,
             "rewritten": int(verdicts["rewritten"].sum()),
             "rewrites_approved": int((verdicts["rewritten"] & (verdicts["decision"] == APPROVED)).sum()),
-            "screening_decisions": len(history),
-            "service_requests": sum(s.outcome.requests for s in history),
-            "cached_screenings": sum(s.outcome.backend.endswith(CACHED_BACKEND_SUFFIX) for s in history),
+            "screening_decisions": len(history) + len(field_screenings),
+            "service_requests": sum(s.outcome.requests for s in [*history, *field_screenings]),
+            "cached_screenings": sum(
+                s.outcome.backend.endswith(CACHED_BACKEND_SUFFIX) for s in [*history, *field_screenings]
+            ),
             "cache_entries_written": cache_writes,
             "screening_seconds": MetadataValue.float(round(wall_seconds, 3)),
             "thresholds": ", ".join(f"{c} >= {t}" for c, t in config.thresholds.items()),
@@ -824,6 +1005,8 @@ def safety_verdicts(
                     }
                 )
             ),
+            "personal_field_values_screened": len(fields),
+            "personal_field_values_withheld": len(withheld),
             "audit_records_appended": appended.appended,
             HEAD_SEQUENCE: appended.head_sequence,
             HEAD_HASH: appended.head_hash,

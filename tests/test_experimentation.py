@@ -15,7 +15,7 @@ import yaml
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, Failure, build_op_context, materialize
 from dagster._core.execution.context.invocation import DirectAssetCheckExecutionContext
 
-from personalization_assets import experimentation, segmentation
+from personalization_assets import experimentation, safety, segmentation
 from personalization_assets.config import ConfigError
 from personalization_assets.experimentation import (
     ARMS_BALANCED,
@@ -29,9 +29,16 @@ from personalization_assets.experimentation import (
     read_engagement,
     read_variant_gate,
 )
-from personalization_assets.lib.personalization import opening_lines, plain_name, render_message
+from personalization_assets.lib.personalization import (
+    opening_lines,
+    personal_field_values,
+    plain_name,
+    render_message,
+)
 from personalization_assets.lib.statistics import METRICS_COLUMNS, POOLED_SEGMENT, compute_pooled_metrics
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+from personalization_assets.safety import SafetyConfig
+from resources.content_safety import EmbeddedContentSafetyResource
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
 
@@ -59,12 +66,20 @@ BODY = "Hi there,\n\nOur spring trail guide is out [Source: Trail Guide].\n\nBes
 
 
 def store_variants(
-    warehouse, segments, blocked=None, rejected=None, unscreened=None, rewritten=None, minimal_verdicts=False
+    warehouse,
+    segments,
+    blocked=None,
+    rejected=None,
+    unscreened=None,
+    rewritten=None,
+    minimal_verdicts=False,
+    screen_fields=True,
 ) -> None:
     """Write message_variants and safety_verdicts for `segments`, shaped like the real stages' tables. Every
     tone is valid and approved unless listed in blocked / rejected / unscreened / rewritten (each a
     {segment: {tone, ...}} mapping); a rewritten variant is approved under a new id with a new subject, as the
-    safety stage stores a rewrite. `minimal_verdicts` keeps only segment, variant_id, decision."""
+    safety stage stores a rewrite. `minimal_verdicts` keeps only segment, variant_id, decision. `screen_fields`
+    screens the segments' tier and city values with the embedded screen and stores the verdicts."""
     blocked, rejected, unscreened, rewritten = (
         blocked or {},
         rejected or {},
@@ -99,6 +114,13 @@ def store_variants(
     with warehouse.transaction() as connection:
         connection.execute("create or replace table main.message_variants as select * from variant_frame")
         connection.execute("create or replace table main.safety_verdicts as select * from verdict_frame")
+    if screen_fields:  # as the safety stage does: the tier and city values opening lines may quote
+        for segment in segments:
+            values = safety.read_personal_field_values(warehouse, segment)
+            screenings = safety.screen_personal_fields(
+                values, EmbeddedContentSafetyResource(), SafetyConfig().thresholds
+            )
+            safety.store_field_verdicts(warehouse, segment, safety.field_verdicts(segment, screenings))
 
 
 def custom_settings(tmp_path: Path, settings: PipelineSettings, changes: dict) -> PipelineSettings:
@@ -566,6 +588,39 @@ def test_personalized_messages_for_every_treated_customer(
     assert full.startswith("Hi there,\n\n" + row["opening_line"] + "\n\nOur spring trail guide")
 
 
+def test_opening_lines_quote_only_field_values_the_safety_stage_approved(
+    segmented, base_resources, warehouse, segments, largest
+):
+    # Never screened (no personal_field_verdicts yet): fail closed, no tier or city in any line.
+    store_variants(warehouse, segments, screen_fields=False)
+    result = run(segmented, base_resources, largest, select=["assignments", "personalized_messages"])
+    lines = table(warehouse, "personalized_messages", largest)["opening_line"]
+    customers = table(warehouse, "customers")
+    quoted = safety.read_personal_field_values(warehouse, largest)
+    assert quoted and not lines.str.contains("|".join(quoted)).any()
+    assert metadata(result, "personalized_messages")["personal_field_values_withheld"] == len(quoted)
+
+    # A city the screen blocks is left out of its customers' lines; every other value is quoted.
+    assigned = table(warehouse, "assignments", largest)
+    member = assigned.loc[assigned["arm"] != "control", "customer_id"].iloc[0]  # the assignment is deterministic
+    with warehouse.transaction() as connection:
+        connection.execute("update customers set location = 'Kill All Immigrants' where customer_id = ?", [member])
+    store_variants(warehouse, segments)
+    verdicts = table(warehouse, "personal_field_verdicts", largest).set_index("value")
+    assert verdicts.at["Kill All Immigrants", "decision"] == "blocked"
+    assert "hate severity 7 >= 4" in verdicts.at["Kill All Immigrants", "reasons"]
+    assert (verdicts.drop(index="Kill All Immigrants")["decision"] == "approved").all()
+    result = run(segmented, base_resources, largest, select=["assignments", "personalized_messages"])
+    messages = table(warehouse, "personalized_messages", largest).set_index("customer_id")
+    assert not messages["opening_line"].str.contains("Kill").any()
+    tier = customers.set_index("customer_id").at[member, "tier"]  # still a message, without the city
+    assert f"As one of our {tier} members," in messages.at[member, "opening_line"]
+    others = customers[customers["customer_id"].isin(messages.index) & (customers["customer_id"] != member)]
+    person = others.iloc[0]
+    assert f"{person['tier']} members in {person['location']}" in messages.at[person["customer_id"], "opening_line"]
+    assert metadata(result, "personalized_messages")["personal_field_values_withheld"] == 1
+
+
 def test_messages_refuse_a_variant_blocked_after_the_assignment(
     segmented, base_resources, warehouse, segments
 ):
@@ -596,6 +651,16 @@ def test_opening_lines_use_clean_fields_only():
         "you.",
     ]
     assert plain_name("  New   York ") == "New York" and plain_name("Robert'); DROP TABLE") == ""
+    tiers, cities = pd.Series(["Gold", "Gold", None]), pd.Series(["Denver", "  Salt  Lake City", "<b>x</b>"])
+    assert personal_field_values(tiers, cities) == ["Denver", "Gold", "Salt Lake City"]
+    screened = opening_lines(
+        pd.Series(["friendly"] * 3), tiers, cities, pd.Series([3, 3, 3]), allowed_fields={"Gold", "Salt Lake City"}
+    )
+    assert [line.split(". ", 1)[1] for line in screened] == [
+        "As one of our Gold members, we chose this one just for you.",  # Denver not approved: left out
+        "As one of our Gold members in Salt Lake City, we chose this one just for you.",
+        "We chose this one just for you.",
+    ]
     assert render_message("Line.", "A long first paragraph that is clearly not a greeting at all.") == (
         "Line.\n\nA long first paragraph that is clearly not a greeting at all."
     )

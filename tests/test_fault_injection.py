@@ -57,6 +57,7 @@ from tests.reliability.pipeline import (
 
 SEARCH_QUERY = "search.post.search"
 TONES = 3  # variants per partition (config/generation.yaml tones)
+FIELD_TEXTS = 1  # screenings of the partition's customer field values (one text for the sample data)
 
 
 @dataclass
@@ -174,7 +175,8 @@ def test_transient_faults_of_every_service_are_retried_and_the_partition_succeed
     queries = case.new_requests(services.search, SEARCH_QUERY)
     assert [(r.fault, r.status) for r in queries] == [(kind, int(kind)), (None, 200)]
     assert queries[0].json == queries[1].json  # the same query, sent again
-    for emulator, calls in ((services.openai, TONES), (services.content_safety, 2 * TONES)):
+    # Screening: subject and body of each variant, and one text of the segment's customer field values.
+    for emulator, calls in ((services.openai, TONES), (services.content_safety, 2 * TONES + FIELD_TEXTS)):
         requests = case.new_requests(emulator)
         faulted = [r for r in requests if r.fault]
         assert [r.fault for r in faulted] == [kind] and len(requests) == calls + 1
@@ -184,7 +186,7 @@ def test_transient_faults_of_every_service_are_retried_and_the_partition_succeed
     verdicts = case.warehouse.read_table("safety_verdicts")
     assert list(verdicts["decision"]) == ["approved"] * TONES and set(verdicts["backend"]) == {"azure"}
     assert set(case.warehouse.read_table("message_variants")["backend"]) == {"azure"}
-    assert_audit_appended(case, appended=TONES)
+    assert_audit_appended(case, appended=TONES + FIELD_TEXTS)
 
 
 # --- Persistent faults: the partition fails clearly, earlier rows stay --------------------------------------
@@ -270,8 +272,10 @@ def test_every_safety_fault_blocks_every_variant_and_is_audited(make_case, servi
         assert any(reason in line for line in reasons), reasons
     assert verdicts["violence"].isna().all()  # never a made-up severity for what was not screened
 
-    audited = assert_audit_appended(case, appended=TONES)
-    assert list(audited["decision"]) == ["blocked"] * TONES
+    audited = assert_audit_appended(case, appended=TONES + FIELD_TEXTS)
+    assert list(audited["decision"]) == ["blocked"] * (TONES + FIELD_TEXTS)  # the field values too
+    fields = case.warehouse.read_table("personal_field_verdicts", "where segment = ?", [SEGMENT])
+    assert len(fields) > 0 and (fields["decision"] == "blocked").all()  # withheld from every opening line
     assert all(any(reason in line for line in json.loads(r)) for r in audited["reasons"])
     metadata = result.asset_materializations_for_node("safety_verdicts")[0].metadata
     assert metadata["approved"].value == 0 and metadata["all_variants_blocked"].value is True
@@ -297,7 +301,7 @@ def test_a_safety_outage_reaches_no_customer(make_case, services):
     assert set(case.warehouse.read_table("experiment_metrics", "where segment = ?", [SEGMENT])["arm"]) <= {
         "control"
     }
-    assert_audit_appended(case, appended=TONES)
+    assert_audit_appended(case, appended=TONES + FIELD_TEXTS)
 
 
 # --- A process killed in the middle of a partition write ----------------------------------------------------
@@ -346,10 +350,12 @@ def test_a_process_killed_mid_partition_leaves_the_warehouse_consistent(prepared
     # The open transaction died with the process: the old verdicts, no half partition. The audit records of
     # the screening (committed before the write) stay, and the chain verifies.
     after_kill = snapshot(warehouse.path)
-    assert changed_tables(before, after_kill) == ["main.safety_audit"]
+    # The field verdicts are committed with the audit, before the verdicts write.
+    assert changed_tables(before, after_kill) == ["main.personal_field_verdicts", "main.safety_audit"]
     pd.testing.assert_frame_equal(warehouse.read_table("safety_verdicts"), verdicts_before)
     killed_run_audit = read_audit(warehouse)
-    assert len(killed_run_audit) == len(audit_before) + TONES and verify_audit_chain(killed_run_audit).ok
+    assert len(killed_run_audit) == len(audit_before) + TONES + FIELD_TEXTS
+    assert verify_audit_chain(killed_run_audit).ok
 
     with prepared.instance() as instance:
         result = run_job(resources, instance, assets=["safety_verdicts"])
@@ -363,7 +369,7 @@ def test_a_process_killed_mid_partition_leaves_the_warehouse_consistent(prepared
     pd.testing.assert_frame_equal(
         audit.iloc[: len(killed_run_audit)].reset_index(drop=True), killed_run_audit
     )
-    assert len(audit) == len(killed_run_audit) + TONES and verify_audit_chain(audit).ok
+    assert len(audit) == len(killed_run_audit) + TONES + FIELD_TEXTS and verify_audit_chain(audit).ok
 
 
 # --- Property: approved implies complete, below threshold, no blocklist hit ---------------------------------

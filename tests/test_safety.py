@@ -481,6 +481,23 @@ def test_managed_identity_token_over_tls_with_the_configured_ca_bundle(
     assert "could not be reached" in untrusted.screen("hello").errors[0]  # no CA bundle: TLS refused, blocked
 
 
+def test_concurrent_first_calls_share_one_managed_identity_token(managed_identity, content_safety_emulator_tls):
+    # azure-core's sync bearer-token policy does not serialize token requests; our credential does, so the
+    # identity endpoint (IMDS, which throttles) is asked once, however many screening calls start together.
+    emu = content_safety_emulator_tls
+    resource = AzureContentSafetyResource(endpoint=emu.endpoint, ca_bundle_path=emu.ca_bundle_path, **FAST)
+    barrier = threading.Barrier(8)
+
+    def screen(i: int):
+        barrier.wait()
+        return resource.screen(f"hello {i}")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(screen, range(8)))
+    assert all(outcome.complete for outcome in outcomes) and len(emu.requests) == 8
+    assert managed_identity.requested_resources == ["https://cognitiveservices.azure.com"]
+
+
 # --- The asset ----------------------------------------------------------------------------------------------
 
 
@@ -890,6 +907,81 @@ def test_a_forked_chain_is_refused_with_the_sequences_that_forked(warehouse):
     with pytest.raises(safety.AuditChainError, match="more than one record with sequence 1: the chain has forked"):
         safety.append_audit(warehouse, audit_record("d"))
     assert len(safety.read_audit(warehouse)) == 3  # nothing appended, nothing lost
+
+
+# --- Customer fields quoted by personalized opening lines --------------------------------------------------
+
+
+def write_customers(warehouse, locations: list[str]) -> None:
+    """customers and customer_segments: one customer of SEGMENT per location (tier Gold), one elsewhere."""
+    ids = [f"C{i:06d}" for i in range(len(locations) + 1)]
+    customers = pd.DataFrame({"customer_id": ids, "tier": "Gold", "location": [*locations, "Elsewhere Town"]})
+    members = pd.DataFrame({"customer_id": ids, "segment": [SEGMENT] * len(locations) + ["other"]})
+    with warehouse.transaction() as connection:
+        for name, frame in (("customers", customers), ("customer_segments", members)):
+            connection.register("frame", frame)
+            connection.execute(f"create or replace table main.{name} as select * from frame")
+            connection.unregister("frame")
+
+
+def test_the_safety_stage_screens_the_customer_fields_opening_lines_quote(
+    instance, base_resources, warehouse
+):
+    write_inputs(warehouse, variant_rows())
+    write_customers(warehouse, ["Denver", "Kill All Immigrants", "Salt Lake City", "<b>Austin</b>"])
+    result = run_safety(instance, base_resources, EmbeddedContentSafetyResource())
+    assert result.success
+
+    fields = warehouse.read_table("personal_field_verdicts").set_index("value")
+    # Only values a line could quote (markup is never quoted), only this segment's customers.
+    assert sorted(fields.index) == ["Denver", "Gold", "Kill All Immigrants", "Salt Lake City"]
+    assert (fields["segment"] == SEGMENT).all()
+    assert fields.at["Kill All Immigrants", "decision"] == "blocked"
+    assert (fields.drop(index="Kill All Immigrants")["decision"] == "approved").all()
+    info = metadata_of(result)
+    assert (info["personal_field_values_screened"], info["personal_field_values_withheld"]) == (4, 1)
+
+    # Audited like the variants: the values together, then each value of the blocked text alone.
+    audit = safety.read_audit(warehouse)
+    fields_audit = audit[audit["variant_id"] == safety.PERSONAL_FIELDS_VARIANT]
+    together = "Denver\nGold\nKill All Immigrants\nSalt Lake City"
+    assert list(fields_audit["text_sha256"]) == [text_sha256(t) for t in [together, *together.split("\n")]]
+    assert list(fields_audit["decision"]) == ["blocked", "approved", "approved", "blocked", "approved"]
+    assert verify_audit_chain(audit).ok and len(audit) == 3 + 5
+
+    # Re-materializing replaces the segment's field verdicts.
+    write_customers(warehouse, ["Denver"])
+    assert run_safety(instance, base_resources, EmbeddedContentSafetyResource()).success
+    assert sorted(warehouse.read_table("personal_field_verdicts")["value"]) == ["Denver", "Gold"]
+
+
+def test_customer_fields_are_withheld_when_screening_fails(
+    instance, base_resources, warehouse, content_safety_emulator, monkeypatch
+):
+    write_inputs(warehouse, variant_rows())
+    write_customers(warehouse, ["Denver", "Austin"])
+    content_safety_emulator.inject("503", times=None)
+    result = run_safety(instance, base_resources, azure_resource(content_safety_emulator, monkeypatch))
+    assert result.success  # the gate fails closed: everything blocked, nothing lost
+    fields = warehouse.read_table("personal_field_verdicts")
+    assert sorted(fields["value"]) == ["Austin", "Denver", "Gold"] and (fields["decision"] == "blocked").all()
+    assert all("HTTP 503" in reasons for reasons in fields["reasons"])
+
+
+def test_many_field_values_go_to_the_screen_a_few_texts_at_a_time():
+    values = [f"Town {i:04d}" for i in range(1_200)] + ["Kill All Immigrants"]
+    screenings = safety.screen_personal_fields(values, EmbeddedContentSafetyResource(), THRESHOLDS)
+    chunks = [s for s in screenings if len(s.values) > 1]
+    assert len(chunks) == 3 and all(len(s.text) <= safety.PERSONAL_FIELDS_CHUNK_CHARS for s in chunks)
+    assert sorted(v for s in chunks for v in s.values) == sorted(values)
+    flagged = next(s for s in chunks if "Kill All Immigrants" in s.values)
+    singles = [s for s in screenings if len(s.values) == 1]
+    assert [s.values[0] for s in singles] == list(flagged.values)  # only the blocked text's values, alone
+    verdicts = safety.field_verdicts(SEGMENT, screenings)
+    assert len(verdicts) == len(values) and list(verdicts.loc[verdicts["decision"] == "blocked", "value"]) == [
+        "Kill All Immigrants"
+    ]
+    assert safety.screen_personal_fields([], EmbeddedContentSafetyResource(), THRESHOLDS) == []
 
 
 def test_audit_export_csv_reverifies_and_the_command_reports_the_chain(

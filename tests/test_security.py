@@ -195,7 +195,8 @@ def secured(tmp_path_factory):
             results["segmentation"] = run_job(resources, instance, SEGMENTATION_JOB, run_config=loggers)
             search.inject("503", times=1, path_contains=SEARCH_QUERY)
             openai.inject("429", times=1, retry_after=0.05)
-            content_safety.inject("500", times=3)  # the first screening fails after its two retries
+            # One subject's screening fails after its two retries (the other calls run concurrently).
+            content_safety.inject("500", times=3, body_contains="what you need to know")
             results["campaign"] = run_job(resources, instance, run_config=loggers)
             openai.api_key = "a-key-the-service-expects-instead"  # the key we send is refused: 401
             results["refused"] = run_job(resources, instance, assets=["message_variants"], run_config=loggers)

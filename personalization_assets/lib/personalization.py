@@ -16,6 +16,7 @@ short, plain name (letters, spaces, ``.'-``) is left out of the sentence rather 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -74,13 +75,28 @@ def opening_sentence(tone: str, tier: str, location: str, recency_band: int) -> 
     return f"{recency} {intro}".strip()
 
 
+def personal_field_values(*columns: pd.Series) -> list[str]:
+    """The distinct values of ``columns`` an opening line could quote (``plain_name`` applied), sorted: what
+    the safety stage screens before any of them reaches a message."""
+    values: set[str] = set()
+    for column in columns:
+        values.update(plain_name(value) for value in pd.Series(column).dropna().unique())
+    values.discard("")
+    return sorted(values)
+
+
 def opening_lines(
-    tone: pd.Series, tier: pd.Series, location: pd.Series, days_since_engagement: pd.Series
+    tone: pd.Series,
+    tier: pd.Series,
+    location: pd.Series,
+    days_since_engagement: pd.Series,
+    allowed_fields: Collection[str] | None = None,
 ) -> pd.Series:
     """One opening line per row (Arrow-backed strings, same index as ``tone``).
 
     Sentences are built once per distinct (tone, tier, location, recency band) and gathered by code, so the
-    cost per row is a hash and a lookup, not string formatting.
+    cost per row is a hash and a lookup, not string formatting. With ``allowed_fields``, a tier or location
+    is quoted only if its cleaned value is in it (the values the safety screen approved); others are left out.
     """
     lengths = {len(tone), len(tier), len(location), len(days_since_engagement)}
     if len(lengths) != 1:
@@ -108,9 +124,11 @@ def opening_lines(
             str(uniques[index]) if index >= 0 else ""
             for (_, uniques), index in zip(fields, (tone_index, tier_index, location_index), strict=True)
         )
-        sentences.append(
-            opening_sentence(tone_value, plain_name(tier_value), plain_name(location_value), band_index)
-        )
+        tier_name, location_name = plain_name(tier_value), plain_name(location_value)
+        if allowed_fields is not None:
+            tier_name = tier_name if tier_name in allowed_fields else ""
+            location_name = location_name if location_name in allowed_fields else ""
+        sentences.append(opening_sentence(tone_value, tier_name, location_name, band_index))
     # Arrow gathers the strings by code in C; no Python string per row is ever created.
     gathered = pa.DictionaryArray.from_arrays(
         pa.array(row_codes, pa.int32()), pa.array(sentences, pa.string())
