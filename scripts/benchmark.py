@@ -503,7 +503,7 @@ def render_model_call_table(results: list[dict], llm_latency: float, safety_late
     row("model answers from the response cache", [str(c["cache_hits"]) for c in cells])
     row("variants screened", [str(c["screened"]) for c in cells])
     row(
-        f"screening calls (answer after {safety_latency:g} s; subject and body)",
+        f"screening calls (answer after {safety_latency:g} s; subject and body, and the customer field values)",
         [str(c["safety_calls"]) for c in cells],
     )
     row(
