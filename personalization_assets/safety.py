@@ -528,25 +528,49 @@ def verdicts_frame(segment: str, screenings: Sequence[Screening]) -> pd.DataFram
     return frame.astype({**dict.fromkeys(CATEGORIES, "Int64"), "attempts": "int64", "rewritten": "bool"})
 
 
-def audit_records(segment: str, run_id: str, screenings: Sequence[Screening]) -> pd.DataFrame:
-    """One audit record per screening decision: hashes and severities, never the text."""
+def _audit_frame(
+    segment: str,
+    run_id: str,
+    decisions: Iterable[tuple[str, str, ScreenOutcome, str, Sequence[str], datetime]],
+) -> pd.DataFrame:
+    """One audit record per (variant_id, text screened, outcome, decision, reasons, screened_at): hashes and
+    severities, never the text."""
     return pd.DataFrame(
         [
             {
                 "record_id": uuid.uuid4().hex,
-                "screened_at": s.screened_at,
+                "screened_at": screened_at,
                 "run_id": run_id,
                 "segment": segment,
-                "variant_id": s.candidate.variant_id,
-                "text_sha256": text_sha256(screened_text(s.candidate.subject, s.candidate.body)),
-                "severities": {category: s.outcome.severities.get(category) for category in CATEGORIES},
-                "decision": s.decision,
-                "reasons": list(s.reasons),
-                "backend": s.outcome.backend,
+                "variant_id": variant_id,
+                "text_sha256": text_sha256(text),
+                "severities": {category: outcome.severities.get(category) for category in CATEGORIES},
+                "decision": decision,
+                "reasons": list(reasons),
+                "backend": outcome.backend,
             }
-            for s in screenings
+            for variant_id, text, outcome, decision, reasons, screened_at in decisions
         ],
         columns=list(AUDIT_FIELDS),
+    )
+
+
+def audit_records(segment: str, run_id: str, screenings: Sequence[Screening]) -> pd.DataFrame:
+    """One audit record per variant screening decision."""
+    return _audit_frame(
+        segment,
+        run_id,
+        (
+            (
+                s.candidate.variant_id,
+                screened_text(s.candidate.subject, s.candidate.body),
+                s.outcome,
+                s.decision,
+                s.reasons,
+                s.screened_at,
+            )
+            for s in screenings
+        ),
     )
 
 
@@ -642,24 +666,11 @@ def field_verdicts(segment: str, screenings: Sequence[FieldScreening]) -> pd.Dat
 
 
 def field_audit_records(segment: str, run_id: str, screenings: Sequence[FieldScreening]) -> pd.DataFrame:
-    """Audit records of the personal-field screenings: the hash of the text screened, never the text."""
-    return pd.DataFrame(
-        [
-            {
-                "record_id": uuid.uuid4().hex,
-                "screened_at": s.screened_at,
-                "run_id": run_id,
-                "segment": segment,
-                "variant_id": PERSONAL_FIELDS_VARIANT,
-                "text_sha256": text_sha256(s.text),
-                "severities": {category: s.outcome.severities.get(category) for category in CATEGORIES},
-                "decision": s.decision,
-                "reasons": list(s.reasons),
-                "backend": s.outcome.backend,
-            }
-            for s in screenings
-        ],
-        columns=list(AUDIT_FIELDS),
+    """One audit record per personal-field screening (the hash of the values text screened)."""
+    return _audit_frame(
+        segment,
+        run_id,
+        ((PERSONAL_FIELDS_VARIANT, s.text, s.outcome, s.decision, s.reasons, s.screened_at) for s in screenings),
     )
 
 
