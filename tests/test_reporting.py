@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 from markupsafe import escape
 
+from personalization_assets import safety
 from personalization_assets.config import SegmentationConfig
 from personalization_assets.lib import reporting
 from personalization_assets.lib.experimentation import (
@@ -24,12 +25,14 @@ from personalization_assets.lib.experimentation import (
     compute_pooled_metrics,
     simulate_engagement,
 )
-from personalization_assets.lib.personalization import opening_lines, render_message
+from personalization_assets.lib.personalization import opening_lines, personal_field_values, render_message
 from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.safety import GENESIS_HASH, chain_audit_records, text_sha256
 from personalization_assets.lib.segmentation import profile_segments
 from personalization_assets.lib.synthetic import generate_customers
+from personalization_assets.safety import SafetyConfig
 from personalization_assets.segmentation import segment_customers
+from resources.content_safety import EmbeddedContentSafetyResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TONES = ("urgent", "informational", "friendly")
@@ -192,6 +195,20 @@ def campaign_tables(
         "experiment_metrics": metrics,
         "pooled_experiment_metrics": pooled,
         "personalized_messages": personalized,
+        "personal_field_verdicts": pd.concat(
+            [  # what the safety stage stores: the segment's tier and city values, screened
+                safety.field_verdicts(
+                    segment,
+                    safety.screen_personal_fields(
+                        personal_field_values(group["tier"], group["location"]),
+                        EmbeddedContentSafetyResource(),
+                        SafetyConfig().thresholds,
+                    ),
+                )
+                for segment, group in members.groupby("segment")
+            ],
+            ignore_index=True,
+        ),
     }
 
 
@@ -492,6 +509,25 @@ def test_report_samples_what_each_customer_receives(campaign):
     other = inputs_from(campaign, seed=1).personalized_sample
     assert set(other["customer_id"]) != set(sample["customer_id"])
     assert len(inputs_from(campaign, messages_per_tone=0).personalized_sample) == 0
+
+
+def test_report_counts_the_customer_field_values_screened_and_withheld(campaign):
+    fields = campaign["personal_field_verdicts"]
+    segment = fields["segment"].iloc[0]
+    blocked = fields.assign(decision=fields["decision"].mask(fields.index == fields.index[0], "blocked"))
+    report = reporting.build_report(inputs_from({**campaign, "personal_field_verdicts": blocked}))
+    personalized = report.personalized
+    assert (personalized.field_values_screened, personalized.field_values_withheld) == (len(fields), 1)
+    name = reporting.campaign_segments(inputs_from(campaign)).set_index("segment").at[segment, "segment_name"]
+    column = personalized.coverage.columns.index("Tier/city values withheld")
+    shown = {row[0]: row[column] for row in personalized.coverage.rows}
+    assert shown[name] == f"1 of {(fields['segment'] == segment).sum()}"
+    html = reporting.render_html(report)
+    assert f"were screened too: {len(fields)} values,\n 1 withheld from every line." in html
+
+    unscreened = reporting.build_report(inputs_from(campaign, skip=("personal_field_verdicts",))).personalized
+    assert {row[column] for row in unscreened.coverage.rows} == {"not screened"}
+    assert unscreened.field_values_screened == 0
 
 
 def test_report_flags_personalized_messages_that_are_missing_or_stale(campaign):

@@ -60,6 +60,8 @@ from personalization_assets.lib.reporting.inputs import (
     ATTRIBUTION_FEATURES,
     FUNNEL_COLUMNS,
     FUNNEL_SQL,
+    PERSONAL_FIELDS_COLUMNS,
+    PERSONAL_FIELDS_SQL,
     PERSONALIZED_SAMPLE_COLUMNS,
     PERSONALIZED_SUMMARY_COLUMNS,
     PERSONALIZED_SUMMARY_SQL,
@@ -112,6 +114,7 @@ __all__ = [
     "fmt_pct", "fmt_pp", "fmt_ci_pp", "fmt_rel", "fmt_p", "fmt_prob", "fmt_int", "fmt_money", "DisplayTable",
     # inputs
     "TABLE_COLUMNS", "FUNNEL_COLUMNS", "PERSONALIZED_SUMMARY_COLUMNS", "PERSONALIZED_SAMPLE_COLUMNS",
+    "PERSONAL_FIELDS_COLUMNS", "PERSONAL_FIELDS_SQL",
     "ATTRIBUTION_FEATURES", "SAMPLE_COLUMNS", "FUNNEL_SQL", "SAMPLE_SQL", "PERSONALIZED_SUMMARY_SQL",
     "ReportInputs", "empty_table", "personalized_sample_sql", "read_inputs", "campaign_segments",
     # recommendations

@@ -193,6 +193,7 @@ def build_report(
             segments,
             {r.segment: r.tone for r in recommendations if r.tone},
             available="personalized_messages" not in inputs.missing_tables,
+            personal_fields=inputs.personal_fields,
         ),
         facts=facts,
     )

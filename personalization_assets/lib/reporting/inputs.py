@@ -46,6 +46,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 # fmt: on
 FUNNEL_COLUMNS = ("segment", "arm", "variant_id", "sent", "opened", "clicked", "converted")
 PERSONALIZED_SUMMARY_COLUMNS = ("segment", "messages", "distinct_opening_lines", "variants")
+PERSONAL_FIELDS_COLUMNS = ("segment", "values_screened", "values_withheld")
 PERSONALIZED_SAMPLE_COLUMNS = (
     "segment", "customer_id", "arm", "variant_id", "subject", "opening_line",
     "tier", "location", "last_engagement_days", "body",
@@ -73,6 +74,8 @@ class ReportInputs:
     # personalized_messages: counts per segment, and a few customers per segment × tone with what they receive
     personalized_summary: pd.DataFrame = field(default_factory=lambda: empty_table("personalized_summary"))
     personalized_sample: pd.DataFrame = field(default_factory=lambda: empty_table("personalized_sample"))
+    # personal_field_verdicts per segment: tier and city values screened for the opening lines, and withheld
+    personal_fields: pd.DataFrame = field(default_factory=lambda: empty_table("personal_fields"))
 
 
 _DERIVED_COLUMNS = {
@@ -80,6 +83,7 @@ _DERIVED_COLUMNS = {
     "sample": SAMPLE_COLUMNS,
     "personalized_summary": PERSONALIZED_SUMMARY_COLUMNS,
     "personalized_sample": PERSONALIZED_SAMPLE_COLUMNS,
+    "personal_fields": PERSONAL_FIELDS_COLUMNS,
 }
 
 
@@ -121,6 +125,14 @@ PERSONALIZED_SUMMARY_SQL = """
 select segment, count(*) as messages, count(distinct opening_line) as distinct_opening_lines,
        count(distinct variant_id) as variants
 from main.personalized_messages
+group by segment
+order by segment
+"""
+
+
+PERSONAL_FIELDS_SQL = """
+select segment, count(*) as values_screened, count(*) filter (where decision <> 'approved') as values_withheld
+from main.personal_field_verdicts
 group by segment
 order by segment
 """
@@ -191,9 +203,11 @@ def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0, messages_
             personalized_sample_sql("customers" in existing, bodies),
             [str(seed), int(messages_per_tone), str(seed)],
         ).fetchdf()
-    missing = tuple(
-        t for t in (*TABLE_COLUMNS, "engagement", "customers", "personalized_messages") if t not in existing
-    )
+    personal_fields = empty_table("personal_fields")
+    if "personal_field_verdicts" in existing:
+        personal_fields = connection.execute(PERSONAL_FIELDS_SQL).fetchdf()
+    extra_tables = ("engagement", "customers", "personalized_messages", "personal_field_verdicts")
+    missing = tuple(t for t in (*TABLE_COLUMNS, *extra_tables) if t not in existing)
     return ReportInputs(
         profiles=frames["segment_profiles"],
         metrics=frames["experiment_metrics"],
@@ -209,6 +223,7 @@ def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0, messages_
         missing_tables=missing,
         personalized_summary=personalized_summary,
         personalized_sample=personalized_sample,
+        personal_fields=personal_fields,
     )
 
 

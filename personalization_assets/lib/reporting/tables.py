@@ -28,6 +28,7 @@ from personalization_assets.lib.reporting.formatting import (
     fmt_pct,
     fmt_pp,
 )
+from personalization_assets.lib.reporting.inputs import empty_table
 from personalization_assets.lib.reporting.recommendations import KEEP_CONTROL, LEAN, SEND, UNDECIDED, Recommendation
 from personalization_assets.lib.safety import CATEGORIES, verify_audit_chain
 from personalization_assets.lib.statistics import BINARY_METRICS, CONTROL, sample_ratio_mismatch
@@ -538,6 +539,8 @@ class PersonalizedMessages:
     coverage: DisplayTable
     segments: tuple[PersonalizedSegment, ...]
     incomplete: tuple[str, ...]  # segment names whose stored messages do not match the treated customers
+    field_values_screened: int = 0  # tier and city values the safety stage screened for the opening lines
+    field_values_withheld: int = 0  # of those, not approved: left out of every line
 
 
 def _days_ago(days: object) -> str:
@@ -554,11 +557,17 @@ def personalized_messages(
     segments: pd.DataFrame,
     preferred_tones: Mapping[str, str] | None = None,
     available: bool = True,
+    personal_fields: pd.DataFrame | None = None,
 ) -> PersonalizedMessages:
     """Coverage of personalized_messages against the experiment's treated customers (engagement rows outside
     control), and per segment the sampled customers with their opening lines and one message in full: the
-    customer of ``preferred_tones[segment]`` (the recommended tone) if sampled, else the first one."""
+    customer of ``preferred_tones[segment]`` (the recommended tone) if sampled, else the first one.
+    ``personal_fields`` (PERSONAL_FIELDS_COLUMNS) says how many tier and city values the safety stage screened
+    per segment and how many it withheld from the lines."""
     preferred_tones = preferred_tones or {}
+    fields = (personal_fields if personal_fields is not None else empty_table("personal_fields")).set_index(
+        "segment"
+    )
     arms = funnel.assign(control=funnel["arm"].eq(CONTROL), sent=funnel["sent"].astype("int64"))
     treated = arms[~arms["control"]].groupby("segment")["sent"].sum()
     control = arms[arms["control"]].groupby("segment")["sent"].sum()
@@ -585,13 +594,20 @@ def personalized_messages(
                 "Messages": fmt_int(have),
                 "Distinct opening lines": fmt_int(stored["distinct_opening_lines"].get(segment, 0)),
                 "Control (regular newsletter)": fmt_int(control.get(segment, 0)),
+                "Tier/city values withheld": (
+                    f"{fmt_int(fields.at[segment, 'values_withheld'])} of "
+                    f"{fmt_int(fields.at[segment, 'values_screened'])}"
+                    if segment in fields.index
+                    else "not screened"
+                ),
                 "Coverage": status,
             }
         )
     coverage = DisplayTable.from_frame(
         pd.DataFrame(rows, columns=["Segment", "Treated customers", "Messages", "Distinct opening lines",
-                                    "Control (regular newsletter)", "Coverage"]),
-        numeric=["Treated customers", "Messages", "Distinct opening lines", "Control (regular newsletter)"],
+                                    "Control (regular newsletter)", "Tier/city values withheld", "Coverage"]),
+        numeric=["Treated customers", "Messages", "Distinct opening lines", "Control (regular newsletter)",
+                 "Tier/city values withheld"],
     )  # fmt: skip
 
     sampled = []
@@ -629,4 +645,6 @@ def personalized_messages(
         coverage=coverage,
         segments=tuple(sampled),
         incomplete=tuple(incomplete),
+        field_values_screened=int(fields["values_screened"].sum()) if len(fields) else 0,
+        field_values_withheld=int(fields["values_withheld"].sum()) if len(fields) else 0,
     )
