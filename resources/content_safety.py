@@ -40,6 +40,7 @@ from resources.azure_auth import (
     require_secure_endpoint,
     token_credential,
 )
+from resources.azure_retry import read_only_post_retry_policy
 
 BACKEND_EMBEDDED = "embedded"
 BACKEND_AZURE = "azure"
@@ -184,35 +185,6 @@ class EmbeddedContentSafetyResource(ContentSafetyResource):
         )
 
 
-def _analysis_retry_policy(total: int, backoff: float, backoff_max: float, retry_after_max: float):
-    """azure-core's RetryPolicy (exponential backoff, Retry-After honoured) that also retries text:analyze.
-
-    azure-core retries a POST only on 500/503/504 or when Retry-After is present; text:analyze only reads the
-    text, so 429 without Retry-After, 408, 502 and dropped or timed-out answers are safe to retry too. A
-    Retry-After longer than `retry_after_max` is capped so one answer cannot stall a partition.
-    """
-    from azure.core.pipeline.policies import RetryPolicy
-
-    class AnalyzeRetryPolicy(RetryPolicy):
-        def _is_method_retryable(self, settings, request, response=None):
-            if request.method.upper() == "POST" and request.url.split("?")[0].endswith("/text:analyze"):
-                return True
-            return super()._is_method_retryable(settings, request, response=response)
-
-        def get_retry_after(self, response):
-            retry_after = super().get_retry_after(response)
-            return None if retry_after is None else min(retry_after, retry_after_max)
-
-    return AnalyzeRetryPolicy(
-        retry_total=total,
-        retry_connect=total,
-        retry_read=total,
-        retry_status=total,
-        retry_backoff_factor=backoff,
-        retry_backoff_max=backoff_max,
-    )
-
-
 class AzureContentSafetyResource(ContentSafetyResource):
     """Azure AI Content Safety `text:analyze` (api-version 2023-10-01) via azure-ai-contentsafety."""
 
@@ -280,7 +252,9 @@ class AzureContentSafetyResource(ContentSafetyResource):
             "connection_verify": verify,
             "connection_timeout": self.timeout_seconds,
             "read_timeout": self.timeout_seconds,
-            "retry_policy": _analysis_retry_policy(
+            # text:analyze only reads the text: safe to retry like a GET.
+            "retry_policy": read_only_post_retry_policy(
+                "/text:analyze",
                 self.max_retries,
                 self.retry_backoff_seconds,
                 self.retry_backoff_max_seconds,

@@ -35,6 +35,7 @@ from personalization_assets.lib.retrieval import (
     split_passages,
 )
 from resources.azure_auth import AuthMode, read_api_key, require_secure_endpoint, token_credential
+from resources.azure_retry import read_only_post_retry_policy
 from resources.warehouse import SCHEMA, DuckDBWarehouse, table_exists
 
 DOCUMENTS_TABLE = "content_index"
@@ -291,28 +292,6 @@ class EmbeddedSearchResource(SearchResource):
 
 
 # ---- Azure AI Search ---------------------------------------------------------------------------------------
-def _search_retry_policy(total: int, backoff: float, backoff_max: float):
-    """azure-core's RetryPolicy, also retrying read errors (timeouts, cut-off answers) of search queries.
-
-    The SDK sends queries as POST .../docs/search.post.search, and azure-core retries read errors only for
-    idempotent methods; a query only reads the index, so retrying it is safe.
-    """
-    from azure.core.pipeline.policies import RetryPolicy
-
-    class SearchQueryRetryPolicy(RetryPolicy):
-        def _is_method_retryable(self, settings, request, response=None):
-            if request.method.upper() == "POST" and "/docs/search.post.search" in request.url:
-                return True
-            return super()._is_method_retryable(settings, request, response=response)
-
-    return SearchQueryRetryPolicy(
-        retry_total=total,
-        retry_connect=total,
-        retry_read=total,
-        retry_status=total,
-        retry_backoff_factor=backoff,
-        retry_backoff_max=backoff_max,
-    )
 
 
 @dataclass(frozen=True)
@@ -356,8 +335,12 @@ class AzureAISearchResource(SearchResource):
             "connection_verify": self.ca_bundle_path or True,
             "connection_timeout": self.timeout_seconds,
             "read_timeout": self.timeout_seconds,
-            "retry_policy": _search_retry_policy(
-                self.max_retries, self.retry_backoff_seconds, self.retry_backoff_max_seconds
+            # A query (POST .../docs/search.post.search) only reads the index: safe to retry like a GET.
+            "retry_policy": read_only_post_retry_policy(
+                "/docs/search.post.search",
+                self.max_retries,
+                self.retry_backoff_seconds,
+                self.retry_backoff_max_seconds,
             ),
         }
 
