@@ -66,15 +66,6 @@ IDENTITY_HEADER = "SECRET-identity-header-2a6c9e1f"
 SECRETS = (OPENAI_KEY, SEARCH_KEY, ENTRA_TOKEN, IDENTITY_HEADER)
 SEARCH_QUERY = "search.post.search"
 THIRD_PARTY_LOGGERS = ("azure", "openai", "httpx", "httpcore", "urllib3")
-IDENTITY_VARIABLES = (
-    "AZURE_CLIENT_ID",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "IDENTITY_SERVER_THUMBPRINT",
-)
 
 
 class Collect(logging.Handler):
@@ -162,10 +153,7 @@ def secured(tmp_path_factory):
         identity = stack.enter_context(
             ManagedIdentityEndpoint(token=ENTRA_TOKEN, secret_header=IDENTITY_HEADER)
         )
-        for name in IDENTITY_VARIABLES:
-            patch.delenv(name, raising=False)
-        patch.setenv("IDENTITY_ENDPOINT", identity.endpoint)
-        patch.setenv("IDENTITY_HEADER", IDENTITY_HEADER)
+        identity.route(patch)
         patch.setenv(KEY_ENVS["search"], SEARCH_KEY)
         patch.setenv(KEY_ENVS["llm"], OPENAI_KEY)
         services = {

@@ -12,6 +12,18 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+# Environment variables of other azure-identity flows (service principal, workload identity, Cloud Shell MSI,
+# Service Fabric) that would take precedence over IDENTITY_ENDPOINT or change how it is called.
+COMPETING_VARIABLES = (
+    "AZURE_CLIENT_ID",
+    "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IDENTITY_SERVER_THUMBPRINT",
+)
+
 
 class ManagedIdentityEndpoint:
     def __init__(self, token: str = "emulated-entra-token", secret_header: str = "emulated-identity-header"):
@@ -49,6 +61,14 @@ class ManagedIdentityEndpoint:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}/msi/token"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def route(self, monkeypatch) -> None:
+        """Point azure-identity at this endpoint (IDENTITY_ENDPOINT / IDENTITY_HEADER), clearing the variables
+        of the credentials it would otherwise try first or instead."""
+        for name in COMPETING_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("IDENTITY_ENDPOINT", self.endpoint)
+        monkeypatch.setenv("IDENTITY_HEADER", self.secret_header)
 
     def __enter__(self) -> "ManagedIdentityEndpoint":
         self._thread.start()
