@@ -28,7 +28,6 @@ from personalization_assets.lib.generation import (
     VARIANT_COLUMNS,
     FormatRules,
     SegmentBrief,
-    SourceDocument,
     check_variant,
     parse_citations,
     resolve_citations,
@@ -45,10 +44,9 @@ from resources.content_safety import (
 )
 from resources.llm import EmbeddedComposerResource, OpenAICompatibleResource
 from resources.settings import PipelineSettings
+from tests.stage_inputs import SEGMENT, source_documents, write_generation_inputs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SEGMENT = "at_risk"
-DOC_IDS = ("DOC-PROMO-001", "DOC-PROD-003", "DOC-PROMO-011")
 TONES = ("urgent", "informational", "friendly")
 SENDER = "The Northwind Outfitters team"  # config/generation.yaml `sender`
 THRESHOLDS = dict.fromkeys(CATEGORIES, 4)
@@ -69,24 +67,6 @@ THREAT = "If you ignore this offer, we will find you and kill you."
 
 
 # --- Inputs as the upstream stages store them ---------------------------------------------------------------
-
-
-def sample_documents() -> dict[str, dict]:
-    docs = (
-        json.loads(p.read_text(encoding="utf-8"))
-        for p in sorted((PROJECT_ROOT / "data/content").glob("*.json"))
-    )
-    return {doc["document_id"]: doc for doc in docs}
-
-
-def source_documents() -> list[SourceDocument]:
-    docs = sample_documents()
-    return [
-        SourceDocument(
-            i, docs[i]["title"], docs[i]["content"][:200], docs[i]["category"], tuple(docs[i]["keywords"])
-        )
-        for i in DOC_IDS
-    ]
 
 
 def variant_rows(additions: dict[str, str] | None = None) -> pd.DataFrame:
@@ -126,59 +106,10 @@ def variant_rows(additions: dict[str, str] | None = None) -> pd.DataFrame:
 
 def write_inputs(warehouse, variants: pd.DataFrame) -> None:
     """The segment's message_variants and what a rewrite reads (profiles, retrieved content, index)."""
-    docs = sample_documents()
-    content_index = pd.DataFrame(
-        [
-            {
-                "document_id": d["document_id"],
-                "title": d["title"],
-                "category": d["category"],
-                "keywords": json.dumps(d["keywords"]),
-            }
-            for d in docs.values()
-        ]
-    )
-    retrieved = pd.DataFrame(
-        [
-            {
-                "segment": SEGMENT,
-                "rank": rank,
-                "document_id": i,
-                "title": docs[i]["title"],
-                "category": docs[i]["category"],
-                "score": 1.0 / rank,
-                "snippet": docs[i]["content"][:200],
-                "query": "q",
-            }
-            for rank, i in enumerate(DOC_IDS, start=1)
-        ]
-    )
-    profiles = pd.DataFrame(
-        [
-            {
-                "segment": SEGMENT,
-                "segment_name": "At-Risk",
-                "intent": "win_back",
-                "customers": 120,
-                "share": 0.12,
-                "mean_avg_order_value": 140.0,
-                "mean_purchase_frequency": 9.0,
-                "median_last_engagement_days": 60.0,
-                "mean_historical_open_rate": 0.2,
-                "engagement_level": "low",
-                "description": "At-Risk: 120 customers",
-            }
-        ]
-    )
+    write_generation_inputs(warehouse, SEGMENT)
     with warehouse.transaction() as connection:
-        for name, frame in (
-            ("content_index", content_index),
-            ("segment_profiles", profiles),
-            ("retrieved_content", retrieved),
-            ("message_variants", variants),
-        ):
-            connection.register(f"{name}_rows", frame)
-            connection.execute(f"create or replace table {name} as select * from {name}_rows")
+        connection.register("variant_rows", variants)
+        connection.execute("create or replace table message_variants as select * from variant_rows")
 
 
 def settings_with(settings: PipelineSettings, tmp_path: Path, **changes) -> PipelineSettings:
