@@ -3,6 +3,8 @@
 import importlib
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,36 @@ def isolated_pipeline_env(root: Path) -> dict[str, str]:
         "PERSONALIZATION_CONTENT": str(PROJECT_ROOT / "data" / "content"),
         "PERSONALIZATION_CONFIG": str(PROJECT_ROOT / "config"),
     }
+
+
+def run_partitions_concurrently(
+    module: str, job_factory: str, partitions: list[str], env: dict[str, str], timeout: float = 240
+) -> None:
+    """Start one `execute_job(reconstructable(module.job_factory))` run per partition, each in a process of its
+    own, all at once (as separate run workers or machines would), and assert that every run succeeded."""
+    script = (
+        "import sys\n"
+        "from dagster import DagsterInstance, execute_job, reconstructable\n"
+        f"from {module} import {job_factory}\n"
+        "with DagsterInstance.get() as instance:\n"
+        f"    with execute_job(reconstructable({job_factory}), instance=instance,"
+        " tags={'dagster/partition': sys.argv[1]}) as result:\n"
+        "        sys.exit(0 if result.success else 1)\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, partition],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for partition in partitions
+    ]
+    for partition, process in zip(partitions, processes, strict=True):
+        _, stderr = process.communicate(timeout=timeout)
+        assert process.returncode == 0, f"partition {partition}: {stderr[-3000:]}"
 
 
 def require_extra(module: str, extra: str):

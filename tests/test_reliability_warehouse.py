@@ -9,7 +9,7 @@ from dagster import DagsterInstance, materialize
 
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, run_partitions_concurrently
 from tests.reliability import warehouse_jobs
 
 PARTITIONS = ["alpha", "beta", "gamma"]
@@ -82,28 +82,7 @@ def test_concurrent_partition_runs_with_multiprocess_executor(reliability_env):
     """Two runs at once, each with the multiprocess executor, writing different partitions into one DuckDB file."""
     env = {**os.environ, **reliability_env, "RELIABILITY_ROWS": "50000"}
     concurrent = PARTITIONS[:2]
-    script = (
-        "import sys\n"
-        "from dagster import DagsterInstance, execute_job, reconstructable\n"
-        "from tests.test_reliability_warehouse import partition_job\n"
-        "with DagsterInstance.get() as instance:\n"
-        "    tags = {'dagster/partition': sys.argv[1]}\n"
-        "    result = execute_job(reconstructable(partition_job), instance=instance, tags=tags)\n"
-        "    sys.exit(0 if result.success else 1)\n"
-    )
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, key],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for key in concurrent
-    ]
-    outcomes = [process.communicate(timeout=240) for process in processes]
-    for process, (_, stderr) in zip(processes, outcomes, strict=True):
-        assert process.returncode == 0, stderr.decode()[-3000:]
+    run_partitions_concurrently("tests.test_reliability_warehouse", "partition_job", concurrent, env)
     counts = rows_by_partition(reliability_env["RELIABILITY_WAREHOUSE"])
     assert counts == {key: (50000, 1) for key in concurrent}
     sizes = DuckDBWarehouse(path=reliability_env["RELIABILITY_WAREHOUSE"]).read_table("second_table")

@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from resources.warehouse import DuckDBWarehouse
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, run_partitions_concurrently
 
 pytestmark = pytest.mark.slow
 
@@ -155,29 +155,7 @@ def test_partition_runs_with_the_multiprocess_executor_share_the_warehouse(pipel
     )
     subprocess.run([sys.executable, "-c", segmentation], cwd=PROJECT_ROOT, env=pipeline_env, check=True)
     segments = ["at_risk", "standard"]
-    script = (
-        "import sys\n"
-        "from dagster import DagsterInstance, execute_job, reconstructable\n"
-        "from tests.test_scale import campaign_part_job\n"
-        "with DagsterInstance.get() as instance:\n"
-        "    with execute_job(reconstructable(campaign_part_job), instance=instance,"
-        " tags={'dagster/partition': sys.argv[1]}) as result:\n"
-        "        sys.exit(0 if result.success else 1)\n"
-    )
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", script, segment],
-            cwd=PROJECT_ROOT,
-            env=pipeline_env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for segment in segments
-    ]
-    for process in processes:
-        _, stderr = process.communicate(timeout=240)
-        assert process.returncode == 0, stderr[-3000:]
+    run_partitions_concurrently("tests.test_scale", "campaign_part_job", segments, pipeline_env)
 
     runs = runs_of("campaign_part_job")
     assert sorted(r.dagster_run.tags["dagster/partition"] for r in runs) == segments
