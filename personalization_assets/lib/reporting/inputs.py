@@ -179,10 +179,11 @@ def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0, messages_
         raise ValueError(f"messages_per_tone must be at least 0, got {messages_per_tone}")
     existing = _existing_tables(connection)
     frames: dict[str, pd.DataFrame] = {}
+    present: dict[str, set[str]] = {}  # columns of each contract table that exists
     for table, columns in TABLE_COLUMNS.items():
         if table in existing:
-            present = _columns(connection, table)
-            wanted = ", ".join(f'"{c}"' for c in columns if c in present)
+            present[table] = _columns(connection, table)
+            wanted = ", ".join(f'"{c}"' for c in columns if c in present[table])
             frame = connection.execute(f"select {wanted} from main.{table}").fetchdf()
             frames[table] = frame.reindex(columns=list(columns))
         else:
@@ -198,7 +199,7 @@ def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0, messages_
     if "personalized_messages" in existing:
         personalized_summary = connection.execute(PERSONALIZED_SUMMARY_SQL).fetchdf()
     if "personalized_messages" in existing and messages_per_tone:
-        bodies = "safety_verdicts" in existing and "body" in _columns(connection, "safety_verdicts")
+        bodies = "body" in present.get("safety_verdicts", set())
         personalized_sample = connection.execute(
             personalized_sample_sql("customers" in existing, bodies),
             [str(seed), int(messages_per_tone), str(seed)],
