@@ -343,29 +343,6 @@ def render_pipeline_table(configurations: list[dict]) -> str:
 
 # --- Model-call mode ----------------------------------------------------------------------------------------
 
-_FENCED_JSON = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
-
-
-def composing_responder(body: dict) -> str:
-    """A well-behaved model: the embedded composer's message for the prompt's profile, documents and tone,
-    as the JSON the request's schema asks for (so no variant needs a second attempt)."""
-    from personalization_assets.lib.composer import compose_message
-    from personalization_assets.lib.generation import FormatRules, SegmentBrief, SourceDocument
-
-    user = next(item["content"] for item in body["input"] if item["role"] == "user")
-    profile, documents = (json.loads(block) for block in _FENCED_JSON.findall(user))
-    tone = re.search(r"Tone: (\w+)", body["instructions"]).group(1)
-    sources = [
-        SourceDocument(d["document_id"], d["title"], d["snippet"], d["category"], tuple(d["keywords"]))
-        for d in documents
-    ]
-    brief = SegmentBrief(profile["segment"], profile["name"], profile["campaign_intent"])
-    message = compose_message(brief, sources, tone, FormatRules(), sender="The Northwind Outfitters team")
-    return json.dumps(
-        {"subject": message.subject, "body": message.body, "citations": list(message.citations)}
-    )
-
-
 def timed(emulator_class):
     """The emulator, recording when each answer is handled (after its fixed latency)."""
 
@@ -411,10 +388,14 @@ def emulated_config(folder: Path, llm_endpoint: str, safety_endpoint: str) -> Pa
 def model_call_benchmark(
     llm_latency: float, safety_latency: float, size: int, parallel_modes: list[int]
 ) -> list[dict]:
+    from tests.emulators.composing_model import composed_answer
     from tests.emulators.content_safety import ContentSafetyEmulator
     from tests.emulators.openai_responses import OpenAIResponsesEmulator
 
-    llm = timed(OpenAIResponsesEmulator)(latency_seconds=llm_latency, responder=composing_responder)
+    # Always the JSON the schema asks for, so no variant needs a second attempt.
+    llm = timed(OpenAIResponsesEmulator)(
+        latency_seconds=llm_latency, responder=lambda body: composed_answer(body, structured=True)
+    )
     screen = timed(ContentSafetyEmulator)(latency_seconds=safety_latency, trigger_words={})
     results = []
     with llm, screen, tempfile.TemporaryDirectory(prefix="bench-calls-") as folder:

@@ -37,12 +37,12 @@ from resources.content_safety import AZURE_CATEGORIES, AzureContentSafetyResourc
 from resources.search import azure_resource_from_config
 from resources.warehouse import DuckDBWarehouse
 from tests.emulators import ContentSafetyEmulator, OpenAIResponsesEmulator, SearchEmulator
+from tests.emulators.composing_model import composing_responder
 from tests.reliability.pipeline import (
     KEY_ENVS,
     PROJECT_ROOT,
     SEGMENT,
     changed_tables,
-    composing_responder,
     config_copy,
     configured_resources,
     embedded_resources,

@@ -2,7 +2,6 @@
 Responses API emulator (real openai SDK over HTTP); the `message_variants` asset, cache, retries, gates."""
 
 import json
-import re
 import shutil
 import time
 from pathlib import Path
@@ -53,6 +52,7 @@ from resources.llm import (
     llm_resource_from_config,
 )
 from resources.settings import PipelineSettings
+from tests.emulators.composing_model import FENCED_JSON, composed_answer
 from tests.emulators.openai_responses import count_tokens, request_text
 from tests.stage_inputs import (
     SEGMENT,
@@ -65,6 +65,7 @@ from tests.stage_inputs import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RULES = FormatRules()
+SENDER = "The team"
 CHECKS = [
     generation.all_tones_present,
     generation.subject_within_max_chars,
@@ -113,30 +114,9 @@ def config_copy(tmp_path, **changes) -> Path:
 
 # --- An emulated model that writes real answers -------------------------------------------------------------
 
-FENCED_JSON = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
-
-
-def composed_answer(body: dict, *, structured: bool) -> str:
-    """A well-behaved model's answer: the composer's message for the prompt's profile, documents and tone."""
-    user = next(item["content"] for item in body["input"] if item["role"] == "user")
-    profile, documents = (json.loads(block) for block in FENCED_JSON.findall(user))
-    tone = re.search(r"Tone: (\w+)", body["instructions"]).group(1)
-    sources = [
-        SourceDocument(d["document_id"], d["title"], d["snippet"], d["category"], tuple(d["keywords"]))
-        for d in documents
-    ]
-    brief = SegmentBrief(profile["segment"], profile["name"], profile["campaign_intent"])
-    message = compose_message(brief, sources, tone, RULES, sender="The team")
-    if structured:
-        return json.dumps(
-            {"subject": message.subject, "body": message.body, "citations": list(message.citations)}
-        )
-    return f"Subject: {message.subject}\n\n{message.body}"
-
 
 def composing_responder(body: dict) -> str:
-    structured = ((body.get("text") or {}).get("format") or {}).get("type") == "json_schema"
-    return composed_answer(body, structured=structured)
+    return composed_answer(body, sender=SENDER)
 
 
 def compatible_llm(emulator, monkeypatch, **fields) -> OpenAICompatibleResource:
@@ -535,7 +515,7 @@ def test_a_broken_answer_is_regenerated_with_the_violation_stated(
     answers = []
 
     def responder(body):
-        answer = json.loads(composed_answer(body, structured=True))
+        answer = json.loads(composed_answer(body, structured=True, sender=SENDER))
         if not answers:  # first answer: an invented source and a placeholder
             answer["body"] += " [Source: Summer Mega Sale] Best, [Your Name]"
         answers.append(answer)

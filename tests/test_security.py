@@ -41,12 +41,12 @@ from resources.content_safety import AzureContentSafetyResource, ContentSafetyCo
 from resources.llm import AzureOpenAIResource, OpenAICompatibleResource
 from resources.search import AzureAISearchResource, azure_resource_from_config
 from tests.emulators import ContentSafetyEmulator, OpenAIResponsesEmulator, SearchEmulator
+from tests.emulators.composing_model import composing_responder
 from tests.emulators.identity import ManagedIdentityEndpoint
 from tests.reliability.pipeline import (
     KEY_ENVS,
     PROJECT_ROOT,
     SEGMENT,
-    composing_responder,
     config_copy,
     configured_resources,
     embedded_resources,

@@ -6,8 +6,6 @@ The good run (segmentation, content index, one segment's whole campaign on the e
 once per test process and copied into each case's tmp folder: a case costs one small run, not a pipeline.
 """
 
-import json
-import re
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,8 +25,6 @@ from dagster import (
 from personalization_assets import definitions
 from personalization_assets.generation import GENERATION_CONFIG_FILE, GenerationConfig
 from personalization_assets.jobs import CAMPAIGN_JOB, SEGMENTATION_JOB
-from personalization_assets.lib.composer import compose_message
-from personalization_assets.lib.generation import FormatRules, SegmentBrief, SourceDocument
 from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import json_logger
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
@@ -297,28 +293,3 @@ def emulator_config(search=None, openai=None, content_safety=None, timeout_secon
             },
         }
     return edits
-
-
-# --- A well-behaved model for the Responses API emulator ----------------------------------------------------
-
-FENCED_JSON = re.compile(r"```json\n(.*?)\n```", re.DOTALL)
-SENDER = "The Northwind Outfitters team"  # config/generation.yaml `sender`
-
-
-def composing_responder(body: dict) -> str:
-    """What a model that follows the prompt answers: the composer's message for the prompt's segment profile,
-    documents and tone, as structured output (or `Subject:` + body for free text)."""
-    user = next(item["content"] for item in body["input"] if item["role"] == "user")
-    profile, documents = (json.loads(block) for block in FENCED_JSON.findall(user)[:2])
-    tone = re.search(r"Tone: (\w+)", body["instructions"]).group(1)
-    sources = [
-        SourceDocument(d["document_id"], d["title"], d["snippet"], d["category"], tuple(d["keywords"]))
-        for d in documents
-    ]
-    brief = SegmentBrief(profile["segment"], profile["name"], profile["campaign_intent"])
-    message = compose_message(brief, sources, tone, FormatRules(), sender=SENDER)
-    if ((body.get("text") or {}).get("format") or {}).get("type") == "json_schema":
-        return json.dumps(
-            {"subject": message.subject, "body": message.body, "citations": list(message.citations)}
-        )
-    return f"Subject: {message.subject}\n\n{message.body}"
