@@ -10,7 +10,7 @@ from dagster import (
     multi_asset,
 )
 
-from personalization_assets.config import PipelineConfig, SegmentationConfig
+from personalization_assets.config.segmentation import PipelineConfig, SegmentationConfig
 from personalization_assets.constants import PER_SEGMENT_TABLES, STORAGE_KINDS
 from personalization_assets.lib.customers import read_customer_file, validate_customers
 from personalization_assets.lib.privacy import hash_customer_id

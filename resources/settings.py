@@ -4,18 +4,20 @@ from pathlib import Path
 from typing import TypeVar
 
 from dagster import ConfigurableResource
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from personalization_assets.config import (
     ENV_CONFIG,
     ENV_CONTENT,
     ENV_CUSTOMERS,
     ENV_REPORTS,
+    StageConfig,
     default_path,
     load_yaml_model,
 )
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+StageT = TypeVar("StageT", bound=StageConfig)
 
 
 class PipelineSettings(ConfigurableResource):
@@ -37,6 +39,16 @@ class PipelineSettings(ConfigurableResource):
         default_factory=lambda: default_path(ENV_REPORTS, "reports"),
         description="Where campaign reports are written, one folder per run. Env: PERSONALIZATION_REPORTS.",
     )
+
+    # Stage settings already validated by this resource instance: Dagster builds resources once per run, so
+    # each stage's YAML is read once per run however many assets and checks ask for it.
+    _stages: dict[type, StageConfig] = PrivateAttr(default_factory=dict)
+
+    def stage(self, model: type[StageT]) -> StageT:
+        """The validated settings of one stage, from `config_dir/<model.FILENAME>` (read once per instance)."""
+        if model not in self._stages:
+            self._stages[model] = self.load(model.FILENAME, model)
+        return self._stages[model]  # type: ignore[return-value]
 
     def load(self, filename: str, model: type[ModelT]) -> ModelT:
         """Load and validate `config_dir/filename` (defaults when the file is absent)."""

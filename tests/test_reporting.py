@@ -17,7 +17,7 @@ import pytest
 from markupsafe import escape
 
 from personalization_assets import safety
-from personalization_assets.config import SegmentationConfig
+from personalization_assets.config.segmentation import SegmentationConfig
 from personalization_assets.lib import reporting
 from personalization_assets.lib.experimentation import (
     assign_arms,

@@ -71,7 +71,7 @@ AZURE_FAST_RETRY = {"max_retries": 2, "retry_backoff_seconds": 0.01, "retry_back
 # ---- fixtures ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sample_profiles() -> pd.DataFrame:
-    from personalization_assets.config import SegmentationConfig
+    from personalization_assets.config.segmentation import SegmentationConfig
 
     customers = pd.read_csv(ROOT / "data" / "customers.csv")
     segments, _ = segmentation.segment_customers(

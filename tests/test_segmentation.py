@@ -5,7 +5,8 @@ import pytest
 from dagster import materialize
 
 from personalization_assets import segmentation
-from personalization_assets.config import ConfigError, SegmentationConfig, load_yaml_model
+from personalization_assets.config import ConfigError, load_yaml_model
+from personalization_assets.config.segmentation import SegmentationConfig
 from personalization_assets.constants import PER_SEGMENT_TABLES
 from personalization_assets.lib.segmentation import (
     Condition,
