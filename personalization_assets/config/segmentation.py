@@ -11,7 +11,6 @@ from personalization_assets.lib.customers import NUMERIC_FEATURES
 from personalization_assets.lib.segmentation import INTENTS, OPERATORS, slugify
 
 
-
 class ValidationConfig(StrictModel):
     on_invalid_rows: Literal["fail", "quarantine"] = "fail"
     extra_columns: Literal["error", "drop"] = "error"
@@ -41,9 +40,7 @@ class RuleConfig(StrictModel):
     def _key_is_slug(self) -> RuleConfig:
         key = self.key or slugify(self.name)
         if key != slugify(key):
-            raise ValueError(
-                f"key {key!r} must be a slug like {slugify(key)!r} (letters, digits, underscores)"
-            )
+            raise ValueError(f"key {key!r} must be a slug like {slugify(key)!r} (letters, digits, underscores)")
         object.__setattr__(self, "key", key)
         return self
 
