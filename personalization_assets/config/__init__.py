@@ -13,7 +13,7 @@ from typing import ClassVar, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Settings read from the environment at load time (each is also resource config in the Dagster UI).
 ENV_CUSTOMERS = "PERSONALIZATION_CUSTOMERS"
