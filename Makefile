@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo run ui test lint bench clean
+.PHONY: install demo run ui test test-quick check lint format typecheck bench clean
 
 $(BIN)/personalize: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,12 +37,30 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a silent pass.
+# Two workers (the CI machine has 2 cores); each test file stays on one worker so its module fixtures are built once.
+PYTEST_PARALLEL := -n 2 --dist loadfile
 test: install $(VENV)/.scale-out-extras
-	@$(BIN)/python -m pytest; status=$$?; \
+	@$(BIN)/python -m pytest $(PYTEST_PARALLEL); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status
+
+# The quick loop: everything but end-to-end pipeline runs, subprocess runs and the browser.
+test-quick: install
+	@$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow and not browser"; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status
+
+# What CI checks before the tests: lint, formatting, types.
+check: lint typecheck
+	$(BIN)/ruff format --check .
 
 lint: install
 	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python scripts/benchmark.py
