@@ -8,6 +8,7 @@ is reported; if a blocking one failed, the step fails before any output, so the 
 """
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Failure, MetadataValue, Output
 
@@ -15,7 +16,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Failur
 def gated_output(
     value: object,
     results: Iterable[AssetCheckResult],
-    metadata: Mapping[str, object] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Iterator[AssetCheckResult | Output]:
     """Yield each check result, then `Output(value, metadata)` only if no blocking (ERROR) check failed;
     otherwise raise a `Failure` naming the failed checks, so nothing is written."""

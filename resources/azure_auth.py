@@ -14,6 +14,7 @@ import time
 from typing import Any, Literal
 from urllib.parse import urlparse
 
+from azure.core.credentials import TokenCredential
 from pydantic import BaseModel, ConfigDict, Field
 
 AuthMode = Literal["managed_identity", "default_credential", "api_key"]
@@ -126,6 +127,7 @@ def token_credential(mode: AuthMode, managed_identity_client_id: str | None = No
     """An Entra ID token credential for `mode` (imported lazily: azure-identity is only needed for Azure)."""
     from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
+    inner: TokenCredential
     if mode == "managed_identity":
         inner = (
             ManagedIdentityCredential(client_id=managed_identity_client_id)

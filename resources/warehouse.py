@@ -56,7 +56,8 @@ def _is_lock_conflict(error: Exception) -> bool:
 
 def table_exists(connection: duckdb.DuckDBPyConnection, table: str, schema: str = SCHEMA) -> bool:
     query = "select count(*) from information_schema.tables where table_schema = ? and table_name = ?"
-    return bool(connection.execute(query, [schema, table]).fetchone()[0])
+    (count,) = connection.execute(query, [schema, table]).fetchone() or (0,)
+    return bool(count)
 
 
 class DuckDBWarehouse(ConfigurableResource):

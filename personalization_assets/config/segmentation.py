@@ -87,7 +87,7 @@ class SegmentationConfig(StageConfig):
 
     @model_validator(mode="after")
     def _unique_keys(self) -> SegmentationConfig:
-        keys = [rule.key for rule in [*self.rules, self.default_segment]]
+        keys = [rule.key or slugify(rule.name) for rule in [*self.rules, self.default_segment]]
         duplicates = sorted({key for key in keys if keys.count(key) > 1})
         if duplicates:
             raise ValueError(f"segment keys must be unique, repeated: {', '.join(duplicates)}")
