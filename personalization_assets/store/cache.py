@@ -84,7 +84,9 @@ class WarehouseCache:
         warehouse = self._warehouse
         if warehouse is None or not warehouse.table_exists(self.table):
             return False
-        with warehouse.connect(read_only=True) as connection:
+        # A read-write connection like every other in the process: DuckDB refuses a read-only one to a file the
+        # process (another thread) holds open read-write.
+        with warehouse.connect() as connection:
             columns = connection.execute(
                 "select column_name from information_schema.columns where table_schema = ? and table_name = ?"
                 " order by ordinal_position",
