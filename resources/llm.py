@@ -27,7 +27,7 @@ from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from personalization_assets.config import StrictModel
-from personalization_assets.lib.composer import COMPOSER_MODEL, compose_message
+from personalization_assets.embedded.composer import COMPOSER_MODEL, compose_message
 from personalization_assets.lib.generation import (
     FormatRules,
     SegmentBrief,

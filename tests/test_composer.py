@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from personalization_assets.lib.composer import compose_message, usable_sentences
+from personalization_assets.embedded.composer import compose_message, usable_sentences
 from personalization_assets.lib.generation import (
     DEFAULT_TONES,
     FormatRules,

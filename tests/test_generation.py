@@ -23,7 +23,7 @@ from personalization_assets.generation import (
     regenerate_variant,
     variant_request_for,
 )
-from personalization_assets.lib.composer import compose_message
+from personalization_assets.embedded.composer import compose_message
 from personalization_assets.lib.generation import (
     AnswerFormatError,
     FormatRules,
