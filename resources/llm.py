@@ -294,6 +294,7 @@ class _ResponsesAPIResource(LLMResource):
         return value
 
     _client: Any = PrivateAttr(default=None)
+    _extra_headers: dict[str, Any] = PrivateAttr(default_factory=dict)  # per-request headers set with the client
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
@@ -404,9 +405,10 @@ class _ResponsesAPIResource(LLMResource):
         arguments = self.request_arguments(request)
         structured = "text" in arguments
         prompt_text = request.instructions + "\n" + "\n".join(m.content for m in request.messages)
+        client = self.client()  # configuration errors (endpoint, key) surface here, as themselves
         started = time.perf_counter()
         try:
-            response = self.client().responses.create(**arguments)
+            response = client.responses.create(**arguments, extra_headers=self._extra_headers or None)
         except (openai.APIConnectionError, openai.APIStatusError) as error:
             reason = content_filter_reason(error)
             if reason is None:
@@ -558,10 +560,10 @@ class AzureOpenAIResource(_ResponsesAPIResource):
         options = self._client_options(http_client)
         if self.auth == "api_key":
             key = self._read_key(self.api_key_env, f"{CONFIG_FILE} azure.api_key_env")
-            # Azure's key header; the SDK's own `Authorization: Bearer <api_key>` is left out.
-            headers = {"api-key": key, "Authorization": openai.Omit()}
             if self.api_version == "v1":
-                return openai.OpenAI(base_url=f"{endpoint}/openai/v1/", api_key=key, default_headers=headers, **options)
+                # Azure's key header; the SDK's own `Authorization: Bearer <api_key>` is left out.
+                self._extra_headers = {"api-key": key, "Authorization": openai.Omit()}
+                return openai.OpenAI(base_url=f"{endpoint}/openai/v1/", api_key=key, **options)
             return openai.AzureOpenAI(azure_endpoint=endpoint, api_version=self.api_version, api_key=key, **options)
         from azure.identity import get_bearer_token_provider
 

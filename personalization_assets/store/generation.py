@@ -1,6 +1,7 @@
 """The generation stage's cache of model answers (warehouse table llm_response_cache), on the one WarehouseCache."""
 
 import json
+import threading
 
 from personalization_assets.lib.generation import stable_hash
 from personalization_assets.store.cache import WarehouseCache
@@ -21,6 +22,9 @@ class ResponseCache:
 
     def __init__(self, warehouse: DuckDBWarehouse | None, enabled: bool = True):
         self._cache = WarehouseCache(warehouse, CACHE_TABLE, enabled=enabled)
+        # Lookups come from the generation threads; WarehouseCache mixes read-only and read-write DuckDB
+        # connections, which DuckDB refuses to open at the same time in one process.
+        self._lookup_lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
@@ -34,7 +38,8 @@ class ResponseCache:
         )
 
     def get(self, key: str) -> GenerationResult | None:
-        payload = self._cache.get(key)
+        with self._lookup_lock:
+            payload = self._cache.get(key)
         if payload is None:
             return None
         return GenerationResult(**json.loads(payload), cached=True)
