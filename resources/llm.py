@@ -544,10 +544,10 @@ class AzureOpenAIResource(_ResponsesAPIResource):
 
     def _credential_hint(self) -> str:
         if self.auth == "api_key":
-            return f"check the key in {self.api_key_env} (generation.yaml azure.api_key_env) and the endpoint"
+            return f"check the credentials: the key in {self.api_key_env} (generation.yaml azure.api_key_env)"
         return (
-            f"the {self.auth} identity needs the 'Cognitive Services OpenAI User' role on the Azure OpenAI "
-            "resource (generation.yaml azure.auth)"
+            f"check the credentials: the {self.auth} identity needs the 'Cognitive Services OpenAI User' role "
+            "on the Azure OpenAI resource (generation.yaml azure.auth)"
         )
 
     def validate_endpoint(self) -> str:
@@ -606,7 +606,8 @@ class OpenAICompatibleResource(_ResponsesAPIResource):
         return self.base_url or "(no base_url)"
 
     def _credential_hint(self) -> str:
-        return f"check the key in {self.api_key_env or '(no key variable)'} (generation.yaml openai_compatible)"
+        key = self.api_key_env or "(no key variable)"
+        return f"check the credentials: the key in {key} (generation.yaml openai_compatible.api_key_env)"
 
     def validate_endpoint(self) -> str:
         return require_secure_endpoint(self.base_url, f"{CONFIG_FILE} openai_compatible.base_url")

@@ -530,7 +530,9 @@ def test_the_emulator_answers_404_on_the_doubled_path_of_an_unnormalized_endpoin
 def test_a_wrong_key_is_a_401_naming_the_variable_and_is_not_retried(openai_emulator, monkeypatch, variant_requests):
     llm = azure_llm(openai_emulator, monkeypatch)
     monkeypatch.setenv("TEST_AZURE_KEY", "not-the-key")
-    with pytest.raises(LLMServiceError, match=r"HTTP 401: .*check the key in TEST_AZURE_KEY") as refused:
+    with pytest.raises(
+        LLMServiceError, match=r"HTTP 401: .*check the credentials: the key in TEST_AZURE_KEY"
+    ) as refused:
         generate_variant(llm, variant_requests(llm)[0])
     assert "not-the-key" not in str(refused.value)
     assert openai_emulator.request_count() == 1
