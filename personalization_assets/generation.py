@@ -10,6 +10,7 @@ rule reaches safety or the experiment, and a failed check leaves the partition's
 import statistics
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -106,7 +107,7 @@ def check_outcomes(
 
 def check_result(name: str, outcome: CheckOutcome) -> AssetCheckResult:
     """The Dagster result of one check outcome; frames in its metadata become Markdown tables."""
-    metadata = {
+    metadata: dict[str, Any] = {
         key: markdown_preview(value) if isinstance(value, pd.DataFrame) else value
         for key, value in outcome.metadata.items()
     }

@@ -239,7 +239,7 @@ def content_filter_reason(error: BaseException) -> str | None:
     if not isinstance(error, openai.BadRequestError):
         return None
     body = _error_object(error)
-    inner = body.get("innererror") if isinstance(body.get("innererror"), dict) else {}
+    inner: dict[str, Any] = body["innererror"] if isinstance(body.get("innererror"), dict) else {}
     if body.get("code") != "content_filter" and inner.get("code") != "ResponsibleAIPolicyViolation":
         return None
     results = inner.get("content_filter_result") or inner.get("content_filter_results") or {}
@@ -436,10 +436,10 @@ class _ResponsesAPIResource(LLMResource):
             )
         status = getattr(response, "status", None)
         if status == "failed":
-            error = getattr(response, "error", None)
+            failure = getattr(response, "error", None)
             raise LLMServiceError(
                 f"{self.backend_name} at {self._endpoint_label()}: the response failed "
-                f"({getattr(error, 'code', None)}: {getattr(error, 'message', None)})"
+                f"({getattr(failure, 'code', None)}: {getattr(failure, 'message', None)})"
             )
         text = response.output_text or ""
         stop, stop_detail = "", ""

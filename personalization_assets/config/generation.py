@@ -51,7 +51,7 @@ class GenerationConfig(StageConfig):
 
     FILENAME: ClassVar[str] = "generation.yaml"
 
-    backend: Literal["embedded", "azure", "openai_compatible"] = BACKEND_EMBEDDED
+    backend: Literal["embedded", "azure", "openai_compatible"] = "embedded"
     tones: list[str] = Field(default_factory=lambda: list(DEFAULT_TONES), min_length=1)
     sender: str = Field(default="The Northwind Outfitters team", min_length=1, description="message sign-off")
     attempts_per_variant: int = Field(default=3, ge=1, le=10, description="generations per variant, incl. rewrites")

@@ -130,10 +130,11 @@ def parse_keywords(value: object) -> tuple[str, ...]:
     if value is None or (isinstance(value, float) and value != value):
         return ()
     if isinstance(value, str):
+        text = value
         try:
-            value = json.loads(value) if value.strip() else []
+            value = json.loads(text) if text.strip() else []
         except json.JSONDecodeError:
-            value = [part for part in value.split(",")]
+            value = text.split(",")
     if isinstance(value, Iterable):
         return tuple(str(item).strip() for item in value if str(item).strip())
     return ()
