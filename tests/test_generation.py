@@ -5,6 +5,8 @@ incomplete answers, Azure's content filter), the v1 and legacy Azure routes and 
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -856,14 +858,23 @@ def test_persistent_500_fails_the_partition_and_stores_nothing(
 def test_tones_of_a_partition_are_generated_concurrently(
     instance, base_resources, warehouse, openai_emulator, monkeypatch
 ):
-    openai_emulator.responder = composing_responder
-    openai_emulator.latency_seconds = 2.0
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+
+    def slow_responder(body):  # the emulator answers each request on its own thread
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.5)
+        with lock:
+            in_flight[0] -= 1
+        return composing_responder(body)
+
+    openai_emulator.responder = slow_responder
     write_inputs(warehouse)
-    llm = compatible_llm(openai_emulator, monkeypatch)
-    metadata = run_metadata(run_generation(instance, base_resources, llm))
+    metadata = run_metadata(run_generation(instance, base_resources, compatible_llm(openai_emulator, monkeypatch)))
     assert metadata["model_calls"] == 3
-    print(f"3 tones, 2 s per call: {metadata['wall_seconds']:.2f} s")
-    assert metadata["wall_seconds"] < 4.0  # three 2 s calls at once (one after another: 6 s)
+    assert peak[0] == 3  # all three tones were in flight at once (max_concurrency: 3)
+    print(f"3 tones, 0.5 s per call: {metadata['wall_seconds']:.2f} s")
 
 
 def test_rejected_variants_are_stored_with_reasons_and_pass_the_gates(
