@@ -79,9 +79,7 @@ def test_messages_differ_by_tone_and_by_segment():
     ]
     assert len({m.subject for m in by_tone}) == 3
     assert len({m.body for m in by_tone}) == 3
-    new = compose_message(
-        SegmentBrief("new", "New", "onboarding"), onboarding, "urgent", RULES, sender=SENDER
-    )
+    new = compose_message(SegmentBrief("new", "New", "onboarding"), onboarding, "urgent", RULES, sender=SENDER)
     assert new.body != by_tone[0].body
     assert new.citations == ("DOC-PROMO-002", "DOC-SUPP-001", "DOC-PROD-014")
     # Grounded: the offer code of the win-back document is quoted from its snippet, with its citation.
