@@ -649,19 +649,25 @@ def test_the_content_filter_body_is_azures(openai_emulator):
     assert error.body["innererror"]["content_filter_result"]["hate"] == {"filtered": False, "severity": "safe"}
 
 
-def test_azure_backend_with_managed_identity_over_tls(openai_emulator_tls, managed_identity, variant_requests):
+@pytest.mark.parametrize(
+    ("api_version", "path"), [("v1", "/openai/v1/responses"), ("2025-04-01-preview", "/openai/responses")]
+)
+def test_azure_backend_with_managed_identity_over_tls(
+    openai_emulator_tls, managed_identity, variant_requests, api_version, path
+):
     openai_emulator_tls.responder = composing_responder
     openai_emulator_tls.token = managed_identity.token  # the emulator accepts the token the identity endpoint issues
     llm = AzureOpenAIResource(
         endpoint=openai_emulator_tls.endpoint,
         auth="managed_identity",
+        api_version=api_version,
         ca_bundle_path=openai_emulator_tls.ca_bundle_path,
         **TRANSPORT,
     )
     variant = generate_variant(llm, variant_requests(llm)[0])
     assert variant.status == "valid"
     sent = openai_emulator_tls.requests[-1]
-    assert sent.path == "/openai/v1/responses"
+    assert sent.path == path
     assert sent.auth_scheme == "bearer" and sent.headers["authorization"] == f"Bearer {managed_identity.token}"
     assert "api-key" not in sent.headers
     assert managed_identity.requested_resources == ["https://cognitiveservices.azure.com"]
