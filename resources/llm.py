@@ -1,20 +1,24 @@
 """The `llm` resource: one method, `generate(request) -> GenerationResult`, three backends.
 
-- `EmbeddedComposerResource` (default): the deterministic offline composer (lib/composer.py).
-- `AzureOpenAIResource`: Azure OpenAI through the official SDK's `AzureOpenAI` client, Responses API; Entra ID
-  token (managed identity preferred) or an API key from a named environment variable.
+- `EmbeddedComposerResource` (default): the deterministic offline composer (embedded/composer.py).
+- `AzureOpenAIResource`: Azure OpenAI, Responses API, through the official openai SDK: the v1 route
+  (`<endpoint>/openai/v1/responses`, `api_version: v1`, the default) with `openai.OpenAI`, or a dated
+  `api-version` on the legacy route with `openai.AzureOpenAI`. Entra ID token (managed identity preferred) or an
+  API key from a named environment variable.
 - `OpenAICompatibleResource`: any endpoint speaking the OpenAI Responses API (Ollama, vLLM, llama.cpp server)
   through `OpenAI(base_url=...)`, with the same request code.
 
-The backend is chosen in config/generation.yaml (`backend:`); `llm_resource_from_config` builds it. Remote
-backends ask for structured output (`text.format` json_schema) when their `structured_output` flag is set, and
-otherwise leave parsing of free text to the caller. Transport failures (429, 5xx, timeouts, dropped
-connections) are retried with exponential backoff that honours `Retry-After`; the SDK's own retries are off so
-attempts stay bounded.
+config/generation.yaml's `azure:` and `openai_compatible:` sections validate straight into these classes
+(personalization_assets/config/generation.py); `backend:` picks one. Remote backends ask for structured output
+(`text.format` json_schema) when `structured_output` is set, send `store: false` unless `store` is set, and
+leave transport retries (429, 5xx, timeouts, dropped connections; `Retry-After` honoured) to the SDK's own
+`max_retries`. Answers that are not a message are results, not errors: a refusal, an incomplete answer
+(`max_output_tokens`, `content_filter`) or a prompt blocked by Azure's content filter (400 `content_filter`)
+come back with `stop` set and the reason, so the caller rejects that one variant without asking again.
 """
 
 import json
-import os
+import re
 import ssl
 import threading
 import time
@@ -23,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dagster import ConfigurableResource
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from dagster import ConfigurableResource, EnvVar
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from personalization_assets.config import StrictModel
-from personalization_assets.lib.composer import COMPOSER_MODEL, compose_message
+from personalization_assets.embedded.composer import COMPOSER_MODEL, compose_message
 from personalization_assets.lib.generation import (
     FormatRules,
     SegmentBrief,
@@ -36,8 +39,9 @@ from personalization_assets.lib.generation import (
 )
 from resources.azure_auth import (
     COGNITIVE_SERVICES_SCOPE,
+    ENV_VAR_NAME,
     AuthMode,
-    read_api_key,
+    MissingCredentialError,
     require_secure_endpoint,
     token_credential,
 )
@@ -46,6 +50,16 @@ BACKEND_EMBEDDED = "embedded"
 BACKEND_AZURE = "azure"
 BACKEND_OPENAI_COMPATIBLE = "openai_compatible"
 CONFIG_FILE = "generation.yaml"
+ENV_AZURE_OPENAI_ENDPOINT = "AZURE_OPENAI_ENDPOINT"
+
+# Why an answer is not a usable message (GenerationResult.stop); "" for a completed answer.
+STOP_REFUSAL = "refusal"  # the model answered with a `refusal` content part
+STOP_INCOMPLETE = "incomplete"  # status "incomplete": incomplete_details.reason max_output_tokens / content_filter
+STOP_CONTENT_FILTER = "content_filter"  # Azure refused the prompt (400, code content_filter)
+
+# `v1`: the /openai/v1/ route (no dated version). Else a dated version for the legacy /openai/... route.
+API_VERSION = re.compile(r"v1|\d{4}-\d{2}-\d{2}(-preview)?")
+REASONING_EFFORTS = ("low", "medium", "high")
 
 
 class LLMServiceError(RuntimeError):
@@ -108,6 +122,8 @@ class GenerationResult:
     model: str
     backend: str
     cached: bool = False
+    stop: str = ""  # STOP_REFUSAL | STOP_INCOMPLETE | STOP_CONTENT_FILTER; "" when the answer is complete
+    stop_detail: str = ""  # the refusal text, the incomplete reason, the filter's categories
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,6 +132,9 @@ class GenerationResult:
 
 class LLMResource(ConfigurableResource):
     """A text-generation service. Subclasses implement `generate` for one backend."""
+
+    # A misspelt key in generation.yaml's backend section is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid")
 
     @property
     def backend_name(self) -> str:
@@ -169,18 +188,12 @@ class EmbeddedComposerResource(LLMResource):
             raise ValueError("the embedded composer needs request.composer_brief (segment, documents, tone)")
         started = time.perf_counter()
         message = compose_message(
-            brief.brief,
-            brief.documents,
-            brief.tone,
-            brief.rules,
-            sender=brief.sender,
-            feedback=brief.feedback,
+            brief.brief, brief.documents, brief.tone, brief.rules, sender=brief.sender, feedback=brief.feedback
         )
         parsed = {"subject": message.subject, "body": message.body, "citations": list(message.citations)}
-        text = json.dumps(parsed, ensure_ascii=False)
         prompt_text = request.instructions + "\n" + "\n".join(m.content for m in request.messages)
         return GenerationResult(
-            text=text,
+            text=json.dumps(parsed, ensure_ascii=False),
             parsed=parsed,
             structured=True,
             input_tokens=estimate_tokens(prompt_text),
@@ -191,31 +204,19 @@ class EmbeddedComposerResource(LLMResource):
         )
 
 
-def _retry_after_seconds(error: BaseException | None) -> float | None:
-    """Seconds from a `retry-after-ms` or `retry-after` header of the failed response, if any."""
-    response = getattr(error, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(float(value) / divisor, 0.0)
-        except ValueError:
-            continue  # an HTTP date: fall back to the exponential wait
-    return None
-
-
 def _is_transient(error: BaseException) -> bool:
     import openai
 
     if isinstance(error, openai.APIConnectionError):  # includes timeouts and dropped connections
         return True
     return isinstance(error, openai.APIStatusError) and (
-        error.status_code in (408, 429) or error.status_code >= 500
+        error.status_code in (408, 409, 429) or error.status_code >= 500
     )
+
+
+def _error_object(error: Any) -> dict[str, Any]:
+    # The SDK keeps the service's `error` object as `body`.
+    return error.body if isinstance(getattr(error, "body", None), dict) else {}
 
 
 def _describe(error: BaseException) -> str:
@@ -226,14 +227,42 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, openai.APIConnectionError):
         return f"connection failed ({error.__cause__ or error})"
     if isinstance(error, openai.APIStatusError):
-        # The SDK keeps the service's `error` object as `body`; its message is the useful part.
-        message = error.body.get("message") if isinstance(error.body, dict) else None
-        return f"HTTP {error.status_code}: {message or error.message}"
+        return f"HTTP {error.status_code}: {_error_object(error).get('message') or error.message}"
     return f"{type(error).__name__}: {error}"
 
 
+def content_filter_reason(error: BaseException) -> str | None:
+    """Azure's content-filter refusal of a prompt (400, code `content_filter`, innererror
+    `ResponsibleAIPolicyViolation` with `content_filter_result`), described by its triggered categories."""
+    import openai
+
+    if not isinstance(error, openai.BadRequestError):
+        return None
+    body = _error_object(error)
+    inner: dict[str, Any] = body["innererror"] if isinstance(body.get("innererror"), dict) else {}
+    if body.get("code") != "content_filter" and inner.get("code") != "ResponsibleAIPolicyViolation":
+        return None
+    results = inner.get("content_filter_result") or inner.get("content_filter_results") or {}
+    triggered = []
+    for category, result in results.items() if isinstance(results, dict) else ():
+        if isinstance(result, dict) and (result.get("filtered") or result.get("detected")):
+            severity = result.get("severity")
+            triggered.append(f"{category} ({severity})" if severity else f"{category} detected")
+    return "categories: " + (", ".join(triggered) if triggered else "not stated")
+
+
+def _refusals(output: list[Any]) -> list[str]:
+    """The text of every `refusal` content part of the response's message items."""
+    found = []
+    for item in output:
+        for part in getattr(item, "content", None) or []:
+            if getattr(part, "type", None) == "refusal":
+                found.append(str(getattr(part, "refusal", "") or ""))
+    return found
+
+
 class _ResponsesAPIResource(LLMResource):
-    """Shared request, retry and parsing code of the OpenAI-SDK backends (Responses API)."""
+    """Shared request and parsing code of the OpenAI-SDK backends (Responses API)."""
 
     structured_output: bool = Field(
         default=True, description="Ask for JSON-schema structured output (text.format); else parse free text."
@@ -243,18 +272,29 @@ class _ResponsesAPIResource(LLMResource):
         description="PEM file of extra CA certificates to trust (private endpoints, test emulators).",
     )
     timeout_seconds: float = Field(default=60.0, gt=0, description="Timeout of one HTTP request.")
-    max_attempts: int = Field(default=3, ge=1, description="HTTP attempts per call (429, 5xx, timeouts).")
-    retry_wait_min_seconds: float = Field(
-        default=2.0, ge=0, description="First backoff wait; doubles per retry."
-    )
-    retry_wait_max_seconds: float = Field(default=10.0, ge=0, description="Longest exponential backoff wait.")
-    retry_after_max_seconds: float = Field(
-        default=60.0,
+    max_retries: int = Field(
+        default=2,
         ge=0,
-        description="Longest wait a Retry-After header may ask for (longer asks are capped).",
+        le=10,
+        description="The SDK's retries of 408/409/429/5xx, timeouts and dropped connections (Retry-After "
+        "honoured, else exponential backoff from 0.5 s to 8 s).",
+    )
+    store: bool = Field(default=False, description="Let the service keep requests and answers (Responses API `store`).")
+    reasoning_effort: str | None = Field(
+        default=None,
+        description="low | medium | high for reasoning models (o-series, gpt-5): sends reasoning.effort and no "
+        "temperature; null for other models.",
     )
 
+    @field_validator("reasoning_effort")
+    @classmethod
+    def _known_effort(cls, value: str | None) -> str | None:
+        if value is not None and value not in REASONING_EFFORTS:
+            raise ValueError(f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)} or null, got {value!r}")
+        return value
+
     _client: Any = PrivateAttr(default=None)
+    _extra_headers: dict[str, Any] = PrivateAttr(default_factory=dict)  # per-request headers set with the client
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
@@ -271,16 +311,41 @@ class _ResponsesAPIResource(LLMResource):
     def _endpoint_label(self) -> str:
         raise NotImplementedError
 
+    def _credential_hint(self) -> str:
+        return "check the credentials"
+
+    def _read_key(self, env_var: str, setting: str) -> str:
+        """The API key from the environment variable `env_var` (read via dagster.EnvVar; never shown)."""
+        if not env_var:
+            raise MissingCredentialError(f"{setting} is not set: auth is api_key but no environment variable is named")
+        if not ENV_VAR_NAME.fullmatch(env_var):
+            # Most likely the key itself was pasted here: never repeat it.
+            raise MissingCredentialError(
+                f"{setting} must name an environment variable (letters, digits, underscores), not hold the key: "
+                "put the key in an environment variable and name that variable here"
+            )
+        value = (EnvVar(env_var).get_value() or "").strip()
+        if not value:
+            raise MissingCredentialError(
+                f"environment variable {env_var} (named by {setting}) is not set or empty: the API key for the "
+                f"selected {self.backend_name} backend is required"
+            )
+        return value
+
     def _http_client(self) -> Any:
         if not self.ca_bundle_path:
             return None
         import openai
 
         if not Path(self.ca_bundle_path).is_file():
-            raise LLMServiceError(
-                f"{self.backend_name}: ca_bundle_path {self.ca_bundle_path!r} is not a readable file"
-            )
+            raise LLMServiceError(f"{self.backend_name}: ca_bundle_path {self.ca_bundle_path!r} is not a readable file")
         return openai.DefaultHttpxClient(verify=ssl.create_default_context(cafile=self.ca_bundle_path))
+
+    def _client_options(self, http_client: Any) -> dict[str, Any]:
+        options: dict[str, Any] = {"max_retries": self.max_retries, "timeout": self.timeout_seconds}
+        if http_client is not None:
+            options["http_client"] = http_client
+        return options
 
     def client(self) -> Any:
         """The SDK client, built once per resource instance (thread-safe; the client pools connections)."""
@@ -292,90 +357,106 @@ class _ResponsesAPIResource(LLMResource):
     def warm_up(self) -> None:
         self.client().responses  # noqa: B018 - the SDK imports the resource module on first access
 
-    def _wait_seconds(self, state: Any) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        retry_after = _retry_after_seconds(error)
-        if retry_after is not None:
-            return min(retry_after, self.retry_after_max_seconds)
-        return min(self.retry_wait_max_seconds, self.retry_wait_min_seconds * 2 ** (state.attempt_number - 1))
-
-    def _create(self, arguments: dict[str, Any]) -> Any:
-        import openai
-        from tenacity import Retrying, retry_if_exception, stop_after_attempt
-
-        where = f"{self.backend_name} model {self._request_model()!r} at {self._endpoint_label()}"
-        client = self.client()
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait_seconds,
-            retry=retry_if_exception(_is_transient),
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return client.responses.create(**arguments)
-        except (openai.APIConnectionError, openai.APIStatusError) as error:
-            if _is_transient(error):
-                raise LLMServiceError(
-                    f"{where}: gave up after {self.max_attempts} attempt(s): {_describe(error)}"
-                ) from error
-            hint = ""
-            if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-                hint = " (check the credentials: auth mode and key variable or identity role assignment)"
-            elif isinstance(error, openai.NotFoundError):
-                hint = " (check the model/deployment name and the endpoint)"
-            elif isinstance(error, openai.BadRequestError) and "text" in arguments:
-                hint = (
-                    " (if the endpoint lacks structured output, set "
-                    f"{self.backend_name}.structured_output: false)"
-                )
-            raise LLMServiceError(f"{where}: request refused: {_describe(error)}{hint}") from error
-        except (ValueError, TypeError) as error:  # body is not JSON / not a Responses object
-            raise MalformedResponseError(
-                f"{where}: unreadable response ({type(error).__name__}: {error})"
-            ) from error
-        raise AssertionError("unreachable: tenacity either returns or raises")
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        structured = self.structured_output and request.json_schema is not None
+    def request_arguments(self, request: GenerationRequest) -> dict[str, Any]:
+        """The Responses API request body for `request`."""
         arguments: dict[str, Any] = {
             "model": self._request_model(),
             "instructions": request.instructions,
             "input": [{"role": message.role, "content": message.content} for message in request.messages],
+            "store": self.store,
         }
-        if request.temperature is not None:
+        if self.reasoning_effort is not None:  # reasoning models reject temperature and top_p
+            arguments["reasoning"] = {"effort": self.reasoning_effort}
+        elif request.temperature is not None:
             arguments["temperature"] = request.temperature
         if request.max_output_tokens is not None:
             arguments["max_output_tokens"] = request.max_output_tokens
-        if structured:
+        if self.structured_output and request.json_schema is not None:
             arguments["text"] = {
                 "format": {
                     "type": "json_schema",
                     "name": request.schema_name,
-                    "schema": dict(request.json_schema or {}),
+                    "schema": dict(request.json_schema),
                     "strict": True,
                 }
             }
+        return arguments
+
+    def _refused(self, error: BaseException, arguments: dict[str, Any]) -> LLMServiceError:
+        import openai
+
+        where = f"{self.backend_name} model {self._request_model()!r} at {self._endpoint_label()}"
+        if _is_transient(error):
+            return LLMServiceError(f"{where}: gave up after {self.max_retries + 1} attempt(s): {_describe(error)}")
+        hint = ""
+        if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+            hint = f" ({self._credential_hint()})"
+        elif isinstance(error, openai.NotFoundError):
+            hint = " (check the model/deployment name and the endpoint)"
+        elif isinstance(error, openai.BadRequestError) and "text" in arguments:
+            body = _error_object(error)
+            if "text" in str(body.get("param") or "") or "json_schema" in str(body.get("message") or ""):
+                hint = f" (if the endpoint lacks structured output, set {self.backend_name}.structured_output: false)"
+        return LLMServiceError(f"{where}: request refused: {_describe(error)}{hint}")
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        import openai
+
+        arguments = self.request_arguments(request)
+        structured = "text" in arguments
+        prompt_text = request.instructions + "\n" + "\n".join(m.content for m in request.messages)
+        client = self.client()  # configuration errors (endpoint, key) surface here, as themselves
         started = time.perf_counter()
-        response = self._create(arguments)
-        latency_ms = (time.perf_counter() - started) * 1000
         try:
-            text = response.output_text or ""
-        except (TypeError, AttributeError) as error:  # e.g. a Chat Completions payload: no `output` list
+            response = client.responses.create(**arguments, extra_headers=self._extra_headers or None)
+        except (openai.APIConnectionError, openai.APIStatusError) as error:
+            reason = content_filter_reason(error)
+            if reason is None:
+                raise self._refused(error, arguments) from error
+            return GenerationResult(
+                text="",
+                parsed=None,
+                structured=structured,
+                input_tokens=0,
+                output_tokens=0,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                model=self.model_name,
+                backend=self.backend_name,
+                stop=STOP_CONTENT_FILTER,
+                stop_detail=reason,
+            )
+        except (ValueError, TypeError) as error:  # body is not JSON / not a Responses object
+            where = f"{self.backend_name} at {self._endpoint_label()}"
+            raise MalformedResponseError(f"{where}: unreadable response ({type(error).__name__}: {error})") from error
+        latency_ms = (time.perf_counter() - started) * 1000
+        output = getattr(response, "output", None)
+        if not isinstance(output, list):  # e.g. a Chat Completions payload: no `output` list
             raise MalformedResponseError(
-                f"{self.backend_name} at {self._endpoint_label()}: the response has no Responses API output "
-                f"({type(error).__name__}: {error})"
-            ) from error
+                f"{self.backend_name} at {self._endpoint_label()}: the response has no Responses API output"
+            )
+        status = getattr(response, "status", None)
+        if status == "failed":
+            failure = getattr(response, "error", None)
+            raise LLMServiceError(
+                f"{self.backend_name} at {self._endpoint_label()}: the response failed "
+                f"({getattr(failure, 'code', None)}: {getattr(failure, 'message', None)})"
+            )
+        text = response.output_text or ""
+        stop, stop_detail = "", ""
+        refusals = _refusals(output)
+        if refusals:
+            stop, stop_detail = STOP_REFUSAL, " ".join(refusals)
+        elif status == "incomplete":
+            details = getattr(response, "incomplete_details", None)
+            stop, stop_detail = STOP_INCOMPLETE, str(getattr(details, "reason", None) or "not stated")
         parsed = None
-        if structured and text:
+        if structured and text and not stop:
             try:
                 loaded = json.loads(text)
                 parsed = loaded if isinstance(loaded, dict) else None
             except json.JSONDecodeError:
                 parsed = None  # the caller reports the answer as not valid JSON
         usage = getattr(response, "usage", None)
-        prompt_text = request.instructions + "\n" + "\n".join(m.content for m in request.messages)
         return GenerationResult(
             text=text,
             parsed=parsed,
@@ -385,30 +466,60 @@ class _ResponsesAPIResource(LLMResource):
             latency_ms=latency_ms,
             model=str(getattr(response, "model", None) or self.model_name),
             backend=self.backend_name,
+            stop=stop,
+            stop_detail=stop_detail,
         )
 
 
+def normalize_azure_endpoint(endpoint: str) -> str:
+    """`https://x.openai.azure.com`, also when given with a trailing slash or ending in /openai or /openai/v1."""
+    endpoint = endpoint.strip().rstrip("/")
+    for suffix in ("/openai/v1", "/openai"):
+        if endpoint.lower().endswith(suffix):
+            return endpoint[: -len(suffix)]
+    return endpoint
+
+
 class AzureOpenAIResource(_ResponsesAPIResource):
-    """Azure OpenAI Responses API via `openai.AzureOpenAI`; Entra ID token or API key from an env variable."""
+    """Azure OpenAI Responses API; Entra ID token or API key from an environment variable.
+
+    `api_version: v1` (default) calls `<endpoint>/openai/v1/responses` with `openai.OpenAI`; a dated version
+    (e.g. 2025-04-01-preview) calls the legacy `<endpoint>/openai/responses?api-version=...` with
+    `openai.AzureOpenAI`. The key is sent in the `api-key` header; a token as `Authorization: Bearer`.
+    """
 
     endpoint: str = Field(
-        description="https://<resource>.openai.azure.com (HTTP only for loopback emulators)."
+        default="",
+        validate_default=True,
+        description="https://<resource>.openai.azure.com (a trailing /openai or /openai/v1 is accepted); empty: "
+        "env AZURE_OPENAI_ENDPOINT. HTTP only for loopback emulators.",
     )
     deployment: str = Field(default="gpt-4o-mini", description="Deployment name sent as the request's model.")
-    model: str = Field(
-        default="gpt-4o-mini", description="Model behind the deployment (for prices and reports)."
+    model: str = Field(default="gpt-4o-mini", description="Model behind the deployment (for prices and reports).")
+    api_version: str = Field(
+        default="v1", description="v1 (the /openai/v1/ route) or a dated version for the legacy route."
     )
-    api_version: str = Field(default="2025-04-01-preview", description="Azure OpenAI API version.")
-    auth: AuthMode = Field(
-        default="managed_identity", description="managed_identity | default_credential | api_key"
-    )
-    api_key_env: str = Field(
-        default="AZURE_OPENAI_API_KEY", description="Env variable holding the key (api_key)."
-    )
+    auth: AuthMode = Field(default="managed_identity", description="managed_identity | default_credential | api_key")
+    api_key_env: str = Field(default="AZURE_OPENAI_API_KEY", description="Env variable holding the key (api_key).")
     managed_identity_client_id: str | None = Field(
         default=None,
         description="Client id of a user-assigned managed identity (system-assigned when unset).",
     )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_from_environment(cls, value: str) -> str:
+        return normalize_azure_endpoint(value or EnvVar(ENV_AZURE_OPENAI_ENDPOINT).get_value() or "")
+
+    @field_validator("api_version")
+    @classmethod
+    def _known_api_version_form(cls, value: str) -> str:
+        if not API_VERSION.fullmatch(value):
+            raise ValueError(
+                f"api_version must be v1 (the /openai/v1/ route) or a dated version like 2025-04-01-preview, "
+                f"got {value!r}"
+            )
+        return value
 
     @property
     def backend_name(self) -> str:
@@ -418,32 +529,51 @@ class AzureOpenAIResource(_ResponsesAPIResource):
     def model_name(self) -> str:
         return self.model
 
+    @property
+    def route(self) -> str:
+        """The Responses route this resource calls (for messages and metadata)."""
+        if self.api_version == "v1":
+            return f"{self.endpoint}/openai/v1/responses"
+        return f"{self.endpoint}/openai/responses?api-version={self.api_version}"
+
     def _request_model(self) -> str:
         return self.deployment
 
     def _endpoint_label(self) -> str:
         return self.endpoint or "(no endpoint)"
 
-    def _make_client(self, http_client: Any) -> Any:
-        from openai import AzureOpenAI
-
-        endpoint = require_secure_endpoint(self.endpoint, f"{CONFIG_FILE} azure.endpoint")
-        common: dict[str, Any] = {
-            "azure_endpoint": endpoint,
-            "api_version": self.api_version,
-            "max_retries": 0,  # retries are ours (bounded, Retry-After aware)
-            "timeout": self.timeout_seconds,
-        }
-        if http_client is not None:
-            common["http_client"] = http_client
+    def _credential_hint(self) -> str:
         if self.auth == "api_key":
-            key = read_api_key(self.api_key_env, f"{CONFIG_FILE} azure.api_key_env")
-            return AzureOpenAI(api_key=key, **common)
+            return f"check the credentials: the key in {self.api_key_env} (generation.yaml azure.api_key_env)"
+        return (
+            f"check the credentials: the {self.auth} identity needs the 'Cognitive Services OpenAI User' role "
+            "on the Azure OpenAI resource (generation.yaml azure.auth)"
+        )
+
+    def validate_endpoint(self) -> str:
+        return require_secure_endpoint(self.endpoint, f"{CONFIG_FILE} azure.endpoint")
+
+    def _make_client(self, http_client: Any) -> Any:
+        import openai
+
+        endpoint = self.validate_endpoint()
+        options = self._client_options(http_client)
+        if self.auth == "api_key":
+            key = self._read_key(self.api_key_env, f"{CONFIG_FILE} azure.api_key_env")
+            if self.api_version == "v1":
+                # Azure's key header; the SDK's own `Authorization: Bearer <api_key>` is left out.
+                self._extra_headers = {"api-key": key, "Authorization": openai.Omit()}
+                return openai.OpenAI(base_url=f"{endpoint}/openai/v1/", api_key=key, **options)
+            return openai.AzureOpenAI(azure_endpoint=endpoint, api_version=self.api_version, api_key=key, **options)
         from azure.identity import get_bearer_token_provider
 
-        credential = token_credential(self.auth, self.managed_identity_client_id)
-        return AzureOpenAI(
-            azure_ad_token_provider=get_bearer_token_provider(credential, COGNITIVE_SERVICES_SCOPE), **common
+        provider = get_bearer_token_provider(
+            token_credential(self.auth, self.managed_identity_client_id), COGNITIVE_SERVICES_SCOPE
+        )
+        if self.api_version == "v1":
+            return openai.OpenAI(base_url=f"{endpoint}/openai/v1/", api_key=provider, **options)
+        return openai.AzureOpenAI(
+            azure_endpoint=endpoint, api_version=self.api_version, azure_ad_token_provider=provider, **options
         )
 
 
@@ -454,11 +584,12 @@ UNUSED_API_KEY = "unused"
 class OpenAICompatibleResource(_ResponsesAPIResource):
     """Any OpenAI-compatible Responses API endpoint via `openai.OpenAI(base_url=...)`."""
 
-    base_url: str = Field(description="Base URL including the API prefix, e.g. http://127.0.0.1:11434/v1.")
-    model: str = Field(description="Model name as the server knows it.")
-    api_key_env: str = Field(
-        default="", description="Env variable holding the key; empty for keyless servers."
+    base_url: str = Field(
+        default="http://127.0.0.1:11434/v1",
+        description="Base URL including the API prefix, e.g. http://127.0.0.1:11434/v1.",
     )
+    model: str = Field(default="llama3.1:8b", description="Model name as the server knows it.")
+    api_key_env: str = Field(default="", description="Env variable holding the key; empty for keyless servers.")
     structured_output: bool = Field(
         default=False, description="Ask for JSON-schema structured output (only if the server supports it)."
     )
@@ -474,88 +605,20 @@ class OpenAICompatibleResource(_ResponsesAPIResource):
     def _endpoint_label(self) -> str:
         return self.base_url or "(no base_url)"
 
+    def _credential_hint(self) -> str:
+        key = self.api_key_env or "(no key variable)"
+        return f"check the credentials: the key in {key} (generation.yaml openai_compatible.api_key_env)"
+
+    def validate_endpoint(self) -> str:
+        return require_secure_endpoint(self.base_url, f"{CONFIG_FILE} openai_compatible.base_url")
+
     def _make_client(self, http_client: Any) -> Any:
         from openai import OpenAI
 
-        base_url = require_secure_endpoint(self.base_url, f"{CONFIG_FILE} openai_compatible.base_url")
+        base_url = self.validate_endpoint()
         key = (
-            read_api_key(self.api_key_env, f"{CONFIG_FILE} openai_compatible.api_key_env")
+            self._read_key(self.api_key_env, f"{CONFIG_FILE} openai_compatible.api_key_env")
             if self.api_key_env
             else UNUSED_API_KEY
         )
-        arguments: dict[str, Any] = {
-            "base_url": base_url,
-            "api_key": key,
-            "max_retries": 0,
-            "timeout": self.timeout_seconds,
-        }
-        if http_client is not None:
-            arguments["http_client"] = http_client
-        return OpenAI(**arguments)
-
-
-# --- Configuration (the backend part of config/generation.yaml) ---------------------------------------------
-
-
-class RetryConfig(StrictModel):
-    attempts: int = Field(default=3, ge=1, le=10, description="HTTP attempts per model call")
-    wait_min_seconds: float = Field(default=2.0, ge=0)
-    wait_max_seconds: float = Field(default=10.0, ge=0)
-    retry_after_max_seconds: float = Field(default=60.0, ge=0)
-
-    @model_validator(mode="after")
-    def _bounds_ordered(self) -> "RetryConfig":
-        if self.wait_min_seconds > self.wait_max_seconds:
-            raise ValueError("wait_min_seconds must not exceed wait_max_seconds")
-        return self
-
-
-class AzureOpenAIConfig(StrictModel):
-    endpoint: str = Field(default="", validate_default=True, description="empty: env AZURE_OPENAI_ENDPOINT")
-    deployment: str = "gpt-4o-mini"
-    model: str = "gpt-4o-mini"
-    api_version: str = "2025-04-01-preview"
-    auth: AuthMode = "managed_identity"
-    api_key_env: str = "AZURE_OPENAI_API_KEY"
-    managed_identity_client_id: str | None = None
-    structured_output: bool = True
-    ca_bundle_path: str | None = None
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint_from_environment(cls, value: str) -> str:
-        return value or os.environ.get("AZURE_OPENAI_ENDPOINT", "")
-
-
-class OpenAICompatibleConfig(StrictModel):
-    base_url: str = "http://127.0.0.1:11434/v1"
-    model: str = "llama3.1:8b"
-    api_key_env: str = ""
-    structured_output: bool = False
-    ca_bundle_path: str | None = None
-
-
-class LLMBackendsConfig(StrictModel):
-    """Backend selection and per-backend settings (extended by the generation stage's config model)."""
-
-    backend: Literal["embedded", "azure", "openai_compatible"] = BACKEND_EMBEDDED
-    timeout_seconds: float = Field(default=60.0, gt=0)
-    retry: RetryConfig = RetryConfig()
-    azure: AzureOpenAIConfig = Field(default_factory=AzureOpenAIConfig)  # factory: reads the env at load time
-    openai_compatible: OpenAICompatibleConfig = OpenAICompatibleConfig()
-
-
-def llm_resource_from_config(config: LLMBackendsConfig) -> LLMResource:
-    """The resource for `config.backend`, from that backend's section and the shared retry settings."""
-    if config.backend == BACKEND_EMBEDDED:
-        return EmbeddedComposerResource()
-    transport = {
-        "timeout_seconds": config.timeout_seconds,
-        "max_attempts": config.retry.attempts,
-        "retry_wait_min_seconds": config.retry.wait_min_seconds,
-        "retry_wait_max_seconds": config.retry.wait_max_seconds,
-        "retry_after_max_seconds": config.retry.retry_after_max_seconds,
-    }
-    if config.backend == BACKEND_AZURE:
-        return AzureOpenAIResource(**config.azure.model_dump(), **transport)
-    return OpenAICompatibleResource(**config.openai_compatible.model_dump(), **transport)
+        return OpenAI(base_url=base_url, api_key=key, **self._client_options(http_client))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from personalization_assets.lib.composer import compose_message, usable_sentences
+from personalization_assets.embedded.composer import compose_message, usable_sentences
 from personalization_assets.lib.generation import (
     DEFAULT_TONES,
     FormatRules,
@@ -79,9 +79,7 @@ def test_messages_differ_by_tone_and_by_segment():
     ]
     assert len({m.subject for m in by_tone}) == 3
     assert len({m.body for m in by_tone}) == 3
-    new = compose_message(
-        SegmentBrief("new", "New", "onboarding"), onboarding, "urgent", RULES, sender=SENDER
-    )
+    new = compose_message(SegmentBrief("new", "New", "onboarding"), onboarding, "urgent", RULES, sender=SENDER)
     assert new.body != by_tone[0].body
     assert new.citations == ("DOC-PROMO-002", "DOC-SUPP-001", "DOC-PROD-014")
     # Grounded: the offer code of the win-back document is quoted from its snippet, with its citation.

@@ -19,7 +19,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from personalization_assets.config import ConfigError
+import jinja2
+import jinja2.meta
+import pandas as pd
+
+from personalization_assets.constants import SEGMENT_COLUMN
 
 DEFAULT_TONES = ("urgent", "informational", "friendly")
 STATUS_VALID = "valid"
@@ -126,10 +130,11 @@ def parse_keywords(value: object) -> tuple[str, ...]:
     if value is None or (isinstance(value, float) and value != value):
         return ()
     if isinstance(value, str):
+        text = value
         try:
-            value = json.loads(value) if value.strip() else []
+            value = json.loads(text) if text.strip() else []
         except json.JSONDecodeError:
-            value = [part for part in value.split(",")]
+            value = text.split(",")
     if isinstance(value, Iterable):
         return tuple(str(item).strip() for item in value if str(item).strip())
     return ()
@@ -137,12 +142,18 @@ def parse_keywords(value: object) -> tuple[str, ...]:
 
 # --- Prompt templates ---------------------------------------------------------------------------------------
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+class PromptTemplateError(ValueError):
+    """A prompt template is missing, unreadable, malformed or uses undocumented variables; names the file."""
+
+
+# Templates are Jinja2 (`{{ name }}`); an undefined variable is an error, never an empty string sent to a model.
+_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 @dataclass(frozen=True)
 class TemplateSpec:
-    """Placeholders a template must contain (required) and may contain (allowed)."""
+    """Variables a template must use (required) and may use (allowed)."""
 
     required: frozenset[str]
     optional: frozenset[str] = frozenset()
@@ -152,7 +163,7 @@ class TemplateSpec:
         return self.required | self.optional
 
 
-# The documented placeholders of each template in config/prompts/ (see config/prompts/README.md).
+# The documented variables of each template in config/prompts/ (see config/prompts/README.md).
 SYSTEM_TEMPLATE = TemplateSpec(
     required=frozenset({"subject_max_chars", "body_min_words", "body_max_words"}),
     optional=frozenset({"sender"}),
@@ -166,46 +177,54 @@ REVISION_TEMPLATE = TemplateSpec(required=frozenset({"problems"}), optional=froz
 
 
 @dataclass(frozen=True)
+class PromptTemplate:
+    """One compiled template and the file it came from (named in every error)."""
+
+    source: str
+    template: jinja2.Template
+
+    def render(self, values: Mapping[str, object]) -> str:
+        try:
+            return self.template.render(values).strip()
+        except jinja2.UndefinedError as error:
+            raise PromptTemplateError(f"{self.source}: no value for template variable ({error.message})") from None
+
+
+@dataclass(frozen=True)
 class PromptTemplates:
-    system: str
-    tones: Mapping[str, str]
-    user: str
-    revision: str
+    system: PromptTemplate
+    tones: Mapping[str, PromptTemplate]
+    user: PromptTemplate
+    revision: PromptTemplate
     directory: str = ""
 
 
-def _check_template(text: str, spec: TemplateSpec, source: Path) -> str:
-    found = set(PLACEHOLDER.findall(text))
-    missing = sorted(spec.required - found)
-    unknown = sorted(found - spec.allowed)
-    problems = []
-    if missing:
-        problems.append(
-            "missing required placeholder(s) " + ", ".join(f"{{{{ {name} }}}}" for name in missing)
-        )
-    if unknown:
-        problems.append(
-            "unknown placeholder(s) "
-            + ", ".join(f"{{{{ {name} }}}}" for name in unknown)
-            + " (allowed: "
-            + ", ".join(sorted(spec.allowed))
-            + ")"
-        )
-    if problems:
-        raise ConfigError(f"{source}: invalid prompt template: {'; '.join(problems)}")
-    return text
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(f"{{{{ {name} }}}}" for name in sorted(names))
 
 
-def _read_template(path: Path, spec: TemplateSpec) -> str:
+def _read_template(path: Path, spec: TemplateSpec) -> PromptTemplate:
     if not path.is_file():
-        raise ConfigError(f"{path}: prompt template is missing")
+        raise PromptTemplateError(f"{path}: prompt template is missing")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not valid UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise PromptTemplateError(f"{path}: not valid UTF-8 text ({error.reason} at byte {error.start})") from None
     if not text.strip():
-        raise ConfigError(f"{path}: prompt template is empty")
-    return _check_template(text, spec, path)
+        raise PromptTemplateError(f"{path}: prompt template is empty")
+    try:
+        found = jinja2.meta.find_undeclared_variables(_JINJA.parse(text))
+        template = _JINJA.from_string(text)
+    except jinja2.TemplateSyntaxError as error:
+        raise PromptTemplateError(f"{path}, line {error.lineno}: invalid prompt template: {error.message}") from None
+    problems = []
+    if missing := spec.required - found:
+        problems.append(f"missing required placeholder(s) {_names(missing)}")
+    if unknown := found - spec.allowed:
+        problems.append(f"unknown placeholder(s) {_names(unknown)} (allowed: {', '.join(sorted(spec.allowed))})")
+    if problems:
+        raise PromptTemplateError(f"{path}: invalid prompt template: {'; '.join(problems)}")
+    return PromptTemplate(str(path), template)
 
 
 def load_prompt_templates(directory: str | Path, tones: Sequence[str]) -> PromptTemplates:
@@ -218,18 +237,6 @@ def load_prompt_templates(directory: str | Path, tones: Sequence[str]) -> Prompt
         revision=_read_template(root / "revision.md", REVISION_TEMPLATE),
         directory=str(root),
     )
-
-
-def render_template(text: str, values: Mapping[str, object]) -> str:
-    """Fill `{{ name }}` placeholders; a placeholder without a value is an error (never sent to a model)."""
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise KeyError(f"no value for template placeholder {{{{ {name} }}}}")
-        return str(values[name])
-
-    return PLACEHOLDER.sub(fill, text).strip()
 
 
 # --- Rules --------------------------------------------------------------------------------------------------
@@ -286,7 +293,7 @@ def build_prompt(
 ) -> Prompt:
     """System instructions (shared + tone) and the user message for one variant."""
     if tone not in templates.tones:
-        raise ConfigError(f"{templates.directory}: no prompt template for tone {tone!r} (tones/{tone}.md)")
+        raise PromptTemplateError(f"{templates.directory}: no prompt template for tone {tone!r} (tones/{tone}.md)")
     output_format = STRUCTURED_OUTPUT_FORMAT if structured else FREE_TEXT_OUTPUT_FORMAT
     system_values = {
         "subject_max_chars": rules.subject_max_chars,
@@ -295,13 +302,8 @@ def build_prompt(
         "sender": sender,
         "tone": tone,
     }
-    instructions = (
-        render_template(templates.system, system_values)
-        + "\n\n"
-        + render_template(templates.tones[tone], system_values)
-    )
-    user = render_template(
-        templates.user,
+    instructions = templates.system.render(system_values) + "\n\n" + templates.tones[tone].render(system_values)
+    user = templates.user.render(
         {
             "segment_profile": json.dumps(brief.as_prompt_data(), ensure_ascii=False, indent=2),
             "documents": quote_documents(documents),
@@ -317,7 +319,7 @@ def build_prompt(
 def revision_prompt(templates: PromptTemplates, problems: Sequence[str], output_format: str) -> str:
     """The follow-up message asking for a corrected answer, stating every violation."""
     listed = "\n".join(f"- {problem}" for problem in problems)
-    return render_template(templates.revision, {"problems": listed, "output_format": output_format})
+    return templates.revision.render({"problems": listed, "output_format": output_format})
 
 
 def variant_json_schema(document_ids: Sequence[str]) -> dict[str, object]:
@@ -361,9 +363,7 @@ def parse_structured_answer(answer: object) -> ParsedAnswer:
         try:
             answer = json.loads(answer)
         except json.JSONDecodeError as error:
-            raise AnswerFormatError(
-                f"the answer is not valid JSON ({error.msg} at character {error.pos})"
-            ) from None
+            raise AnswerFormatError(f"the answer is not valid JSON ({error.msg} at character {error.pos})") from None
     if not isinstance(answer, dict):
         raise AnswerFormatError(f"the answer must be a JSON object, got {type(answer).__name__}")
     missing = [key for key in ("subject", "body", "citations") if key not in answer]
@@ -478,9 +478,7 @@ _WORD = re.compile(r"[0-9A-Za-zÀ-ÿ]")
 LEFTOVER_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "Markdown bold label",
-        re.compile(
-            r"(\*\*|__)\s*[A-Za-z][\w \-]{0,30}:\s*(\*\*|__)|(\*\*|__)[A-Za-z][\w \-]{0,30}(\*\*|__)\s*:"
-        ),
+        re.compile(r"(\*\*|__)\s*[A-Za-z][\w \-]{0,30}:\s*(\*\*|__)|(\*\*|__)[A-Za-z][\w \-]{0,30}(\*\*|__)\s*:"),
     ),
     (
         "label line",
@@ -524,9 +522,7 @@ def check_variant(subject: str, body: str, citations: CitationCheck, rules: Form
     if not subject.strip():
         problems.append("the subject is empty")
     elif len(subject) > rules.subject_max_chars:
-        problems.append(
-            f"the subject has {len(subject)} characters; the maximum is {rules.subject_max_chars}"
-        )
+        problems.append(f"the subject has {len(subject)} characters; the maximum is {rules.subject_max_chars}")
     if "\n" in subject.strip():
         problems.append("the subject must be a single line")
     if parse_citations(subject):
@@ -543,8 +539,7 @@ def check_variant(subject: str, body: str, citations: CitationCheck, rules: Form
         )
     if citations.unknown:
         problems.append(
-            "citations name sources that were not provided: "
-            + ", ".join(repr(label) for label in citations.unknown)
+            "citations name sources that were not provided: " + ", ".join(repr(label) for label in citations.unknown)
         )
     for where, text in (("subject", subject), ("body", body)):
         for leftover in find_leftovers(text):
@@ -563,9 +558,7 @@ def stable_hash(*parts: object, length: int = 16) -> str:
 
 def variant_id(segment: str, tone: str, backend: str, model: str, prompt: Prompt, parameters: Mapping) -> str:
     """Same segment, tone, backend, model, prompt and parameters -> same id."""
-    return "v-" + stable_hash(
-        segment, tone, backend, model, prompt.instructions, prompt.user, dict(parameters)
-    )
+    return "v-" + stable_hash(segment, tone, backend, model, prompt.instructions, prompt.user, dict(parameters))
 
 
 @dataclass(frozen=True)
@@ -586,3 +579,153 @@ def token_cost(input_tokens: int, output_tokens: int, price: Price | None) -> fl
 def estimate_tokens(text: str) -> int:
     """Rough token count (1.3 per word) for backends that report no usage."""
     return int(round(len(text.split()) * 1.3))
+
+
+# --- Inputs from the stored frames --------------------------------------------------------------------------
+
+
+def segment_brief(segment_profiles: pd.DataFrame, segment: str) -> SegmentBrief:
+    """The brief of `segment` from the `segment_profiles` table."""
+    rows = segment_profiles.loc[segment_profiles[SEGMENT_COLUMN] == segment]
+    if rows.empty:
+        raise ValueError(
+            f"segment '{segment}' is not in segment_profiles: re-materialize segment_profiles "
+            "(the segment partitions and the profiles are out of step)"
+        )
+    return brief_from_profile(rows.iloc[0].to_dict())
+
+
+def segment_documents(
+    retrieved_content: pd.DataFrame, content_index: pd.DataFrame | None, segment: str, limit: int
+) -> tuple[SourceDocument, ...]:
+    """The segment's best-ranked retrieved documents, with their keywords from the content index."""
+    rows = retrieved_content.loc[retrieved_content[SEGMENT_COLUMN] == segment].sort_values("rank")
+    rows = rows.drop_duplicates("document_id").head(limit)
+    if rows.empty:
+        raise ValueError(
+            f"no retrieved content for segment '{segment}': materialize retrieved_content for this partition "
+            "first (a message must cite at least one retrieved document)"
+        )
+    keywords = {}
+    if content_index is not None and {"document_id", "keywords"} <= set(content_index.columns):
+        keywords = dict(zip(content_index["document_id"], content_index["keywords"].map(parse_keywords), strict=True))
+    return tuple(
+        SourceDocument(
+            document_id=str(row["document_id"]),
+            title=str(row["title"]),
+            snippet=str(row.get("snippet") or ""),
+            category=str(row.get("category") or ""),
+            keywords=keywords.get(row["document_id"], ()),
+            rank=int(row["rank"]),
+        )
+        for row in rows.to_dict("records")
+    )
+
+
+# --- Checks of the stored variants (evaluated by the asset before its rows are written) ---------------------
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """A check's verdict and what it observed (plain values; frames are rendered by the asset)."""
+
+    passed: bool
+    metadata: dict[str, object]
+
+
+def _valid_rows(variants: pd.DataFrame) -> pd.DataFrame:
+    return variants.loc[variants["status"] == STATUS_VALID]
+
+
+def _failing(frame: pd.DataFrame, mask: pd.Series, detail: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"tone": frame.loc[mask, "tone"], "problem": detail[mask]})
+
+
+def _outcome(failing: pd.DataFrame, **metadata: object) -> CheckOutcome:
+    return CheckOutcome(failing.empty, {"failing_variants": len(failing), "failures": failing, **metadata})
+
+
+def check_all_tones_present(variants: pd.DataFrame, tones: Sequence[str]) -> CheckOutcome:
+    """Every configured tone has exactly one variant row (valid or rejected)."""
+    present = variants["tone"].value_counts()
+    missing = [tone for tone in tones if tone not in present.index]
+    repeated = present[present > 1].index.tolist()
+    return CheckOutcome(
+        not missing and not repeated,
+        {
+            "expected_tones": ", ".join(tones),
+            "missing": ", ".join(missing) or "none",
+            "repeated": ", ".join(repeated) or "none",
+        },
+    )
+
+
+def check_subject_within_max_chars(variants: pd.DataFrame, max_chars: int) -> CheckOutcome:
+    """Valid variants' subjects are non-empty and at most `max_chars` long."""
+    valid = _valid_rows(variants)
+    lengths = valid["subject"].fillna("").str.strip().str.len()
+    failing = _failing(valid, (lengths == 0) | (lengths > max_chars), lengths.astype(str) + " characters")
+    return _outcome(failing, max_chars=max_chars, longest=int(lengths.max()) if len(lengths) else 0)
+
+
+def check_body_within_word_range(variants: pd.DataFrame, rules: FormatRules) -> CheckOutcome:
+    """Valid variants' bodies have between rules.body_min_words and rules.body_max_words words."""
+    valid = _valid_rows(variants)
+    words = valid["body"].fillna("").map(count_words)
+    mask = (words < rules.body_min_words) | (words > rules.body_max_words)
+    return _outcome(
+        _failing(valid, mask, words.astype(str) + " words"),
+        expected=f"{rules.body_min_words}-{rules.body_max_words} words",
+        observed=", ".join(f"{t}: {w}" for t, w in zip(valid["tone"], words, strict=True)) or "none",
+    )
+
+
+def check_citations_map_to_retrieved_documents(
+    variants: pd.DataFrame, retrieved_content: pd.DataFrame, min_citations: int
+) -> CheckOutcome:
+    """Valid variants cite at least `min_citations` sources, and every citation names a retrieved document."""
+    documents_by_segment = {
+        segment: [SourceDocument(str(r.document_id), str(r.title), "") for r in rows.itertuples()]
+        for segment, rows in retrieved_content.groupby(SEGMENT_COLUMN)
+    }
+    valid = _valid_rows(variants)
+    problems = []
+    for row in valid.itertuples():
+        documents = documents_by_segment.get(row.segment, [])
+        retrieved_ids = {doc.document_id for doc in documents}
+        found = resolve_citations(parse_citations(row.body or ""), documents)
+        issues = []
+        if len(found.document_ids) < min_citations:
+            issues.append(f"{len(found.document_ids)} citation(s) in the body")
+        if found.unknown:
+            issues.append("unknown sources: " + ", ".join(found.unknown))
+        if outside := sorted(set(json.loads(row.citations or "[]")) - retrieved_ids):
+            issues.append("citations column names unretrieved documents: " + ", ".join(outside))
+        problems.append("; ".join(issues))
+    detail = pd.Series(problems, index=valid.index, dtype="object")
+    return _outcome(
+        _failing(valid, detail.str.len() > 0, detail),
+        retrieved_documents=int(retrieved_content["document_id"].nunique()),
+    )
+
+
+def check_no_template_leftovers(variants: pd.DataFrame) -> CheckOutcome:
+    """Valid variants hold no Markdown labels, placeholders ([Your Name], {first_name}) or template fields."""
+    valid = _valid_rows(variants)
+    found = (valid["subject"].fillna("") + "\n" + valid["body"].fillna("")).map(
+        lambda text: "; ".join(find_leftovers(text))
+    )
+    return _outcome(_failing(valid, found.str.len() > 0, found))
+
+
+def check_no_rejected_variants(variants: pd.DataFrame) -> CheckOutcome:
+    """No tone was rejected after all attempts (a rejected one is kept out of safety and the experiment)."""
+    rejected = variants.loc[variants["status"] != STATUS_VALID]
+    reasons = rejected["rejection_reasons"].map(lambda text: "; ".join(json.loads(text or "[]")))
+    return CheckOutcome(
+        rejected.empty,
+        {
+            "rejected_variants": len(rejected),
+            "rejections": pd.DataFrame({"tone": rejected["tone"], "reasons": reasons}),
+        },
+    )

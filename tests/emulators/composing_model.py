@@ -7,7 +7,7 @@ message for the prompt's segment profile, documents and tone, so runs against th
 import json
 import re
 
-from personalization_assets.lib.composer import compose_message
+from personalization_assets.embedded.composer import compose_message
 from personalization_assets.lib.generation import FormatRules, SegmentBrief, SourceDocument
 
 # The prompt quotes the segment profile and the documents as ```json blocks (config/prompts/).

@@ -1,10 +1,20 @@
 """OpenAI Responses API emulator for the openai SDK (3.57): ``OpenAI(base_url=...)`` and ``AzureOpenAI(...)``.
 
-Any ``POST`` whose path ends in ``/responses`` is answered, which covers ``OpenAI(base_url=emu.endpoint +
-"/v1")`` (``/v1/responses``), ``AzureOpenAI(azure_endpoint=emu.endpoint, api_version=...)``
-(``/openai/responses?api-version=``, also with ``azure_deployment``) and the Azure v1 surface
-(``/openai/v1/responses``). Auth: ``api-key`` header (Azure key), ``Authorization: Bearer <api_key>``
-(OpenAI-compatible) or ``Authorization: Bearer <token>`` (Entra ID).
+Routes (``POST``), as the services serve them: ``/v1/responses`` (OpenAI-compatible servers,
+``OpenAI(base_url=emu.endpoint + "/v1")``); Azure's v1 route ``/openai/v1/responses``
+(``OpenAI(base_url=emu.endpoint + "/openai/v1/")``); Azure's legacy dated route ``/openai/responses`` and
+``/openai/deployments/<name>/responses``, which need ``?api-version=`` (``AzureOpenAI(azure_endpoint=...,
+api_version=...)``; missing: 404, not in ``api_versions``: 400). Any other path is 404 (e.g. the
+``/openai/v1/openai/responses`` of an endpoint that already ended in /openai/v1). Auth: ``api-key`` header
+(Azure key), ``Authorization: Bearer <api_key>`` (OpenAI-compatible) or ``Authorization: Bearer <token>``
+(Entra ID); otherwise 401.
+
+Answers that are not a message, as the services send them: a responder returns ``Refusal("...")`` (a
+``refusal`` content part, status completed) or ``Incomplete("max_output_tokens" | "content_filter", text)``
+(status ``incomplete`` with ``incomplete_details``), or raises ``PromptFiltered("jailbreak" | "indirect_attack" |
+"hate" ...)`` for Azure's content-filter 400 on the prompt (code ``content_filter``, innererror
+``ResponsibleAIPolicyViolation`` with ``content_filter_result``). ``reasoning_models={"o4-mini"}`` makes
+requests for those models with ``temperature`` or ``top_p`` fail with 400, as reasoning deployments do.
 
 The answer text comes from ``emu.responder(request_json) -> str`` (replace it per test). The default responder
 returns JSON satisfying ``text.format.schema`` when the request asks for ``json_schema`` structured output
@@ -24,14 +34,71 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .base import EmulatorHTTPError, EmulatorResponse, EmulatorServer, RecordedRequest
 
-Responder = Callable[[dict[str, Any]], str]
+
+@dataclass(frozen=True)
+class Refusal:
+    """The model declines: one ``refusal`` content part instead of ``output_text``."""
+
+    refusal: str = "I'm sorry, but I can't help with that request."
+
+
+@dataclass(frozen=True)
+class Incomplete:
+    """Status ``incomplete``: ``incomplete_details.reason`` and the text written before the stop (may be empty)."""
+
+    reason: str = "max_output_tokens"
+    text: str = ""
+
+
+class PromptFiltered(Exception):
+    """Raised by a responder: Azure's content filter refuses the prompt (HTTP 400, code content_filter)."""
+
+    def __init__(self, *categories: str):
+        super().__init__(", ".join(categories))
+        self.categories = categories or ("indirect_attack",)
+
+
+Answer = str | Refusal | Incomplete
+Responder = Callable[[dict[str, Any]], Answer]
+SEVERITY_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
+DETECTION_CATEGORIES = ("jailbreak", "indirect_attack")
+CONTENT_FILTER_MESSAGE = (
+    "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please "
+    "modify your prompt and retry. To learn more about our content filtering policies please read our "
+    "documentation: https://go.microsoft.com/fwlink/?linkid=2198766"
+)
+
+
+def content_filter_error(categories: tuple[str, ...]) -> dict[str, Any]:
+    """Azure OpenAI's 400 body for a prompt refused by the content filter (the triggered categories filtered)."""
+    result: dict[str, Any] = {
+        name: {"filtered": name in categories, "severity": "high" if name in categories else "safe"}
+        for name in SEVERITY_CATEGORIES
+    }
+    for name in DETECTION_CATEGORIES:
+        if name == "jailbreak" or name in categories:
+            result[name] = {"filtered": name in categories, "detected": name in categories}
+    return {
+        "error": {
+            "message": CONTENT_FILTER_MESSAGE,
+            "type": None,
+            "param": "prompt",
+            "code": "content_filter",
+            "status": 400,
+            "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": result},
+        }
+    }
+
+
 TOKENS_PER_WORD = 1.3
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -52,9 +119,7 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(
-            str(part.get("text", "")) for part in content if isinstance(part, dict) and "text" in part
-        )
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict) and "text" in part)
     return ""
 
 
@@ -83,9 +148,7 @@ def json_schema_format(body: dict[str, Any]) -> dict[str, Any] | None:
     return text_format if text_format.get("type") == "json_schema" else None
 
 
-def example_for_schema(
-    schema: dict[str, Any], root: dict[str, Any] | None = None, name: str = "value"
-) -> Any:
+def example_for_schema(schema: dict[str, Any], root: dict[str, Any] | None = None, name: str = "value") -> Any:
     """A simple instance satisfying ``schema`` (objects get every property, as strict mode requires)."""
     root = root if root is not None else schema
     if "$ref" in schema:
@@ -105,9 +168,7 @@ def example_for_schema(
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object":
-        return {
-            key: example_for_schema(sub, root, key) for key, sub in (schema.get("properties") or {}).items()
-        }
+        return {key: example_for_schema(sub, root, key) for key, sub in (schema.get("properties") or {}).items()}
     if kind == "array":
         count = min(max(int(schema.get("minItems", 1)), 1), int(schema.get("maxItems", 10**6)))
         return [example_for_schema(schema.get("items") or {}, root, name) for _ in range(count)]
@@ -134,6 +195,10 @@ def default_responder(body: dict[str, Any]) -> str:
     return f"Emulated answer to: {quoted}"
 
 
+# /v1/responses (OpenAI-compatible), /openai/v1/responses (Azure v1), /openai[/deployments/<name>]/responses.
+ROUTES = re.compile(r"/v1/responses|/openai/v1/responses|/openai(/deployments/[^/]+)?/responses")
+
+
 class OpenAIResponsesEmulator(EmulatorServer):
     """Responses API endpoint (see module docstring)."""
 
@@ -147,12 +212,16 @@ class OpenAIResponsesEmulator(EmulatorServer):
         responder: Responder | None = None,
         supports_structured_output: bool = True,
         models: set[str] | None = None,
+        reasoning_models: set[str] = frozenset(),  # type: ignore[assignment]
+        api_versions: set[str] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.responder: Responder = responder or default_responder
         self.supports_structured_output = supports_structured_output
         self.models = models
+        self.reasoning_models = set(reasoning_models)
+        self.api_versions = api_versions  # dated versions the legacy route accepts (None: any)
 
     def error_body(self, status: int, code: str, message: str) -> dict[str, Any]:
         return {
@@ -176,68 +245,97 @@ class OpenAIResponsesEmulator(EmulatorServer):
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "wrong shape"}}],
         }
 
+    def _check_route(self, request: RecordedRequest) -> None:
+        path = request.path.rstrip("/")
+        if request.method != "POST" or not ROUTES.fullmatch(path):
+            raise EmulatorHTTPError(404, "404", "Resource not found")
+        if path.startswith("/openai/") and not path.startswith("/openai/v1/"):  # the legacy, dated route
+            version = request.query.get("api-version")
+            if not version:
+                raise EmulatorHTTPError(404, "404", "Resource not found")
+            if self.api_versions is not None and version not in self.api_versions:
+                raise EmulatorHTTPError(400, "BadRequest", "API version not supported")
+
     def handle(self, request: RecordedRequest) -> EmulatorResponse:
-        if request.method != "POST" or not request.path.rstrip("/").endswith("/responses"):
-            raise EmulatorHTTPError(404, "not_found", f"No route for {request.method} {request.path}.")
+        self._check_route(request)
         body = request.json
         if not isinstance(body, dict):
             raise EmulatorHTTPError(400, "invalid_json", "The request body must be a JSON object.")
         for required in ("model", "input"):
             if not body.get(required):
-                raise EmulatorHTTPError(
-                    400, "missing_required_parameter", f"Missing required parameter: '{required}'."
-                )
+                raise EmulatorHTTPError(400, "missing_required_parameter", f"Missing required parameter: '{required}'.")
         if self.models is not None and body["model"] not in self.models:
             raise EmulatorHTTPError(
                 404, "DeploymentNotFound", f"The API deployment for model '{body['model']}' does not exist."
             )
         if body.get("stream"):
-            raise EmulatorHTTPError(
-                400, "unsupported_parameter", "Streaming is not supported by the emulator."
-            )
+            raise EmulatorHTTPError(400, "unsupported_parameter", "Streaming is not supported by the emulator.")
         if json_schema_format(body) is not None and not self.supports_structured_output:
             raise EmulatorHTTPError(
                 400,
                 "unsupported_parameter",
                 "Invalid parameter: 'text.format' of type 'json_schema' is not supported with this model.",
             )
-        return EmulatorResponse(200, self._response_json(body, self.responder(body)))
+        if body["model"] in self.reasoning_models:
+            for parameter in ("temperature", "top_p"):
+                if parameter in body:
+                    raise EmulatorHTTPError(
+                        400,
+                        "unsupported_parameter",
+                        f"Unsupported parameter: '{parameter}' is not supported with this model.",
+                    )
+        try:
+            answer = self.responder(body)
+        except PromptFiltered as filtered:
+            return EmulatorResponse(400, content_filter_error(filtered.categories))
+        return EmulatorResponse(200, self._response_json(body, answer))
 
-    def _response_json(self, body: dict[str, Any], answer: str | None) -> dict[str, Any]:
+    def _response_json(self, body: dict[str, Any], answer: Answer | None) -> dict[str, Any]:
         now = int(time.time())
-        output = (
-            []
-            if answer is None
-            else [
+        status, incomplete, text = "completed", None, ""
+        if isinstance(answer, Refusal):
+            content = [{"type": "refusal", "refusal": answer.refusal}]
+        elif isinstance(answer, Incomplete):
+            status, incomplete, text = "incomplete", {"reason": answer.reason}, answer.text
+            content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text else []
+        else:
+            text = answer or ""
+            content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+        output: list[dict[str, Any]] = []
+        if body.get("reasoning"):
+            output.append({"type": "reasoning", "id": f"rs_{uuid.uuid4().hex}", "summary": []})
+        if answer is not None and content:
+            output.append(
                 {
                     "type": "message",
                     "id": f"msg_{uuid.uuid4().hex}",
-                    "status": "completed",
+                    "status": status,
                     "role": "assistant",
-                    "content": [{"type": "output_text", "text": answer, "annotations": [], "logprobs": []}],
+                    "content": content,
                 }
-            ]
-        )
+            )
         input_tokens = count_tokens(request_text(body))
-        output_tokens = count_tokens(answer or "")
+        output_tokens = count_tokens(text)
+        if incomplete is not None and incomplete["reason"] == "max_output_tokens":
+            output_tokens = int(body.get("max_output_tokens") or output_tokens)  # the budget was spent
         return {
             "id": f"resp_{uuid.uuid4().hex}",
             "object": "response",
             "created_at": now,
-            "completed_at": now,
-            "status": "completed",
+            "completed_at": now if status == "completed" else None,
+            "status": status,
             "error": None,
-            "incomplete_details": None,
+            "incomplete_details": incomplete,
             "instructions": body.get("instructions"),
             "max_output_tokens": body.get("max_output_tokens"),
             "model": body.get("model", "emulator"),
             "output": output,
             "parallel_tool_calls": True,
             "previous_response_id": None,
-            "reasoning": {"effort": None, "summary": None},
-            "store": False,
-            "temperature": body.get("temperature", 1.0),
-            "top_p": body.get("top_p", 1.0),
+            "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"), "summary": None},
+            "store": bool(body.get("store", True)),
+            "temperature": None if body.get("reasoning") else body.get("temperature", 1.0),
+            "top_p": None if body.get("reasoning") else body.get("top_p", 1.0),
             "text": body.get("text") or {"format": {"type": "text"}},
             "tool_choice": "auto",
             "tools": [],

@@ -38,13 +38,9 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]?\s+(?=[\"'“‘(]?[A-Z0-9])
 _TRUNCATED = re.compile(r"(\.\.\.|…)\s*$")
 _LIST_ITEM = re.compile(r"(?<=[.!?:])\s+[-*•]\s+|\s+\d+[.)]\s+(?=[A-Z])")
 # A quoted line must read as a sentence, not a list item or a price tag: it has at least one function word.
-_FUNCTION_WORD = re.compile(
-    r"\b(the|a|an|to|and|is|are|was|we|you|for|with|of|in|it|our|your|this|that|on)\b"
-)
+_FUNCTION_WORD = re.compile(r"\b(the|a|an|to|and|is|are|was|we|you|for|with|of|in|it|our|your|this|that|on)\b")
 # Targeting keywords ("lapsed customers") describe the audience to marketers; they are not said to customers.
-_AUDIENCE_TERM = re.compile(
-    r"customer|shopper|members\b|lapsed|segment|re-?engage|win-?back|audience", re.IGNORECASE
-)
+_AUDIENCE_TERM = re.compile(r"customer|shopper|members\b|lapsed|segment|re-?engage|win-?back|audience", re.IGNORECASE)
 _ANAPHORIC_START = re.compile(r"(that|this|these|those|it|they|then|also|but|and|so|plus)\b", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“'‘]([^\"”'’]{3,60})[\"”'’]")
 
@@ -285,9 +281,7 @@ def _rank_sentences(sentences: list[str], tone: str, keywords: Sequence[str]) ->
     def score(item: tuple[int, str]) -> tuple[int, int]:
         position, sentence = item
         lowered = sentence.casefold()
-        points = 2 * len(cue.findall(sentence)) + sum(
-            1 for keyword in keywords if keyword.casefold() in lowered
-        )
+        points = 2 * len(cue.findall(sentence)) + sum(1 for keyword in keywords if keyword.casefold() in lowered)
         if _ANAPHORIC_START.match(sentence):
             points -= 4  # "That is enough for..." reads oddly without the sentence before it
         return (-points, position)
@@ -385,9 +379,7 @@ def compose_message(
 
     def render() -> str:
         shown = [
-            p
-            for p in layout
-            if p.sentences and (p.document is None or len(p.sentences) > 1 or p is doc_paragraphs[0])
+            p for p in layout if p.sentences and (p.document is None or len(p.sentences) > 1 or p is doc_paragraphs[0])
         ]
         return "\n\n".join(p.render() for p in shown)
 
@@ -406,6 +398,4 @@ def compose_message(
         for p in doc_paragraphs
         if p.document is not None and p.document.title and f"[Source: {p.document.title}]" in body
     )
-    return ComposedMessage(
-        subject=compose_subject(sources, tone, rules.subject_max_chars), body=body, citations=cited
-    )
+    return ComposedMessage(subject=compose_subject(sources, tone, rules.subject_max_chars), body=body, citations=cited)
