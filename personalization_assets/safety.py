@@ -50,13 +50,9 @@ from personalization_assets.constants import (
     SEGMENT_PARTITION_METADATA,
     STORAGE_KINDS,
 )
-from personalization_assets.generation import (
-    ResponseCache,
-    Variant,
-    load_generation_config,
-    regenerate_variant,
-    variant_request_for,
-)
+from personalization_assets.config.generation import GenerationConfig
+from personalization_assets.store.generation import ResponseCache
+from personalization_assets.workflows.generation import Variant, regenerate_variant, variant_request_for
 from personalization_assets.lib.generation import STATUS_VALID
 from personalization_assets.lib.personalization import personal_field_values
 from personalization_assets.lib.safety import (
@@ -366,7 +362,7 @@ class Rewriter:
         self, settings: PipelineSettings, llm: LLMResource, warehouse: DuckDBWarehouse, segment: str
     ):
         self._settings, self._llm, self._segment = settings, llm, segment
-        config = load_generation_config(settings)
+        config = settings.stage(GenerationConfig)
         self.max_concurrency = config.max_concurrency
         self.cache = ResponseCache(warehouse, enabled=config.cache and llm.cacheable)
         # Read once, here: rewrites run in threads, and DuckDB refuses a read-only connection to a file that

@@ -23,7 +23,7 @@ from personalization_assets import safety
 from personalization_assets.cli import main
 from personalization_assets.config import ConfigError
 from personalization_assets.constants import SEGMENT_PARTITION_METADATA
-from personalization_assets.lib.composer import compose_message
+from personalization_assets.embedded.composer import compose_message
 from personalization_assets.lib.generation import (
     VARIANT_COLUMNS,
     FormatRules,
@@ -516,7 +516,7 @@ def test_a_failed_rewrite_keeps_the_variant_blocked_with_the_reason(
         base_url=openai_emulator.endpoint + "/v1",
         model="gpt-4o-mini",
         api_key_env="TEST_LLM_KEY",
-        max_attempts=1,
+        max_retries=0,
         timeout_seconds=5.0,
     )
     write_inputs(warehouse, variant_rows({"urgent": THREAT}))

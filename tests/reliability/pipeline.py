@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from personalization_assets import definitions
-from personalization_assets.generation import GENERATION_CONFIG_FILE, GenerationConfig
+from personalization_assets.config.generation import GenerationConfig
 from personalization_assets.jobs import CAMPAIGN_JOB, SEGMENTATION_JOB
 from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import json_logger
@@ -31,7 +31,7 @@ from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from personalization_assets.retrieval import RETRIEVAL_CONFIG_FILE
 from personalization_assets.safety import SAFETY_CONFIG_FILE, SafetyConfig
 from resources.content_safety import EmbeddedContentSafetyResource, content_safety_resource_from_config
-from resources.llm import EmbeddedComposerResource, llm_resource_from_config
+from resources.llm import EmbeddedComposerResource
 from resources.search import EmbeddedSearchResource, search_resource_from_config
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
@@ -41,12 +41,7 @@ SEGMENT = "at_risk"  # the segment whose campaign the good run holds
 CHECKS = load_asset_checks_from_modules(definitions.STAGE_MODULES)
 # Emulator clients retry fast: waits of 10-50 ms instead of seconds.
 FAST_SEARCH = {"max_retries": 2, "retry_backoff_seconds": 0.01, "retry_backoff_max_seconds": 0.05}
-FAST_LLM_RETRY = {
-    "attempts": 3,
-    "wait_min_seconds": 0.01,
-    "wait_max_seconds": 0.05,
-    "retry_after_max_seconds": 2,
-}
+FAST_LLM_RETRIES = 2  # the openai SDK's retries (its own backoff: 0.5 s, 1 s; Retry-After honoured)
 FAST_SAFETY_RETRY = {
     "max_retries": 2,
     "backoff_seconds": 0.01,
@@ -102,7 +97,7 @@ def configured_resources(settings: PipelineSettings, warehouse: DuckDBWarehouse)
         "search": search_resource_from_config(
             settings.load(RETRIEVAL_CONFIG_FILE, RetrievalConfig), warehouse
         ),
-        "llm": llm_resource_from_config(settings.load(GENERATION_CONFIG_FILE, GenerationConfig)),
+        "llm": settings.stage(GenerationConfig).llm_resource(),
         "content_safety": content_safety_resource_from_config(
             settings.load(SAFETY_CONFIG_FILE, SafetyConfig)
         ),
@@ -269,15 +264,15 @@ def emulator_config(search=None, openai=None, content_safety=None, timeout_secon
             },
         }
     if openai is not None:
-        edits[GENERATION_CONFIG_FILE] = {
+        edits[GenerationConfig.FILENAME] = {
             "backend": "azure",
-            "timeout_seconds": timeout_seconds,
-            "retry": FAST_LLM_RETRY,
             "azure": {
                 "endpoint": openai.endpoint,
                 "auth": "api_key",
                 "api_key_env": KEY_ENVS["llm"],
                 "ca_bundle_path": openai.ca_bundle_path,
+                "timeout_seconds": timeout_seconds,
+                "max_retries": FAST_LLM_RETRIES,
             },
         }
     if content_safety is not None:
