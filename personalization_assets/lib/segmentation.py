@@ -18,7 +18,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from personalization_assets.lib.customers import NUMERIC_FEATURES
+from personalization_assets.lib.customers import NUMERIC_FEATURES, display_case
 
 OPERATORS = {
     ">": operator.gt,
@@ -197,7 +197,8 @@ def profile_segments(customers: pd.DataFrame, segments: pd.DataFrame) -> pd.Data
     medians = grouped[list(NUMERIC_FEATURES)].median().add_prefix("median_")
     profile = profile.join(means).join(medians)
 
-    tier_share = pd.crosstab(joined["segment"], joined["tier"], normalize="index")
+    # `PLATINUM` and `Platinum` are one tier: counted together, shown as `Platinum` (stored values unchanged).
+    tier_share = pd.crosstab(joined["segment"], display_case(joined["tier"]).to_numpy(), normalize="index")
     profile["tier_mix"] = [
         json.dumps(
             {
