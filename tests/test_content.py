@@ -239,3 +239,57 @@ def test_content_version_changes_only_with_approved_content(tmp_path):
     data["content"] += " Updated."
     (tmp_path / "DOC-SUPP-001.json").write_text(json.dumps(data))
     assert load_content_library(tmp_path, as_of=TODAY).version != version
+
+
+# --- the content_index asset --------------------------------------------------------------------------------
+
+
+def test_content_index_asset_quarantines_a_bad_document_and_indexes_the_rest(tmp_path, warehouse, instance):
+    from dagster import materialize
+
+    from personalization_assets.content import content_index
+    from resources.settings import PipelineSettings
+
+    content = tmp_path / "content"
+    shutil.copytree(SAMPLE, content)
+    write(content, "DOC-BROKEN.json", document("DOC-BROKEN", category="blog", approval_date="2025-01-01"))
+    settings = PipelineSettings(content_path=str(content), config_dir=str(tmp_path / "no-config"))
+    result = materialize([content_index], instance=instance, resources={"settings": settings, "warehouse": warehouse})
+    assert result.success
+    metadata = result.asset_materializations_for_node("content_index")[0].metadata
+    assert metadata["quarantined_documents"].value == 1
+    assert "DOC-BROKEN.json" in metadata["quarantine"].value
+    quarantine = warehouse.read_table("content_quarantine")
+    assert quarantine.to_dict("records") == [
+        {
+            "file": "DOC-BROKEN.json",
+            "document_id": "DOC-BROKEN",
+            "field": "category",
+            "problem": "Input should be 'product', 'promotion' or 'support' (got 'blog')",
+        }
+    ]
+    indexed = set(warehouse.read_table("content_index")["document_id"])
+    assert "DOC-BROKEN" not in indexed
+    assert len(indexed) == len(list(SAMPLE.glob("*.json")))
+
+
+def test_content_index_asset_stops_below_the_configured_minimum(tmp_path, warehouse, instance):
+    from dagster import materialize
+
+    from personalization_assets.content import content_index
+    from resources.settings import PipelineSettings
+
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "pipeline.yaml").write_text("content:\n  min_documents: 50\n")
+    settings = PipelineSettings(content_path=str(SAMPLE), config_dir=str(config))
+    result = materialize(
+        [content_index],
+        instance=instance,
+        resources={"settings": settings, "warehouse": warehouse},
+        raise_on_error=False,
+    )
+    assert not result.success
+    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    assert "fewer than the minimum of 50 (content.min_documents" in error.cause.message
+    assert error.cause.cls_name == "InputError"
