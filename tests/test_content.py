@@ -175,7 +175,11 @@ def exported():
 
 def test_exported_library_is_accepted_except_the_broken_documents(exported):
     assert [d.document_id for d in exported.approved] == [f"DOC-EXP-00{i}" for i in range(1, 6)]
-    assert sorted({q.file for q in exported.quarantined}) == ["DOC-EXP-006.json", "DOC-EXP-BAD.json"]
+    assert sorted({q.file for q in exported.quarantined}) == [
+        "DOC-EXP-006.json",  # truncated JSON
+        "DOC-EXP-008.json",  # "category" written twice
+        "DOC-EXP-BAD.json",  # category 'blog'
+    ]
     # Hidden files and macOS ._ companions are not documents, not even quarantined ones.
     assert not any(q.file.startswith(".") for q in exported.quarantined)
 
@@ -194,6 +198,18 @@ def test_categories_keys_and_version_numbers_as_exported(exported):
     assert documents["DOC-EXP-003"].metadata.version == "2"
     assert documents["DOC-EXP-003"].metadata.last_updated == date(2025, 10, 30)
     assert documents["DOC-EXP-005"].source_url.startswith("https://")  # written as "Source URL"
+
+
+def test_blank_optional_values_and_integer_ids_as_exported(exported):
+    # DOC-EXP-007.json: "document_id": 20250007, "approval_date": "", "source_url": ""
+    assert [(p.document_id, p.file, p.approval_date) for p in exported.pending] == [
+        ("20250007", "DOC-EXP-007.json", None)
+    ]
+
+
+def test_a_key_written_twice_is_not_resolved_silently(exported):
+    problems = [(q.field, q.problem) for q in exported.quarantined if q.file == "DOC-EXP-008.json"]
+    assert problems == [("category", "the key is written twice in one object")]
 
 
 def test_optional_fields_may_be_missing(exported):

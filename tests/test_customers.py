@@ -54,9 +54,7 @@ def test_valid_csv_and_parquet_load_with_types(tmp_path, good_frame):
         assert result.rejected.empty
         assert result.valid["age"].dtype == np.int64
         assert result.valid["historical_open_rate"].dtype == np.float64
-        pd.testing.assert_series_equal(
-            result.valid["customer_id"].astype(str), good_frame["customer_id"].astype(str)
-        )
+        pd.testing.assert_series_equal(result.valid["customer_id"].astype(str), good_frame["customer_id"].astype(str))
 
 
 # --- export variants (fixture files) ------------------------------------------------------------------------
@@ -70,6 +68,9 @@ def test_valid_csv_and_parquet_load_with_types(tmp_path, good_frame):
         "excel_trailing_rows.csv",  # Excel's ,,,,,,,, rows at the end
         "customers.csv.gz",
         "customers.csv.zst",
+        "trailing_delimiter.csv",  # a ',' after the last field of every line, header included
+        "pandas_index.parquet",  # a pandas index stored by to_parquet is not a column
+        "all_text.parquet",
     ],
 )
 def test_export_variants_are_read_exactly(name):
@@ -79,6 +80,20 @@ def test_export_variants_are_read_exactly(name):
     assert list(result.valid["historical_open_rate"]) == FIXTURE_OPEN_RATES
     assert list(result.valid["tier"]) == ["Gold", "PLATINUM", "silver", "Bronze"]  # stored as written
     assert result.rejected.empty
+
+
+def test_excel_unicode_text_utf16_tab_delimited_is_read_with_the_tab_setting():
+    result = load(EXPORTS / "excel_unicode_text.txt", delimiter="\t")
+    assert list(result.valid["customer_id"]) == FIXTURE_IDS
+    assert list(result.valid["location"]) == FIXTURE_LOCATIONS
+    with pytest.raises(InputError, match="looks like tab-delimited"):
+        read_customer_file(EXPORTS / "excel_unicode_text.txt")
+
+
+def test_an_unnamed_column_with_values_is_refused_by_position(tmp_path, good_frame):
+    path = write_csv(tmp_path, good_frame.assign(**{"": "x"}))
+    with pytest.raises(InputError, match=r"unexpected column\(s\): \(unnamed column\)"):
+        load(path)
 
 
 def test_excel_trailing_rows_are_counted_not_rejected():
@@ -127,12 +142,6 @@ def test_parquet_integer_ids_with_a_null_stay_integers_and_float32_is_read_as_wr
     assert list(result.valid["avg_order_value"]) == [120.5, 45.25, 88.0]
     assert list(result.rejected["line"]) == [2]  # row 2 of the Parquet file has no id
     assert result.rejected.loc[0, "reasons"] == "customer_id: empty id"
-
-
-def test_parquet_of_text_columns_is_validated_like_csv():
-    result = load(EXPORTS / "all_text.parquet")
-    assert list(result.valid["customer_id"]) == FIXTURE_IDS
-    assert list(result.valid["historical_open_rate"]) == FIXTURE_OPEN_RATES
 
 
 def test_float_ids_are_refused_because_digits_may_be_lost(tmp_path, good_frame):

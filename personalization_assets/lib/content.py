@@ -57,7 +57,9 @@ MAX_LISTED = 5
 
 
 def _iso_date(value: object) -> object:
-    """An ISO 8601 date, or date-time with any offset, as the calendar date in UTC."""
+    """An ISO 8601 date, or date-time with any offset, as the calendar date in UTC; "" is no date."""
+    if isinstance(value, str) and not value.strip():
+        return None
     if value is None or isinstance(value, date):
         return value
     if not isinstance(value, str):
@@ -78,6 +80,16 @@ def _category(value: object) -> object:
     return canonical_name(value) if isinstance(value, str) else value
 
 
+def _blank_is_none(value: object) -> object:
+    """An optional text exported as "" (or only spaces) is not given."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _integer_as_text(value: object) -> object:
+    """A document id exported as a JSON integer (`123`): its digits."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _number_as_text(value: object) -> object:
     """`2` or `2.10` as written (JSON numbers are parsed as int or Decimal, so no digit is lost)."""
     if isinstance(value, int | Decimal) and not isinstance(value, bool):
@@ -93,24 +105,35 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+OptionalText = Annotated[Text | None, BeforeValidator(_blank_is_none)]
+
+
 class DocumentMetadata(_Model):
-    author: Text | None = None
-    version: Annotated[Text | None, BeforeValidator(_number_as_text)] = None
+    author: OptionalText = None
+    version: Annotated[Text | None, BeforeValidator(_number_as_text), BeforeValidator(_blank_is_none)] = None
     last_updated: IsoDate = None
 
 
 class ContentDocument(_Model):
     """One content document as stored in its JSON file."""
 
-    document_id: Annotated[str, Strict(), StringConstraints(pattern=DOCUMENT_ID_PATTERN, max_length=128)]
+    document_id: Annotated[
+        str,
+        Strict(),
+        StringConstraints(strip_whitespace=True, pattern=DOCUMENT_ID_PATTERN, max_length=128),
+        BeforeValidator(_integer_as_text),
+    ]
     title: Text
     category: Annotated[Literal[CATEGORIES], BeforeValidator(_category)]  # type: ignore[valid-type]
     content: Text
     audience: Text
-    keywords: list[Text] = []
+    keywords: Annotated[list[Text], BeforeValidator(lambda v: [] if v is None else v)] = []
     # Missing or null: not approved (excluded from retrieval), not an error.
     approval_date: IsoDate = None
-    source_url: Annotated[str, Strict(), StringConstraints(pattern=r"^https?://\S+$")] | None = None
+    source_url: Annotated[
+        Annotated[str, Strict(), StringConstraints(strip_whitespace=True, pattern=r"^https?://\S+$")] | None,
+        BeforeValidator(_blank_is_none),
+    ] = None
     metadata: DocumentMetadata | None = None
 
     def is_approved(self, as_of: date) -> bool:
@@ -257,6 +280,16 @@ def _documented_keys(data: dict, keys: dict[str, str], prefix: str = "") -> dict
     return renamed
 
 
+def _no_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object; a key written twice is refused (json.loads would silently keep the last value)."""
+    data: dict = {}
+    for key, value in pairs:
+        if key in data:
+            raise _Refused([(key, "the key is written twice in one object")])
+        data[key] = value
+    return data
+
+
 def parse_document(path: Path) -> ContentDocument:
     """Parse one file; `_Refused` lists (field, problem) of every offending field."""
     try:
@@ -266,7 +299,9 @@ def parse_document(path: Path) -> ContentDocument:
             [("(file)", f"not valid UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8")]
         ) from None
     try:
-        data = json.loads(text, parse_float=Decimal)
+        data = json.loads(text, parse_float=Decimal, object_pairs_hook=_no_repeated_keys)
+    except _Refused:
+        raise
     except json.JSONDecodeError as error:
         raise _Refused(
             [("(file)", f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}")]

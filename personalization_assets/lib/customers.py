@@ -121,6 +121,8 @@ def _read_parquet(path: Path) -> CustomerFile:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as error:
         raise InputError(f"{path}: not a readable Parquet file ({error})") from None
+    index_columns = [c for c in (table.schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)]
+    table = table.drop_columns(index_columns)  # a pandas index stored by to_parquet is not customer data
     names, written = _rename(table.column_names)
     columns = []
     for name, column in zip(names, table.columns, strict=True):
@@ -170,12 +172,22 @@ def _first_line(path: Path, codec: str | None) -> bytes:
     return line
 
 
-def _read_header(path: Path, codec: str | None, delimiter: str) -> list[str]:
-    raw = _first_line(path, codec)
-    try:
-        text = raw.decode("utf-8-sig").rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: {_utf8_problem(path, codec)}") from None
+def _encoding(path: Path, codec: str | None) -> str:
+    """UTF-16 when the file starts with its byte-order mark (Excel's "Unicode text"), else UTF-8."""
+    start = next(_chunks(path, codec, 4), b"")
+    return "utf-16" if start.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+
+
+def _read_header(path: Path, codec: str | None, delimiter: str, encoding: str = "utf-8") -> list[str]:
+    if encoding == "utf-16":
+        start = next(_chunks(path, codec, 64 * 1024), b"")
+        text = start[: len(start) // 2 * 2].decode("utf-16", errors="replace").splitlines()[0]
+    else:
+        raw = _first_line(path, codec)
+        try:
+            text = raw.decode("utf-8-sig").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: {_utf8_problem(path, codec)}") from None
     if not text.strip():
         raise InputError(f"{path}: the first line is empty (expected a header row)")
     names = [n.strip() for n in next(csv.reader([text], delimiter=delimiter))]
@@ -195,7 +207,8 @@ def _read_header(path: Path, codec: str | None, delimiter: str) -> list[str]:
 
 
 def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
-    header = _read_header(path, codec, delimiter)
+    encoding = _encoding(path, codec)
+    header = _read_header(path, codec, delimiter, encoding)
     _refuse_overlong_lines(path, codec)
     internal = [f"_c{i}" for i in range(len(header))]
 
@@ -209,7 +222,11 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
         table = pa_csv.read_csv(
             pa.input_stream(str(path), compression=codec),
             read_options=pa_csv.ReadOptions(
-                block_size=MAX_CSV_LINE_BYTES, use_threads=threads, skip_rows=1, column_names=internal
+                block_size=MAX_CSV_LINE_BYTES,
+                use_threads=threads,
+                skip_rows=1,
+                column_names=internal,
+                encoding=encoding,
             ),
             parse_options=pa_csv.ParseOptions(delimiter=delimiter, invalid_row_handler=skip, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
@@ -239,6 +256,13 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
     frame = arrow_to_pandas(table)
     names, written = _rename(header)
     frame.columns = names
+    # Columns with no header and no value (a trailing delimiter on every line, as some exports write) carry
+    # nothing; an unnamed column with values is kept and refused as unexpected.
+    unnamed = [i for i, name in enumerate(names) if name == "" and (frame.iloc[:, i].str.strip() == "").all()]
+    if unnamed:
+        kept = [i for i in range(len(names)) if i not in unnamed]
+        frame = frame.iloc[:, kept]
+        names = [names[i] for i in kept]
     # Physical lines of the parsed rows: 2, 3, ... skipping the lines of the rows set aside.
     lines = np.arange(2, 2 + len(frame) + len(invalid))
     bad_lines = np.array([number for number, _, _ in invalid if number is not None], dtype=np.int64)
@@ -367,7 +391,7 @@ def check_columns(
 ) -> None:
     columns = [c for c in columns if c != "_line"]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-    extra = [c for c in columns if c not in REQUIRED_COLUMNS]
+    extra = [c or "(unnamed column)" for c in columns if c not in REQUIRED_COLUMNS]
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     problems = []
     if missing:
