@@ -547,7 +547,7 @@ def _rejected_rows(
     )
     rows["reasons"] = rows["reasons"].str.rstrip("; ")
     for column in REQUIRED_COLUMNS[1:]:
-        rows[column] = frame[column].astype(ARROW_STRING).to_numpy()[invalid]
+        rows[column] = frame[column][invalid].astype(ARROW_STRING).to_numpy()  # only the rejected rows
     rows["raw_row"] = pd.array([None] * len(rows), dtype=ARROW_STRING)
     if len(malformed):
         extra = pd.DataFrame(
