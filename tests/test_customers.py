@@ -128,6 +128,22 @@ def test_decimal_comma_is_named_not_guessed():
     assert "0,4" not in message  # values are not printed
 
 
+def test_excel_sep_line_declares_the_delimiter_and_lines_count_from_it():
+    result = load(EXPORTS / "excel_sep_line.csv", on_invalid_rows="quarantine")
+    assert list(result.valid["customer_id"]) == FIXTURE_IDS
+    assert list(result.valid["historical_open_rate"]) == FIXTURE_OPEN_RATES
+
+
+def test_thousands_separators_and_decimal_commas_are_named_with_their_lines():
+    with pytest.raises(InputError) as error:
+        load(EXPORTS / "thousands_and_decimal_comma.csv")
+    message = str(error.value)
+    assert "column 'age': decimal comma or thousands separator" in message
+    assert f"line 3 ({hash_customer_id('000124')})" in message
+    assert "column 'avg_order_value': decimal comma or thousands separator" in message
+    assert f"line 4 ({hash_customer_id('C-0042')})" in message
+
+
 def test_numbers_written_as_text_are_accepted_when_they_parse_exactly():
     result = load(EXPORTS / "numbers_as_text_quoted.csv")
     assert list(result.valid["customer_id"]) == ["000123", "000124"]

@@ -15,6 +15,7 @@ rejected rows keep their raw values in the `customers_quarantine` table.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ MAX_CSV_LINE_BYTES = 16 * 1024 * 1024
 LINE_SCAN_CHUNK_BYTES = 1024 * 1024
 MAX_EXAMPLES = 3
 # A rejected row's reason for a number written with a comma (12,5 or 1,200): which one it is cannot be told.
+# 12,5 / 1.234,5 / 1 234,5 / 1,234.50 (RE2 syntax; the spaces include no-break and narrow no-break).
+COMMA_NUMBER = "[+-]?(?:[\\d.' \u00a0\u202f]*\\d,\\d+|\\d{1,3}(?:,\\d{3})+\\.\\d+)"
 DECIMAL_COMMA = "decimal comma or thousands separator (write numbers with a '.' decimal point, no separators)"
 
 
@@ -160,16 +163,15 @@ def _chunks(path: Path, codec: str | None, size: int = LINE_SCAN_CHUNK_BYTES) ->
         raise InputError(f"{path}: not a readable {codec or 'CSV'} file ({error})") from None
 
 
-def _first_line(path: Path, codec: str | None) -> bytes:
+def _head_lines(path: Path, codec: str | None, count: int = 2) -> list[bytes]:
+    """The first `count` lines (raw bytes, without line ends), reading at most MAX_CSV_LINE_BYTES + 1 bytes: a
+    line cut there is longer than allowed (`_read_header` refuses it if it is the header)."""
     data = b""
     for chunk in _chunks(path, codec, 64 * 1024):
         data += chunk
-        if b"\n" in data or len(data) > MAX_CSV_LINE_BYTES:
+        if data.count(b"\n") >= count or len(data) > MAX_CSV_LINE_BYTES:
             break
-    line = data.split(b"\n", 1)[0]
-    if len(line) > MAX_CSV_LINE_BYTES:
-        raise InputError(f"{path}: the header line is longer than {_size(MAX_CSV_LINE_BYTES)}")
-    return line
+    return [line.rstrip(b"\r") for line in data[: MAX_CSV_LINE_BYTES + 1].split(b"\n")[:count]]
 
 
 def _encoding(path: Path, codec: str | None) -> str:
@@ -178,16 +180,30 @@ def _encoding(path: Path, codec: str | None) -> str:
     return "utf-16" if start.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
 
 
-def _read_header(path: Path, codec: str | None, delimiter: str, encoding: str = "utf-8") -> list[str]:
+def _read_header(path: Path, codec: str | None, delimiter: str, encoding: str = "utf-8") -> tuple[list[str], str, int]:
+    """The header's names, the delimiter and the header's line number.
+
+    Excel's `sep=;` first line declares the delimiter explicitly: it is used, and the header is line 2.
+    """
     if encoding == "utf-16":
         start = next(_chunks(path, codec, 64 * 1024), b"")
-        text = start[: len(start) // 2 * 2].decode("utf-16", errors="replace").splitlines()[0]
+        texts = start[: len(start) // 2 * 2].decode("utf-16", errors="replace").splitlines()[:2]
     else:
-        raw = _first_line(path, codec)
         try:
-            text = raw.decode("utf-8-sig").rstrip("\r\n")
+            head = _head_lines(path, codec)
+            texts = [head[0].decode("utf-8"), *(line.decode("utf-8", errors="replace") for line in head[1:])]
         except UnicodeDecodeError:
             raise InputError(f"{path}: {_utf8_problem(path, codec)}") from None
+        texts[0] = texts[0].removeprefix("\ufeff")
+    line = 1
+    declared = re.fullmatch(r"\s*sep=(.)\s*", texts[0], flags=re.IGNORECASE) if texts else None
+    if declared and len(texts) > 1:
+        delimiter, line = declared.group(1), 2
+        if delimiter not in DELIMITERS:
+            raise InputError(f"{path}: line 1 declares the delimiter {delimiter!r}; use ',', ';', tab or '|'")
+    text = texts[line - 1] if texts else ""
+    if len(text) > MAX_CSV_LINE_BYTES:
+        raise InputError(f"{path}: the header line is longer than {_size(MAX_CSV_LINE_BYTES)}")
     if not text.strip():
         raise InputError(f"{path}: the first line is empty (expected a header row)")
     names = [n.strip() for n in next(csv.reader([text], delimiter=delimiter))]
@@ -199,16 +215,16 @@ def _read_header(path: Path, codec: str | None, delimiter: str, encoding: str = 
             if other != delimiter and len(required & alternative) > max(found, 1):
                 setting = other.encode("unicode_escape").decode()
                 raise InputError(
-                    f"{path}: line 1 looks like {label}-delimited, but customers.delimiter is "
+                    f"{path}: line {line} looks like {label}-delimited, but customers.delimiter is "
                     f'{DELIMITERS.get(delimiter, repr(delimiter))}: set `customers.delimiter: "{setting}"` '
                     "in config/pipeline.yaml"
                 )
-    return names
+    return names, delimiter, line
 
 
 def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
     encoding = _encoding(path, codec)
-    header = _read_header(path, codec, delimiter, encoding)
+    header, delimiter, header_line = _read_header(path, codec, delimiter, encoding)
     _refuse_overlong_lines(path, codec)
     internal = [f"_c{i}" for i in range(len(header))]
 
@@ -224,7 +240,7 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
             read_options=pa_csv.ReadOptions(
                 block_size=MAX_CSV_LINE_BYTES,
                 use_threads=threads,
-                skip_rows=1,
+                skip_rows=header_line,
                 column_names=internal,
                 encoding=encoding,
             ),
@@ -264,7 +280,7 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
         frame = frame.iloc[:, kept]
         names = [names[i] for i in kept]
     # Physical lines of the parsed rows: 2, 3, ... skipping the lines of the rows set aside.
-    lines = np.arange(2, 2 + len(frame) + len(invalid))
+    lines = np.arange(header_line + 1, header_line + 1 + len(frame) + len(invalid))
     bad_lines = np.array([number for number, _, _ in invalid if number is not None], dtype=np.int64)
     lines = lines[~np.isin(lines, bad_lines)][: len(frame)]
     frame.insert(0, "_line", lines)
@@ -489,7 +505,7 @@ def validate_customers(
                 & written
                 & ~text.str.lower().isin(["nan", "inf", "-inf", "+inf", "infinity", "-infinity"])
             )
-            comma = not_numeric & text.str.fullmatch(r"[+-]?\d+(?:,\d+)+").fillna(False).astype(bool)
+            comma = not_numeric & text.str.fullmatch(COMMA_NUMBER).fillna(False).astype(bool)
             reject(comma, column, DECIMAL_COMMA)
             not_numeric &= ~comma
         reject(not_numeric, column, "not a number")
