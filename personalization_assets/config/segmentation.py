@@ -48,7 +48,7 @@ class ConditionConfig(StrictModel):
 
 class RuleConfig(StrictModel):
     name: str = Field(min_length=1)
-    key: str | None = None
+    key: str = Field(default="", description="partition key; empty = the slug of the name")
     intent: Literal[INTENTS]  # type: ignore[valid-type]
     when: list[ConditionConfig] = Field(default_factory=list)
 

@@ -29,6 +29,7 @@ from typing import Annotated, Literal
 
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, StringConstraints, ValidationError
+from pydantic_core import ErrorDetails
 
 from personalization_assets.lib.inputs import InputError, canonical_name
 
@@ -249,7 +250,7 @@ def content_version(documents: tuple[ContentDocument, ...] | list[ContentDocumen
     return digest.hexdigest()
 
 
-def _describe_error(item: dict) -> tuple[str, str]:
+def _describe_error(item: ErrorDetails) -> tuple[str, str]:
     key = ".".join(str(part) for part in item["loc"]) or "(document)"
     if item["type"] == "extra_forbidden":
         return key, "unknown key (documented keys: see data/README.md)"
