@@ -113,6 +113,16 @@ def test_another_delimiter_is_diagnosed_with_the_setting_to_change(name, label, 
     assert str(EXPORTS / name) in message
 
 
+def test_a_delimiter_diagnosis_also_names_decimal_commas_so_both_fixes_are_known_at_once():
+    with pytest.raises(InputError) as error:
+        read_customer_file(EXPORTS / "semicolon_decimal_comma.csv")
+    message = str(error.value)
+    assert "looks like ';'-delimited" in message
+    assert "decimal comma (line 2, column 'purchase_frequency')" in message
+    assert "4,0" not in message
+    assert len(message.splitlines()) == 1
+
+
 def test_the_configured_delimiter_reads_the_file():
     result = load(EXPORTS / "semicolon.csv", delimiter=";")
     assert list(result.valid["customer_id"]) == FIXTURE_IDS

@@ -58,6 +58,8 @@ MAX_CSV_LINE_BYTES = 16 * 1024 * 1024
 # Line lengths are checked in chunks of this size before parsing, so the check's memory stays bounded.
 LINE_SCAN_CHUNK_BYTES = 1024 * 1024
 MAX_EXAMPLES = 3
+# Lines of the file's head read to recognise the header (and a `sep=` line, and decimal commas on a diagnosis).
+HEAD_LINES = 50
 # A rejected row's reason for a number written with a comma (12,5 or 1,200): which one it is cannot be told.
 # 12,5 / 1.234,5 / 1 234,5 / 1,234.50 (RE2 syntax; the spaces include no-break and narrow no-break).
 COMMA_NUMBER = "[+-]?(?:[\\d.' \u00a0\u202f]*\\d,\\d+|\\d{1,3}(?:,\\d{3})+\\.\\d+)"
@@ -169,7 +171,10 @@ def _head_lines(path: Path, codec: str | None, count: int = 2) -> list[bytes]:
     data = b""
     for chunk in _chunks(path, codec, 64 * 1024):
         data += chunk
-        if data.count(b"\n") >= count or len(data) > MAX_CSV_LINE_BYTES:
+        lines_seen = data.count(b"\n")
+        # Enough lines; or the header is complete and the head already large (a long line further on is
+        # refused by the line scan, without being read here); or the header itself is too long.
+        if lines_seen >= count or (lines_seen and len(data) > LINE_SCAN_CHUNK_BYTES) or len(data) > MAX_CSV_LINE_BYTES:
             break
     return [line.rstrip(b"\r") for line in data[: MAX_CSV_LINE_BYTES + 1].split(b"\n")[:count]]
 
@@ -187,10 +192,10 @@ def _read_header(path: Path, codec: str | None, delimiter: str, encoding: str = 
     """
     if encoding == "utf-16":
         start = next(_chunks(path, codec, 64 * 1024), b"")
-        texts = start[: len(start) // 2 * 2].decode("utf-16", errors="replace").splitlines()[:2]
+        texts = start[: len(start) // 2 * 2].decode("utf-16", errors="replace").splitlines()[:HEAD_LINES]
     else:
         try:
-            head = _head_lines(path, codec)
+            head = _head_lines(path, codec, HEAD_LINES)
             texts = [head[0].decode("utf-8"), *(line.decode("utf-8", errors="replace") for line in head[1:])]
         except UnicodeDecodeError:
             raise InputError(f"{path}: {_utf8_problem(path, codec)}") from None
@@ -217,9 +222,31 @@ def _read_header(path: Path, codec: str | None, delimiter: str, encoding: str = 
                 raise InputError(
                     f"{path}: line {line} looks like {label}-delimited, but customers.delimiter is "
                     f'{DELIMITERS.get(delimiter, repr(delimiter))}: set `customers.delimiter: "{setting}"` '
-                    "in config/pipeline.yaml"
+                    "in config/pipeline.yaml" + _decimal_comma_hint(texts[line - 1 :], other, line)
                 )
     return names, delimiter, line
+
+
+def _decimal_comma_hint(lines: list[str], delimiter: str, header_line: int) -> str:
+    """Files written with another delimiter often write decimal commas too (a European locale): name the first
+    one in the head of the file, so both fixes are known at once. Line and column only, never the value."""
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    if not rows:
+        return ""
+    numeric = {
+        index: _BY_CANONICAL[canonical_name(name)]
+        for index, name in enumerate(rows[0])
+        if _BY_CANONICAL.get(canonical_name(name)) in NUMERIC_RULES
+    }
+    pattern = re.compile(COMMA_NUMBER)
+    for offset, fields in enumerate(rows[1:], start=1):
+        for index, column in numeric.items():
+            if index < len(fields) and pattern.fullmatch(fields[index].strip()):
+                return (
+                    f"; it also writes numbers with a decimal comma (line {header_line + offset}, column "
+                    f"'{column}'): export them with a '.' decimal point"
+                )
+    return ""
 
 
 def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
