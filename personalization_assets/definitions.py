@@ -7,7 +7,7 @@ from dagster import (
     load_assets_from_modules,
 )
 
-from personalization_assets import experimentation, generation, reporting, retrieval, safety, segmentation
+from personalization_assets import content, experimentation, generation, reporting, retrieval, safety, segmentation
 from personalization_assets.automation import build_automation
 from personalization_assets.config.generation import GenerationConfig
 from personalization_assets.deployment import executor_from_environment
@@ -20,7 +20,7 @@ from resources.search import search_resource_from_config
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 
-STAGE_MODULES = [segmentation, retrieval, generation, safety, experimentation, reporting]
+STAGE_MODULES = [segmentation, content, retrieval, generation, safety, experimentation, reporting]
 
 warehouse = DuckDBWarehouse()
 

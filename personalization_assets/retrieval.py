@@ -18,21 +18,16 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetKey,
     AssetRecordsFilter,
-    DataVersion,
     Failure,
-    MaterializeResult,
     MetadataValue,
     PreviewWarning,
-    TableColumn,
-    TableSchema,
     asset,
     asset_check,
 )
-from dagster._core.definitions.metadata import TableMetadataSet
 
 from personalization_assets.constants import SEGMENT_PARTITION_METADATA, STORAGE_KINDS
-from personalization_assets.lib.content import load_content_library
 from personalization_assets.lib.retrieval import (
     SNIPPET_MAX_CHARS,
     RetrievalConfig,
@@ -45,12 +40,10 @@ from personalization_assets.lib.retrieval import (
 from personalization_assets.partitions import segment_partitions
 from resources.search import (
     DOCUMENTS_TABLE,
-    INDEX_FORMAT,
     SearchIndexMissingError,
     SearchResource,
     SearchServiceError,
     read_content_index,
-    write_content_index,
 )
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
@@ -67,45 +60,6 @@ def _markdown(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
     )
 
 
-@asset(group_name=GROUP, kinds=STORAGE_KINDS)
-def content_index(
-    context: AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBWarehouse
-) -> MaterializeResult:
-    """Approved documents of the content library (one row each) and their BM25 full-text index.
-
-    Written through the warehouse resource so the table, its passages and both full-text indexes change in one
-    transaction. Documents with a missing or future approval date are left out and listed in the metadata.
-    """
-    library = load_content_library(settings.content_path)
-    documents = library.to_frame()
-    with warehouse.transaction() as connection:
-        build = write_content_index(connection, documents, library.version)
-    if library.pending:
-        context.log.info(library.pending_summary())
-    categories = documents["category"].value_counts().rename_axis("category").reset_index(name="documents")
-    return MaterializeResult(
-        metadata={
-            **TableMetadataSet(row_count=len(documents)),
-            "dagster/column_schema": MetadataValue.table_schema(
-                TableSchema(
-                    columns=[TableColumn(name=str(n), type=str(t)) for n, t in documents.dtypes.items()]
-                )
-            ),
-            "content_version": build.content_version,
-            "index_rebuilt": build.rebuilt,
-            "index_format": INDEX_FORMAT,
-            "documents": build.documents,
-            "passages": build.passages,
-            "not_approved": library.pending_summary(),
-            "source": library.folder,
-            "categories": _markdown(categories),
-            "preview": _markdown(documents[["document_id", "title", "category", "approval_date"]], 10),
-        },
-        # Downstream partitions are stale only when the approved content really changed.
-        data_version=DataVersion(build.content_version),
-    )
-
-
 def _hits_markdown(frame: pd.DataFrame) -> MetadataValue:
     return _markdown(frame[["rank", "document_id", "title", "category", "score", "snippet"]])
 
@@ -115,7 +69,7 @@ def _hits_markdown(frame: pd.DataFrame) -> MetadataValue:
     metadata=SEGMENT_PARTITION_METADATA,
     group_name=GROUP,
     kinds=STORAGE_KINDS,
-    deps=[content_index],
+    deps=[AssetKey("content_index")],
 )
 def retrieved_content(
     context: AssetExecutionContext,

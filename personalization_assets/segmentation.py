@@ -1,14 +1,7 @@
 """Stage 1 — customers and segments: the validated customer table, each customer's segment, segment profiles."""
 
 import pandas as pd
-from dagster import (
-    AssetExecutionContext,
-    AssetOut,
-    MetadataValue,
-    Output,
-    asset,
-    multi_asset,
-)
+from dagster import AssetExecutionContext, AssetOut, Output, asset, multi_asset
 
 from personalization_assets.config.segmentation import PipelineConfig, SegmentationConfig
 from personalization_assets.constants import PER_SEGMENT_TABLES, STORAGE_KINDS
@@ -21,17 +14,12 @@ from personalization_assets.lib.segmentation import (
     assign_rule_segments,
     profile_segments,
 )
+from personalization_assets.metadata import markdown_preview
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 
 GROUP = "segmentation"
-PIPELINE_CONFIG_FILE = "pipeline.yaml"
-SEGMENTATION_CONFIG_FILE = "segmentation.yaml"
-
-
-def _markdown(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
-    return MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".3g"))
 
 
 @multi_asset(
@@ -42,31 +30,35 @@ def _markdown(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
             group_name=GROUP,
         ),
         "customers_quarantine": AssetOut(
-            description="Rejected customer rows (line, customer_id, reasons) when on_invalid_rows is quarantine.",
+            description=(
+                "Rejected customer rows when on_invalid_rows is quarantine: one row per bad line with its line, "
+                "customer_id, reasons and the raw values as written (raw_row for a line that could not be split)."
+            ),
             kinds=STORAGE_KINDS,
             group_name=GROUP,
         ),
     }
 )
 def load_customers(context: AssetExecutionContext, settings: PipelineSettings):
-    """Read the customer file and validate it; a failed validation stores nothing."""
-    config = settings.load(PIPELINE_CONFIG_FILE, PipelineConfig)
-    raw = read_customer_file(settings.customers_path)
+    """Read the customer file and validate it; a failed validation stores nothing (InputError names the file,
+    line, column and fix). Rejected raw values go to the warehouse only, never to the log."""
+    config = settings.stage(PipelineConfig)
     result = validate_customers(
-        raw,
-        source=settings.customers_path,
+        read_customer_file(settings.customers_path, delimiter=config.customers.delimiter),
         on_invalid_rows=config.validation.on_invalid_rows,
         allow_extra_columns=config.validation.extra_columns == "drop",
+        duplicate_ids=config.validation.duplicate_ids,
     )
-    for problem in result.problems:
+    for problem in result.problems:  # lines, columns and pseudonyms only
         context.log.warning(f"quarantined: {problem}")
     yield Output(
         result.valid,
         output_name="customers",
         metadata={
             "source": settings.customers_path,
+            "empty_rows_skipped": result.empty_rows,
             # Pseudonymous ids: metadata is shown in the UI and kept in the run history.
-            "preview": _markdown(
+            "preview": markdown_preview(
                 result.valid.head(5).assign(customer_id=lambda f: f["customer_id"].map(hash_customer_id))
             ),
         },
@@ -95,9 +87,7 @@ def segment_customers(customers: pd.DataFrame, config: SegmentationConfig) -> tu
         conditions = tuple(Condition(c.feature, c.op, c.value) for c in rule.when)
         return Rule(key=rule.key, name=rule.name, intent=rule.intent, conditions=conditions)
 
-    segments = assign_rule_segments(
-        customers, [to_rule(r) for r in config.rules], to_rule(config.default_segment)
-    )
+    segments = assign_rule_segments(customers, [to_rule(r) for r in config.rules], to_rule(config.default_segment))
     return segments, {"method": "rules"}
 
 
@@ -109,7 +99,7 @@ def customer_segments(
     warehouse: DuckDBWarehouse,
 ) -> pd.DataFrame:
     """Each customer's segment (slug key, readable name, campaign intent)."""
-    config = settings.load(SEGMENTATION_CONFIG_FILE, SegmentationConfig)
+    config = settings.stage(SegmentationConfig)
     segments, figures = segment_customers(customers, config)
 
     present = sorted(segments["segment"].unique())
@@ -122,16 +112,14 @@ def customer_segments(
     for key in stale:
         context.instance.delete_dynamic_partition(SEGMENT_PARTITIONS_NAME, key)
 
-    configured = (
-        [r.key for r in config.rules] + [config.default_segment.key] if config.method == "rules" else []
-    )
+    configured = [r.key for r in config.rules] + [config.default_segment.key] if config.method == "rules" else []
     empty = [key for key in configured if key not in present]
     counts = segments["segment"].value_counts().rename_axis("segment").reset_index(name="customers")
     context.add_output_metadata(
         {
             **figures,
             "segments": len(present),
-            "segment_sizes": _markdown(counts),
+            "segment_sizes": markdown_preview(counts),
             "partitions_added": ", ".join(new) or "none",
             "partitions_removed": ", ".join(stale) or "none",
             "rows_removed_for_stale_segments": sum(removed_rows.values()),
@@ -162,5 +150,5 @@ def segment_profiles(
             "engagement_level",
         ]
     ]
-    context.add_output_metadata({"profiles": _markdown(preview)})
+    context.add_output_metadata({"profiles": markdown_preview(preview)})
     return profiles

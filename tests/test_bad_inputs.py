@@ -71,6 +71,7 @@ class BadInput:
     services: str = "embedded"  # "configured": service backends from the case's YAML (credential cases)
     cli_args: tuple[str, ...] = ()
     max_peak_bytes: int | None = None  # Python + Arrow allocation bound while the input is refused
+    absent: tuple[str, ...] = ()  # texts the error must not show (raw customer values)
 
 
 # --- Bad customers ------------------------------------------------------------------------------------------
@@ -80,9 +81,7 @@ def sample_customers() -> pd.DataFrame:
     return pd.read_csv(SAMPLE_CUSTOMERS, dtype=str, keep_default_na=False)
 
 
-def customers_file(
-    edit: Callable[[pd.DataFrame], pd.DataFrame], raw: dict[str, bytes] | None = None
-) -> Prepare:
+def customers_file(edit: Callable[[pd.DataFrame], pd.DataFrame], raw: dict[str, bytes] | None = None) -> Prepare:
     """The sample customers edited as text; `raw` then replaces marker values with bytes (non-UTF-8, huge)."""
 
     def prepare(folder: Path) -> dict:
@@ -128,9 +127,15 @@ def duplicate_id(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def too_many_fields(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[ROW, "location"] = "@SPLIT@"
+    return frame
+
+
 HEADER = SAMPLE_CUSTOMERS.read_text(encoding="utf-8").splitlines()[0]
 CUSTOMERS = "<folder>/customers\\.csv"
 INVALID_ROW = CUSTOMERS + r": 1 invalid row\(s\)"
+PSEUDONYM = r"\(cust_[0-9a-f]{16}\)"
 
 CUSTOMER_CASES = [
     BadInput(
@@ -146,26 +151,26 @@ CUSTOMER_CASES = [
     BadInput(
         "customers-renamed-column",
         customers_file(lambda f: f.rename(columns={"historical_open_rate": "open_rate"})),
-        (
-            CUSTOMERS
-            + r": missing required column\(s\): historical_open_rate; unexpected column\(s\): open_rate",
-        ),
+        (CUSTOMERS + r": missing required column\(s\): historical_open_rate; unexpected column\(s\): open_rate",),
     ),
     BadInput(
         "customers-wrong-type",
         customers_file(value("purchase_frequency", "often")),
         (
             INVALID_ROW,
-            rf"column 'purchase_frequency': not a number — 1 row\(s\), first: line {LINE} \('often'\)",
+            rf"column 'purchase_frequency': not a number — 1 row\(s\), first: line {LINE} {PSEUDONYM}",
+            r"set validation\.on_invalid_rows: quarantine in config/pipeline\.yaml",
         ),
+        absent=("often",),
     ),
     BadInput(
         "customers-parquet-wrong-type",
         parquet_with_text_age,
         (
             r"<folder>/customers\.parquet: 1 invalid row",
-            rf"column 'age': not a number .* line {ROW + 1} \('forty'\)",
+            rf"column 'age': not a number .* line {ROW + 1} {PSEUDONYM}",
         ),
+        absent=("forty",),
     ),
     BadInput(
         "customers-nan",
@@ -183,7 +188,8 @@ CUSTOMER_CASES = [
     BadInput(
         "customers-negative",
         customers_file(value("avg_order_value", "-12.5")),
-        (INVALID_ROW, rf"column 'avg_order_value': out of range \(allowed >= 0\) .* line {LINE} \('-12.5'\)"),
+        (INVALID_ROW, rf"column 'avg_order_value': out of range \(allowed >= 0\) .* line {LINE} {PSEUDONYM}"),
+        absent=("-12.5",),
     ),
     BadInput(
         "customers-rate-over-1",
@@ -194,9 +200,27 @@ CUSTOMER_CASES = [
         "customers-duplicate-id",
         customers_file(duplicate_id),
         (
-            CUSTOMERS + r": 2 invalid row\(s\)",
-            rf"column 'customer_id': duplicate id — 2 row\(s\), first: line 8 .*line {LINE}",
+            INVALID_ROW,
+            rf"column 'customer_id': duplicate id, the first copy is kept — 1 row\(s\), first: line {LINE} "
+            rf"{PSEUDONYM} \(first copy on line 8\)",
         ),
+    ),
+    BadInput(
+        "customers-semicolon-delimited",
+        customers_file(lambda f: f, raw={",": b";"}),
+        (
+            CUSTOMERS + r": line 1 looks like ';'-delimited, but customers\.delimiter is ',': "
+            r"set `customers\.delimiter: \";\"` in config/pipeline\.yaml",
+        ),
+    ),
+    BadInput(
+        "customers-too-many-fields",
+        customers_file(too_many_fields, raw={"@SPLIT@": b"Paris,TX"}),
+        (
+            INVALID_ROW,
+            rf"line with 10 field\(s\) where the header has 9 — 1 row\(s\), first: line {LINE} \(values not shown",
+        ),
+        absent=("Paris",),
     ),
     BadInput(
         "customers-empty-id",
@@ -255,31 +279,48 @@ def only_future_documents(content: Path) -> None:
 
 
 FIRST_DOCUMENT = sorted(SAMPLE_CONTENT.glob("*.json"))[0].stem
+
+
+def only_document(name: str, change: Callable[[Path], None]) -> Callable[[Path], None]:
+    """The library reduced to one document, then changed: with it quarantined, no approved document is left."""
+
+    def edit(content: Path) -> None:
+        for path in content.glob("*.json"):
+            if path.name != name:
+                path.unlink()
+        change(content)
+
+    return edit
+
+
+TOO_FEW = r"<folder>/content: 0 approved document\(s\) as of \d{4}-\d\d-\d\d, fewer than the minimum of 1"
 CONTENT_CASES = [
     BadInput(
         "content-missing-field",
-        content_folder(edit_document("DOC-PROMO-001.json", lambda d: d.pop("audience"))),
-        (
-            r"<folder>/content: 1 problem\(s\) in the content library",
-            r"DOC-PROMO-001\.json: field 'audience': required field is missing",
+        content_folder(
+            only_document("DOC-PROMO-001.json", edit_document("DOC-PROMO-001.json", lambda d: d.pop("audience")))
         ),
+        (TOO_FEW, r"DOC-PROMO-001\.json: audience: required field is missing"),
         entry="content_index",
     ),
     BadInput(
         "content-malformed-json",
         content_folder(
-            lambda c: (c / "DOC-PROD-003.json").write_text('{"document_id": "DOC-PROD-003",\n "title": ')
+            only_document(
+                "DOC-PROD-003.json",
+                lambda c: (c / "DOC-PROD-003.json").write_text('{"document_id": "DOC-PROD-003",\n "title": '),
+            )
         ),
-        (r"DOC-PROD-003\.json: malformed JSON at line 2, column \d+",),
+        (
+            TOO_FEW,
+            r"DOC-PROD-003\.json: \(file\): malformed JSON at line 2, column \d+",
+        ),
         entry="content_index",
     ),
     BadInput(
         "content-future-approval-date",
         content_folder(only_future_documents),
-        (
-            r"<folder>/content: no approved documents as of \d{4}-\d\d-\d\d.*"
-            rf"not yet approved: {FIRST_DOCUMENT} \(approval date 2099-01-01\)",
-        ),
+        (TOO_FEW + rf".*not yet approved: {FIRST_DOCUMENT} \(approval date 2099-01-01\)",),
         entry="content_index",
     ),
 ]
@@ -295,9 +336,7 @@ def config(edits: dict) -> Prepare:
 def prompt_without_documents(folder: Path) -> dict:
     target = config_copy(folder)
     user = target / "prompts" / "user.md"
-    user.write_text(
-        user.read_text(encoding="utf-8").replace("{{ documents }}", "(documents)"), encoding="utf-8"
-    )
+    user.write_text(user.read_text(encoding="utf-8").replace("{{ documents }}", "(documents)"), encoding="utf-8")
     return {"config_dir": str(target)}
 
 
@@ -357,9 +396,7 @@ CONFIG_CASES = [
         config(
             {
                 "experiment_config.yaml": {
-                    "assignment": {
-                        "weights": {"control": 0.5, "urgent": 0.5, "informational": 0.25, "friendly": 0.25}
-                    }
+                    "assignment": {"weights": {"control": 0.5, "urgent": 0.5, "informational": 0.25, "friendly": 0.25}}
                 }
             }
         ),
@@ -499,6 +536,8 @@ def test_bad_input_is_refused_with_a_clear_error_and_nothing_stored_changes(
         assert re.search(pattern.replace("<folder>", re.escape(str(tmp_path))), message, re.DOTALL), (
             f"{case.name}: {pattern!r} not in:\n{message}"
         )
+    for text in case.absent:
+        assert text not in message, f"{case.name}: {text!r} shown in:\n{message}"
     assert snapshot(warehouse.path) == before, f"{case.name} changed stored tables"
 
 

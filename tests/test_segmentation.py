@@ -8,6 +8,7 @@ from personalization_assets import segmentation
 from personalization_assets.config import ConfigError, load_yaml_model
 from personalization_assets.config.segmentation import SegmentationConfig
 from personalization_assets.constants import PER_SEGMENT_TABLES
+from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.segmentation import (
     Condition,
     Rule,
@@ -132,9 +133,7 @@ def test_assets_register_slug_partitions(segmented, warehouse):
     assert set(profiles["segment_name"]) >= {"High-Value Recent", "At-Risk"}
 
 
-def test_resegmentation_removes_stale_partitions_and_their_rows(
-    tmp_path, segmented, base_resources, warehouse
-):
+def test_resegmentation_removes_stale_partitions_and_their_rows(tmp_path, segmented, base_resources, warehouse):
     # A per-segment table with rows for a segment that is about to disappear.
     with warehouse.transaction() as connection:
         connection.execute("create table retrieved_content (segment varchar, document_id varchar)")
@@ -150,9 +149,7 @@ def test_resegmentation_removes_stale_partitions_and_their_rows(
         content_path=base_resources["settings"].content_path,
         config_dir=str(config_dir),
     )
-    result = materialize(
-        SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings}
-    )
+    result = materialize(SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings})
     assert result.success
     assert sorted(segmented.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)) == ["new_customer", "standard"]
     assert list(warehouse.read_table("retrieved_content")["segment"]) == ["standard"]
@@ -187,25 +184,27 @@ def test_quarantine_mode_writes_rejected_rows(tmp_path, instance, base_resources
     path = tmp_path / "customers.csv"
     frame.to_csv(path, index=False)
     settings = PipelineSettings(customers_path=str(path), config_dir=str(config_dir))
-    result = materialize(
-        SEGMENTATION_ASSETS, instance=instance, resources={**base_resources, "settings": settings}
-    )
+    result = materialize(SEGMENTATION_ASSETS, instance=instance, resources={**base_resources, "settings": settings})
     assert result.success
     quarantine = warehouse.read_table("customers_quarantine")
-    assert list(quarantine["line"]) == [6] and "age: out of range" in quarantine.loc[0, "reasons"]
+    assert list(quarantine["line"]) == [6]
+    assert "age: out of range" in quarantine.loc[0, "reasons"]
+    assert quarantine.loc[0, "age"] == "-3"  # the rejected raw value is kept in the warehouse
     assert len(warehouse.read_table("customers")) == 49
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    quarantined = [message for message in logged if "quarantined:" in message]
+    assert quarantined == [
+        "quarantined: column 'age': out of range (allowed [13, 120]) — 1 row(s), first: "
+        f"line 6 ({hash_customer_id(frame.loc[4, 'customer_id'])})"
+    ]  # the event log names the line and a pseudonym, never the value
 
 
 def test_switching_to_kmeans_needs_no_code_change(tmp_path, segmented, base_resources, warehouse):
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     (config_dir / "segmentation.yaml").write_text("method: kmeans\nkmeans:\n  k: 3\n  seed: 7\n")
-    settings = PipelineSettings(
-        customers_path=base_resources["settings"].customers_path, config_dir=str(config_dir)
-    )
-    result = materialize(
-        SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings}
-    )
+    settings = PipelineSettings(customers_path=base_resources["settings"].customers_path, config_dir=str(config_dir))
+    result = materialize(SEGMENTATION_ASSETS, instance=segmented, resources={**base_resources, "settings": settings})
     assert result.success
     keys = segmented.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)
     profiles = warehouse.read_table("segment_profiles")
@@ -215,3 +214,50 @@ def test_switching_to_kmeans_needs_no_code_change(tmp_path, segmented, base_reso
     assert not {"at_risk", "standard"} & set(keys)
     materialization = result.asset_materializations_for_node("customer_segments")[0]
     assert materialization.metadata["method"].value == "kmeans"
+
+
+def test_float32_customers_on_a_rule_boundary_stay_on_it(tmp_path, default_config):
+    """0.4 written as float32 is 0.4000000059604645 as float64: read as written, the customer is not above 0.4."""
+    from personalization_assets.lib.customers import read_customer_file, validate_customers
+
+    frame = pd.DataFrame([customer(customer_id="C1", purchase_frequency=15, historical_open_rate=0.4)])
+    for column in ("purchase_frequency", "historical_open_rate", "historical_click_rate", "avg_order_value"):
+        frame[column] = frame[column].astype("float32")
+    frame.to_parquet(tmp_path / "c.parquet", index=False)
+    customers = validate_customers(read_customer_file(tmp_path / "c.parquet")).valid
+    segments, _ = segmentation.segment_customers(customers, default_config)
+    assert segments.loc[0, "segment"] == "standard"  # loyal_frequent needs historical_open_rate > 0.4
+
+
+def test_tier_mix_counts_tiers_in_any_case_together():
+    frame = pd.DataFrame(
+        [customer(customer_id=f"C{i}", tier=tier) for i, tier in enumerate(["PLATINUM", "Platinum", "gold"])]
+    )
+    segments = assign_rule_segments(frame, [], Rule("standard", "Standard", "nurture", ()))
+    profile = profile_segments(frame, segments)
+    assert profile.loc[0, "tier_mix"] == '{"Platinum": 0.667, "Gold": 0.333}'
+
+
+def test_customer_settings_are_validated_with_file_and_key(tmp_path):
+    from personalization_assets.config.segmentation import PipelineConfig
+
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("customers:\n  delimiter: ':'\nvalidation:\n  duplicate_ids: keep_last\n")
+    with pytest.raises(ConfigError) as error:
+        load_yaml_model(path, PipelineConfig)
+    message = str(error.value)
+    assert str(path) in message
+    assert "customers.delimiter: Input should be ',', ';', '\\t' or '|'" in message
+    assert "validation.duplicate_ids: Input should be 'keep_first' or 'reject_all'" in message
+
+
+def test_semicolon_file_loads_with_the_delimiter_setting(tmp_path, instance, base_resources, warehouse):
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "pipeline.yaml").write_text('customers:\n  delimiter: ";"\n')
+    path = tmp_path / "customers.csv"
+    generate_customers(50, seed=1).to_csv(path, index=False, sep=";")
+    settings = PipelineSettings(customers_path=str(path), config_dir=str(config_dir))
+    result = materialize(SEGMENTATION_ASSETS, instance=instance, resources={**base_resources, "settings": settings})
+    assert result.success
+    assert len(warehouse.read_table("customers")) == 50

@@ -1,4 +1,5 @@
-"""config/pipeline.yaml and config/segmentation.yaml: customer validation and the segmentation rules."""
+"""config/pipeline.yaml and config/segmentation.yaml: the input files (customers, content library), customer
+validation and the segmentation rules."""
 
 from __future__ import annotations
 
@@ -7,21 +8,36 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from personalization_assets.config import StageConfig, StrictModel
-from personalization_assets.lib.customers import NUMERIC_FEATURES
+from personalization_assets.lib.customers import DELIMITERS, NUMERIC_FEATURES
 from personalization_assets.lib.segmentation import INTENTS, OPERATORS, slugify
+
+
+class CustomersConfig(StrictModel):
+    delimiter: Literal[tuple(DELIMITERS)] = Field(  # type: ignore[valid-type]
+        default=",", description="Field delimiter of a customer CSV: ',', ';', tab (\"\\t\") or '|'"
+    )
 
 
 class ValidationConfig(StrictModel):
     on_invalid_rows: Literal["fail", "quarantine"] = "fail"
     extra_columns: Literal["error", "drop"] = "error"
+    duplicate_ids: Literal["keep_first", "reject_all"] = "keep_first"
+
+
+class ContentConfig(StrictModel):
+    min_documents: int = Field(
+        default=1, ge=1, description="Fewest approved documents the library may have after quarantine"
+    )
 
 
 class PipelineConfig(StageConfig):
-    """config/pipeline.yaml"""
+    """config/pipeline.yaml: the input files and how they are validated."""
 
     FILENAME: ClassVar[str] = "pipeline.yaml"
 
+    customers: CustomersConfig = CustomersConfig()
     validation: ValidationConfig = ValidationConfig()
+    content: ContentConfig = ContentConfig()
 
 
 class ConditionConfig(StrictModel):
@@ -32,7 +48,7 @@ class ConditionConfig(StrictModel):
 
 class RuleConfig(StrictModel):
     name: str = Field(min_length=1)
-    key: str | None = None
+    key: str = Field(default="", description="partition key; empty = the slug of the name")
     intent: Literal[INTENTS]  # type: ignore[valid-type]
     when: list[ConditionConfig] = Field(default_factory=list)
 

@@ -18,7 +18,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from personalization_assets.lib.customers import NUMERIC_FEATURES
+from personalization_assets.lib.customers import NUMERIC_FEATURES, display_case
 
 OPERATORS = {
     ">": operator.gt,
@@ -147,9 +147,7 @@ def assign_kmeans_segments(
         model = KMeans(n_clusters=candidate, n_init=4, random_state=seed).fit(fit_rows)
         models[candidate] = model
         labels = model.predict(score_rows)
-        silhouettes[candidate] = (
-            float(silhouette_score(score_rows, labels)) if len(set(labels)) > 1 else float("nan")
-        )
+        silhouettes[candidate] = float(silhouette_score(score_rows, labels)) if len(set(labels)) > 1 else float("nan")
     chosen = k if k is not None else max(silhouettes, key=lambda c: np.nan_to_num(silhouettes[c], nan=-1))
     model = models[chosen]
 
@@ -197,15 +195,10 @@ def profile_segments(customers: pd.DataFrame, segments: pd.DataFrame) -> pd.Data
     medians = grouped[list(NUMERIC_FEATURES)].median().add_prefix("median_")
     profile = profile.join(means).join(medians)
 
-    tier_share = pd.crosstab(joined["segment"], joined["tier"], normalize="index")
+    # `PLATINUM` and `Platinum` are one tier: counted together, shown as `Platinum` (stored values unchanged).
+    tier_share = pd.crosstab(joined["segment"], display_case(joined["tier"]).to_numpy(), normalize="index")
     profile["tier_mix"] = [
-        json.dumps(
-            {
-                tier: round(float(share), 3)
-                for tier, share in row.sort_values(ascending=False).items()
-                if share
-            }
-        )
+        json.dumps({tier: round(float(share), 3) for tier, share in row.sort_values(ascending=False).items() if share})
         for _, row in tier_share.reindex(profile.index).iterrows()
     ]
     city_counts = joined.groupby(["segment", "location"]).size().rename("n").reset_index()
