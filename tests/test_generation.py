@@ -1015,7 +1015,7 @@ def test_response_cache_round_trip(warehouse):
 @pytest.mark.slow
 def test_every_sample_segment_and_tone_gets_a_valid_offline_message(instance, base_resources, warehouse, settings):
     """The shipped demo: sample customers -> segments -> embedded retrieval -> composer, all offline."""
-    from personalization_assets import retrieval, segmentation
+    from personalization_assets import content, retrieval, segmentation
     from personalization_assets.lib.retrieval import RetrievalConfig
     from resources.search import search_resource_from_config
 
@@ -1030,7 +1030,7 @@ def test_every_sample_segment_and_tone_gets_a_valid_offline_message(instance, ba
         segmentation.load_customers,
         segmentation.customer_segments,
         segmentation.segment_profiles,
-        retrieval.content_index,
+        content.content_index,
     ]
     assert materialize(inputs, instance=instance, resources=resources).success
     segments = instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)
