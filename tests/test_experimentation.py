@@ -471,14 +471,14 @@ def test_recorded_engagement_file_replaces_the_simulation(
     store_variants(warehouse, segments)
     run(segmented, base_resources, largest, select=["assignments"])
     assigned = table(warehouse, "assignments", largest)
-    # Crafted outcomes: everyone in urgent opens and clicks, nobody else does; revenue 10 per click.
+    # Crafted outcomes: everyone in urgent opens, clicks and converts, nobody else does; revenue 10 each.
     urgent = (assigned["arm"] == "urgent").to_numpy()
     events = pd.DataFrame(
         {
             "customer_id": assigned["customer_id"],
             "opened": urgent,
             "clicked": urgent,
-            "converted": False,
+            "converted": urgent,
             "revenue": np.where(urgent, 10.0, 0.0),
         }
     )

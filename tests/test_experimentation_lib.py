@@ -16,27 +16,30 @@ from scipy.special import betaln
 from statsmodels.stats.contingency_tables import StratifiedTable
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize, proportions_ztest
+from statsmodels.stats import proportion as sm_proportion
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize
 
-from personalization_assets.lib.experimentation import (
-    METRICS_COLUMNS,
-    POOLED_SEGMENT,
+from personalization_assets.lib import statistics as st
+from personalization_assets.lib.assignment import assign_arms, check_balance, effective_weights
+from personalization_assets.lib.simulation import (
     Baselines,
     EngagementSource,
     RecordedEngagement,
     SimulatedEngagement,
-    assign_arms,
-    check_balance,
-    compute_experiment_metrics,
-    compute_pooled_metrics,
     draw_arm_uplifts,
-    effective_weights,
     engagement_propensities,
     load_engagement_events,
-    sample_ratio_mismatch,
     simulate_engagement,
 )
-from personalization_assets.lib.statistics import adjust_p_values, prob_beta_greater
+from personalization_assets.lib.statistics import (
+    METRICS_COLUMNS,
+    POOLED_SEGMENT,
+    adjust_p_values,
+    compute_experiment_metrics,
+    compute_pooled_metrics,
+    prob_beta_greater,
+    sample_ratio_mismatch,
+)
 
 ALL_VARIANTS = [("v-urgent", "urgent"), ("v-info", "informational"), ("v-friendly", "friendly")]
 TONES = ["urgent", "informational", "friendly"]
@@ -64,9 +67,7 @@ def with_features(assignments: pd.DataFrame, customers: pd.DataFrame) -> pd.Data
     return pd.concat([assignments, features], axis=1)
 
 
-def engagement_from_counts(
-    segment: str, counts: dict[str, tuple[int, int]], metric: str = "converted"
-) -> pd.DataFrame:
+def engagement_from_counts(segment: str, counts: dict[str, tuple[int, int]], metric: str = "converted") -> pd.DataFrame:
     """Per-customer rows reproducing ``counts[arm] = (events, n)`` for one metric (funnel kept consistent)."""
     frames = []
     for arm, (events, n) in counts.items():
@@ -102,25 +103,19 @@ def test_assignment_is_deterministic_and_independent_of_row_order(customers):
     shuffled = customers.sample(frac=1.0, random_state=3)
     from_shuffled = assign_arms(shuffled, list(reversed(ALL_VARIANTS)), None, "exp-1", "salt")
     arm_by_customer = first.set_index("customer_id")["arm"]
-    assert (
-        from_shuffled.set_index("customer_id")["arm"] == arm_by_customer.loc[shuffled["customer_id"]]
-    ).all()
+    assert (from_shuffled.set_index("customer_id")["arm"] == arm_by_customer.loc[shuffled["customer_id"]]).all()
 
 
 @pytest.mark.parametrize("changed", [{"salt": "other-salt"}, {"experiment_id": "exp-2"}])
 def test_a_different_salt_or_experiment_reshuffles_customers(customers, changed):
     base = assign_arms(customers, ALL_VARIANTS, None, "exp-1", "salt")
-    other = assign_arms(
-        customers, ALL_VARIANTS, None, **{"experiment_id": "exp-1", "salt": "salt", **changed}
-    )
+    other = assign_arms(customers, ALL_VARIANTS, None, **{"experiment_id": "exp-1", "salt": "salt", **changed})
     moved = (base["arm"] != other["arm"]).mean()
     assert 0.65 < moved < 0.85  # independent re-deals of 4 equal arms move ~3/4 of customers
 
 
 def test_assignment_is_stable_across_processes_and_releases():
-    customers = pd.DataFrame(
-        {"segment": "loyal-high-value", "customer_id": [f"C{i:06d}" for i in range(1, 13)]}
-    )
+    customers = pd.DataFrame({"segment": "loyal-high-value", "customer_id": [f"C{i:06d}" for i in range(1, 13)]})
     code = (
         "import json, pandas as pd\n"
         "from personalization_assets.lib.assignment import assign_arms\n"
@@ -157,9 +152,7 @@ def test_small_segments_get_exact_quotas(n, weights):
 def test_twenty_customers_balance_within_tolerance():
     customers = pd.DataFrame({"segment": "tiny", "customer_id": [f"T{i}" for i in range(20)]})
     assignments = assign_arms(customers, ALL_VARIANTS, None, "exp", "s")
-    balance = check_balance(
-        assignments, effective_weights(assignments["arm"].unique()), tolerance=0.05, min_per_arm=5
-    )
+    balance = check_balance(assignments, effective_weights(assignments["arm"].unique()), tolerance=0.05, min_per_arm=5)
     assert balance["n"].tolist() == [5, 5, 5, 5]
     assert balance["within_tolerance"].all() and balance["meets_min_per_arm"].all()
     assert balance["srm_p_value"].eq(1.0).all()
@@ -243,9 +236,7 @@ def test_uplift_draws_are_seeded_clipped_and_zero_for_control_and_aa():
     assert all(0.05 <= uplifts[tone] <= 0.30 for tone in TONES)
     assert len({uplifts[tone] for tone in TONES}) == 3
     assert draw_arm_uplifts(arms, seed=11) == uplifts
-    assert (
-        draw_arm_uplifts(["control", "urgent"], seed=11)["urgent"] == uplifts["urgent"]
-    )  # blocking others: no effect
+    assert draw_arm_uplifts(["control", "urgent"], seed=11)["urgent"] == uplifts["urgent"]  # blocking others: no effect
     assert set(draw_arm_uplifts(arms, seed=11, aa_mode=True).values()) == {0.0}
     assert draw_arm_uplifts(["urgent"], mean=1.0, sd=0.0, clip=(0.05, 0.30))["urgent"] == 0.30
 
@@ -254,9 +245,7 @@ def test_uplift_draws_are_seeded_clipped_and_zero_for_control_and_aa():
 def simulated(customers) -> pd.DataFrame:
     assignments = assign_arms(customers, ALL_VARIANTS, None, "exp", "salt")
     uplifts = draw_arm_uplifts(["control", *TONES], seed=1)
-    return simulate_engagement(
-        with_features(assignments, customers), uplifts, Baselines(), noise_sd=0.2, seed=5
-    )
+    return simulate_engagement(with_features(assignments, customers), uplifts, Baselines(), noise_sd=0.2, seed=5)
 
 
 def test_simulated_funnel_is_consistent(simulated):
@@ -278,9 +267,7 @@ def test_simulated_funnel_is_consistent(simulated):
 def test_simulation_is_reproducible_and_independent_of_row_order(customers, simulated):
     assignments = with_features(assign_arms(customers, ALL_VARIANTS, None, "exp", "salt"), customers)
     uplifts = draw_arm_uplifts(["control", *TONES], seed=1)
-    pd.testing.assert_frame_equal(
-        simulate_engagement(assignments, uplifts, Baselines(), 0.2, seed=5), simulated
-    )
+    pd.testing.assert_frame_equal(simulate_engagement(assignments, uplifts, Baselines(), 0.2, seed=5), simulated)
     other_seed = simulate_engagement(assignments, uplifts, Baselines(), 0.2, seed=6)
     assert (other_seed["opened"] != simulated["opened"]).any()
     reordered = simulate_engagement(assignments.iloc[::-1], uplifts, Baselines(), 0.2, seed=5)
@@ -298,9 +285,7 @@ def test_control_rates_sit_near_the_baselines():
     assert engagement["converted"].mean() == pytest.approx(0.02, abs=0.002)
     # Ignoring history entirely reproduces the baselines themselves.
     pure = simulate_engagement(assignments, {}, baselines, noise_sd=0.0, seed=1, history_weight=0.0)
-    assert pure[["opened", "clicked", "converted"]].mean().to_numpy() == pytest.approx(
-        [0.30, 0.08, 0.02], abs=0.003
-    )
+    assert pure[["opened", "clicked", "converted"]].mean().to_numpy() == pytest.approx([0.30, 0.08, 0.02], abs=0.003)
 
 
 def test_uplift_multiplies_every_funnel_rate(customers):
@@ -329,9 +314,7 @@ def test_simulation_rejects_missing_features_and_unknown_arms(customers):
 def test_million_customer_simulation_runs():
     customers = make_customers(1, 1_000_000, seed=9)
     assignments = with_features(assign_arms(customers, ALL_VARIANTS, None, "exp", "salt"), customers)
-    engagement = SimulatedEngagement(draw_arm_uplifts(["control", *TONES], seed=2), seed=4).engagement(
-        assignments
-    )
+    engagement = SimulatedEngagement(draw_arm_uplifts(["control", *TONES], seed=2), seed=4).engagement(assignments)
     assert len(engagement) == 1_000_000
     assert engagement["arm"].value_counts().eq(250_000).all()
     assert 0.015 < engagement["converted"].mean() < 0.03
@@ -384,9 +367,7 @@ def test_event_rows_load_from_parquet_and_collapse_per_customer(tmp_path):
             "not a yes/no flag",
         ),
         (
-            pd.DataFrame(
-                {"customer_id": ["a", "a"], "opened": [1, 0], "clicked": [0, 0], "converted": [0, 0]}
-            ),
+            pd.DataFrame({"customer_id": ["a", "a"], "opened": [1, 0], "clicked": [0, 0], "converted": [0, 0]}),
             "duplicate",
         ),
         (pd.DataFrame({"customer_id": ["a"], "event_type": ["bounce"]}), "unknown event_type"),
@@ -403,9 +384,7 @@ def test_recorded_engagement_is_validated_with_clear_errors(table, message):
 
 
 def test_inconsistent_funnel_can_be_inferred():
-    table = pd.DataFrame(
-        {"customer_id": ["a", "b"], "opened": [0, 0], "clicked": [1, 0], "converted": [1, 0]}
-    )
+    table = pd.DataFrame({"customer_id": ["a", "b"], "opened": [0, 0], "clicked": [1, 0], "converted": [1, 0]})
     loaded = load_engagement_events(table, funnel="infer")
     assert loaded[["opened", "clicked", "converted"]].to_numpy().tolist() == [[True, True, True], [False] * 3]
 
@@ -469,20 +448,29 @@ def test_metrics_have_one_row_per_segment_arm_metric(metrics, simulated):
 def test_binary_statistics_match_statsmodels_scalar_calls(metrics):
     for row in metrics.sample(6, random_state=0).itertuples():
         count, nobs = [row.count_arm, row.count_control], [row.n_arm, row.n_control]
-        assert row.p_value == pytest.approx(proportions_ztest(count, nobs)[1], rel=1e-9)
-        low, high = confint_proportions_2indep(*count[:1], nobs[0], count[1], nobs[1], method="newcomb")
-        assert (row.abs_ci_low, row.abs_ci_high) == pytest.approx((low, high))
-        assert row.abs_ci_low < row.abs_lift < row.abs_ci_high
-        assert row.rel_ci_low < row.rel_lift < row.rel_ci_high
+        score = sm_proportion.test_proportions_2indep(
+            count[0], nobs[0], count[1], nobs[1], method="score", correction=True
+        )
+        assert row.p_value == pytest.approx(score.pvalue, rel=1e-9)
+        low, high = confint_proportions_2indep(count[0], nobs[0], count[1], nobs[1], method="score")
+        assert (row.abs_ci_low, row.abs_ci_high) == pytest.approx((low, high), abs=1e-9)
+        assert row.abs_ci_low < row.abs_lift
+        assert row.abs_lift < row.abs_ci_high
+        assert row.rel_ci_low < row.rel_lift
+        assert row.rel_lift < row.rel_ci_high
+        # Power, MDE and sample size at the level the rule tests the primary comparison first: alpha / 3 arms.
+        assert row.alpha_decision == pytest.approx(0.05 / 3)
         effect = proportion_effectsize(row.rate_arm, row.rate_control)
-        expected_power = NormalIndPower().power(abs(effect), row.n_arm, 0.05, ratio=row.n_control / row.n_arm)
+        ratio = row.n_control / row.n_arm
+        expected_power = NormalIndPower().power(abs(effect), row.n_arm, 0.05 / 3, ratio=ratio)
         assert row.power_achieved == pytest.approx(expected_power)
-        mde_h = NormalIndPower().solve_power(
-            None, nobs1=row.n_arm, alpha=0.05, power=0.8, ratio=row.n_control / row.n_arm
-        )
-        assert proportion_effectsize(row.rate_control + row.mde_abs, row.rate_control) == pytest.approx(
-            mde_h, rel=1e-4
-        )
+        mde_h = NormalIndPower().solve_power(None, nobs1=row.n_arm, alpha=0.05 / 3, power=0.8, ratio=ratio)
+        assert proportion_effectsize(row.rate_control + row.mde_abs, row.rate_control) == pytest.approx(mde_h, rel=1e-4)
+        if row.abs_lift > 0:  # the sample that would detect the observed lift with 80% power
+            needed = NormalIndPower().solve_power(
+                proportion_effectsize(row.rate_arm, row.rate_control), None, 0.05 / 3, 0.8, ratio=ratio
+            )
+            assert row.n_needed == pytest.approx(np.ceil(needed), abs=1)
 
 
 @pytest.mark.parametrize("correction", ["holm", "fdr_bh"])
@@ -546,11 +534,7 @@ def test_zero_events_give_nan_p_value_and_a_note():
         warnings.simplefilter("error")
         rows = compute_experiment_metrics(frame).set_index("metric")
     conversion = rows.loc["conversion"]
-    assert (
-        np.isnan(conversion["p_value"])
-        and np.isnan(conversion["p_adjusted"])
-        and not conversion["significant"]
-    )
+    assert np.isnan(conversion["p_value"]) and np.isnan(conversion["p_adjusted"]) and not conversion["significant"]
     assert "no events in either arm" in conversion["note"]
     assert conversion["abs_lift"] == 0 and conversion["abs_ci_low"] < 0 < conversion["abs_ci_high"]
     assert conversion["prob_beat_control"] == pytest.approx(0.5)
@@ -581,10 +565,7 @@ def test_control_only_or_missing_control_do_not_raise():
     assert rows.empty and list(rows.columns) == METRICS_COLUMNS
     assert compute_pooled_metrics(control_only).empty
     no_control = compute_experiment_metrics(engagement_from_counts("s", {"urgent": (3, 30)}))
-    assert (
-        no_control["p_value"].isna().all()
-        and no_control["note"].str.contains("control has no customers").all()
-    )
+    assert no_control["p_value"].isna().all() and no_control["note"].str.contains("control has no customers").all()
 
 
 def test_bad_parameters_are_rejected():
@@ -639,9 +620,7 @@ def test_pooled_metrics_reduce_to_the_segment_figures_for_one_segment(metrics, s
         "power_achieved",
         "mde_abs",
     ):
-        assert pooled[column].to_numpy(float) == pytest.approx(segment[column].to_numpy(float), rel=1e-9), (
-            column
-        )
+        assert pooled[column].to_numpy(float) == pytest.approx(segment[column].to_numpy(float), rel=1e-9), column
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -653,9 +632,7 @@ def test_srm_flags_a_60_40_split_and_passes_a_fair_one():
     chi2, p_value = sample_ratio_mismatch({"control": 600, "urgent": 400}, {"control": 0.5, "urgent": 0.5})
     assert chi2 == pytest.approx(40.0) and p_value < 1e-6
     assert sample_ratio_mismatch({"control": 503, "urgent": 497}, {"control": 1, "urgent": 1})[1] > 0.8
-    assert (
-        sample_ratio_mismatch(pd.Series({"control": 500}), {"control": 1, "urgent": 1})[1] < 1e-6
-    )  # absent arm = 0
+    assert sample_ratio_mismatch(pd.Series({"control": 500}), {"control": 1, "urgent": 1})[1] < 1e-6  # absent arm = 0
 
 
 def test_srm_degenerate_inputs():
@@ -693,9 +670,7 @@ def test_aa_experiments_keep_the_familywise_error_rate():
 def test_confidence_intervals_cover_the_true_difference():
     experiments = 400
     customers = make_customers(experiments, 2_000, seed=33)
-    assignments = with_features(
-        assign_arms(customers, [("v-urgent", "urgent")], None, "cov", "salt-33"), customers
-    )
+    assignments = with_features(assign_arms(customers, [("v-urgent", "urgent")], None, "cov", "salt-33"), customers)
     uplifts = {"urgent": 0.15}
     engagement = simulate_engagement(assignments, uplifts, Baselines(), noise_sd=0.2, seed=33)
     # Truth: the difference in the arms' mean propensities (what the simulation draws from), per experiment.
@@ -709,7 +684,5 @@ def test_confidence_intervals_cover_the_true_difference():
     for metric in ("open", "click", "conversion"):
         metric_rows = rows[rows["metric"] == metric].set_index("segment")
         true_difference = truth.loc[metric_rows.index, metric]
-        covered = (metric_rows["abs_ci_low"] <= true_difference) & (
-            true_difference <= metric_rows["abs_ci_high"]
-        )
+        covered = (metric_rows["abs_ci_low"] <= true_difference) & (true_difference <= metric_rows["abs_ci_high"])
         assert 0.92 <= covered.mean() <= 0.98, (metric, covered.mean())

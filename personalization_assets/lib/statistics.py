@@ -631,7 +631,7 @@ def _binary_comparisons(pairs: pd.DataFrame, alpha: float, sequential: bool, mix
             # (Agresti-Caffo), so a 0% or 100% arm still has a positive variance.
             smoothed_a, smoothed_c = (x_a + 1) / (n_a + 2), (x_c + 1) / (n_c + 2)
             variance = smoothed_a * (1 - smoothed_a) / n_a + smoothed_c * (1 - smoothed_c) / n_c
-            pooled = (x_a + x_c) / (n_a + n_c)
+            pooled = (x_a + x_c + 1) / (n_a + n_c + 2)
             mixture_variance = (mixture_sd * pooled) ** 2
             p_value, half = msprt(difference, variance, mixture_variance, alpha)
             low, high = difference - half, difference + half
@@ -655,8 +655,20 @@ def _binary_comparisons(pairs: pd.DataFrame, alpha: float, sequential: bool, mix
     rows["n_segments"] = 1
     rows["rate_control"], rows["rate_arm"] = rate_c, rate_a
     rows["abs_lift"] = np.where(both, difference, np.nan)
-    rows["abs_ci_low"] = np.where(testable, low, np.nan)
-    rows["abs_ci_high"] = np.where(testable, high, np.nan)
+    # Where no test is possible (no events at all, or all events) the interval is still informative: Newcombe's,
+    # which never collapses to zero width; it contains 0, as the undefined p-value implies.
+    fallback = both & ~testable
+    if fallback.any():
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            newcombe = confint_proportions_2indep(
+                x_a[fallback], n_a[fallback], x_c[fallback], n_c[fallback], method="newcomb", alpha=alpha
+            )
+        low, high = np.array(low, dtype=float), np.array(high, dtype=float)
+        low[fallback], high[fallback] = newcombe
+        low[fallback], high[fallback] = np.minimum(low[fallback], 0.0), np.maximum(high[fallback], 0.0)
+    rows["abs_ci_low"] = np.where(both, low, np.nan)
+    rows["abs_ci_high"] = np.where(both, high, np.nan)
     rows["rel_lift"] = np.where(both & (x_c > 0), relative_lift, np.nan)
     rows["rel_ci_low"] = np.where(ratio_defined, ratio_low - 1, np.nan)
     rows["rel_ci_high"] = np.where(ratio_defined, ratio_high - 1, np.nan)
