@@ -391,16 +391,40 @@ def _proportion_mde(rate_control: np.ndarray, effective_n: np.ndarray, alpha: np
 
 
 def _sequential_power(
-    lift: np.ndarray, variance: np.ndarray, mixture_variance: np.ndarray, alpha: np.ndarray, power: float
+    lift: np.ndarray,
+    variance: np.ndarray,
+    mixture_variance: np.ndarray,
+    alpha: np.ndarray,
+    power: float,
+    rate_control: np.ndarray | None = None,
+    n_arm: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For the mSPRT at this look: power at ``lift``, the MDE, and the factor of today's sample at which the
-    observed lift would be detected with ``power`` (the sample scales the variance by 1 / factor)."""
+    observed lift would be detected with ``power`` (the sample scales the variance by 1 / factor).
+
+    For rates (``rate_control`` and ``n_arm`` given, NaN elsewhere) the MDE is solved with the variance the
+    data would have at that lift: the arm's rate moves to ``rate_control + MDE``, and both the rejection
+    threshold and the spread of the estimate grow with it.
+    """
     z_power = stats.norm.ppf(power)
     _, half = msprt(0.0, variance, mixture_variance, alpha)
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = np.sqrt(variance)
         achieved = stats.norm.sf((half - np.abs(lift)) / sd) + stats.norm.cdf((-np.abs(lift) - half) / sd)
         mde = half + z_power * sd
+        if rate_control is not None and n_arm is not None:
+            rates = np.isfinite(rate_control) & np.isfinite(n_arm)
+            arm_part = rate_control * (1 - rate_control) / n_arm
+            control_part = np.where(rates, variance - arm_part, 0.0)
+            # The mixing sd is a share of the pooled rate, which rises with the arm's rate too.
+            mixture_share = np.sqrt(mixture_variance) / rate_control
+            n_control = np.where(rates, rate_control * (1 - rate_control) / control_part, np.nan)
+            for _ in range(40):  # fixed point: the MDE at the variance of its own alternative
+                arm_rate = np.clip(rate_control + mde, 0.0, 1.0)
+                at_mde = control_part + arm_rate * (1 - arm_rate) / n_arm
+                pooled = (n_arm * arm_rate + n_control * rate_control) / (n_arm + n_control)
+                _, h = msprt(0.0, at_mde, (mixture_share * pooled) ** 2, alpha)
+                mde = np.where(rates, h + z_power * np.sqrt(at_mde), mde)
         low, high = np.full_like(sd, -8.0), np.full_like(sd, 16.0)  # log factor
         for _ in range(_BISECTION_STEPS):
             middle = (low + high) / 2
@@ -776,8 +800,17 @@ def _power_columns(rows: pd.DataFrame, power: float, sequential: bool) -> pd.Dat
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if sequential:
+            # The smoothed control rate the variance was computed with (binary rows; NaN for revenue).
+            counts_c, n_c = rows["count_control"].to_numpy(float), rows["n_control"].to_numpy(float)
+            smoothed_c = np.where(revenue, np.nan, (counts_c + 1) / (n_c + 2))
             achieved, mde, factor = _sequential_power(
-                lift, rows["_variance"].to_numpy(float), rows["_mixture_variance"].to_numpy(float), alpha_d, power
+                lift,
+                rows["_variance"].to_numpy(float),
+                rows["_mixture_variance"].to_numpy(float),
+                alpha_d,
+                power,
+                rate_control=smoothed_c,
+                n_arm=np.where(revenue | (rows["segment"] == POOLED_SEGMENT).to_numpy(), np.nan, n_arm),
             )
         else:
             rate_c, rate_a = rows["rate_control"].to_numpy(float), rows["rate_arm"].to_numpy(float)
