@@ -170,7 +170,8 @@ def campaign_aa(rng, campaigns: int, segments: int, per_segment: int) -> None:
     local = st.compute_metrics_from_summary(summary.drop(columns="campaign"), families=1)
     local["campaign"] = local["segment"].str[1:].astype(int) // segments
     print(
-        f"    for contrast, each segment corrected on its own:   {mc(int(local.groupby('campaign')['significant'].any().sum()), campaigns)}"
+        "    for contrast, each segment corrected on its own (families = 1): "
+        + mc(int(local.groupby("campaign")["significant"].any().sum()), campaigns)
     )
 
 
@@ -199,7 +200,7 @@ def sample_ratio() -> None:
         print(
             f"  n = 100,000, {loss:.0%} of the urgent arm lost ({counts['urgent'] - lost['urgent']} rows): chi-square "
             f"p = {p:.3f} ({'flagged' if p < 0.001 else 'missed'} at 0.001); exact deal: arms off the deal "
-            f"{deviation.loc[deviation['beyond'], 'arm'].tolist()} (urgent {deviation.set_index('arm').loc['urgent', 'deviation']:+.1f})"
+            + ", ".join(f"{row.arm} {row.deviation:+.1f}" for row in deviation.itertuples() if row.beyond)
         )
 
 
@@ -221,7 +222,8 @@ def sequential_aa(rng, reps: int, looks: int, per_arm: int) -> None:
             metrics = st.compute_metrics_from_summary(cumulative, sequential=sequential, looks=look)
             ever[sequential] |= metrics.groupby("segment")["significant"].any().to_numpy()
     print(
-        f"  A/A segments read at {looks} looks (recorded engagement accumulating to {per_arm:,}/arm, 4 arms, 5% conversion):"
+        f"  A/A segments read at {looks} looks (recorded engagement accumulating to {per_arm:,}/arm, 4 arms, "
+        "5% conversion):"
     )
     print(f"    mSPRT, significant at any look:            {mc(int(ever[True].sum()), reps)}")
     print(f"    fixed-sample tests re-run at every look:   {mc(int(ever[False].sum()), reps)}")
@@ -267,8 +269,8 @@ def agreement(rng) -> None:
         disagree = int((excludes != (rows["p_value"] < ALPHA)).sum())
         small = int(rows["test"].eq(st.FIXED_TEST["exact"]).sum())
         print(
-            f"  {'sequential' if sequential else 'fixed'}: interval excludes 0 <=> p < {ALPHA}: {disagree} disagreements in {len(rows):,} comparisons"
-            + ("" if sequential else f" ({small:,} with the exact guard)")
+            f"  {'sequential' if sequential else 'fixed'}: interval excludes 0 <=> p < {ALPHA}: {disagree} "
+            f"disagreements in {len(rows):,} comparisons" + ("" if sequential else f" ({small:,} with the exact guard)")
         )
 
 
@@ -334,7 +336,8 @@ def timing(customers_count: int, seed: int) -> None:
     st.compute_experiment_metrics(engagement, families=6)
     finished = time.perf_counter()
     print(
-        f"  {customers_count:,} customers: assign + simulate {simulated - started:.2f}s, metrics {finished - simulated:.2f}s"
+        f"  {customers_count:,} customers: assign + simulate {simulated - started:.2f}s, "
+        f"metrics {finished - simulated:.2f}s"
     )
 
 

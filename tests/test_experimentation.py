@@ -508,6 +508,16 @@ def test_recorded_engagement_file_replaces_the_simulation(
     assert metrics.loc[("friendly", "open"), "rate_arm"] == 0.0
     assert metrics.loc[("urgent", "revenue"), "rate_arm"] == 10.0
 
+    # A refresh with the same counts is not a new look; one with new events is, and the count is reported.
+    recorded_resources = {**base_resources, "settings": recorded}
+    run(segmented, recorded_resources, largest, select=["experiment_metrics"])
+    assert (table(warehouse, "experiment_metrics", largest)["looks"] == 1).all()
+    events.loc[~urgent, "opened"] = np.arange((~urgent).sum()) % 2 == 0
+    events.to_csv(tmp_path / "events.csv", index=False)
+    refreshed = run(segmented, recorded_resources, largest, select=["engagement", "experiment_metrics"])
+    assert (table(warehouse, "experiment_metrics", largest)["looks"] == 2).all()
+    assert metadata(refreshed, "experiment_metrics")["looks"] == 2
+
     events.iloc[1:].to_csv(tmp_path / "events.csv", index=False)  # one assigned customer has no record
     failed = run(
         segmented,

@@ -728,9 +728,11 @@ def test_score_statistic_and_interval_match_statsmodels_at_any_delta():
     for delta in (0.0, 0.05, -0.02):
         ours = st.score_statistic(x_a, n_a, x_c, n_c, delta)
         for i in range(len(x_a)):
-            theirs = sm_proportion.test_proportions_2indep(
-                x_a[i], n_a[i], x_c[i], n_c[i], method="score", value=delta, correction=True
-            ).statistic
+            with warnings.catch_warnings():  # statsmodels divides by a zero control rate for its extra figures
+                warnings.simplefilter("ignore", RuntimeWarning)
+                theirs = sm_proportion.test_proportions_2indep(
+                    x_a[i], n_a[i], x_c[i], n_c[i], method="score", value=delta, correction=True
+                ).statistic
             assert ours[i] == pytest.approx(theirs, rel=1e-9)
     low, high = st.score_interval(x_a, n_a, x_c, n_c, 0.05)
     for i in range(3):  # statsmodels' root finder fails on the last, extreme table
@@ -849,13 +851,13 @@ def test_secondary_metrics_are_tested_only_behind_their_primary():
 def test_aa_small_segments_with_unequal_weights_rarely_send():
     rng = np.random.default_rng(31)
     sizes = st.dealt_counts(200, {"control": 0.4, "urgent": 0.3, "informational": 0.2, "friendly": 0.1}).to_dict()
-    summary = funnel_summary(rng, 2_000, sizes, dict.fromkeys(ARMS4, 0.02))
+    summary = funnel_summary(rng, 1_000, sizes, dict.fromkeys(ARMS4, 0.02))
     rows = st.compute_metrics_from_summary(summary)
     send = (
         (rows["significant"] & (rows["metric"] == "conversion") & (rows["abs_lift"] > 0)).groupby(rows["segment"]).any()
     )
     assert send.mean() <= 0.05
-    assert rows.groupby("segment")["significant"].any().mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 2_000)
+    assert rows.groupby("segment")["significant"].any().mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 1_000)
 
 
 def test_aa_campaign_any_winner_anywhere_stays_below_alpha():

@@ -277,9 +277,10 @@ def sample_ratio_reconciliation(
             problems.append(f"{totals[label]:,} {label} row(s)")
     if totals["lost"]:
         where = ", ".join(f"{arm} {n:,}" for arm, n in per_arm["lost"].items() if n)
+        shares = f" and the arms kept different shares (retention p = {p_text(retention)})"
         problems.append(
             f"{totals['lost']:,} assigned customer(s) lost ({where})"
-            + (f" and the arms kept different shares (retention p = {p_text(retention)})" if allow_loss and unbalanced_loss else "")
+            + (shares if allow_loss and unbalanced_loss else "")
         )
     failed = bool(off_deal) or bool(totals["duplicated"] + totals["moved"] + totals["not assigned"]) or unbalanced_loss
     chi2, p_value = (

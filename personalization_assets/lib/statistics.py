@@ -260,7 +260,13 @@ def score_statistic(
     Miettinen and Nurminen 1985); the variance carries the N / (N - 1) correction. Equal to statsmodels'
     ``test_proportions_2indep(method="score", correction=True)``, which takes one delta per call.
     """
-    x_a, n_a, x_c, n_c = (np.asarray(v, dtype=float) for v in (x_a, n_a, x_c, n_c))
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where no test is defined: NaN, noted by callers
+        return _score_statistic(*(np.asarray(v, dtype=float) for v in (x_a, n_a, x_c, n_c)), delta)
+
+
+def _score_statistic(
+    x_a: np.ndarray, n_a: np.ndarray, x_c: np.ndarray, n_c: np.ndarray, delta: np.ndarray | float
+) -> np.ndarray:
     delta = np.broadcast_to(np.asarray(delta, dtype=float), x_a.shape)
     total, events = n_a + n_c, x_a + x_c
     # Miettinen and Nurminen (1985), index 0 = control, as statsmodels writes it.
@@ -566,11 +572,10 @@ def gatekeeping_adjust(
     frame["row"] = np.arange(len(frame))
     adjusted = np.full(len(frame), np.nan)
     frame = frame.sort_values(["family", "arm", "position"], kind="stable")
-    head_ok = frame.groupby(["family", "arm"], sort=False)["p"].transform(
-        lambda p: np.isfinite(p.iloc[0]) if len(p) else False
-    )
-    primary_present = frame.groupby(["family", "arm"], sort=False)["position"].transform("min") == 0
-    gated_out = frame["p"].notna() & ~(head_ok.astype(bool) & primary_present)
+    chain_key = pd.MultiIndex.from_arrays([frame["family"], frame["arm"]])
+    heads = frame[(frame["position"] == 0) & frame["p"].notna()]
+    head_ok = chain_key.isin(pd.MultiIndex.from_arrays([heads["family"], heads["arm"]]))
+    gated_out = frame["p"].notna() & ~head_ok
     adjusted[frame.loc[gated_out, "row"].to_numpy()] = 1.0
     live = frame[frame["p"].notna() & ~gated_out].copy()
     if live.empty:
@@ -583,14 +588,24 @@ def gatekeeping_adjust(
         live["adj"] = by_position.groupby([live["family"], live["arm"]], sort=False).cummax()
         adjusted[live["row"].to_numpy()] = live["adj"].clip(upper=1.0).to_numpy()
         return pd.Series(adjusted, index=p_values.index)
-    for _, chains in live.groupby("family", sort=False):
-        chain_max = chains.groupby("arm", sort=False)["running"].max().sort_values(kind="stable").to_numpy()
-        m = len(chain_max)
-        holm = np.maximum.accumulate((m - np.arange(m)) * chain_max)  # Q(1..m)
-        q = np.concatenate(([0.0], holm))  # Q(0..m)
-        s = chains["running"].to_numpy()[:, None]
-        candidates = np.maximum(q[None, :], s * (m - np.arange(m + 1))[None, :])
-        adjusted[chains["row"].to_numpy()] = np.minimum(candidates.min(axis=1), 1.0)
+    # Holm over the chains' maxima, for all families at once: Q(t) for t = 1..m in a (families x m) matrix.
+    chains = live.groupby(["family", "arm"], sort=False)["running"].max().reset_index()
+    chains["q"] = adjust_p_values(chains["running"], chains["family"], "holm")
+    chains = chains.sort_values(["family", "q"], kind="stable")
+    family_code, family_names = pd.factorize(chains["family"])
+    rank = chains.groupby("family", sort=False).cumcount().to_numpy()
+    sizes = np.bincount(family_code)
+    width = int(sizes.max()) + 1
+    q = np.full((len(family_names), width), np.inf)
+    q[:, 0] = 0.0
+    q[family_code, rank + 1] = chains["q"].to_numpy()
+    # Each test: min over t of max(Q(t), s * (m - t)), t = 0..m of its family.
+    element_family = pd.Index(family_names).get_indexer(live["family"])
+    m = sizes[element_family][:, None]
+    t = np.arange(width)[None, :]
+    candidates = np.maximum(q[element_family], live["running"].to_numpy()[:, None] * np.maximum(m - t, 0))
+    candidates = np.where(t <= m, candidates, np.inf)
+    adjusted[live["row"].to_numpy()] = np.minimum(candidates.min(axis=1), 1.0)
     return pd.Series(adjusted, index=p_values.index)
 
 
