@@ -18,6 +18,7 @@ about to store; a failed blocking check stops the asset before the write (gates.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ def _as_failure(prefix: str = "") -> Iterator[None]:
 
 
 def _result(name: str, segment: str, outcome: lib.CheckOutcome, warn: bool = False) -> AssetCheckResult:
-    metadata = {
+    metadata: dict[str, Any] = {
         key: markdown_preview(value, rows=len(value)) if isinstance(value, pd.DataFrame) else value
         for key, value in outcome.metadata.items()
     }
@@ -128,9 +129,9 @@ def assignments(context: AssetExecutionContext, settings: PipelineSettings, ware
     frame["assigned_at"] = pd.Timestamp.now(tz="UTC")
     frame = lib.as_arrow_strings(frame, ["segment", "customer_id", "arm", "variant_id"])
 
-    settings_ = config.assignment
+    assignment_config = config.assignment
     balance_outcome, balance = lib.arm_balance(
-        frame, weights, settings_.balance_tolerance, settings_.min_customers_per_arm
+        frame, weights, assignment_config.balance_tolerance, assignment_config.min_customers_per_arm
     )
     excluded = gate[~gate["approved"]]
     if not variants:
@@ -146,7 +147,7 @@ def assignments(context: AssetExecutionContext, settings: PipelineSettings, ware
     thin = balance[~balance["meets_min_per_arm"]]
     if len(thin):
         context.log.warning(
-            f"segment '{segment}': fewer than {settings_.min_customers_per_arm} customers in arm(s) "
+            f"segment '{segment}': fewer than {assignment_config.min_customers_per_arm} customers in arm(s) "
             + ", ".join(f"{arm} ({n})" for arm, n in zip(thin["arm"], thin["n"], strict=True))
         )
     metadata = {

@@ -261,7 +261,8 @@ def score_statistic(
     ``test_proportions_2indep(method="score", correction=True)``, which takes one delta per call.
     """
     with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where no test is defined: NaN, noted by callers
-        return _score_statistic(*(np.asarray(v, dtype=float) for v in (x_a, n_a, x_c, n_c)), delta)
+        arrays = [np.asarray(v, dtype=float) for v in (x_a, n_a, x_c, n_c)]
+        return _score_statistic(arrays[0], arrays[1], arrays[2], arrays[3], delta)
 
 
 def _score_statistic(
@@ -330,7 +331,10 @@ def fisher_central_p(x_a: np.ndarray, n_a: np.ndarray, x_c: np.ndarray, n_c: np.
 
 
 def msprt(
-    difference: np.ndarray, variance: np.ndarray, mixture_variance: np.ndarray, alpha: float
+    difference: np.ndarray | float,
+    variance: np.ndarray,
+    mixture_variance: np.ndarray,
+    alpha: float | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mixture sequential probability ratio test (Johari et al. 2017) of a difference with a normal mixing
     distribution of variance ``mixture_variance``: ``(always-valid p, confidence-sequence half width)``.

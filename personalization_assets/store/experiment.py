@@ -62,9 +62,8 @@ def campaign_segments(warehouse: DuckDBWarehouse) -> int:
     """Segments of the campaign (customer_segments): with the pooled analysis, the families sharing alpha."""
     with warehouse.connect() as connection:
         require_tables(connection, [CUSTOMER_SEGMENTS_TABLE], "(all)")
-        return int(
-            connection.execute(f"select count(distinct segment) from {SCHEMA}.{CUSTOMER_SEGMENTS_TABLE}").fetchone()[0]
-        )
+        row = connection.execute(f"select count(distinct segment) from {SCHEMA}.{CUSTOMER_SEGMENTS_TABLE}").fetchone()
+    return int(row[0]) if row else 0
 
 
 def read_assignments(
@@ -117,7 +116,8 @@ def read_engagement(warehouse: DuckDBWarehouse, segment: str | None = None) -> p
 def count_rows(warehouse: DuckDBWarehouse, table: str, segment: str, condition: str = "true") -> int:
     with warehouse.connect() as connection:
         query = f"select count(*) from {SCHEMA}.{table} where segment = ? and ({condition})"
-        return int(connection.execute(query, [segment]).fetchone()[0])
+        row = connection.execute(query, [segment]).fetchone()
+    return int(row[0]) if row else 0
 
 
 def read_variant_tables(warehouse: DuckDBWarehouse, segment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
