@@ -20,12 +20,12 @@ from personalization_assets import safety
 from personalization_assets.config.segmentation import SegmentationConfig
 from personalization_assets.lib import reporting
 from personalization_assets.lib.assignment import assign_arms
-from personalization_assets.lib.simulation import simulate_engagement
-from personalization_assets.lib.statistics import compute_experiment_metrics, compute_pooled_metrics
 from personalization_assets.lib.personalization import opening_lines, personal_field_values, render_message
 from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.safety import GENESIS_HASH, chain_audit_records, text_sha256
 from personalization_assets.lib.segmentation import profile_segments
+from personalization_assets.lib.simulation import simulate_engagement
+from personalization_assets.lib.statistics import compute_experiment_metrics, compute_pooled_metrics
 from personalization_assets.lib.synthetic import generate_customers
 from personalization_assets.safety import SafetyConfig
 from personalization_assets.segmentation import segment_customers
