@@ -13,30 +13,33 @@ import pandas as pd
 import pytest
 from scipy import stats
 from scipy.special import betaln
+from statsmodels.stats import proportion as sm_proportion
 from statsmodels.stats.contingency_tables import StratifiedTable
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize, proportions_ztest
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize
 
-from personalization_assets.lib.experimentation import (
-    METRICS_COLUMNS,
-    POOLED_SEGMENT,
+from personalization_assets.lib import statistics as st
+from personalization_assets.lib.assignment import assign_arms, check_balance, effective_weights
+from personalization_assets.lib.simulation import (
     Baselines,
     EngagementSource,
     RecordedEngagement,
     SimulatedEngagement,
-    assign_arms,
-    check_balance,
-    compute_experiment_metrics,
-    compute_pooled_metrics,
     draw_arm_uplifts,
-    effective_weights,
     engagement_propensities,
     load_engagement_events,
-    sample_ratio_mismatch,
     simulate_engagement,
 )
-from personalization_assets.lib.statistics import adjust_p_values, prob_beta_greater
+from personalization_assets.lib.statistics import (
+    METRICS_COLUMNS,
+    POOLED_SEGMENT,
+    adjust_p_values,
+    compute_experiment_metrics,
+    compute_pooled_metrics,
+    prob_beta_greater,
+    sample_ratio_mismatch,
+)
 
 ALL_VARIANTS = [("v-urgent", "urgent"), ("v-info", "informational"), ("v-friendly", "friendly")]
 TONES = ["urgent", "informational", "friendly"]
@@ -64,9 +67,7 @@ def with_features(assignments: pd.DataFrame, customers: pd.DataFrame) -> pd.Data
     return pd.concat([assignments, features], axis=1)
 
 
-def engagement_from_counts(
-    segment: str, counts: dict[str, tuple[int, int]], metric: str = "converted"
-) -> pd.DataFrame:
+def engagement_from_counts(segment: str, counts: dict[str, tuple[int, int]], metric: str = "converted") -> pd.DataFrame:
     """Per-customer rows reproducing ``counts[arm] = (events, n)`` for one metric (funnel kept consistent)."""
     frames = []
     for arm, (events, n) in counts.items():
@@ -102,25 +103,19 @@ def test_assignment_is_deterministic_and_independent_of_row_order(customers):
     shuffled = customers.sample(frac=1.0, random_state=3)
     from_shuffled = assign_arms(shuffled, list(reversed(ALL_VARIANTS)), None, "exp-1", "salt")
     arm_by_customer = first.set_index("customer_id")["arm"]
-    assert (
-        from_shuffled.set_index("customer_id")["arm"] == arm_by_customer.loc[shuffled["customer_id"]]
-    ).all()
+    assert (from_shuffled.set_index("customer_id")["arm"] == arm_by_customer.loc[shuffled["customer_id"]]).all()
 
 
 @pytest.mark.parametrize("changed", [{"salt": "other-salt"}, {"experiment_id": "exp-2"}])
 def test_a_different_salt_or_experiment_reshuffles_customers(customers, changed):
     base = assign_arms(customers, ALL_VARIANTS, None, "exp-1", "salt")
-    other = assign_arms(
-        customers, ALL_VARIANTS, None, **{"experiment_id": "exp-1", "salt": "salt", **changed}
-    )
+    other = assign_arms(customers, ALL_VARIANTS, None, **{"experiment_id": "exp-1", "salt": "salt", **changed})
     moved = (base["arm"] != other["arm"]).mean()
     assert 0.65 < moved < 0.85  # independent re-deals of 4 equal arms move ~3/4 of customers
 
 
 def test_assignment_is_stable_across_processes_and_releases():
-    customers = pd.DataFrame(
-        {"segment": "loyal-high-value", "customer_id": [f"C{i:06d}" for i in range(1, 13)]}
-    )
+    customers = pd.DataFrame({"segment": "loyal-high-value", "customer_id": [f"C{i:06d}" for i in range(1, 13)]})
     code = (
         "import json, pandas as pd\n"
         "from personalization_assets.lib.assignment import assign_arms\n"
@@ -157,9 +152,7 @@ def test_small_segments_get_exact_quotas(n, weights):
 def test_twenty_customers_balance_within_tolerance():
     customers = pd.DataFrame({"segment": "tiny", "customer_id": [f"T{i}" for i in range(20)]})
     assignments = assign_arms(customers, ALL_VARIANTS, None, "exp", "s")
-    balance = check_balance(
-        assignments, effective_weights(assignments["arm"].unique()), tolerance=0.05, min_per_arm=5
-    )
+    balance = check_balance(assignments, effective_weights(assignments["arm"].unique()), tolerance=0.05, min_per_arm=5)
     assert balance["n"].tolist() == [5, 5, 5, 5]
     assert balance["within_tolerance"].all() and balance["meets_min_per_arm"].all()
     assert balance["srm_p_value"].eq(1.0).all()
@@ -243,9 +236,7 @@ def test_uplift_draws_are_seeded_clipped_and_zero_for_control_and_aa():
     assert all(0.05 <= uplifts[tone] <= 0.30 for tone in TONES)
     assert len({uplifts[tone] for tone in TONES}) == 3
     assert draw_arm_uplifts(arms, seed=11) == uplifts
-    assert (
-        draw_arm_uplifts(["control", "urgent"], seed=11)["urgent"] == uplifts["urgent"]
-    )  # blocking others: no effect
+    assert draw_arm_uplifts(["control", "urgent"], seed=11)["urgent"] == uplifts["urgent"]  # blocking others: no effect
     assert set(draw_arm_uplifts(arms, seed=11, aa_mode=True).values()) == {0.0}
     assert draw_arm_uplifts(["urgent"], mean=1.0, sd=0.0, clip=(0.05, 0.30))["urgent"] == 0.30
 
@@ -254,9 +245,7 @@ def test_uplift_draws_are_seeded_clipped_and_zero_for_control_and_aa():
 def simulated(customers) -> pd.DataFrame:
     assignments = assign_arms(customers, ALL_VARIANTS, None, "exp", "salt")
     uplifts = draw_arm_uplifts(["control", *TONES], seed=1)
-    return simulate_engagement(
-        with_features(assignments, customers), uplifts, Baselines(), noise_sd=0.2, seed=5
-    )
+    return simulate_engagement(with_features(assignments, customers), uplifts, Baselines(), noise_sd=0.2, seed=5)
 
 
 def test_simulated_funnel_is_consistent(simulated):
@@ -278,9 +267,7 @@ def test_simulated_funnel_is_consistent(simulated):
 def test_simulation_is_reproducible_and_independent_of_row_order(customers, simulated):
     assignments = with_features(assign_arms(customers, ALL_VARIANTS, None, "exp", "salt"), customers)
     uplifts = draw_arm_uplifts(["control", *TONES], seed=1)
-    pd.testing.assert_frame_equal(
-        simulate_engagement(assignments, uplifts, Baselines(), 0.2, seed=5), simulated
-    )
+    pd.testing.assert_frame_equal(simulate_engagement(assignments, uplifts, Baselines(), 0.2, seed=5), simulated)
     other_seed = simulate_engagement(assignments, uplifts, Baselines(), 0.2, seed=6)
     assert (other_seed["opened"] != simulated["opened"]).any()
     reordered = simulate_engagement(assignments.iloc[::-1], uplifts, Baselines(), 0.2, seed=5)
@@ -298,9 +285,7 @@ def test_control_rates_sit_near_the_baselines():
     assert engagement["converted"].mean() == pytest.approx(0.02, abs=0.002)
     # Ignoring history entirely reproduces the baselines themselves.
     pure = simulate_engagement(assignments, {}, baselines, noise_sd=0.0, seed=1, history_weight=0.0)
-    assert pure[["opened", "clicked", "converted"]].mean().to_numpy() == pytest.approx(
-        [0.30, 0.08, 0.02], abs=0.003
-    )
+    assert pure[["opened", "clicked", "converted"]].mean().to_numpy() == pytest.approx([0.30, 0.08, 0.02], abs=0.003)
 
 
 def test_uplift_multiplies_every_funnel_rate(customers):
@@ -329,9 +314,7 @@ def test_simulation_rejects_missing_features_and_unknown_arms(customers):
 def test_million_customer_simulation_runs():
     customers = make_customers(1, 1_000_000, seed=9)
     assignments = with_features(assign_arms(customers, ALL_VARIANTS, None, "exp", "salt"), customers)
-    engagement = SimulatedEngagement(draw_arm_uplifts(["control", *TONES], seed=2), seed=4).engagement(
-        assignments
-    )
+    engagement = SimulatedEngagement(draw_arm_uplifts(["control", *TONES], seed=2), seed=4).engagement(assignments)
     assert len(engagement) == 1_000_000
     assert engagement["arm"].value_counts().eq(250_000).all()
     assert 0.015 < engagement["converted"].mean() < 0.03
@@ -384,9 +367,7 @@ def test_event_rows_load_from_parquet_and_collapse_per_customer(tmp_path):
             "not a yes/no flag",
         ),
         (
-            pd.DataFrame(
-                {"customer_id": ["a", "a"], "opened": [1, 0], "clicked": [0, 0], "converted": [0, 0]}
-            ),
+            pd.DataFrame({"customer_id": ["a", "a"], "opened": [1, 0], "clicked": [0, 0], "converted": [0, 0]}),
             "duplicate",
         ),
         (pd.DataFrame({"customer_id": ["a"], "event_type": ["bounce"]}), "unknown event_type"),
@@ -403,9 +384,7 @@ def test_recorded_engagement_is_validated_with_clear_errors(table, message):
 
 
 def test_inconsistent_funnel_can_be_inferred():
-    table = pd.DataFrame(
-        {"customer_id": ["a", "b"], "opened": [0, 0], "clicked": [1, 0], "converted": [1, 0]}
-    )
+    table = pd.DataFrame({"customer_id": ["a", "b"], "opened": [0, 0], "clicked": [1, 0], "converted": [1, 0]})
     loaded = load_engagement_events(table, funnel="infer")
     assert loaded[["opened", "clicked", "converted"]].to_numpy().tolist() == [[True, True, True], [False] * 3]
 
@@ -469,20 +448,29 @@ def test_metrics_have_one_row_per_segment_arm_metric(metrics, simulated):
 def test_binary_statistics_match_statsmodels_scalar_calls(metrics):
     for row in metrics.sample(6, random_state=0).itertuples():
         count, nobs = [row.count_arm, row.count_control], [row.n_arm, row.n_control]
-        assert row.p_value == pytest.approx(proportions_ztest(count, nobs)[1], rel=1e-9)
-        low, high = confint_proportions_2indep(*count[:1], nobs[0], count[1], nobs[1], method="newcomb")
-        assert (row.abs_ci_low, row.abs_ci_high) == pytest.approx((low, high))
-        assert row.abs_ci_low < row.abs_lift < row.abs_ci_high
-        assert row.rel_ci_low < row.rel_lift < row.rel_ci_high
+        score = sm_proportion.test_proportions_2indep(
+            count[0], nobs[0], count[1], nobs[1], method="score", correction=True
+        )
+        assert row.p_value == pytest.approx(score.pvalue, rel=1e-9)
+        low, high = confint_proportions_2indep(count[0], nobs[0], count[1], nobs[1], method="score")
+        assert (row.abs_ci_low, row.abs_ci_high) == pytest.approx((low, high), abs=1e-9)
+        assert row.abs_ci_low < row.abs_lift
+        assert row.abs_lift < row.abs_ci_high
+        assert row.rel_ci_low < row.rel_lift
+        assert row.rel_lift < row.rel_ci_high
+        # Power, MDE and sample size at the level the rule tests the primary comparison first: alpha / 3 arms.
+        assert row.alpha_decision == pytest.approx(0.05 / 3)
         effect = proportion_effectsize(row.rate_arm, row.rate_control)
-        expected_power = NormalIndPower().power(abs(effect), row.n_arm, 0.05, ratio=row.n_control / row.n_arm)
+        ratio = row.n_control / row.n_arm
+        expected_power = NormalIndPower().power(abs(effect), row.n_arm, 0.05 / 3, ratio=ratio)
         assert row.power_achieved == pytest.approx(expected_power)
-        mde_h = NormalIndPower().solve_power(
-            None, nobs1=row.n_arm, alpha=0.05, power=0.8, ratio=row.n_control / row.n_arm
-        )
-        assert proportion_effectsize(row.rate_control + row.mde_abs, row.rate_control) == pytest.approx(
-            mde_h, rel=1e-4
-        )
+        mde_h = NormalIndPower().solve_power(None, nobs1=row.n_arm, alpha=0.05 / 3, power=0.8, ratio=ratio)
+        assert proportion_effectsize(row.rate_control + row.mde_abs, row.rate_control) == pytest.approx(mde_h, rel=1e-4)
+        if row.abs_lift > 0:  # the sample that would detect the observed lift with 80% power
+            needed = NormalIndPower().solve_power(
+                proportion_effectsize(row.rate_arm, row.rate_control), None, 0.05 / 3, 0.8, ratio=ratio
+            )
+            assert row.n_needed == pytest.approx(np.ceil(needed), abs=1)
 
 
 @pytest.mark.parametrize("correction", ["holm", "fdr_bh"])
@@ -546,11 +534,7 @@ def test_zero_events_give_nan_p_value_and_a_note():
         warnings.simplefilter("error")
         rows = compute_experiment_metrics(frame).set_index("metric")
     conversion = rows.loc["conversion"]
-    assert (
-        np.isnan(conversion["p_value"])
-        and np.isnan(conversion["p_adjusted"])
-        and not conversion["significant"]
-    )
+    assert np.isnan(conversion["p_value"]) and np.isnan(conversion["p_adjusted"]) and not conversion["significant"]
     assert "no events in either arm" in conversion["note"]
     assert conversion["abs_lift"] == 0 and conversion["abs_ci_low"] < 0 < conversion["abs_ci_high"]
     assert conversion["prob_beat_control"] == pytest.approx(0.5)
@@ -581,10 +565,7 @@ def test_control_only_or_missing_control_do_not_raise():
     assert rows.empty and list(rows.columns) == METRICS_COLUMNS
     assert compute_pooled_metrics(control_only).empty
     no_control = compute_experiment_metrics(engagement_from_counts("s", {"urgent": (3, 30)}))
-    assert (
-        no_control["p_value"].isna().all()
-        and no_control["note"].str.contains("control has no customers").all()
-    )
+    assert no_control["p_value"].isna().all() and no_control["note"].str.contains("control has no customers").all()
 
 
 def test_bad_parameters_are_rejected():
@@ -639,9 +620,7 @@ def test_pooled_metrics_reduce_to_the_segment_figures_for_one_segment(metrics, s
         "power_achieved",
         "mde_abs",
     ):
-        assert pooled[column].to_numpy(float) == pytest.approx(segment[column].to_numpy(float), rel=1e-9), (
-            column
-        )
+        assert pooled[column].to_numpy(float) == pytest.approx(segment[column].to_numpy(float), rel=1e-9), column
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -653,9 +632,7 @@ def test_srm_flags_a_60_40_split_and_passes_a_fair_one():
     chi2, p_value = sample_ratio_mismatch({"control": 600, "urgent": 400}, {"control": 0.5, "urgent": 0.5})
     assert chi2 == pytest.approx(40.0) and p_value < 1e-6
     assert sample_ratio_mismatch({"control": 503, "urgent": 497}, {"control": 1, "urgent": 1})[1] > 0.8
-    assert (
-        sample_ratio_mismatch(pd.Series({"control": 500}), {"control": 1, "urgent": 1})[1] < 1e-6
-    )  # absent arm = 0
+    assert sample_ratio_mismatch(pd.Series({"control": 500}), {"control": 1, "urgent": 1})[1] < 1e-6  # absent arm = 0
 
 
 def test_srm_degenerate_inputs():
@@ -693,9 +670,7 @@ def test_aa_experiments_keep_the_familywise_error_rate():
 def test_confidence_intervals_cover_the_true_difference():
     experiments = 400
     customers = make_customers(experiments, 2_000, seed=33)
-    assignments = with_features(
-        assign_arms(customers, [("v-urgent", "urgent")], None, "cov", "salt-33"), customers
-    )
+    assignments = with_features(assign_arms(customers, [("v-urgent", "urgent")], None, "cov", "salt-33"), customers)
     uplifts = {"urgent": 0.15}
     engagement = simulate_engagement(assignments, uplifts, Baselines(), noise_sd=0.2, seed=33)
     # Truth: the difference in the arms' mean propensities (what the simulation draws from), per experiment.
@@ -709,7 +684,259 @@ def test_confidence_intervals_cover_the_true_difference():
     for metric in ("open", "click", "conversion"):
         metric_rows = rows[rows["metric"] == metric].set_index("segment")
         true_difference = truth.loc[metric_rows.index, metric]
-        covered = (metric_rows["abs_ci_low"] <= true_difference) & (
-            true_difference <= metric_rows["abs_ci_high"]
-        )
+        covered = (metric_rows["abs_ci_low"] <= true_difference) & (true_difference <= metric_rows["abs_ci_high"])
         assert 0.92 <= covered.mean() <= 0.98, (metric, covered.mean())
+
+
+# ------------------------------------------------------------------------------------------------------
+# The campaign's decision rule (issue 21): small seeded checks of the properties scripts/validate_statistics.py
+# measures at scale
+# ------------------------------------------------------------------------------------------------------
+
+ARMS4 = ["control", "urgent", "informational", "friendly"]
+
+
+def funnel_summary(rng, segments: int, sizes: dict[str, int], conversion: dict[str, float]) -> pd.DataFrame:
+    """summarize_arms' frame for independent segments: conversion at the given rate, clicks 8%, opens 30%."""
+    frames = []
+    for arm, n in sizes.items():
+        p = conversion[arm]
+        states = rng.multinomial(n, [p, 0.06, 0.22, 0.72 - p], size=segments)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "segment": [f"s{k:05d}" for k in range(segments)],
+                    "arm": arm,
+                    "n": n,
+                    "opened": states[:, :3].sum(axis=1),
+                    "clicked": states[:, :2].sum(axis=1),
+                    "converted": states[:, 0],
+                    "variant_id": None,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # statsmodels' extra ratio figures at p = 0
+def test_score_statistic_and_interval_match_statsmodels_at_any_delta():
+    x_a, n_a, x_c, n_c = (
+        np.array([3.0, 30, 5, 7]),
+        np.array([20.0, 1000, 50, 9]),
+        np.array([1.0, 20, 0, 2]),
+        np.array([80.0, 1000, 500, 11]),
+    )
+    for delta in (0.0, 0.05, -0.02):
+        ours = st.score_statistic(x_a, n_a, x_c, n_c, delta)
+        for i in range(len(x_a)):
+            theirs = sm_proportion.test_proportions_2indep(
+                x_a[i], n_a[i], x_c[i], n_c[i], method="score", value=delta, correction=True
+            ).statistic
+            assert ours[i] == pytest.approx(theirs, rel=1e-9)
+    low, high = st.score_interval(x_a, n_a, x_c, n_c, 0.05)
+    for i in range(3):  # statsmodels' root finder fails on the last, extreme table
+        expected = confint_proportions_2indep(x_a[i], n_a[i], x_c[i], n_c[i], method="score")
+        assert (low[i], high[i]) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_interval_excludes_zero_exactly_when_p_is_below_alpha(sequential):
+    rng = np.random.default_rng(5)
+    n = 800
+    n_a, n_c = rng.integers(5, 300, n), rng.integers(5, 300, n)
+    x_a = rng.binomial(n_a, rng.uniform(0.005, 0.3, n))
+    x_c = rng.binomial(n_c, rng.uniform(0.005, 0.3, n))
+    summary = pd.concat(
+        [
+            pd.DataFrame({"segment": np.arange(n), "arm": arm, "n": size, "opened": x, "clicked": x, "converted": x})
+            for arm, size, x in (("control", n_c, x_c), ("urgent", n_a, x_a))
+        ]
+    ).assign(variant_id=None)
+    for alpha in (0.05, 0.01):
+        rows = st.compute_metrics_from_summary(summary, alpha=alpha, sequential=sequential)
+        rows = rows[(rows["metric"] == "conversion") & rows["p_value"].notna()]
+        excludes = (rows["abs_ci_low"] > 0) | (rows["abs_ci_high"] < 0)
+        assert (excludes == (rows["p_value"] < alpha)).all()
+        assert excludes.any()
+        if not sequential:
+            assert (rows["test"] == st.FIXED_TEST["exact"]).any()  # small tables took the exact guard
+
+
+def test_small_unequal_arms_keep_the_exact_size_below_alpha():
+    """Exact rejection rate over every outcome of 20 vs 80 customers at 2%: the pooled z-test rejects 8.7% (all
+    in favour of the small arm); the score test with the exact guard stays below alpha."""
+    x_a, x_c = np.meshgrid(np.arange(21), np.arange(81), indexing="ij")
+    x_a, x_c = x_a.ravel().astype(float), x_c.ravel().astype(float)
+    weight = stats.binom.pmf(x_a, 20, 0.02) * stats.binom.pmf(x_c, 80, 0.02)
+    n_a, n_c = np.full_like(x_a, 20), np.full_like(x_c, 80)
+    testable = (x_a + x_c > 0) & (x_a + x_c < 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _, pooled_z = sm_proportion.test_proportions_2indep(
+            x_a, n_a, x_c, n_c, method="score", correction=False, return_results=False
+        )
+    rule = np.maximum(
+        2 * stats.norm.sf(np.abs(st.score_statistic(x_a, n_a, x_c, n_c))), st.fisher_central_p(x_a, n_a, x_c, n_c)
+    )
+    assert (weight * (testable & (pooled_z < 0.05))).sum() > 0.08
+    assert (weight * (testable & (rule < 0.05))).sum() <= 0.05
+    # The exact test is Fisher's, two-sided as twice the smaller tail.
+    for a, c in ((2, 0), (3, 1), (0, 4)):
+        one_sided = min(
+            stats.fisher_exact([[a, 20 - a], [c, 80 - c]], alternative="greater").pvalue,
+            stats.fisher_exact([[a, 20 - a], [c, 80 - c]], alternative="less").pvalue,
+        )
+        assert st.fisher_central_p(np.array([a]), np.array([20]), np.array([c]), np.array([80]))[0] == pytest.approx(
+            min(1.0, 2 * one_sided)
+        )
+
+
+def graph_procedure(p: dict[tuple[str, int], float], chains: list[str], alpha: float) -> set[tuple[str, int]]:
+    """The graphical procedure step by step: each chain's head holds alpha / (chains not fully rejected)."""
+    rejected: set[tuple[str, int]] = set()
+    position = dict.fromkeys(chains, 0)
+    length = {chain: max(k for c, k in p if c == chain) + 1 for chain in chains}
+    while True:
+        remaining = [chain for chain in chains if position[chain] < length[chain]]
+        if not remaining:
+            return rejected
+        level = alpha / len(remaining)
+        progressed = False
+        for chain in remaining:
+            while position[chain] < length[chain] and p[(chain, position[chain])] <= level:
+                rejected.add((chain, position[chain]))
+                position[chain] += 1
+                progressed = True
+        if not progressed:
+            return rejected
+
+
+def test_gatekeeping_closed_form_equals_the_graphical_procedure():
+    rng = np.random.default_rng(12)
+    metrics = st.metric_order("conversion")[:3]
+    for _ in range(200):
+        chains = [f"arm{i}" for i in range(rng.integers(1, 5))]
+        p = {(c, k): float(rng.choice([rng.uniform(0, 0.02), rng.uniform(0, 1)])) for c in chains for k in range(3)}
+        frame = pd.DataFrame(
+            [{"family": "s", "arm": c, "metric": metrics[k], "p": value} for (c, k), value in p.items()]
+        )
+        adjusted = st.gatekeeping_adjust(frame["p"], frame["family"], frame["arm"], frame["metric"])
+        for alpha in (0.01, 0.05, 0.2):
+            closed = {
+                (c, metrics.index(m))
+                for c, m, a in zip(frame["arm"], frame["metric"], adjusted, strict=True)
+                if a <= alpha
+            }
+            assert closed == graph_procedure(p, chains, alpha)
+
+
+def test_secondary_metrics_are_tested_only_behind_their_primary():
+    frame = pd.DataFrame(
+        {
+            "segment": "s",
+            "arm": ["urgent"] * 3 + ["friendly"] * 3,
+            "metric": ["conversion", "click", "open"] * 2,
+            "p_value": [0.30, 1e-9, 1e-9, 0.001, 0.002, np.nan],
+        }
+    )
+    adjusted = st.gatekeeping_adjust(frame["p_value"], frame["segment"], frame["arm"], frame["metric"])
+    assert adjusted[1] >= 0.30  # urgent's tiny click p cannot beat its primary
+    assert adjusted[0] == pytest.approx(0.30)
+    assert adjusted[3] == pytest.approx(0.002)  # friendly's head: 0.001 x 2 chains
+    assert adjusted[4] == pytest.approx(0.004)  # its click: 0.002 x 2, its missing open skipped
+    assert np.isnan(adjusted[5])
+
+
+def test_aa_small_segments_with_unequal_weights_rarely_send():
+    rng = np.random.default_rng(31)
+    sizes = st.dealt_counts(200, {"control": 0.4, "urgent": 0.3, "informational": 0.2, "friendly": 0.1}).to_dict()
+    summary = funnel_summary(rng, 1_000, sizes, dict.fromkeys(ARMS4, 0.02))
+    rows = st.compute_metrics_from_summary(summary)
+    send = (
+        (rows["significant"] & (rows["metric"] == "conversion") & (rows["abs_lift"] > 0)).groupby(rows["segment"]).any()
+    )
+    assert send.mean() <= 0.05
+    assert rows.groupby("segment")["significant"].any().mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 1_000)
+
+
+def test_aa_campaign_any_winner_anywhere_stays_below_alpha():
+    rng = np.random.default_rng(17)
+    campaigns, segments = 200, 4
+    summary = funnel_summary(rng, campaigns * segments, dict.fromkeys(ARMS4, 300), dict.fromkeys(ARMS4, 0.05))
+    rows = st.compute_metrics_from_summary(summary, families=segments + 1)
+    campaign = rows["segment"].str[1:].astype(int) // segments
+    any_winner = rows.groupby(campaign)["significant"].any().mean()
+    assert any_winner <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / campaigns)
+    tested = rows[rows["p_value"].notna()]
+    assert tested["p_adjusted"].ge(np.minimum(tested["p_value"] * (segments + 1), 1.0) - 1e-12).all()
+
+
+def test_aa_over_fourteen_looks_keeps_the_error_with_the_sequential_test():
+    rng = np.random.default_rng(23)
+    reps, looks = 300, 14
+    cumulative = None
+    ever = np.zeros(reps, bool)
+    for look in range(1, looks + 1):
+        batch = funnel_summary(rng, reps, dict.fromkeys(ARMS4, 50), dict.fromkeys(ARMS4, 0.05))
+        if cumulative is None:
+            cumulative = batch
+        else:
+            for column in ("n", "opened", "clicked", "converted"):
+                cumulative[column] = cumulative[column].to_numpy() + batch[column].to_numpy()
+        rows = st.compute_metrics_from_summary(cumulative, sequential=True, looks=look)
+        ever |= rows.groupby("segment")["significant"].any().to_numpy()
+        assert (rows["looks"] == look).all()
+        assert (rows["test"] == st.SEQUENTIAL_TEST).all()
+    assert ever.mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
+
+
+@pytest.mark.parametrize("sequential", [False, True])
+def test_achieved_power_at_the_reported_mde_is_near_the_nominal(sequential):
+    rng = np.random.default_rng(41 + sequential)
+    per_arm, families, reps = 3_000, 4, 1_000
+    planning = funnel_summary(rng, 1, dict.fromkeys(ARMS4, per_arm), dict.fromkeys(ARMS4, 0.02))
+    planning["converted"] = 60  # the planned 2%, exactly
+    reported = st.compute_metrics_from_summary(planning, families=families, sequential=sequential)
+    mde = reported.loc[(reported["arm"] == "urgent") & (reported["metric"] == "conversion"), "mde_abs"].iloc[0]
+    assert reported["alpha_decision"].iloc[0] == pytest.approx(0.05 / families / 3)
+    summary = funnel_summary(
+        rng, reps, dict.fromkeys(ARMS4, per_arm), dict.fromkeys(ARMS4, 0.02) | {"urgent": 0.02 + mde}
+    )
+    rows = st.compute_metrics_from_summary(summary, families=families, sequential=sequential)
+    achieved = rows.loc[(rows["arm"] == "urgent") & (rows["metric"] == "conversion"), "significant"].mean()
+    assert 0.75 <= achieved <= 0.86
+
+
+def test_rare_events_do_not_make_an_empty_arm_look_better():
+    rare = st.prob_beat_control(np.array([0.0]), np.array([10.0]), np.array([0.0]), np.array([100_000.0]))[0]
+    flat = prob_beta_greater(np.array([1.0]), np.array([11.0]), np.array([1.0]), np.array([100_001.0]))[0]
+    assert flat > 0.999  # what the flat Beta(1, 1) prior said
+    assert 0.4 <= rare <= 0.7
+    # With real data the weak prior changes little, and the evidence still decides.
+    typical = st.prob_beat_control(
+        np.array([30.0, 20.0]), np.array([1000.0] * 2), np.array([20.0, 30.0]), np.array([1000.0] * 2)
+    )
+    assert typical[0] == pytest.approx(
+        prob_beta_greater(np.array([31.0]), np.array([971.0]), np.array([21.0]), np.array([981.0]))[0], abs=0.01
+    )
+    assert typical[0] + typical[1] == pytest.approx(1.0, abs=1e-8)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 20, 199, 200, 1001])
+def test_dealt_counts_are_what_the_assignment_deals(n):
+    weights = {"control": 0.4, "urgent": 0.3, "informational": 0.2, "friendly": 0.1}
+    customers = pd.DataFrame({"segment": "s", "customer_id": [f"C{i:05d}" for i in range(n)]})
+    dealt = assign_arms(customers, ALL_VARIANTS, weights)["arm"].value_counts()
+    expected = st.dealt_counts(n, weights)
+    assert dealt.reindex(expected.index, fill_value=0).tolist() == expected.tolist()
+    assert not st.deal_deviation(expected, weights)["beyond"].any()
+
+
+def test_a_one_percent_loss_at_100000_is_caught_where_chi_square_is_blind():
+    weights = dict.fromkeys(ARMS4, 0.25)
+    counts = st.dealt_counts(100_000, weights)
+    counts["urgent"] -= 250
+    deviation = st.deal_deviation(counts, weights).set_index("arm")
+    assert deviation.loc["urgent", "beyond"]
+    assert deviation.loc["urgent", "deviation"] == pytest.approx(-187.5)
+    assert sample_ratio_mismatch(counts, weights)[1] > 0.5

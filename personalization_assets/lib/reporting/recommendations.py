@@ -26,11 +26,13 @@ from personalization_assets.lib.reporting.formatting import (
     fmt_rel,
 )
 from personalization_assets.lib.reporting.inputs import ReportInputs, campaign_segments
-from personalization_assets.lib.statistics import BINARY_METRICS, CONTROL
+from personalization_assets.lib.statistics import CONTROL
 
 # Decisions, from strongest evidence to none.
 SEND = "send"  # a tone beat control significantly on the primary metric
-LEAN = "lean"  # no significant result on the primary metric, but a significant win on an earlier funnel stage
+# Not produced any more: secondary metrics are tested only behind a significant primary (docs/statistics.md);
+# kept for the report's legend.
+LEAN = "lean"
 UNDECIDED = "undecided"  # no significant difference: the data cannot decide
 KEEP_CONTROL = "keep_control"  # every tested tone did significantly worse than control
 CONTROL_ONLY = "control_only"  # no approved variant: everyone got the control message, nothing to compare
@@ -88,23 +90,26 @@ def _capitalized(text: str) -> str:
 
 
 def _power_caveat(row: Mapping[str, object]) -> str:
-    """What the test could detect (its minimum detectable lift) and the sample that would settle this lift."""
+    """What the decision rule could detect (its minimum detectable lift at the level it tests this comparison)
+    and the sample per arm that would detect the observed lift (lib.statistics computes both)."""
     mde, lift = row.get("mde_abs"), row.get("abs_lift")
     if _missing(mde):
         return ""
+    level = row.get("alpha_decision")
     text = (
-        f"With {fmt_int(row['n_arm'])} customers in the arm this test could reliably detect only lifts of "
-        f"{fmt_pp(mde, 2).lstrip('+')} or more in {METRIC_LABELS.get(str(row['metric']), row['metric'])}"
+        f"With {fmt_int(row['n_arm'])} customers in the arm, the campaign's decision rule"
+        + ("" if _missing(level) else f" (this comparison tested at {float(level):.2g})")
+        + f" detects only lifts of {fmt_pp(mde, 2).lstrip('+')} or more in "
+        f"{METRIC_LABELS.get(str(row['metric']), row['metric'])} with the planned power"
     )
-    if not _missing(lift) and float(lift) > 0:
-        # The minimum detectable effect shrinks with 1/sqrt(n): this many times the sample detects this lift.
-        factor = (float(mde) / float(lift)) ** 2
-        if factor > 1.05:
-            times = f"{factor:.1f}" if factor < 10 else f"{factor:,.0f}"
-            text += (
-                f"; confirming the observed {fmt_pp(lift, 2)} would need about "
-                f"{fmt_int(factor * float(row['n_arm']))} customers per arm ({times}× as many)"
-            )
+    needed = row.get("n_needed")
+    if not _missing(lift) and float(lift) > 0 and not _missing(needed) and float(needed) > 1.05 * float(row["n_arm"]):
+        factor = float(needed) / float(row["n_arm"])
+        times = f"{factor:.1f}" if factor < 10 else f"{factor:,.0f}"
+        text += (
+            f"; confirming the observed {fmt_pp(lift, 2)} would need about "
+            f"{fmt_int(needed)} customers per arm ({times}× as many)"
+        )
     return text + "."
 
 
@@ -123,9 +128,9 @@ def recommend_segment(
 ) -> Recommendation:
     """The recommendation for one segment from its experiment_metrics rows (all arms × metrics).
 
-    Only a significant result (``significant``: multiplicity-adjusted p below alpha) on ``primary_metric``
-    yields a decision; otherwise the recommendation says the data cannot decide, shows the best estimate with
-    its uncertainty and what sample would settle it.
+    Only a significant result (``significant``: p adjusted across the campaign below alpha) on
+    ``primary_metric`` yields a decision; otherwise the recommendation says the data cannot decide, shows the
+    best estimate with its uncertainty and what sample would settle it.
     """
     base = {"segment": segment, "segment_name": segment_name, "metric": primary_metric}
     rows = rows.assign(significant=_bool(rows["significant"])) if len(rows) else rows
@@ -210,40 +215,10 @@ def recommend_segment(
         )
 
     # Nothing significant on the primary metric. The best estimate is the arm most likely to beat control.
+    # (Secondary metrics are gated behind the primary one, so none of them can be significant here: no "lean".)
     candidates = testable[~testable["arm"].isin(losers["arm"])]
     best = candidates.sort_values(["prob_beat_control", "abs_lift"], ascending=False).iloc[0]
-    funnel_order = list(BINARY_METRICS)
-    earlier = funnel_order[: funnel_order.index(primary_metric)] if primary_metric in funnel_order else []
-    secondary_wins = rows[
-        rows["metric"].isin(earlier)
-        & rows["significant"]
-        & (rows["abs_lift"] > 0)
-        & rows["arm"].isin(candidates["arm"])
-    ]
     power_note = _power_caveat(best)
-    if len(secondary_wins):
-        # The stage nearest the primary metric is the most relevant signal (clicks before opens).
-        secondary_wins = secondary_wins.assign(stage=secondary_wins["metric"].map(funnel_order.index))
-        lean = secondary_wins.sort_values(["stage", "abs_lift"], ascending=False).iloc[0]
-        lean_primary = candidates[candidates["arm"] == lean["arm"]].iloc[0]
-        return Recommendation(
-            **base,
-            decision=LEAN,
-            tone=str(lean["arm"]),
-            variant_id=None if _missing(lean["variant_id"]) else str(lean["variant_id"]),
-            headline=(
-                f"Lean towards the {lean['arm']} message; its effect on "
-                f"{METRIC_EVENTS.get(primary_metric)} is not proven"
-            ),
-            evidence=(
-                f"It raised the {METRIC_LABELS.get(lean['metric'])} significantly: "
-                f"{_evidence(lean, confidence)} "
-                f"On {METRIC_EVENTS.get(primary_metric)} the difference is not significant: "
-                f"{_evidence(lean_primary, confidence)}"
-            ),
-            caveats=tuple(c for c in [*caveats, _power_caveat(lean_primary)] if c),
-            figures=_row_dict(lean_primary),
-        )
     return Recommendation(
         **base,
         decision=UNDECIDED,

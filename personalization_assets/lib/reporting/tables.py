@@ -159,6 +159,8 @@ def experiment_health(
                 "power_min": rows["power_achieved"].min() if len(rows) else np.nan,
                 "power_max": rows["power_achieved"].max() if len(rows) else np.nan,
                 "mde_abs": rows["mde_abs"].median() if len(rows) else np.nan,
+                # Analyses of recorded engagement so far (the sequential tests stay valid at every look).
+                "looks": int(rows["looks"].max()) if "looks" in rows and rows["looks"].notna().any() else 0,
             }
         )
     frame = pd.DataFrame.from_records(
@@ -172,6 +174,7 @@ def experiment_health(
             "power_min",
             "power_max",
             "mde_abs",
+            "looks",
         ],
     )
 
@@ -195,9 +198,12 @@ def experiment_health(
                 power_range(lo, hi) for lo, hi in zip(frame["power_min"], frame["power_max"], strict=True)
             ],
             "Detectable lift": frame["mde_abs"].map(lambda v: fmt_pp(v, 2).lstrip("+")),
+            "Looks": frame["looks"].map(lambda v: fmt_int(v) if v else "–"),
         }
     )
-    return DisplayTable.from_frame(display, numeric=["SRM p-value", display.columns[4], "Detectable lift"]), frame
+    return DisplayTable.from_frame(
+        display, numeric=["SRM p-value", display.columns[4], "Detectable lift", "Looks"]
+    ), frame
 
 
 def profiles_table(profiles: pd.DataFrame) -> DisplayTable:
