@@ -11,7 +11,7 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 from pydantic import Field
 
 from personalization_assets.config import PROJECT_ROOT, StrictModel
-from personalization_assets.experimentation import ExperimentConfig, load_experiment_config
+from personalization_assets.config.experiment import ExperimentConfig
 from personalization_assets.lib import reporting
 from personalization_assets.safety import latest_anchor, recorded_audit_heads
 from resources.settings import PipelineSettings
@@ -80,7 +80,7 @@ def campaign_report(
     """Campaign report across all segments: recommendations, lift, funnel, safety, cost, attribution (HTML,
     PDF, executed notebook)."""
     config = settings.load(REPORTING_CONFIG_FILE, ReportingConfig)
-    experiment = load_experiment_config(settings)
+    experiment = settings.stage(ExperimentConfig)
     if not warehouse.exists():
         raise Failure(
             f"campaign_report: the warehouse {warehouse.path} does not exist yet; run the segmentation "

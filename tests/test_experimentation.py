@@ -4,6 +4,7 @@ straight to the warehouse (the generation and safety stages are not run here).""
 
 import json
 import shutil
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from personalization_assets.lib.personalization import (
     personal_field_values,
     plain_name,
     render_message,
+    tier_name,
 )
 from personalization_assets.lib.statistics import (
     METRICS_COLUMNS,
@@ -638,6 +640,31 @@ def test_opening_lines_use_clean_fields_only():
     assert render_message("Line.", "A long first paragraph that is clearly not a greeting at all.") == (
         "Line.\n\nA long first paragraph that is clearly not a greeting at all."
     )
+
+
+@pytest.mark.parametrize(
+    ("city", "quoted"),
+    [("São Paulo", "São Paulo"), ("Zürich", "Zürich"), ("Kraków", "Kraków"), ("Malmö", "Malmö")],
+)
+def test_accented_cities_are_quoted_as_written(city, quoted):
+    decomposed = unicodedata.normalize("NFD", city)  # how macOS exports write accents
+    lines = opening_lines(
+        pd.Series(["friendly", "friendly"]),
+        pd.Series(["Gold", "Gold"]),
+        pd.Series([city, decomposed]),
+        pd.Series([3, 3]),
+    )
+    assert all(f"in {quoted}," in line for line in lines)
+    assert personal_field_values(pd.Series(["Gold"]), pd.Series([city, decomposed])) == sorted(["Gold", quoted])
+
+
+def test_tier_case_is_normalized_for_display_only():
+    assert tier_name("PLATINUM") == "Platinum"
+    assert tier_name("gold") == "Gold"
+    assert tier_name("McSilver") == "McSilver"
+    line = opening_lines(pd.Series(["friendly"]), pd.Series(["PLATINUM"]), pd.Series(["Denver"]), pd.Series([3]))[0]
+    assert "As one of our Platinum members in Denver" in line
+    assert personal_field_values(pd.Series(["PLATINUM", "platinum"]), pd.Series([], dtype=object)) == ["Platinum"]
 
 
 # --- checks on crafted data -------------------------------------------------------------------------------

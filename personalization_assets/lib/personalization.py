@@ -16,6 +16,7 @@ short, plain name (letters, spaces, ``.'-``) is left out of the sentence rather 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
 
 import numpy as np
@@ -39,7 +40,8 @@ TONE_HANDOVER: dict[str, str] = {
 }
 NEUTRAL_HANDOVER = "here's something we picked out for you"
 # A tier or city is used only if it is a short plain name; else (markup, digits, long text) is omitted.
-_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z .'\-]{0,39}")
+# Letters of any script (São Paulo, Zürich, Kraków): a name is never dropped for its accents.
+_PLAIN_NAME = re.compile(r"[^\W\d_](?:[^\W\d_]|[ .'\-]){0,39}")
 # A first paragraph this short is a greeting ("Hi there,"): the opening line goes after it, not before it.
 GREETING_MAX_WORDS = 8
 
@@ -48,8 +50,16 @@ def plain_name(value: object) -> str:
     """``value`` with single spaces if it is a plain name of at most 40 characters, else ``""``."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return ""
-    text = " ".join(str(value).split())
+    # NFC: macOS exports write accents as combining marks, which would not match a letter.
+    text = unicodedata.normalize("NFC", " ".join(str(value).split()))
     return text if _PLAIN_NAME.fullmatch(text) else ""
+
+
+def tier_name(value: object) -> str:
+    """A tier as quoted in a message: ``plain_name``, and "PLATINUM" or "platinum" shown as "Platinum" (a
+    mixed-case name is kept as written). The customers table keeps the tier exactly as the file had it."""
+    name = plain_name(value)
+    return name.title() if name.isupper() or name.islower() else name
 
 
 def _recency_band(days: pd.Series) -> np.ndarray:
@@ -75,12 +85,11 @@ def opening_sentence(tone: str, tier: str, location: str, recency_band: int) -> 
     return f"{recency} {intro}".strip()
 
 
-def personal_field_values(*columns: pd.Series) -> list[str]:
-    """The distinct values of ``columns`` an opening line could quote (``plain_name`` applied), sorted: what
-    the safety stage screens before any of them reaches a message."""
-    values: set[str] = set()
-    for column in columns:
-        values.update(plain_name(value) for value in pd.Series(column).dropna().unique())
+def personal_field_values(tiers: pd.Series, locations: pd.Series) -> list[str]:
+    """The distinct values an opening line could quote, exactly as quoted (``tier_name`` for tiers,
+    ``plain_name`` for locations), sorted: what the safety stage screens before any reaches a message."""
+    values = {tier_name(value) for value in pd.Series(tiers).dropna().unique()}
+    values.update(plain_name(value) for value in pd.Series(locations).dropna().unique())
     values.discard("")
     return sorted(values)
 
@@ -124,18 +133,14 @@ def opening_lines(
             str(uniques[index]) if index >= 0 else ""
             for (_, uniques), index in zip(fields, (tone_index, tier_index, location_index), strict=True)
         )
-        tier_name, location_name = plain_name(tier_value), plain_name(location_value)
+        tier_text, location_text = tier_name(tier_value), plain_name(location_value)
         if allowed_fields is not None:
-            tier_name = tier_name if tier_name in allowed_fields else ""
-            location_name = location_name if location_name in allowed_fields else ""
-        sentences.append(opening_sentence(tone_value, tier_name, location_name, band_index))
+            tier_text = tier_text if tier_text in allowed_fields else ""
+            location_text = location_text if location_text in allowed_fields else ""
+        sentences.append(opening_sentence(tone_value, tier_text, location_text, band_index))
     # Arrow gathers the strings by code in C; no Python string per row is ever created.
-    gathered = pa.DictionaryArray.from_arrays(
-        pa.array(row_codes, pa.int32()), pa.array(sentences, pa.string())
-    )
-    return pd.Series(
-        pd.array(gathered.cast(pa.string()), dtype=ARROW_STRING), index=tone.index, name="opening_line"
-    )
+    gathered = pa.DictionaryArray.from_arrays(pa.array(row_codes, pa.int32()), pa.array(sentences, pa.string()))
+    return pd.Series(pd.array(gathered.cast(pa.string()), dtype=ARROW_STRING), index=tone.index, name="opening_line")
 
 
 def render_message(opening_line: str, body: str) -> str:
