@@ -9,11 +9,11 @@ from dagster import (
 
 from personalization_assets import experimentation, generation, reporting, retrieval, safety, segmentation
 from personalization_assets.automation import build_automation
+from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.deployment import executor_from_environment
 from personalization_assets.jobs import build_jobs
 from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import install_log_redaction, json_logger
-from resources.content_safety import content_safety_resource_from_config
 from resources.io_managers import io_manager_from_environment
 from resources.llm import llm_resource_from_config
 from resources.search import search_resource_from_config
@@ -58,8 +58,6 @@ defs = Definitions(
             PipelineSettings().load(generation.GENERATION_CONFIG_FILE, generation.GenerationConfig)
         ),
         # Backend chosen by config/safety_thresholds.yaml (`backend: embedded | azure`).
-        "content_safety": content_safety_resource_from_config(
-            PipelineSettings().load(safety.SAFETY_CONFIG_FILE, safety.SafetyConfig)
-        ),
+        "content_safety": PipelineSettings().stage(SafetyConfig).validated_resource(),
     },
 )

@@ -30,7 +30,8 @@ from personalization_assets.lib.reporting.formatting import (
 )
 from personalization_assets.lib.reporting.inputs import empty_table
 from personalization_assets.lib.reporting.recommendations import KEEP_CONTROL, LEAN, SEND, UNDECIDED, Recommendation
-from personalization_assets.lib.safety import CATEGORIES, verify_audit_chain
+from personalization_assets.lib.audit_chain import verify_audit_chain
+from personalization_assets.lib.safety import CATEGORIES
 from personalization_assets.lib.statistics import BINARY_METRICS, CONTROL, sample_ratio_mismatch
 
 

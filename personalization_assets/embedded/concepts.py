@@ -1,0 +1,620 @@
+# ruff: noqa: E501 - concept lists are data: one long string per concept reads better than wrapped fragments
+"""Harm concepts in English, German, Spanish and French, matched on Snowball stems with their target and intent.
+
+The rule lexicon of embedded/screen.py matches English word forms; this layer matches *concepts*: every word of the
+text and of the concept lists is reduced to its stem in the text's language (snowballstemmer, pure Python, no
+data download), so "stabbed", "stabbing" and "stabs" are one concept, as are "töten", "tötet" and "getötet". A
+severity needs a concept with its context, never a bare word (except explicit sexual words):
+
+- violence: a harm verb aimed at a target (a person, an object pronoun, a body part) near it, stronger with
+  intent (future, modal, first person, a condition like "or else"); a threat formula ("I know where you live");
+- hate: a group named within a few words of a dehumanizing noun, an eliminationist verb or a demeaning claim;
+- self_harm: a self-directed harm act ("cut yourself", "bring dich um"), or a method with an instruction;
+- sexual: explicit words; any sexual word next to a minor is flagged "minor" (the screen sets 7);
+- phishing: a request verb with a credential (card number, PIN, password, one-time code, bank log-in), or a
+  log-in prompt with a look-alike or raw link, or an account threat with a link.
+
+`concept_signals(text, language)` takes normalized text (lib.safety.normalize_text, English idioms masked) and
+returns (concern, severity, label) triples.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+
+import snowballstemmer
+
+from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED
+
+_STEMMER_NAMES = {"en": "english", "de": "german", "es": "spanish", "fr": "french"}
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[@/:.]+")
+_SENTENCES = re.compile(r"[.!?;]+(?:\s+|$)|\n+|\s+-\s+")
+
+
+@lru_cache(maxsize=4)
+def _stemmer(language: str):  # noqa: ANN202 - snowballstemmer has no types
+    return snowballstemmer.stemmer(_STEMMER_NAMES[language])
+
+
+@lru_cache(maxsize=200_000)
+def stem(language: str, word: str) -> str:
+    return _stemmer(language).stemWord(word)
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).replace("'", " ")
+
+
+MIN_STEM = 4  # shorter stems collide across words ("coño" and "con", "mamada" and "mamá"): matched exactly
+
+
+def _key(language: str, word: str) -> str:
+    """What a word is matched by: its stem when that is long enough to be specific, else the word itself."""
+    stemmed = stem(language, word)
+    return stemmed if len(stemmed) >= MIN_STEM else "=" + word
+
+
+def _phrases(language: str, spec: str) -> tuple[tuple[str, ...], ...]:
+    """ "a b|c" -> tuples of match keys (`_key`), one per word."""
+    out = []
+    for phrase in spec.split("|"):
+        words = [w if w == "_" else re.sub(r"[^a-z0-9]", "", w) for w in _fold(phrase).split()]
+        words = [w for w in words if w]
+        if words:
+            out.append(tuple(w if w == "_" else _key(language, w) for w in words))
+    return tuple(dict.fromkeys(out))
+
+
+# --- Concept lists (plain words; stemmed per language at import) -------------------------------------------
+
+_EN = {
+    "harm_strong": "kill|murder|stab|shoot|shot|slaughter|strangle|choke|behead|decapitate|butcher|torture|"
+    "lynch|rape|slit|maim|massacre|exterminate|gun down|mow down|burn alive|"
+    "blow up|bomb|firebomb|assassinate|bludgeon|dismember|skin alive|suffocate|poison|shank|"
+    "kneecap|set fire|set on fire|set _ on fire|torch|bleed out|pour gasoline|pour petrol|douse|"
+    "light a match|burn _ alive|send _ to the hospital|put _ in the hospital|put _ in the ground",
+    "harm_weak": "beat|beat up|hit|punch|kick|hurt|harm|attack|smash|break|slash|burn|bash|batter|"
+    "hunt down|injure|wound|slap|stomp|rough up|cripple|disfigure|teach _ a lesson",
+    "target": "you|u|ya|him|her|them|'em|em|yourself|everyone|everybody|your family|your kids|your children|"
+    "your wife|your husband|your mother|your mom|your daughter|your son|your face|your head|your legs|"
+    "your leg|your knees|your kneecaps|your bones|your fingers|your hands|your arms|your teeth|your skull|"
+    "your neck|your throat|your ribs|your jaw|your nose|your eyes|your house|your home|your car|your shop|"
+    "your store|his face|her face|their faces|his legs|her legs|people|neighbor|neighbour|boss|team|crew|"
+    "manager|teacher|cop|police|officer|customer|staff|employee|cashier|driver|landlord|ex|wife|husband|"
+    "girlfriend|boyfriend|family|kids|children|him and|them all|all of them|all of you|debtor|the lot of you",
+    "body": "legs|leg|knees|kneecaps|bones|bone|fingers|teeth|skull|neck|throat|ribs|jaw|spine|face|nose|"
+    "arms|hands|eyes",
+    "intent": "will|'ll|ll|going to|gonna|about to|let's|lets|should|must|need to|have to|gotta|deserve|"
+    "want to|wanna|i'd love to|i swear|or else|unless|if you don't|if you do not|next time|i promise|we'll|"
+    "i'll|you'll|shall|is coming|are coming|coming for|time to|can't wait to|plan to|intend to",
+    "threat": "know where you live|know where your kids|know where you work|watch your back|sleep with one eye|"
+    "your days are numbered|you've been warned|last warning|final warning|or else|six feet under|body bag|"
+    "end up in the hospital|end up in hospital|in a wheelchair|won't walk again|never walk again|"
+    "you'll regret|you will regret|you're dead|you are dead|dead man|dead meat|pay with your life|"
+    "pay in blood|we have people|accidents happen|something bad will happen|something might happen|"
+    "nice family|shame if something|won't be so lucky|bullet|bullets|bleed|bleeding|blood",
+    "weapon": "knife|knives|gun|guns|rifle|pistol|machete|axe|hammer|bat|crowbar|acid|blade|shotgun|"
+    "bomb|explosive|grenade|petrol|gasoline|noose",
+    "group": "immigrant|immigrants|migrant|migrants|refugee|refugees|foreigner|foreigners|muslim|muslims|"
+    "jew|jews|jewish|christian|christians|black people|black folks|white people|asian|asians|mexican|"
+    "mexicans|arab|arabs|african|africans|gay|gays|lesbian|lesbians|homosexual|homosexuals|trans|"
+    "transgender|queer|queers|gypsy|gypsies|roma|disabled|cripple|cripples|women|woman|females|"
+    "chinese|indian|indians|latino|latinos|hispanic|hispanics|pakistani|pakistanis|somali|somalis|syrian|"
+    "syrians|haitian|haitians|catholic|catholics|hindu|hindus|sikh|sikhs|atheist|atheists|"
+    "illegals|aliens|those people|their kind|these people|natives|indigenous|autistic|"
+    "old people|the elderly|poor people|homeless|fat people|muslim women|jewish people|asylum seekers|"
+    "asylum seeker",
+    "dehumanize": "vermin|rat|rats|parasite|parasites|cockroach|cockroaches|roach|roaches|animal|animals|"
+    "beast|beasts|savage|savages|subhuman|subhumans|not human|less than human|plague|disease|cancer|"
+    "infestation|filth|scum|trash|garbage|vermin|insect|insects|lice|leech|leeches|maggot|maggots|pig|pigs|"
+    "dog|dogs|ape|apes|monkey|monkeys|swarm|invasion|germ|germs|virus|pest|pests|breed like|breeding like|"
+    "sewage|waste of space|waste of oxygen|mongrel|mongrels|degenerate|degenerates|freak|freaks",
+    "eliminate": "exterminate|eradicate|deport|expel|wipe out|gas|purge|ethnic cleansing|final solution|"
+    "should not exist|shouldn't exist|don't deserve to live|do not deserve to live|sterilize|round up|"
+    "need to disappear|must disappear|should disappear|out of our country|out of this country|"
+    "be shot|be hanged|be killed|be burned|be gassed|be deported|be locked up|be banned|no rights|"
+    "don't belong|do not belong|not welcome|go back to|send them back|kick them out|throw them out|"
+    "get rid of them|get them out|keep them out|not human|not people",
+    "exclude": "get rid of|kick out|throw out|send back|send _ back|kick _ out|throw _ out|go back|keep out|ban|lock up|"
+    "kill|die|burn|remove|not allowed|should not be allowed|shouldn't be allowed|disappear|get out|hang|shoot|"
+    "shot|where they came from|go home",
+    "generalize": "are|all|always|never|every|they're|those|these|nothing but|is|were|should|must|need to|"
+    "have to|deserve|belong|them|they",
+    "demean": "inferior|criminal|criminals|rapist|rapists|terrorist|terrorists|thief|thieves|invader|"
+    "invaders|stupid|dumb|lazy|dirty|filthy|evil|worthless|useless|disgusting|sick|perverted|pervert|"
+    "perverts|pedophile|pedophiles|groomer|groomers|mentally ill|a burden|burden|threat|ruin|ruining|"
+    "destroy|destroying|steal|stealing|can't be trusted|cannot be trusted|never trust|not to be trusted|"
+    "genetically|by nature|born criminals|primitive|backward|uncivilized|smell|stink|stinking|ugly|"
+    "don't deserve|do not deserve|second class|lower|lesser",
+    "selfharm_act": "kill yourself|kill urself|end your life|end it all|take your own life|"
+    "cut yourself|cutting yourself|cut your arms|cut your thighs|slit your wrists|slit your wrist|cut your wrists|cut deeper|"
+    "hang yourself|starve yourself|purge after|"
+    "make yourself throw up|make yourself vomit|"
+    "hurt yourself|harm yourself|burn yourself|bleed yourself|kys|unalive|off yourself|drink bleach|"
+    "swallow the pills|take all the pills|take the whole bottle|whole bottle|kill myself|end my life|"
+    "favor if you died|favour if you died|if you died|if you were dead|if you were gone|do everyone a favor|"
+    "hurt myself|cut myself|want to die|wanna die|better off dead|better off without you|nobody would miss|"
+    "no one would miss|no one will miss|nobody will miss|world would be better|commit suicide|"
+    "jump in front of a train|jump off a bridge|jump off the roof|jump off a building|"
+    "stop eating entirely|stop eating completely|eat nothing|nothing but water",
+    "selfharm_weak": "stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
+    "jump in front|self harm|self-harm|self injury|suicide|suicidal|purging|starve|starving|"
+    "make yourself sick|throw up after",
+    "body_image": "thin|thinner|skinny|fat|fatter|weight|pounds|kilos|lbs|calories|bones showing|thigh gap|"
+    "ugly|worthless|pathetic|disgusting|hate yourself|nobody loves you|no one loves you|burden|waste",
+    "method": "pills|pill|tablets|sleeping pills|painkillers|paracetamol|tylenol|acetaminophen|razor|blade|"
+    "wrists|wrist|rope|noose|bridge|rooftop|train tracks|bleach|lethal dose|lethal|laxatives|"
+    "fasting|calories|carbon monoxide|exhaust",
+    "instruction": "how to|how many|how much|best way|easiest way|quickest way|fastest way|painless|"
+    "enough to|guaranteed to|tips for|step by step|you should|you need to|just do it|do it|try|go ahead|"
+    "nobody cares|no one cares|deserve|worthless|you're worthless|you are worthless|why not|tonight|"
+    "instead of|works best|make sure|don't tell|do not tell|hide the|hide it|under 500|under 800|"
+    "thinspo|pro ana|pro-ana|pro mia|proana",
+    "sexual_explicit": "fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
+    "blowjob|blow job|handjob|hand job|cum|cumming|orgasm|masturbate|masturbation|jerk off|jack off|"
+    "horny|nudes|naked pics|nude pics|nude photos|naked photos|send nudes|sex tape|sex video|have sex|"
+    "sex with|suck my|suck your|lick my|ride me|spread your legs|spread her legs|"
+    "wet pussy|hard cock|erection|boner|penis|vagina|clit|clitoris|genitals|anal|oral sex|"
+    "threesome|orgy|gangbang|deepthroat|bdsm|bondage|erotic|xxx|milf|hookers|"
+    "prostitute|strip for|undress for|naked body|nude body|his cock|my cock|your cock|her cock|"
+    "suck cock|rode his|ride his|his dick|my dick|your dick|suck dick|"
+    "intercourse|penetrate|penetration|grope|fondle|kinky|slut|whore|onlyfans|sexual act|sexual acts|"
+    "sexual favours|sexual favors|sexual services|sexual pictures|sexual photos|sexual content|"
+    "nsfw|camgirl|webcam sex|dirty pics|hot pics|sexting",
+    "sexual_mild": "sex|sexy|naked|nude|lingerie|sensual|seductive|topless|undress|sexual|sexually|intimate|get naked",
+    "minor": "child|children|kid|kids|minor|minors|underage|under age|preteen|preteens|teen|teens|teenager|"
+    "teenagers|little girl|little girls|little boy|little boys|schoolgirl|schoolgirls|schoolboy|"
+    "schoolboys|young girl|young girls|young boy|young boys|twelve year old|13 year old|14 year old|"
+    "15 year old|12 year old|11 year old|10 year old|16 year old|17 year old|13 yo|14 yo|15 yo|12 yo|"
+    "middle school|high school girl|high schooler|toddler|loli|jailbait|under 18|not 18|barely legal",
+    "cred": "card number|credit card number|debit card number|card details|credit card details|card info|"
+    "full card|cvv|cvc|cvv2|security code|your pin|the pin|and pin|card pin|atm pin|pin code|pin number|password|passcode|login details|"
+    "log in details|login credentials|credentials|username and password|one time code|one-time code|"
+    "one time password|otp|verification code|sms code|text code|authentication code|2fa code|auth code|"
+    "code we sent|code we just sent|code you received|bank details|banking details|account number|"
+    "routing number|sort code|iban|social security number|ssn|online banking|bank login|expiry date|"
+    "expiration date|mother's maiden name|maiden name|security question|seed phrase|recovery phrase|"
+    "gift card codes|gift card numbers",
+    "request": "reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|confirm|"
+    "verify|validate|update|enter|type|share|give|tell us|tell me|submit|fill in|fill out|re-enter|"
+    "reactivate|unlock|restore|call us with|read out|read us",
+    "login": "log in|login|sign in|signin|log on|verify your account|confirm your account|validate your "
+    "account|unlock your account|reactivate your account|restore access|verify your identity|confirm your "
+    "identity|update your payment|update your billing|confirm your payment|claim your refund|claim your prize",
+    "urgency": "suspended|suspend|locked|lock|closed|deactivated|disabled|frozen|unusual activity|"
+    "suspicious activity|unauthorized|within 24 hours|within 48 hours|immediately|urgent|final notice|"
+    "will be closed|will be deleted|permanently|avoid suspension|restricted|compromised|security alert",
+    "negation": "never|we will never|we'll never|will never ask|never share|never give|don't share|"
+    "do not share|don't give|do not give|not ask|won't ask|will not ask",
+}
+
+_DE = {
+    "harm_strong": "töten|tötet|umbringen|bring _ um|bringe _ um|bringen _ um|bringt _ um|stech _ ab|"
+    "knall _ ab|knallen _ ab|mach _ kalt|machen _ kalt|schlag _ tot|schlagen _ tot|schieß _ nieder|"
+    "leg _ um|legen _ um|zünd _ an|zünden _ an|jag _ in die luft|jagen _ in die luft|ermorden|morden|erstechen|"
+    "abstechen|erschießen|abknallen|knallen ab|erwürgen|schlachten|abschlachten|"
+    "foltern|vergewaltigen|köpfen|hinrichten|lynchen|anzünden|zünden an|sprengen|"
+    "ertränken|erhängen|aufhängen|vergasen|massakrieren|kaltmachen|kalt machen|abmurksen|totschlagen|"
+    "umlegen|legen um|lege um|abstechen|stech ab|stechen ab",
+    "harm_weak": "schlagen|verprügeln|prügeln|treten|verletzen|angreifen|brechen|brech _ die|brechen _ die|mach _ fertig|"
+    "machen _ fertig|schlag _ zusammen|schlagen _ zusammen|zertrümmern|zerschlagen|"
+    "aufschlitzen|verbrennen|fertigmachen|fertig machen|zerquetschen|blutig schlagen|schießen|stechen|"
+    "würgen",
+    "target": "dich|dir|euch|ihn|ihm|sie|ihr|ihnen|deine familie|deine kinder|deine frau|deinen mann|deine "
+    "mutter|deine tochter|deinen sohn|dein gesicht|deinen kopf|deine beine|deine knochen|deine finger|"
+    "deine knie|deine zähne|dein haus|dein auto|deinen laden|ihre familie|ihre kinder|ihre beine|ihr haus|"
+    "alle|jeden|jeder|menschen|leute|nachbarn|chef|lehrer|polizisten|familie|kinder|schuldner",
+    "body": "beine|bein|knochen|knie|finger|zähne|schädel|genick|hals|rippen|kiefer|gesicht|nase|arme|hände|augen",
+    "intent": "werde|werden|wirst|wird|will|wollen|muss|müssen|sollte|sollten|soll|gleich|bald|sonst|"
+    "oder sonst|wenn du nicht|wenn sie nicht|falls du nicht|falls sie nicht|ich schwöre|nächstes mal|"
+    "lass uns|lasst uns|verdient|verdienen|es wird zeit",
+    "threat": "weiß wo du wohnst|wissen wo du wohnst|weiß wo sie wohnen|wissen wo sie wohnen|wissen wo ihre|"
+    "weiß wo deine|pass auf dich auf|letzte warnung|sonst passiert|sonst gibt es|wirst es bereuen|werden es "
+    "bereuen|bist tot|sind tot|tage sind gezählt|im krankenhaus|im rollstuhl|sarg|kugel|kugeln|blut|bluten|"
+    "wäre schade|unfälle passieren|es könnte etwas passieren|bezahlen mit",
+    "weapon": "messer|waffe|pistole|gewehr|machete|axt|hammer|baseballschläger|säure|klinge|bombe|"
+    "sprengstoff|benzin|strick",
+    "group": "ausländer|migranten|migrant|einwanderer|flüchtlinge|flüchtling|asylanten|asylbewerber|"
+    "muslime|muslim|moslems|juden|jude|christen|schwarze|neger|türken|araber|afrikaner|asiaten|polen|"
+    "rumänen|zigeuner|roma|sinti|schwule|lesben|homosexuelle|transmenschen|behinderte|frauen|weiber|"
+    "diese leute|solche leute|dieses volk|fremde|islamisten",
+    "dehumanize": "ungeziefer|ratten|ratte|parasiten|parasit|kakerlaken|tiere|tier|bestien|untermenschen|"
+    "abschaum|dreck|müll|pest|seuche|krankheit|geschwür|läuse|schmarotzer|maden|schweine|hunde|affen|"
+    "plage|invasion|viecher|pack|gesindel",
+    "eliminate": "ausrotten|vernichten|vergasen|deportieren|säubern|ausmerzen|haben hier nichts zu suchen|"
+    "gehören nicht hierher|gehören nicht zu uns|nicht willkommen|keine rechte|sollten nicht existieren|"
+    "müssen verschwinden|sollen verschwinden|raus mit|ausländer raus|abschieben|alle abschieben",
+    "exclude": "abschieben|ausweisen|rauswerfen|werft raus|raus|loswerden|beseitigen|verbieten|einsperren|"
+    "verschwinden|zurückschicken|töten|umbringen|erschießen|aufhängen",
+    "generalize": "sind|alle|immer|nie|jeder|jede|diese|solche|nichts als|ist|waren|sollten|sollen|müssen|gehören|sie",
+    "demean": "minderwertig|kriminell|kriminelle|verbrecher|vergewaltiger|terroristen|diebe|dumm|faul|"
+    "dreckig|schmutzig|böse|wertlos|nutzlos|ekelhaft|krank|pervers|perverse|gefahr|bedrohung|zerstören|"
+    "stehlen|klauen|nicht zu trauen|primitiv|rückständig|stinken|stinkend|weniger wert|zweiter klasse",
+    "selfharm_act": "bring dich um|bringen sie sich um|töte dich|töten sie sich|umbringen|selbstmord|"
+    "ritz dich|schneid dich|schneide dich|schneiden sie sich|häng dich auf|erhäng dich|"
+    "hör auf zu essen|nichts mehr essen|nicht mehr essen|kotzen nach|"
+    "spring von der brücke|spring vor den zug|verletz dich|verletze dich|verletzen sie sich|pulsadern|"
+    "sterben wollen|will sterben|möchte sterben|dein leben beenden|ihr leben beenden|leben beenden|"
+    "ohne dich besser|niemand würde dich vermissen|keiner würde dich vermissen|selbstverletzung|"
+    "rasierklinge|rasierklingen|mach schluss|schluss machen mit dem leben",
+    "selfharm_weak": "selbstmord|suizid|ritzen|hungern|erbrechen|überdosis|spring von|spring vor|"
+    "springen sie|sterben|umbringen|schneiden",
+    "body_image": "dünn|dünner|dick|fett|gewicht|kilo|kalorien|hässlich|wertlos|erbärmlich|last",
+    "method": "tabletten|pillen|schlaftabletten|schmerzmittel|paracetamol|rasierklinge|klinge|pulsadern|"
+    "strick|seil|brücke|dach|gleise|bleiche|überdosis|dosis|tödlich|abführmittel|kalorien",
+    "instruction": "wie man|wie viele|wie viel|beste weg|einfachste|schnellste|schmerzlos|genug um|tipps|"
+    "anleitung|schritt für schritt|du solltest|sie sollten|mach es|tu es|einfach|versuch|niemand|"
+    "heute nacht|sorge dafür|sag es niemandem|verstecke",
+    "sexual_explicit": "ficken|fick|gefickt|porno|pornos|pornografie|schwanz|muschi|fotze|titten|möpse|"
+    "blowjob|wichsen|abspritzen|sperma|orgasmus|nacktbilder|nacktfotos|nackte bilder|nacktfoto|"
+    "sexvideo|sex haben|sex mit|leck mich|spreiz die beine|erektion|penis|vagina|"
+    "genitalien|analsex|oralsex|orgie|erotisch|erotik|nutte|geiler|geile fotze|"
+    "hure|schlampe|prostituierte|strippen|ausziehen für|nackt für|vögeln|bumsen|befummeln|sexuelle handlungen",
+    "sexual_mild": "sex|sexy|nackt|nackte|nackten|dessous|sinnlich|verführerisch|sexuell|sexuelle|sexuellen",
+    "minor": "kind|kinder|minderjährig|minderjährige|minderjährigen|jugendliche|jugendlichen|teenager|"
+    "mädchen|kleine mädchen|junge|jungen|schülerin|schülerinnen|schüler|jahre alt|jährige|jährigen|"
+    "kleinkind|grundschule|unter 18|unter achtzehn|grundschülerin",
+    "cred": "kartennummer|kreditkartennummer|kreditkarte|karteninformationen|kartendaten|prüfnummer|"
+    "sicherheitscode|cvv|cvc|pin|pin code|pin nummer|geheimzahl|passwort|kennwort|zugangsdaten|"
+    "anmeldedaten|login daten|benutzername und passwort|einmalcode|einmalpasswort|bestätigungscode|"
+    "verifizierungscode|sms code|tan|tan nummer|bankdaten|bankverbindung|kontonummer|iban|bic|"
+    "onlinebanking|online banking|ablaufdatum|sozialversicherungsnummer|code den wir",
+    "request": "antworten|antworte|antworten sie|senden|sende|senden sie|schicken|schick|schicken sie|"
+    "eingeben|geben sie|gib|bestätigen|bestätige|bestätigen sie|verifizieren|verifizieren sie|angeben|"
+    "teilen sie|teile|mitteilen|nennen sie|aktualisieren|aktualisieren sie|übermitteln|ausfüllen|"
+    "freischalten|entsperren",
+    "login": "anmelden|melden sie sich an|melde dich an|einloggen|loggen sie sich|login|log in|konto "
+    "verifizieren|konto bestätigen|konto entsperren|identität bestätigen|zahlungsdaten aktualisieren",
+    "urgency": "gesperrt|sperren|gesperrt werden|geschlossen|deaktiviert|eingefroren|ungewöhnliche "
+    "aktivität|verdächtige aktivität|innerhalb von 24 stunden|innerhalb von 48 stunden|sofort|dringend|"
+    "letzte mahnung|gelöscht|dauerhaft|eingeschränkt",
+    "negation": "niemals|nie|nie nach|werden sie nie|geben sie niemals|teilen sie niemals|nicht weiter",
+}
+
+_ES = {
+    "harm_strong": "matar|matarte|matarlos|matarlas|asesinar|apuñalar|acuchillar|dispararle|dispararte|pegar un "
+    "tiro|pegarte un tiro|balear|estrangular|ahorcar|degollar|decapitar|torturar|violar|masacrar|"
+    "quemar vivo|quemar viva|prender fuego|envenenar|cargarte|"
+    "rajar|destripar|fusilar|linchar|exterminar",
+    "harm_weak": "golpear|pegar|patear|herir|lastimar|hacer daño|atacar|romper|partir|aplastar|"
+    "reventar|dar una paliza|paliza|partirte|romperte|quemarte",
+    "target": "te|ti|contigo|os|vosotros|tu familia|tus hijos|tu "
+    "mujer|tu esposa|tu marido|tu madre|tu hija|tu hijo|tu cara|tu cabeza|tus piernas|tus huesos|tus "
+    "dedos|tus rodillas|tus dientes|tu casa|tu coche|tu tienda|su familia|sus hijos|sus piernas|su casa|"
+    "todos|todas|gente|vecino|jefe|profesor|policia|familia|hijos|deudor",
+    "body": "piernas|pierna|huesos|hueso|rodillas|dedos|dientes|craneo|cuello|garganta|costillas|"
+    "mandibula|cara|nariz|brazos|manos|ojos",
+    "intent": "voy a|vamos a|va a|van a|vas a|ire|iremos|hay que|tienes que|tiene que|debemos|deberian|"
+    "deberia|merece|merecen|quiero|queremos|o si no|si no pagas|si no paga|si no pagan|te juro|la proxima "
+    "vez|ya veras|pronto|es hora de",
+    "threat": "se donde vives|sabemos donde vives|sabemos donde vive|se donde vive|sabemos donde estudian|"
+    "sabemos donde trabajas|cuidate la espalda|ultima advertencia|ultimo aviso|te vas a arrepentir|"
+    "se va a arrepentir|estas muerto|esta muerto|estas muerta|tus dias estan contados|en el hospital|en "
+    "silla de ruedas|bajo tierra|ataud|bala|balas|sangre|sangrar|seria una pena|los accidentes pasan|"
+    "pagar con tu vida|algo malo",
+    "weapon": "cuchillo|navaja|pistola|arma|rifle|machete|hacha|martillo|bate|acido|bomba|explosivo|gasolina|cuerda",
+    "group": "inmigrantes|inmigrante|migrantes|extranjeros|extranjero|refugiados|musulmanes|musulman|"
+    "judios|judio|cristianos|negros|moros|gitanos|sudacas|arabes|africanos|asiaticos|chinos|mexicanos|"
+    "latinos|maricones|gays|homosexuales|lesbianas|trans|transexuales|discapacitados|mujeres|esa gente|"
+    "esta gente|los de fuera|ilegales|indios|indigenas|rumanos|marroquies|venezolanos|colombianos",
+    "dehumanize": "alimañas|plaga|ratas|rata|parasitos|parasito|cucarachas|animales|bestias|salvajes|"
+    "subhumanos|escoria|basura|mierda|enfermedad|cancer|infestacion|piojos|sanguijuelas|gusanos|cerdos|"
+    "perros|monos|simios|invasion|virus|peste|chusma|lacra|gentuza",
+    "eliminate": "exterminar|erradicar|gasear|no deberian existir|no pertenecen|no son bienvenidos|"
+    "sin derechos|que se vayan|a su pais|fuera de aqui|fuera de nuestro pais|hay que echarlos|"
+    "deportarlos|expulsarlos|echarlos a todos",
+    "exclude": "deportar|expulsar|echar|echarlos|fuera|acabar con|eliminar|limpiar|prohibir|encerrar|"
+    "desaparecer|devolver|devolverlos|matar|quemar|fusilar",
+    "generalize": "son|todos|todas|siempre|nunca|cada|esos|esas|estos|estas|es|eran|deberian|deben|"
+    "hay que|merecen|ellos|ellas",
+    "demean": "inferiores|inferior|criminales|delincuentes|violadores|terroristas|ladrones|invasores|"
+    "estupidos|tontos|vagos|sucios|malvados|inutiles|asquerosos|enfermos|pervertidos|pedofilos|amenaza|"
+    "destruir|destruyen|roban|robar|no se puede confiar|primitivos|atrasados|apestan|huelen|de segunda",
+    "selfharm_weak": "suicidio|suicida|sobredosis|vomitar|deja de comer|no comas|ayunar|cortarse|morir|tirarte|saltar",
+    "body_image": "delgada|delgado|flaca|flaco|gorda|gordo|peso|kilos|calorias|fea|feo|inutil|patetica|carga",
+    "selfharm_act": "matate|suicidate|suicidarte|quitarte la vida|quitate la vida|acaba "
+    "con tu vida|acabar con tu vida|cortate|cortarte|cortarse|cortate las venas|cortarte las venas|"
+    "ahorcate|ahorcarte|vomita despues|provocarte el vomito|"
+    "tirate del puente|tirate por la ventana|lanzate|hazte daño|hacerte daño|lastimate|lastimarte|autolesion|"
+    "autolesiones|quiero morir|quiero morirme|mejor muerto|mejor muerta|nadie te extrañaria|nadie te "
+    "echaria de menos|mundo estaria mejor sin ti|cuchilla|cuchillas|quemate",
+    "method": "pastillas|pastilla|tabletas|somniferos|analgesicos|paracetamol|cuchilla|navaja|venas|"
+    "muñecas|cuerda|soga|puente|azotea|vias del tren|lejia|sobredosis|dosis|letal|laxantes|calorias",
+    "instruction": "como|cuantas|cuanto|mejor manera|forma mas facil|mas rapido|mas rapida|sin dolor|"
+    "suficiente para|consejos|paso a paso|deberias|tienes que|hazlo|solo hazlo|intenta|prueba|nadie|esta "
+    "noche|asegurate|no se lo digas|escondelo",
+    "sexual_explicit": "follar|follo|folla|follarte|follando|porno|pornografia|polla|verga|pija|coño|"
+    "chocho|tetas|mamada|chupamela|chupame|correrse|semen|orgasmo|masturbar|masturbarse|"
+    "cachonda|cachondo|fotos desnuda|fotos desnudo|fotos intimas|video "
+    "sexual|tener sexo|sexo con|lameme|montame|abrete de piernas|erecion|pene|vagina|genitales|"
+    "sexo anal|sexo oral|orgia|erotico|erotica|puta|"
+    "putas|zorra|prostituta|prostitutas|desnudate|manosear|actos sexuales",
+    "sexual_mild": "sexo|sexy|desnuda|desnudo|desnudos|desnudas|lenceria|sensual|seductora|sexual|sexuales|sexualmente",
+    "minor": "niño|niños|niña|niñas|nino|ninos|nina|ninas|menor|menores|menor de edad|adolescente|"
+    "adolescentes|colegiala|colegialas|colegial|chiquilla|chiquillas|"
+    "criatura|chavala|chavalas|12 años|13 años|14 años|15 años|11 años|10 años|16 años|17 años",
+    "cred": "numero de tarjeta|numero de su tarjeta|numero de tu tarjeta|tarjeta de credito|tarjeta de "
+    "debito|datos de la tarjeta|datos de tarjeta|cvv|cvc|codigo de seguridad|pin|codigo pin|clave|"
+    "contraseña|contrasena|credenciales|usuario y contraseña|codigo de un solo uso|codigo de verificacion|"
+    "codigo sms|codigo que le enviamos|codigo que te enviamos|datos bancarios|numero de cuenta|iban|"
+    "banca online|banca en linea|fecha de caducidad|fecha de vencimiento|seguridad social|dni",
+    "request": "responda|responde|responder|envie|envia|enviar|envienos|envianos|mande|manda|mandar|"
+    "introduzca|introduce|introducir|confirme|confirma|confirmar|verifique|verifica|verificar|"
+    "proporcione|proporciona|facilite|facilita|comparta|comparte|indique|indica|actualice|actualiza|"
+    "escriba|escribe|diganos|dinos|rellene|complete|desbloquear|reactivar",
+    "login": "inicie sesion|inicia sesion|iniciar sesion|acceda|accede|acceder|entre en|ingrese|ingresa|"
+    "login|verifique su cuenta|verifica tu cuenta|confirme su cuenta|confirma tu cuenta|desbloquee su "
+    "cuenta|reactive su cuenta|verifique su identidad|actualice sus datos de pago",
+    "urgency": "suspendida|suspendido|suspender|bloqueada|bloqueado|bloquear|cerrada|desactivada|congelada|"
+    "actividad inusual|actividad sospechosa|en 24 horas|en 48 horas|inmediatamente|urgente|ultimo aviso|"
+    "eliminada|permanentemente|restringida|comprometida",
+    "negation": "nunca|jamas|nunca le pediremos|nunca te pediremos|no comparta|no compartas|no facilite",
+}
+
+_FR = {
+    "harm_strong": "tuer|tuerai|tuerons|buter|assassiner|poignarder|egorger|abattre|fusiller|"
+    "tirer dessus|etrangler|decapiter|torturer|violer|massacrer|bruler vif|bruler vive|"
+    "mettre le feu|empoisonner|crever|exterminer|lyncher|"
+    "eventrer|etriper",
+    "harm_weak": "frapper|cogner|tabasser|casser|briser|ecraser|blesser|attaquer|bruler|"
+    "defigurer|casser la gueule|defoncer|planter",
+    "target": "te|toi|vous|lui|eux|ta famille|tes enfants|ta femme|ton mari|ta mere|ta "
+    "fille|ton fils|ta gueule|ta tete|ton visage|tes jambes|tes os|tes doigts|tes genoux|tes dents|ta "
+    "maison|ta voiture|ton magasin|votre famille|vos enfants|vos jambes|votre maison|tout le monde|tous|"
+    "gens|voisin|patron|prof|flic|policier|famille|enfants|debiteur",
+    "body": "jambes|jambe|os|genoux|doigts|dents|crane|cou|gorge|cotes|machoire|visage|gueule|nez|bras|mains|yeux",
+    "intent": "vais|va|allons|allez|vont|vas|faut|il faut|doit|doivent|devrait|devraient|merite|meritent|"
+    "veux|voulons|sinon|si tu ne paies pas|si vous ne payez pas|si tu paies pas|je te jure|je vous jure|la "
+    "prochaine fois|bientot|tu vas voir|vous allez voir|il est temps",
+    "threat": "je sais ou tu habites|on sait ou tu habites|nous savons ou vous habitez|on sait ou vous "
+    "habitez|je sais ou vous habitez|on sait ou vont tes|surveille tes arrieres|dernier avertissement|"
+    "tu vas le regretter|vous allez le regretter|t'es mort|tu es mort|vous etes mort|tes jours sont "
+    "comptes|a l'hopital|en fauteuil roulant|six pieds sous terre|cercueil|balle|balles|sang|saigner|"
+    "ce serait dommage|les accidents arrivent|payer de ta vie|quelque chose de grave",
+    "weapon": "couteau|arme|pistolet|flingue|fusil|machette|hache|marteau|batte|acide|lame|bombe|"
+    "explosif|essence|corde",
+    "group": "immigres|immigre|immigrants|migrants|etrangers|etranger|refugies|musulmans|musulman|juifs|"
+    "juif|chretiens|noirs|negres|arabes|bougnoules|africains|asiatiques|chinois|roms|gitans|tziganes|"
+    "homosexuels|homos|pedes|gays|lesbiennes|trans|transsexuels|handicapes|femmes|ces gens|ces gens-la|"
+    "clandestins|sans papiers|maghrebins|turcs|roumains",
+    "dehumanize": "vermine|rats|rat|parasites|parasite|cafards|blattes|animaux|betes|sauvages|sous-hommes|"
+    "sous hommes|racaille|ordures|dechets|merde|maladie|cancer|peste|infestation|poux|sangsues|vers|porcs|"
+    "chiens|singes|invasion|virus|fleau|nuisibles|crasse",
+    "eliminate": "exterminer|eradiquer|gazer|ne devraient pas exister|n'ont rien a faire|pas les bienvenus|"
+    "pas bienvenus|aucun droit|rentrer chez eux|retourner chez eux|dehors les|hors de france|hors de notre "
+    "pays|les expulser|les deporter|les virer",
+    "exclude": "expulser|deporter|virer|degager|dehors|se debarrasser|eliminer|nettoyer|interdire|enfermer|"
+    "disparaitre|renvoyer|renvoyez|tuer|bruler|fusiller",
+    "generalize": "sont|tous|toutes|toujours|jamais|chaque|ces|ce sont|c'est|est|etaient|devraient|doivent|"
+    "faut|meritent|ils|elles|eux",
+    "demean": "inferieurs|inferieur|criminels|delinquants|violeurs|terroristes|voleurs|envahisseurs|"
+    "stupides|idiots|paresseux|sales|mauvais|inutiles|degoutants|malades|pervers|pedophiles|menace|"
+    "detruire|detruisent|volent|voler|pas confiance|primitifs|arrieres|puent|sentent|de seconde zone",
+    "selfharm_weak": "suicide|suicidaire|suicider|overdose|surdose|vomir|arrete de manger|ne mange plus|"
+    "ne mange pas|jeuner|sauter|mourir|couper",
+    "body_image": "mince|maigre|grosse|gros|poids|kilos|calories|moche|inutile|pathetique|fardeau",
+    "selfharm_act": "tue-toi|tue toi|suicide-toi|suicide toi|suicidez-vous|mettre fin "
+    "a tes jours|mets fin a tes jours|mettre fin a ta vie|mets fin a ta vie|fin a vos jours|coupe-toi|"
+    "coupe toi|te couper|taillade|taillader|tailladez|scarifier|scarification|pends-toi|pends toi|"
+    "vomir apres|te faire vomir|se faire "
+    "vomir|saute du pont|saute d'un pont|jette-toi|jette toi|fais-toi du mal|fais toi du "
+    "mal|te faire du mal|automutilation|je veux mourir|veux mourir|mieux mort|mieux morte|personne ne te "
+    "regretterait|personne ne va te regretter|le monde serait mieux sans toi|lame de rasoir|lames de rasoir",
+    "method": "cachets|comprimes|pilules|somniferes|medicaments|paracetamol|doliprane|lame|rasoir|veines|"
+    "poignets|corde|pont|toit|rails|voie ferree|javel|overdose|dose|mortelle|mortel|laxatifs|calories",
+    "instruction": "comment|combien|meilleur moyen|meilleure facon|le plus simple|le plus rapide|sans "
+    "douleur|suffisant pour|assez pour|conseils|etape par etape|tu devrais|vous devriez|fais-le|fais le|"
+    "vas-y|essaie|personne|ce soir|assure-toi|ne le dis a personne|cache",
+    "sexual_explicit": "baise|niquer|nique|porno|pornographie|bite|nichons|seins nus|"
+    "suce-moi|suce moi|sucer ma|branler|branlette|sperme|orgasme|masturber|bandante|"
+    "photos nues|photos de toi nue|nudes|video sexuelle|sextape|coucher avec|faire l'amour|"
+    "ecarte les jambes|erection|penis|vagin|parties genitales|sodomie|sexe anal|sexe oral|plan a "
+    "trois|partouze|orgie|erotique|pute|putes|"
+    "salope|prostituee|prostituees|deshabille-toi|tripoter|peloter|actes sexuels",
+    "sexual_mild": "sexe|sexy|nue|nues|lingerie|sensuel|sensuelle|seduisante|sexuel|sexuelle|sexuels|sexuelles|sexuellement",
+    "minor": "enfant|enfants|mineur|mineure|mineurs|mineures|adolescente|adolescentes|adolescent|ados|ado|"
+    "fillette|fillettes|petite fille|petites filles|petit garcon|petits garcons|ecoliere|ecolieres|"
+    "collegienne|collegiennes|lyceenne|12 ans|13 ans|14 ans|15 ans|11 ans|10 ans|16 ans|17 ans",
+    "cred": "numero de carte|numero de votre carte|numero de ta carte|carte bancaire|carte de credit|"
+    "donnees de carte|informations de carte|cryptogramme|cvv|cvc|code de securite|code pin|pin|code "
+    "confidentiel|mot de passe|identifiants|identifiant et mot de passe|code a usage unique|code unique|"
+    "code de verification|code sms|code que nous vous avons envoye|code recu|coordonnees bancaires|"
+    "numero de compte|rib|iban|banque en ligne|date d'expiration|numero de securite sociale",
+    "request": "repondez|reponds|repondre|envoyez|envoie|envoyer|envoyez-nous|transmettez|transmettre|"
+    "saisissez|saisis|saisir|entrez|confirmez|confirme|confirmer|verifiez|verifie|verifier|communiquez|"
+    "communiquer|indiquez|indique|fournissez|fournir|partagez|mettez a jour|mettre a jour|donnez|"
+    "renseignez|renseigner|debloquer|reactiver",
+    "login": "connectez-vous|connectez vous|connecte-toi|se connecter|identifiez-vous|identifiez vous|"
+    "login|verifiez votre compte|confirmez votre compte|debloquez votre compte|reactivez votre compte|"
+    "confirmez votre identite|verifiez votre identite|mettez a jour vos informations de paiement",
+    "urgency": "suspendu|suspendue|suspension|bloque|bloquee|bloquer|ferme|fermee|desactive|desactivee|"
+    "gele|activite inhabituelle|activite suspecte|sous 24 heures|sous 48 heures|dans les 24 heures|"
+    "immediatement|urgent|dernier rappel|supprime|definitivement|restreint|compromis",
+    "negation": "jamais|ne vous demanderons jamais|ne te demanderons jamais|ne communiquez jamais|ne "
+    "partagez jamais|ne donnez jamais",
+}
+
+_LEXICONS = {"en": _EN, "de": _DE, "es": _ES, "fr": _FR}
+_CONCEPTS: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
+    language: {name: _phrases(language, spec) for name, spec in lexicon.items()}
+    for language, lexicon in _LEXICONS.items()
+}
+
+# Benign idioms of German, Spanish and French marketing copy (English ones are masked by embedded/screen.py).
+_IDIOMS = re.compile(
+    r"\b(?:killer ?preise|killerpreise|preise zum umfallen|umwerfend\w*|zum sterben schon|schlagen sie zu|"
+    r"schlag zu|zuschlagen|preisbrecher|knaller\w*|bombe\w* angebot\w*|der hammer|hammerpreis\w*|"
+    r"precios de muerte|de muerte|matar el tiempo|ofertas que matan|rompe(?:r)? precios|precios "
+    r"rompedores|arrasa\w*|bombazo|a tope|prix casses|prix qui tuent|qui tue|ca tue|tuer le temps|"
+    r"prix cassés|une tuerie|canon|bombe de bain|casser les prix|cassons les prix|a tomber|craquer|"
+    r"craquez|explose(?:z|r)? les compteurs|frapper fort|frappe fort|coup de coeur|coup de foudre|"
+    r"kill (?:them|'?em|him|her|you) with kindness|cut (?:you|u) (?:a|in on the) deal|beat (?:you|u) to it|"
+    r"beat (?:the|your) (?:heat|crowds?|rush|clock|odds|competition|traffic|queues?|lines?))\b"
+)
+_URL = re.compile(
+    r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|info|io|co|biz|xyz|top|"
+    r"online|site|app|support|help|live|link|click|ru|cn|tk|ml|ga|de|es|fr|uk)\b(?:/\S*)?"
+)
+_SUSPICIOUS_HOST = re.compile(
+    r"(?:login|log-in|signin|sign-in|verify|verif|secure|account|update|confirm|"
+    r"unlock|billing|support|auth|wallet|banking|recover|refund|-pay|pay-|helpdesk)"
+    r"|\d+\.\d+\.\d+\.\d+|[a-z]\d[a-z]|bit\.ly|tinyurl|t\.co/|\.(?:xyz|top|tk|ml|ga|"
+    r"click|link|live|online|site)\b"
+)
+
+
+def _tokens(sentence: str) -> list[str]:
+    return [t for t in _fold(sentence).split() if t]
+
+
+GAP = 3  # "_" in a phrase: up to this many other words (German separable verbs: "bringe dich um")
+
+
+def _match_at(keys: list[str], i: int, phrase: tuple[str, ...]) -> int | None:
+    """End of the match of `phrase` starting at token `i`, or None."""
+    position = i
+    for j, part in enumerate(phrase):
+        if part == "_":
+            following = phrase[j + 1]
+            for step in range(GAP + 1):
+                if position + step < len(keys) and keys[position + step] == following:
+                    position += step
+                    break
+            else:
+                return None
+            continue
+        if position >= len(keys) or keys[position] != part:
+            return None
+        position += 1
+    return position
+
+
+def _find(keys: list[str], phrases: Iterable[tuple[str, ...]]) -> list[tuple[int, int]]:
+    """(start, end) token spans where a phrase occurs (tokens and phrases as `_key`s)."""
+    spans = []
+    for phrase in phrases:
+        first = phrase[0]
+        for i, key in enumerate(keys):
+            if key == first:
+                end = _match_at(keys, i, phrase)
+                if end is not None:
+                    spans.append((i, end))
+    return spans
+
+
+def _near(a: list[tuple[int, int]], b: list[tuple[int, int]], before: int, after: int) -> bool:
+    """Whether a span of `b` starts within `before` tokens before or `after` tokens after a span of `a`."""
+    return any(
+        (s2 >= e1 and s2 - e1 <= after)
+        or (e2 <= s1 and s1 - e2 <= before)
+        or (s2 < e1 and e2 > s1 and (s1, e1) != (s2, e2))
+        for s1, e1 in a
+        for s2, e2 in b
+    )
+
+
+_NEGATORS = frozenset("not never dont t nicht nie niemals kein keine no nunca jamas pas jamais ne n".split())
+_IMPERATIVE_LEAD = frozenset("and then just go now und dann einfach jetzt y luego solo ahora et puis juste".split())
+
+
+def _negated(raw: list[str], start: int) -> bool:
+    """A negation within the three words before ("don't hurt yourself", "ne te fais pas de mal")."""
+    return any(word in _NEGATORS for word in raw[max(0, start - 3) : start])
+
+
+def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator[tuple[str, int, str]]:
+    raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(sentence)) if t]
+    if not raw:
+        return
+    keys = [_key(language, t) for t in raw]
+    c = {name: _find(keys, phrases) for name, phrases in _CONCEPTS[language].items()}
+    for name in ("harm_strong", "harm_weak", "selfharm_act", "selfharm_weak"):
+        c[name] = [span for span in c[name] if not _negated(raw, span[0])]
+    tag = f"[{language}]"
+    # A harm verb opening the sentence (or after "and", "then", "just", "go") is an instruction: intent.
+    imperative = any(s == 0 or raw[s - 1] in _IMPERATIVE_LEAD for s, _ in c["harm_strong"] + c["harm_weak"])
+    intent = bool(c["intent"]) or imperative
+    # violence
+    strong, weak = c["harm_strong"], c["harm_weak"]
+    # A threat formula; a lone threat word ("bullet", "Blut") needs a target, intent or harm verb with it.
+    context = bool(c["target"] or intent or strong or weak)
+    if any(end - start > 1 for start, end in c["threat"]) or (c["threat"] and context):
+        yield "violence", 5 if context else 4, f"concept {tag}: threat formula"
+    body_target = _near(weak + strong, c["body"], 0, 4)
+    if strong:
+        targeted = _near(strong, c["target"] + c["group"], 3, 4)
+        score = (5 + intent) if targeted else 3 if intent else 2
+        yield "violence", score, f"concept {tag}: harm verb" + " + target" * targeted + " + intent" * intent
+    if weak and (body_target or _near(weak, c["target"], 3, 3)):
+        score = 5 if (intent or body_target or c["weapon"]) else 3
+        yield "violence", score, f"concept {tag}: harm to a person" + " + intent" * intent
+    if c["weapon"] and c["target"] and intent:
+        yield "violence", 5, f"concept {tag}: weapon + target + intent"
+    # hate
+    if c["group"]:
+        generalized = bool(c["generalize"])
+        if _near(c["group"], c["dehumanize"], 6, 6):
+            yield "hate", 5 if generalized else 4, f"concept {tag}: group + dehumanizing term"
+        if _near(c["group"], c["eliminate"], 6, 6):
+            yield "hate", 5, f"concept {tag}: group + elimination/exclusion"
+        elif generalized and _near(c["group"], c["exclude"], 6, 6):
+            yield "hate", 4, f"concept {tag}: group + exclusion"
+        if generalized and _near(c["group"], c["demean"], 5, 5):
+            yield "hate", 4, f"concept {tag}: group + demeaning claim"
+    # self-harm
+    if c["selfharm_act"]:
+        yield "self_harm", 5, f"concept {tag}: self-harm act"
+    elif c["selfharm_weak"] and (c["method"] or c["body_image"] or (c["instruction"] and intent)):
+        yield "self_harm", 4, f"concept {tag}: self-harm method or push"
+    elif c["method"] and c["instruction"] and (strong or weak):
+        yield "self_harm", 4, f"concept {tag}: self-harm method + instruction"
+    # sexual
+    explicit, mild = c["sexual_explicit"], c["sexual_mild"]
+    if explicit:
+        yield "sexual", 5, f"concept {tag}: explicit sexual term"
+    elif mild:
+        yield "sexual", 2, f"concept {tag}: sexual mention"
+    if c["minor"] and (explicit or _near(mild, c["minor"], 4, 4)):
+        yield "sexual", 5, f"concept {tag}: sexual content + minor"
+    # phishing
+    if not c["negation"]:
+        lookalike = any(_SUSPICIOUS_HOST.search(u) for u in urls)
+        if c["cred"] and (c["request"] or c["login"]):
+            yield "phishing", 5, f"concept {tag}: request for credentials"
+        elif c["cred"] and urls and c["urgency"]:
+            yield "phishing", 5, f"concept {tag}: credentials + account threat + link"
+        if c["login"] and urls and (lookalike or c["urgency"]):
+            yield (
+                "phishing",
+                5,
+                f"concept {tag}: log-in at a look-alike link"
+                if lookalike
+                else f"concept {tag}: account threat + log-in link",
+            )
+        elif c["urgency"] and lookalike:
+            yield "phishing", 4, f"concept {tag}: account threat + look-alike link"
+
+
+def concept_signals(text: str, language: str, raw_text: str | None = None) -> list[tuple[str, int, str]]:
+    """(concern, severity, label) for every concept found in `text` (normalized) in `language`; an
+    undetermined language is judged in all four. Links are read from `raw_text` (before normalization)."""
+    languages = SUPPORTED_LANGUAGES if language == UNDETERMINED else (language,)
+    urls = [u.casefold() for u in _URL.findall(raw_text if raw_text is not None else text)]
+    masked = _IDIOMS.sub(" ~ ", _URL.sub(" ~ ", text))
+    out: list[tuple[str, int, str]] = []
+    for lang in languages:
+        for sentence in _SENTENCES.split(masked):
+            if sentence.strip(" ~"):
+                out.extend(_sentence_signals(sentence, lang, urls))
+    # A sexual word and a minor in different sentences of one short text still concern a minor.
+    if any(concern == "sexual" and s >= 5 for concern, s, _ in out) and not any("minor" in lb for *_, lb in out):
+        for lang in languages:
+            raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(masked)) if t]
+            if _find([_key(lang, t) for t in raw], _CONCEPTS[lang]["minor"]):
+                out.append(("sexual", 5, f"concept [{lang}]: sexual content + minor"))
+                break
+    return out
