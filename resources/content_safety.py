@@ -202,7 +202,8 @@ class AzureContentSafetyResource(ContentSafetyResource):
     endpoint: str = Field(
         default="",
         validate_default=True,
-        description=f"https://<resource>.cognitiveservices.azure.com (http only on loopback); empty: env {ENV_ENDPOINT}.",
+        description="https://<resource>.cognitiveservices.azure.com (http only on loopback); "
+        f"empty: env {ENV_ENDPOINT}.",
     )
     auth: AuthMode = Field(default="managed_identity", description="managed_identity | default_credential | api_key")
     api_key_env: str = Field(default="AZURE_CONTENT_SAFETY_KEY", description="Env variable holding the key.")

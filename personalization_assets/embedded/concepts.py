@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 
 import snowballstemmer
@@ -50,36 +50,51 @@ def _fold(text: str) -> str:
 
 
 MIN_STEM = 4  # shorter stems collide across words ("coño" and "con", "mamada" and "mamá"): matched exactly
+# Concepts whose words are matched by stem only when the stem is longer still ("cortan" is not "córtate",
+# "correr" is not "correrse", "nude" is not "nudes").
+STRICT_CONCEPTS = {"sexual_explicit": 6, "selfharm_act": 6}
 
 
-def _key(language: str, word: str) -> str:
-    """What a word is matched by: its stem when that is long enough to be specific, else the word itself."""
+def _key(language: str, word: str, min_stem: int = MIN_STEM) -> str:
+    """What a lexicon word is matched by: its stem when that is long enough to be specific, else the word
+    itself ("=word"); "=word" in the lexicon forces the exact word."""
+    if word.startswith("="):
+        return word
     stemmed = stem(language, word)
-    return stemmed if len(stemmed) >= MIN_STEM else "=" + word
+    return stemmed if len(stemmed) >= min_stem else "=" + word
 
 
-def _phrases(language: str, spec: str) -> tuple[tuple[str, ...], ...]:
-    """ "a b|c" -> tuples of match keys (`_key`), one per word."""
+def _phrases(language: str, spec: str, min_stem: int = MIN_STEM) -> tuple[tuple[str, ...], ...]:
+    """ "a b|c" -> tuples of match keys (`_key`), one per word; "_" is a gap of up to GAP words."""
     out = []
     for phrase in spec.split("|"):
-        words = [w if w == "_" else re.sub(r"[^a-z0-9]", "", w) for w in _fold(phrase).split()]
+        words = [w if w == "_" else re.sub(r"[^a-z0-9=]", "", w) for w in _fold(phrase).split()]
         words = [w for w in words if w]
         if words:
-            out.append(tuple(w if w == "_" else _key(language, w) for w in words))
+            out.append(tuple(w if w == "_" else _key(language, w, min_stem) for w in words))
     return tuple(dict.fromkeys(out))
+
+
+def _index(phrases: Iterable[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]]]:
+    by_first: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in phrases:
+        by_first.setdefault(phrase[0], []).append(phrase)
+    return by_first
 
 
 # --- Concept lists (plain words; stemmed per language at import) -------------------------------------------
 
 _EN = {
-    "harm_strong": "kill|murder|stab|shoot|shot|slaughter|strangle|choke|behead|decapitate|butcher|torture|"
+    "harm_strong": "to pieces|to death|to a pulp|hack _ to pieces|cut _ to pieces|beat _ to death|kill|murder|stab|shoot|shot|slaughter|strangle|choke|behead|decapitate|butcher|torture|"
     "lynch|rape|slit|maim|massacre|exterminate|gun down|mow down|burn alive|"
     "blow up|bomb|firebomb|assassinate|bludgeon|dismember|skin alive|suffocate|poison|shank|"
     "kneecap|set fire|set on fire|set _ on fire|torch|bleed out|pour gasoline|pour petrol|douse|"
     "light a match|burn _ alive|send _ to the hospital|put _ in the hospital|put _ in the ground",
-    "harm_weak": "beat|beat up|hit|punch|kick|hurt|harm|attack|smash|break|slash|burn|bash|batter|"
+    "arson": "burn down|burn _ down|burn to the ground|torch|firebomb|blow up|bomb|set fire to|set _ on fire|set fire|petrol bomb|molotov",
+    "property": "house|home|car|shop|store|office|warehouse|business|church|mosque|synagogue|school|building|restaurant|clinic|van|truck|apartment|flat|place",
+    "harm_weak": "hack|chop up|cut up|beat|beat up|hit|punch|kick|hurt|harm|attack|smash|break|slash|burn|bash|batter|"
     "hunt down|injure|wound|slap|stomp|rough up|cripple|disfigure|teach _ a lesson",
-    "target": "you|u|ya|him|her|them|'em|em|yourself|everyone|everybody|your family|your kids|your children|"
+    "target": "anyone|anybody|whoever|reporter|journalist|judge|doctor|nurse|politician|mayor|senator|president|priest|imam|rabbi|guard|worker|owner|tenant|client|agent|clerk|stranger|man|woman|girl|boy|guy|kid|child|baby|you|u|ya|him|her|them|'em|em|yourself|everyone|everybody|your family|your kids|your children|"
     "your wife|your husband|your mother|your mom|your daughter|your son|your face|your head|your legs|"
     "your leg|your knees|your kneecaps|your bones|your fingers|your hands|your arms|your teeth|your skull|"
     "your neck|your throat|your ribs|your jaw|your nose|your eyes|your house|your home|your car|your shop|"
@@ -91,7 +106,7 @@ _EN = {
     "intent": "will|'ll|ll|going to|gonna|about to|let's|lets|should|must|need to|have to|gotta|deserve|"
     "want to|wanna|i'd love to|i swear|or else|unless|if you don't|if you do not|next time|i promise|we'll|"
     "i'll|you'll|shall|is coming|are coming|coming for|time to|can't wait to|plan to|intend to",
-    "threat": "know where you live|know where your kids|know where you work|watch your back|sleep with one eye|"
+    "threat": "we know where|i know where|know where your|know which school|know _ school|do the same to you|you'll be next|you will be next|know where you live|know where your kids|know where you work|watch your back|sleep with one eye|"
     "your days are numbered|you've been warned|last warning|final warning|or else|six feet under|body bag|"
     "end up in the hospital|end up in hospital|in a wheelchair|won't walk again|never walk again|"
     "you'll regret|you will regret|you're dead|you are dead|dead man|dead meat|pay with your life|"
@@ -108,12 +123,12 @@ _EN = {
     "illegals|aliens|those people|their kind|these people|natives|indigenous|autistic|"
     "old people|the elderly|poor people|homeless|fat people|muslim women|jewish people|asylum seekers|"
     "asylum seeker",
-    "dehumanize": "vermin|rat|rats|parasite|parasites|cockroach|cockroaches|roach|roaches|animal|animals|"
+    "dehumanize": "control the banks|control the media|control the world|run the banks|run the media|run the world|control everything|behind every war|vermin|rat|rats|parasite|parasites|cockroach|cockroaches|roach|roaches|animal|animals|"
     "beast|beasts|savage|savages|subhuman|subhumans|not human|less than human|plague|disease|cancer|"
     "infestation|filth|scum|trash|garbage|vermin|insect|insects|lice|leech|leeches|maggot|maggots|pig|pigs|"
     "dog|dogs|ape|apes|monkey|monkeys|swarm|invasion|germ|germs|virus|pest|pests|breed like|breeding like|"
     "sewage|waste of space|waste of oxygen|mongrel|mongrels|degenerate|degenerates|freak|freaks",
-    "eliminate": "exterminate|eradicate|deport|expel|wipe out|gas|purge|ethnic cleansing|final solution|"
+    "eliminate": "should not be allowed|shouldn't be allowed|not allowed to live|should not live|shouldn't live|drive out|driven out|drive _ out|wipe _ off|off the face of the earth|off the map|nichts zu suchen|exterminate|eradicate|deport|expel|wipe out|gas|purge|ethnic cleansing|final solution|"
     "should not exist|shouldn't exist|don't deserve to live|do not deserve to live|sterilize|round up|"
     "need to disappear|must disappear|should disappear|out of our country|out of this country|"
     "be shot|be hanged|be killed|be burned|be gassed|be deported|be locked up|be banned|no rights|"
@@ -130,7 +145,7 @@ _EN = {
     "destroy|destroying|steal|stealing|can't be trusted|cannot be trusted|never trust|not to be trusted|"
     "genetically|by nature|born criminals|primitive|backward|uncivilized|smell|stink|stinking|ugly|"
     "don't deserve|do not deserve|second class|lower|lesser",
-    "selfharm_act": "kill yourself|kill urself|end your life|end it all|take your own life|"
+    "selfharm_act": "all the pills|all your pills|all of the pills|entire bottle|whole pack|whole packet|kill yourself|kill urself|end your life|end it all|take your own life|"
     "cut yourself|cutting yourself|cut your arms|cut your thighs|slit your wrists|slit your wrist|cut your wrists|cut deeper|"
     "hang yourself|starve yourself|purge after|"
     "make yourself throw up|make yourself vomit|"
@@ -148,13 +163,13 @@ _EN = {
     "ugly|worthless|pathetic|disgusting|hate yourself|nobody loves you|no one loves you|burden|waste",
     "method": "pills|pill|tablets|sleeping pills|painkillers|paracetamol|tylenol|acetaminophen|razor|blade|"
     "wrists|wrist|rope|noose|bridge|rooftop|train tracks|bleach|lethal dose|lethal|laxatives|"
-    "fasting|calories|carbon monoxide|exhaust",
-    "instruction": "how to|how many|how much|best way|easiest way|quickest way|fastest way|painless|"
+    "carbon monoxide|exhaust",
+    "instruction": "tip|tips|how to|how many|how much|best way|easiest way|quickest way|fastest way|painless|"
     "enough to|guaranteed to|tips for|step by step|you should|you need to|just do it|do it|try|go ahead|"
     "nobody cares|no one cares|deserve|worthless|you're worthless|you are worthless|why not|tonight|"
     "instead of|works best|make sure|don't tell|do not tell|hide the|hide it|under 500|under 800|"
     "thinspo|pro ana|pro-ana|pro mia|proana",
-    "sexual_explicit": "fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
+    "sexual_explicit": "make me hard|makes me hard|got me hard|gets me hard|so hard for|i'm hard|=nudes|make me wet|makes me wet|fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
     "blowjob|blow job|handjob|hand job|cum|cumming|orgasm|masturbate|masturbation|jerk off|jack off|"
     "horny|nudes|naked pics|nude pics|nude photos|naked photos|send nudes|sex tape|sex video|have sex|"
     "sex with|suck my|suck your|lick my|ride me|spread your legs|spread her legs|"
@@ -179,7 +194,7 @@ _EN = {
     "routing number|sort code|iban|social security number|ssn|online banking|bank login|expiry date|"
     "expiration date|mother's maiden name|maiden name|security question|seed phrase|recovery phrase|"
     "gift card codes|gift card numbers",
-    "request": "reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|confirm|"
+    "request": "need your|needs your|require your|requires your|we need|asking for your|ask for your|give us your|reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|confirm|"
     "verify|validate|update|enter|type|share|give|tell us|tell me|submit|fill in|fill out|re-enter|"
     "reactivate|unlock|restore|call us with|read out|read us",
     "login": "log in|login|sign in|signin|log on|verify your account|confirm your account|validate your "
@@ -200,11 +215,13 @@ _DE = {
     "foltern|vergewaltigen|köpfen|hinrichten|lynchen|anzünden|zünden an|sprengen|"
     "ertränken|erhängen|aufhängen|vergasen|massakrieren|kaltmachen|kalt machen|abmurksen|totschlagen|"
     "umlegen|legen um|lege um|abstechen|stech ab|stechen ab",
+    "arson": "anzünden|zünd _ an|zünden _ an|abfackeln|fackeln _ ab|niederbrennen|brennen _ nieder|in die luft jagen|jagen _ in die luft|sprengen|brand legen|feuer legen|molotow",
+    "property": "haus|wohnung|auto|laden|geschäft|büro|lager|kirche|moschee|synagoge|schule|gebäude|restaurant|praxis|wagen|heim|unterkunft|flüchtlingsheim",
     "harm_weak": "schlagen|verprügeln|prügeln|treten|verletzen|angreifen|brechen|brech _ die|brechen _ die|mach _ fertig|"
     "machen _ fertig|schlag _ zusammen|schlagen _ zusammen|zertrümmern|zerschlagen|"
-    "aufschlitzen|verbrennen|fertigmachen|fertig machen|zerquetschen|blutig schlagen|schießen|stechen|"
+    "aufschlitzen|fertigmachen|fertig machen|zerquetschen|blutig schlagen|schießen|stechen|"
     "würgen",
-    "target": "dich|dir|euch|ihn|ihm|sie|ihr|ihnen|deine familie|deine kinder|deine frau|deinen mann|deine "
+    "target": "dich|dir|euch|ihn|ihm|deine familie|deine kinder|deine frau|deinen mann|deine "
     "mutter|deine tochter|deinen sohn|dein gesicht|deinen kopf|deine beine|deine knochen|deine finger|"
     "deine knie|deine zähne|dein haus|dein auto|deinen laden|ihre familie|ihre kinder|ihre beine|ihr haus|"
     "alle|jeden|jeder|menschen|leute|nachbarn|chef|lehrer|polizisten|familie|kinder|schuldner",
@@ -212,7 +229,7 @@ _DE = {
     "intent": "werde|werden|wirst|wird|will|wollen|muss|müssen|sollte|sollten|soll|gleich|bald|sonst|"
     "oder sonst|wenn du nicht|wenn sie nicht|falls du nicht|falls sie nicht|ich schwöre|nächstes mal|"
     "lass uns|lasst uns|verdient|verdienen|es wird zeit",
-    "threat": "weiß wo du wohnst|wissen wo du wohnst|weiß wo sie wohnen|wissen wo sie wohnen|wissen wo ihre|"
+    "threat": "wir wissen wo|ich weiß wo|wissen wo deine|weiß wo deine|wissen _ schule|weiß wo du wohnst|wissen wo du wohnst|weiß wo sie wohnen|wissen wo sie wohnen|wissen wo ihre|"
     "weiß wo deine|pass auf dich auf|letzte warnung|sonst passiert|sonst gibt es|wirst es bereuen|werden es "
     "bereuen|bist tot|sind tot|tage sind gezählt|im krankenhaus|im rollstuhl|sarg|kugel|kugeln|blut|bluten|"
     "wäre schade|unfälle passieren|es könnte etwas passieren|bezahlen mit",
@@ -225,7 +242,7 @@ _DE = {
     "dehumanize": "ungeziefer|ratten|ratte|parasiten|parasit|kakerlaken|tiere|tier|bestien|untermenschen|"
     "abschaum|dreck|müll|pest|seuche|krankheit|geschwür|läuse|schmarotzer|maden|schweine|hunde|affen|"
     "plage|invasion|viecher|pack|gesindel",
-    "eliminate": "ausrotten|vernichten|vergasen|deportieren|säubern|ausmerzen|haben hier nichts zu suchen|"
+    "eliminate": "nichts zu suchen|nichts verloren|kein recht hier|ausrotten|vernichten|vergasen|deportieren|säubern|ausmerzen|haben hier nichts zu suchen|"
     "gehören nicht hierher|gehören nicht zu uns|nicht willkommen|keine rechte|sollten nicht existieren|"
     "müssen verschwinden|sollen verschwinden|raus mit|ausländer raus|abschieben|alle abschieben",
     "exclude": "abschieben|ausweisen|rauswerfen|werft raus|raus|loswerden|beseitigen|verbieten|einsperren|"
@@ -234,7 +251,7 @@ _DE = {
     "demean": "minderwertig|kriminell|kriminelle|verbrecher|vergewaltiger|terroristen|diebe|dumm|faul|"
     "dreckig|schmutzig|böse|wertlos|nutzlos|ekelhaft|krank|pervers|perverse|gefahr|bedrohung|zerstören|"
     "stehlen|klauen|nicht zu trauen|primitiv|rückständig|stinken|stinkend|weniger wert|zweiter klasse",
-    "selfharm_act": "bring dich um|bringen sie sich um|töte dich|töten sie sich|umbringen|selbstmord|"
+    "selfharm_act": "alle tabletten|alle schlaftabletten|alle pillen|ganze packung|alle auf einmal|bring dich um|bringen sie sich um|töte dich|töten sie sich|umbringen|selbstmord|"
     "ritz dich|schneid dich|schneide dich|schneiden sie sich|häng dich auf|erhäng dich|"
     "hör auf zu essen|nichts mehr essen|nicht mehr essen|kotzen nach|"
     "spring von der brücke|spring vor den zug|verletz dich|verletze dich|verletzen sie sich|pulsadern|"
@@ -245,7 +262,7 @@ _DE = {
     "springen sie|sterben|umbringen|schneiden",
     "body_image": "dünn|dünner|dick|fett|gewicht|kilo|kalorien|hässlich|wertlos|erbärmlich|last",
     "method": "tabletten|pillen|schlaftabletten|schmerzmittel|paracetamol|rasierklinge|klinge|pulsadern|"
-    "strick|seil|brücke|dach|gleise|bleiche|überdosis|dosis|tödlich|abführmittel|kalorien",
+    "strick|seil|brücke|dach|gleise|bleiche|überdosis|tödlich|abführmittel",
     "instruction": "wie man|wie viele|wie viel|beste weg|einfachste|schnellste|schmerzlos|genug um|tipps|"
     "anleitung|schritt für schritt|du solltest|sie sollten|mach es|tu es|einfach|versuch|niemand|"
     "heute nacht|sorge dafür|sag es niemandem|verstecke",
@@ -280,6 +297,8 @@ _ES = {
     "tiro|pegarte un tiro|balear|estrangular|ahorcar|degollar|decapitar|torturar|violar|masacrar|"
     "quemar vivo|quemar viva|prender fuego|envenenar|cargarte|"
     "rajar|destripar|fusilar|linchar|exterminar",
+    "arson": "quemar|quememos|quemamos|queman|incendiar|incendiemos|prender fuego|prendamos fuego|volar|volemos|molotov",
+    "property": "casa|coche|tienda|negocio|oficina|almacen|iglesia|mezquita|sinagoga|escuela|edificio|restaurante|clinica|furgoneta|piso|local",
     "harm_weak": "golpear|pegar|patear|herir|lastimar|hacer daño|atacar|romper|partir|aplastar|"
     "reventar|dar una paliza|paliza|partirte|romperte|quemarte",
     "target": "te|ti|contigo|os|vosotros|tu familia|tus hijos|tu "
@@ -291,7 +310,7 @@ _ES = {
     "intent": "voy a|vamos a|va a|van a|vas a|ire|iremos|hay que|tienes que|tiene que|debemos|deberian|"
     "deberia|merece|merecen|quiero|queremos|o si no|si no pagas|si no paga|si no pagan|te juro|la proxima "
     "vez|ya veras|pronto|es hora de",
-    "threat": "se donde vives|sabemos donde vives|sabemos donde vive|se donde vive|sabemos donde estudian|"
+    "threat": "sabemos donde|se donde|sabemos _ colegio|se donde vives|sabemos donde vives|sabemos donde vive|se donde vive|sabemos donde estudian|"
     "sabemos donde trabajas|cuidate la espalda|ultima advertencia|ultimo aviso|te vas a arrepentir|"
     "se va a arrepentir|estas muerto|esta muerto|estas muerta|tus dias estan contados|en el hospital|en "
     "silla de ruedas|bajo tierra|ataud|bala|balas|sangre|sangrar|seria una pena|los accidentes pasan|"
@@ -314,16 +333,16 @@ _ES = {
     "demean": "inferiores|inferior|criminales|delincuentes|violadores|terroristas|ladrones|invasores|"
     "estupidos|tontos|vagos|sucios|malvados|inutiles|asquerosos|enfermos|pervertidos|pedofilos|amenaza|"
     "destruir|destruyen|roban|robar|no se puede confiar|primitivos|atrasados|apestan|huelen|de segunda",
-    "selfharm_weak": "suicidio|suicida|sobredosis|vomitar|deja de comer|no comas|ayunar|cortarse|morir|tirarte|saltar",
+    "selfharm_weak": "suicidio|suicida|sobredosis|vomitar|deja de comer|no comas|ayunar|=cortarse|morir|tirarte|saltar",
     "body_image": "delgada|delgado|flaca|flaco|gorda|gordo|peso|kilos|calorias|fea|feo|inutil|patetica|carga",
-    "selfharm_act": "matate|suicidate|suicidarte|quitarte la vida|quitate la vida|acaba "
+    "selfharm_act": "todas las pastillas|todas tus pastillas|toda la caja|todo el frasco|todos los somniferos|matate|suicidate|suicidarte|quitarte la vida|quitate la vida|acaba "
     "con tu vida|acabar con tu vida|cortate|cortarte|cortarse|cortate las venas|cortarte las venas|"
     "ahorcate|ahorcarte|vomita despues|provocarte el vomito|"
     "tirate del puente|tirate por la ventana|lanzate|hazte daño|hacerte daño|lastimate|lastimarte|autolesion|"
     "autolesiones|quiero morir|quiero morirme|mejor muerto|mejor muerta|nadie te extrañaria|nadie te "
-    "echaria de menos|mundo estaria mejor sin ti|cuchilla|cuchillas|quemate",
-    "method": "pastillas|pastilla|tabletas|somniferos|analgesicos|paracetamol|cuchilla|navaja|venas|"
-    "muñecas|cuerda|soga|puente|azotea|vias del tren|lejia|sobredosis|dosis|letal|laxantes|calorias",
+    "echaria de menos|mundo estaria mejor sin ti|quemate",
+    "method": "pastillas|pastilla|tabletas|somniferos|analgesicos|paracetamol|=cuchilla|=cuchillas|venas|"
+    "muñecas|cuerda|soga|puente|azotea|vias del tren|lejia|sobredosis|letal|laxantes",
     "instruction": "como|cuantas|cuanto|mejor manera|forma mas facil|mas rapido|mas rapida|sin dolor|"
     "suficiente para|consejos|paso a paso|deberias|tienes que|hazlo|solo hazlo|intenta|prueba|nadie|esta "
     "noche|asegurate|no se lo digas|escondelo",
@@ -360,6 +379,8 @@ _FR = {
     "tirer dessus|etrangler|decapiter|torturer|violer|massacrer|bruler vif|bruler vive|"
     "mettre le feu|empoisonner|crever|exterminer|lyncher|"
     "eventrer|etriper",
+    "arson": "bruler|brulons|brulez|incendier|incendions|mettre le feu|mettons le feu|faire sauter|faisons sauter|cocktail molotov",
+    "property": "maison|voiture|magasin|boutique|bureau|entrepot|eglise|mosquee|synagogue|ecole|immeuble|restaurant|cabinet|camion|appartement|local",
     "harm_weak": "frapper|cogner|tabasser|casser|briser|ecraser|blesser|attaquer|bruler|"
     "defigurer|casser la gueule|defoncer|planter",
     "target": "te|toi|vous|lui|eux|ta famille|tes enfants|ta femme|ton mari|ta mere|ta "
@@ -370,7 +391,7 @@ _FR = {
     "intent": "vais|va|allons|allez|vont|vas|faut|il faut|doit|doivent|devrait|devraient|merite|meritent|"
     "veux|voulons|sinon|si tu ne paies pas|si vous ne payez pas|si tu paies pas|je te jure|je vous jure|la "
     "prochaine fois|bientot|tu vas voir|vous allez voir|il est temps",
-    "threat": "je sais ou tu habites|on sait ou tu habites|nous savons ou vous habitez|on sait ou vous "
+    "threat": "on sait ou|je sais ou|nous savons ou|je sais ou tu habites|on sait ou tu habites|nous savons ou vous habitez|on sait ou vous "
     "habitez|je sais ou vous habitez|on sait ou vont tes|surveille tes arrieres|dernier avertissement|"
     "tu vas le regretter|vous allez le regretter|t'es mort|tu es mort|vous etes mort|tes jours sont "
     "comptes|a l'hopital|en fauteuil roulant|six pieds sous terre|cercueil|balle|balles|sang|saigner|"
@@ -397,7 +418,7 @@ _FR = {
     "selfharm_weak": "suicide|suicidaire|suicider|overdose|surdose|vomir|arrete de manger|ne mange plus|"
     "ne mange pas|jeuner|sauter|mourir|couper",
     "body_image": "mince|maigre|grosse|gros|poids|kilos|calories|moche|inutile|pathetique|fardeau",
-    "selfharm_act": "tue-toi|tue toi|suicide-toi|suicide toi|suicidez-vous|mettre fin "
+    "selfharm_act": "tous les somniferes|tous les cachets|tous les comprimes|toute la boite|tous tes medicaments|tue-toi|tue toi|suicide-toi|suicide toi|suicidez-vous|mettre fin "
     "a tes jours|mets fin a tes jours|mettre fin a ta vie|mets fin a ta vie|fin a vos jours|coupe-toi|"
     "coupe toi|te couper|taillade|taillader|tailladez|scarifier|scarification|pends-toi|pends toi|"
     "vomir apres|te faire vomir|se faire "
@@ -405,11 +426,11 @@ _FR = {
     "mal|te faire du mal|automutilation|je veux mourir|veux mourir|mieux mort|mieux morte|personne ne te "
     "regretterait|personne ne va te regretter|le monde serait mieux sans toi|lame de rasoir|lames de rasoir",
     "method": "cachets|comprimes|pilules|somniferes|medicaments|paracetamol|doliprane|lame|rasoir|veines|"
-    "poignets|corde|pont|toit|rails|voie ferree|javel|overdose|dose|mortelle|mortel|laxatifs|calories",
+    "poignets|corde|pont|toit|rails|voie ferree|javel|overdose|mortelle|mortel|laxatifs",
     "instruction": "comment|combien|meilleur moyen|meilleure facon|le plus simple|le plus rapide|sans "
     "douleur|suffisant pour|assez pour|conseils|etape par etape|tu devrais|vous devriez|fais-le|fais le|"
     "vas-y|essaie|personne|ce soir|assure-toi|ne le dis a personne|cache",
-    "sexual_explicit": "baise|niquer|nique|porno|pornographie|bite|nichons|seins nus|"
+    "sexual_explicit": "te baiser|vous baiser|la baiser|baise|niquer|nique|porno|pornographie|bite|nichons|seins nus|"
     "suce-moi|suce moi|sucer ma|branler|branlette|sperme|orgasme|masturber|bandante|"
     "photos nues|photos de toi nue|nudes|video sexuelle|sextape|coucher avec|faire l'amour|"
     "ecarte les jambes|erection|penis|vagin|parties genitales|sodomie|sexe anal|sexe oral|plan a "
@@ -439,8 +460,10 @@ _FR = {
 }
 
 _LEXICONS = {"en": _EN, "de": _DE, "es": _ES, "fr": _FR}
-_CONCEPTS: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {
-    language: {name: _phrases(language, spec) for name, spec in lexicon.items()}
+_CONCEPTS: dict[str, dict[str, dict[str, list[tuple[str, ...]]]]] = {
+    language: {
+        name: _index(_phrases(language, spec, STRICT_CONCEPTS.get(name, MIN_STEM))) for name, spec in lexicon.items()
+    }
     for language, lexicon in _LEXICONS.items()
 }
 
@@ -471,39 +494,48 @@ def _tokens(sentence: str) -> list[str]:
     return [t for t in _fold(sentence).split() if t]
 
 
-GAP = 3  # "_" in a phrase: up to this many other words (German separable verbs: "bringe dich um")
+GAP = 5  # "_" in a phrase: up to this many other words (German separable verbs: "zünden wir das Haus an")
+
+Tokens = list[tuple[str, str]]  # per word: (stem key, "=word")
 
 
-def _match_at(keys: list[str], i: int, phrase: tuple[str, ...]) -> int | None:
+def _token_keys(language: str, words: list[str]) -> Tokens:
+    return [(stem(language, w), "=" + w) for w in words]
+
+
+def _is(token: tuple[str, str], part: str) -> bool:
+    return part == token[1] or part == token[0]
+
+
+def _match_at(tokens: Tokens, i: int, phrase: tuple[str, ...]) -> int | None:
     """End of the match of `phrase` starting at token `i`, or None."""
     position = i
     for j, part in enumerate(phrase):
         if part == "_":
             following = phrase[j + 1]
             for step in range(GAP + 1):
-                if position + step < len(keys) and keys[position + step] == following:
+                if position + step < len(tokens) and _is(tokens[position + step], following):
                     position += step
                     break
             else:
                 return None
             continue
-        if position >= len(keys) or keys[position] != part:
+        if position >= len(tokens) or not _is(tokens[position], part):
             return None
         position += 1
     return position
 
 
-def _find(keys: list[str], phrases: Iterable[tuple[str, ...]]) -> list[tuple[int, int]]:
-    """(start, end) token spans where a phrase occurs (tokens and phrases as `_key`s)."""
+def _find(tokens: Tokens, phrases: Mapping[str, list[tuple[str, ...]]]) -> list[tuple[int, int]]:
+    """(start, end) token spans where a phrase occurs (`phrases` indexed by their first key)."""
     spans = []
-    for phrase in phrases:
-        first = phrase[0]
-        for i, key in enumerate(keys):
-            if key == first:
-                end = _match_at(keys, i, phrase)
-                if end is not None:
-                    spans.append((i, end))
+    for i, (stemmed, exact) in enumerate(tokens):
+        for phrase in (*phrases.get(stemmed, ()), *phrases.get(exact, ())):
+            end = _match_at(tokens, i, phrase)
+            if end is not None:
+                spans.append((i, end))
     return spans
+
 
 
 def _near(a: list[tuple[int, int]], b: list[tuple[int, int]], before: int, after: int) -> bool:
@@ -517,8 +549,8 @@ def _near(a: list[tuple[int, int]], b: list[tuple[int, int]], before: int, after
     )
 
 
-_NEGATORS = frozenset("not never dont t nicht nie niemals kein keine no nunca jamas pas jamais ne n".split())
-_IMPERATIVE_LEAD = frozenset("and then just go now und dann einfach jetzt y luego solo ahora et puis juste".split())
+_NEGATORS = frozenset(["not", "never", "dont", "t", "nicht", "nie", "niemals", "kein", "keine", "no", "nunca", "jamas", "pas", "jamais", "ne", "n"])
+_IMPERATIVE_LEAD = frozenset(["and", "then", "just", "go", "now", "und", "dann", "einfach", "jetzt", "y", "luego", "solo", "ahora", "et", "puis", "juste"])
 
 
 def _negated(raw: list[str], start: int) -> bool:
@@ -530,14 +562,17 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
     raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(sentence)) if t]
     if not raw:
         return
-    keys = [_key(language, t) for t in raw]
-    c = {name: _find(keys, phrases) for name, phrases in _CONCEPTS[language].items()}
+    tokens = _token_keys(language, raw)
+    c = {name: _find(tokens, phrases) for name, phrases in _CONCEPTS[language].items()}
     for name in ("harm_strong", "harm_weak", "selfharm_act", "selfharm_weak"):
         c[name] = [span for span in c[name] if not _negated(raw, span[0])]
     tag = f"[{language}]"
     # A harm verb opening the sentence (or after "and", "then", "just", "go") is an instruction: intent.
+    selfharm = c["selfharm_act"] + c["selfharm_weak"]
+    c["harm_weak"] = [span for span in c["harm_weak"] if not _near([span], selfharm, 0, 0)]  # "self-harm"
     imperative = any(s == 0 or raw[s - 1] in _IMPERATIVE_LEAD for s, _ in c["harm_strong"] + c["harm_weak"])
     intent = bool(c["intent"]) or imperative
+    self_intent = bool(c["intent"]) or any(s == 0 or raw[s - 1] in _IMPERATIVE_LEAD for s, _ in selfharm)
     # violence
     strong, weak = c["harm_strong"], c["harm_weak"]
     # A threat formula; a lone threat word ("bullet", "Blut") needs a target, intent or harm verb with it.
@@ -554,6 +589,8 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
         yield "violence", score, f"concept {tag}: harm to a person" + " + intent" * intent
     if c["weapon"] and c["target"] and intent:
         yield "violence", 5, f"concept {tag}: weapon + target + intent"
+    if c["arson"] and _near(c["arson"], c["property"], 5, 5):
+        yield "violence", 5 if (intent or c["target"]) else 4, f"concept {tag}: arson of a building"
     # hate
     if c["group"]:
         generalized = bool(c["generalize"])
@@ -568,9 +605,9 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
     # self-harm
     if c["selfharm_act"]:
         yield "self_harm", 5, f"concept {tag}: self-harm act"
-    elif c["selfharm_weak"] and (c["method"] or c["body_image"] or (c["instruction"] and intent)):
+    elif c["selfharm_weak"] and (c["method"] or c["body_image"] or (c["instruction"] and self_intent)):
         yield "self_harm", 4, f"concept {tag}: self-harm method or push"
-    elif c["method"] and c["instruction"] and (strong or weak):
+    elif c["method"] and ((c["instruction"] and (strong or weak)) or (c["body_image"] and (c["instruction"] or self_intent))):
         yield "self_harm", 4, f"concept {tag}: self-harm method + instruction"
     # sexual
     explicit, mild = c["sexual_explicit"], c["sexual_mild"]
@@ -614,7 +651,7 @@ def concept_signals(text: str, language: str, raw_text: str | None = None) -> li
     if any(concern == "sexual" and s >= 5 for concern, s, _ in out) and not any("minor" in lb for *_, lb in out):
         for lang in languages:
             raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(masked)) if t]
-            if _find([_key(lang, t) for t in raw], _CONCEPTS[lang]["minor"]):
+            if _find(_token_keys(lang, raw), _CONCEPTS[lang]["minor"]):
                 out.append(("sexual", 5, f"concept [{lang}]: sexual content + minor"))
                 break
     return out

@@ -127,6 +127,6 @@ def identify_language(text: str) -> str:
     # Another language must be clearly ahead of every supported one before the screen refuses a text.
     if best not in SUPPORTED_LANGUAGES:
         supported_best = max(SUPPORTED_LANGUAGES, key=lambda lang: scores[lang])
-        if top < 3 or top < 2 * scores[supported_best]:
+        if top < 3 or top <= scores[supported_best]:
             return supported_best if scores[supported_best] >= 2 else UNDETERMINED
     return best
