@@ -85,14 +85,15 @@ def _index(phrases: Iterable[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]
 # --- Concept lists (plain words; stemmed per language at import) -------------------------------------------
 
 _EN = {
-    "harm_strong": "to pieces|to death|to a pulp|hack _ to pieces|cut _ to pieces|beat _ to death|kill|murder|stab|shoot|shot|slaughter|strangle|choke|behead|decapitate|butcher|torture|"
+    "harm_strong": "to pieces|to a pulp|hack _ to pieces|cut _ to pieces|beat _ to death|stab _ to death|kill|murder|stab|shoot|shot|slaughter|strangle|choke|behead|decapitate|butcher|torture|"
     "lynch|rape|slit|maim|massacre|exterminate|gun down|mow down|burn alive|"
     "blow up|bomb|firebomb|assassinate|bludgeon|dismember|skin alive|suffocate|poison|shank|"
     "kneecap|set fire|set on fire|set _ on fire|torch|bleed out|pour gasoline|pour petrol|douse|"
     "light a match|burn _ alive|send _ to the hospital|put _ in the hospital|put _ in the ground",
     "arson": "burn down|burn _ down|burn to the ground|torch|firebomb|blow up|bomb|set fire to|set _ on fire|set fire|petrol bomb|molotov",
     "property": "house|home|car|shop|store|office|warehouse|business|church|mosque|synagogue|school|building|restaurant|clinic|van|truck|apartment|flat|place",
-    "harm_weak": "hack|chop up|cut up|beat|beat up|hit|punch|kick|hurt|harm|attack|smash|break|slash|burn|bash|batter|"
+    "lethal": "kill|murder|stab|strangle|massacre|slaughter|behead|decapitate|torture|lynch|rape|assassinate|dismember|slit _ throat|exterminate|gun down|mow down|execute _ family|butcher _ family|shoot _ dead|shot dead|blow _ brains out|kills|killed|killing|murdered|murdering|stabbed|stabbing|strangled|strangling|massacred|slaughtered|tortured|raped|lynched",
+    "harm_weak": "broken|broke|breaking|smashed|beaten|punched|kicked|hurting|hack|chop up|cut up|beat|beat up|hit|punch|kick|hurt|harm|attack|smash|break|slash|burn|bash|batter|"
     "hunt down|injure|wound|slap|stomp|rough up|cripple|disfigure|teach _ a lesson",
     "target": "anyone|anybody|whoever|reporter|journalist|judge|doctor|nurse|politician|mayor|senator|president|priest|imam|rabbi|guard|worker|owner|tenant|client|agent|clerk|stranger|man|woman|girl|boy|guy|kid|child|baby|you|u|ya|him|her|them|'em|em|yourself|everyone|everybody|your family|your kids|your children|"
     "your wife|your husband|your mother|your mom|your daughter|your son|your face|your head|your legs|"
@@ -106,7 +107,7 @@ _EN = {
     "intent": "will|'ll|ll|going to|gonna|about to|let's|lets|should|must|need to|have to|gotta|deserve|"
     "want to|wanna|i'd love to|i swear|or else|unless|if you don't|if you do not|next time|i promise|we'll|"
     "i'll|you'll|shall|is coming|are coming|coming for|time to|can't wait to|plan to|intend to",
-    "threat": "we know where|i know where|know where your|know which school|know _ school|do the same to you|you'll be next|you will be next|know where you live|know where your kids|know where you work|watch your back|sleep with one eye|"
+    "threat": "physical consequences|bodily harm|never walk again|never walk straight|walk straight again|hurt your family|harm your family|finish the job|finish what we started|broken arms|broken legs|broke _ arm|broke _ legs|break _ arms|snap _ neck|we know where|i know where|know where your|know which school|know _ school|do the same to you|you'll be next|you will be next|know where you live|know where your kids|know where you work|watch your back|sleep with one eye|"
     "your days are numbered|you've been warned|last warning|final warning|or else|six feet under|body bag|"
     "end up in the hospital|end up in hospital|in a wheelchair|won't walk again|never walk again|"
     "you'll regret|you will regret|you're dead|you are dead|dead man|dead meat|pay with your life|"
@@ -145,7 +146,7 @@ _EN = {
     "destroy|destroying|steal|stealing|can't be trusted|cannot be trusted|never trust|not to be trusted|"
     "genetically|by nature|born criminals|primitive|backward|uncivilized|smell|stink|stinking|ugly|"
     "don't deserve|do not deserve|second class|lower|lesser",
-    "selfharm_act": "all the pills|all your pills|all of the pills|entire bottle|whole pack|whole packet|kill yourself|kill urself|end your life|end it all|take your own life|"
+    "selfharm_act": "every pill|take every pill|sleep forever|never wake up|slice your forearm|slice your wrist|slice your arm|cut your forearm|carve into your|carve your|your scars are beautiful|make more scars|why not do it|just do it already|better off dead so|all the pills|all your pills|all of the pills|entire bottle|whole pack|whole packet|kill yourself|kill urself|end your life|end it all|take your own life|"
     "cut yourself|cutting yourself|cut your arms|cut your thighs|slit your wrists|slit your wrist|cut your wrists|cut deeper|"
     "hang yourself|starve yourself|purge after|"
     "make yourself throw up|make yourself vomit|"
@@ -156,20 +157,20 @@ _EN = {
     "no one would miss|no one will miss|nobody will miss|world would be better|commit suicide|"
     "jump in front of a train|jump off a bridge|jump off the roof|jump off a building|"
     "stop eating entirely|stop eating completely|eat nothing|nothing but water",
-    "selfharm_weak": "stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
+    "selfharm_weak": "skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|garage|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
     "jump in front|self harm|self-harm|self injury|suicide|suicidal|purging|starve|starving|"
     "make yourself sick|throw up after",
-    "body_image": "thin|thinner|skinny|fat|fatter|weight|pounds|kilos|lbs|calories|bones showing|thigh gap|"
+    "body_image": "failure|loser|weakness|weak|dress size|fit into|thin|thinner|skinny|fat|fatter|weight|pounds|kilos|lbs|calories|bones showing|thigh gap|"
     "ugly|worthless|pathetic|disgusting|hate yourself|nobody loves you|no one loves you|burden|waste",
-    "method": "pills|pill|tablets|sleeping pills|painkillers|paracetamol|tylenol|acetaminophen|razor|blade|"
+    "method": "car engine|running engine|engine running|exhaust|garage|every pill|pills in the cabinet|medicine cabinet|pills|pill|tablets|sleeping pills|painkillers|paracetamol|tylenol|acetaminophen|razor|blade|"
     "wrists|wrist|rope|noose|bridge|rooftop|train tracks|bleach|lethal dose|lethal|laxatives|"
     "carbon monoxide|exhaust",
-    "instruction": "tip|tips|how to|how many|how much|best way|easiest way|quickest way|fastest way|painless|"
+    "instruction": "make more|more of them|deeper|again tonight|will fix everything|fix everything|for faster results|finally fit|so you fit|tip|tips|how to|how many|how much|best way|easiest way|quickest way|fastest way|painless|"
     "enough to|guaranteed to|tips for|step by step|you should|you need to|just do it|do it|try|go ahead|"
     "nobody cares|no one cares|deserve|worthless|you're worthless|you are worthless|why not|tonight|"
     "instead of|works best|make sure|don't tell|do not tell|hide the|hide it|under 500|under 800|"
     "thinspo|pro ana|pro-ana|pro mia|proana",
-    "sexual_explicit": "make me hard|makes me hard|got me hard|gets me hard|so hard for|i'm hard|=nudes|make me wet|makes me wet|fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
+    "sexual_explicit": "fingered|finger her|fingering her|to bang|bang you|bang her|bang me|banged|banging her|get laid|two guys at once|take two guys|erect penis|erect|uncensored clip|uncensored video|make me hard|makes me hard|got me hard|gets me hard|so hard for|i'm hard|=nudes|make me wet|makes me wet|fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
     "blowjob|blow job|handjob|hand job|cum|cumming|orgasm|masturbate|masturbation|jerk off|jack off|"
     "horny|nudes|naked pics|nude pics|nude photos|naked photos|send nudes|sex tape|sex video|have sex|"
     "sex with|suck my|suck your|lick my|ride me|spread your legs|spread her legs|"
@@ -181,12 +182,12 @@ _EN = {
     "sexual favours|sexual favors|sexual services|sexual pictures|sexual photos|sexual content|"
     "nsfw|camgirl|webcam sex|dirty pics|hot pics|sexting",
     "sexual_mild": "sex|sexy|naked|nude|lingerie|sensual|seductive|topless|undress|sexual|sexually|intimate|get naked",
-    "minor": "child|children|kid|kids|minor|minors|underage|under age|preteen|preteens|teen|teens|teenager|"
+    "minor": "year olds|year-olds|yr old|yr olds|12yo|13yo|14yo|15yo|child|children|kid|kids|minor|minors|underage|under age|preteen|preteens|teen|teens|teenager|"
     "teenagers|little girl|little girls|little boy|little boys|schoolgirl|schoolgirls|schoolboy|"
     "schoolboys|young girl|young girls|young boy|young boys|twelve year old|13 year old|14 year old|"
     "15 year old|12 year old|11 year old|10 year old|16 year old|17 year old|13 yo|14 yo|15 yo|12 yo|"
     "middle school|high school girl|high schooler|toddler|loli|jailbait|under 18|not 18|barely legal",
-    "cred": "card number|credit card number|debit card number|card details|credit card details|card info|"
+    "cred": "code from the sms|code in the sms|code we texted|code from your phone|the code we sent|code from the text|card number|expiry|3 digit code|three digit code|network password|email password|mailbox password|card number|credit card number|debit card number|card details|credit card details|card info|"
     "full card|cvv|cvc|cvv2|security code|your pin|the pin|and pin|card pin|atm pin|pin code|pin number|password|passcode|login details|"
     "log in details|login credentials|credentials|username and password|one time code|one-time code|"
     "one time password|otp|verification code|sms code|text code|authentication code|2fa code|auth code|"
@@ -197,12 +198,13 @@ _EN = {
     "request": "need your|needs your|require your|requires your|we need|asking for your|ask for your|give us your|reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|confirm|"
     "verify|validate|update|enter|type|share|give|tell us|tell me|submit|fill in|fill out|re-enter|"
     "reactivate|unlock|restore|call us with|read out|read us",
-    "login": "log in|login|sign in|signin|log on|verify your account|confirm your account|validate your "
+    "login": "restore it at|restore your account|restore access at|verify it at|unlock it at|log in|login|sign in|signin|log on|verify your account|confirm your account|validate your "
     "account|unlock your account|reactivate your account|restore access|verify your identity|confirm your "
     "identity|update your payment|update your billing|confirm your payment|claim your refund|claim your prize",
-    "urgency": "suspended|suspend|locked|lock|closed|deactivated|disabled|frozen|unusual activity|"
+    "urgency": "limited|limitation|action required|verify now|restore access|will be limited|suspended|suspend|locked|lock|closed|deactivated|disabled|frozen|unusual activity|"
     "suspicious activity|unauthorized|within 24 hours|within 48 hours|immediately|urgent|final notice|"
     "will be closed|will be deleted|permanently|avoid suspension|restricted|compromised|security alert",
+    "prevention": "prevention|hotline|helpline|awareness|988|crisis line|samaritans|counseling|counselling|support group|get help|talk to someone|doctor",
     "negation": "never|we will never|we'll never|will never ask|never share|never give|don't share|"
     "do not share|don't give|do not give|not ask|won't ask|will not ask",
 }
@@ -217,7 +219,8 @@ _DE = {
     "umlegen|legen um|lege um|abstechen|stech ab|stechen ab",
     "arson": "anzünden|zünd _ an|zünden _ an|abfackeln|fackeln _ ab|niederbrennen|brennen _ nieder|in die luft jagen|jagen _ in die luft|sprengen|brand legen|feuer legen|molotow",
     "property": "haus|wohnung|auto|laden|geschäft|büro|lager|kirche|moschee|synagoge|schule|gebäude|restaurant|praxis|wagen|heim|unterkunft|flüchtlingsheim",
-    "harm_weak": "schlagen|verprügeln|prügeln|treten|verletzen|angreifen|brechen|brech _ die|brechen _ die|mach _ fertig|"
+    "lethal": "töten|tötet|töte|getötet|umbringen|umgebracht|bring _ um|bringe _ um|bringen _ um|bringt _ um|ermorden|ermordet|erstechen|ersticht|erstochen|abstechen|absticht|abgestochen|erschießen|erschießt|erschossen|erwürgen|erwürgt|massakrieren|massakriert|abschlachten|abgeschlachtet|foltern|gefoltert|vergewaltigen|vergewaltigt|köpfen|geköpft|hinrichten|hingerichtet|lynchen|gelyncht|abknallen|abgeknallt|kaltmachen|totschlagen|totgeschlagen",
+    "harm_weak": "brechen|brechen _ die|gebrochen|zerschlagen|verprügelt|prügeln|schlagen|verprügeln|prügeln|treten|verletzen|angreifen|brechen|brech _ die|brechen _ die|mach _ fertig|"
     "machen _ fertig|schlag _ zusammen|schlagen _ zusammen|zertrümmern|zerschlagen|"
     "aufschlitzen|fertigmachen|fertig machen|zerquetschen|blutig schlagen|schießen|stechen|"
     "würgen",
@@ -229,7 +232,7 @@ _DE = {
     "intent": "werde|werden|wirst|wird|will|wollen|muss|müssen|sollte|sollten|soll|gleich|bald|sonst|"
     "oder sonst|wenn du nicht|wenn sie nicht|falls du nicht|falls sie nicht|ich schwöre|nächstes mal|"
     "lass uns|lasst uns|verdient|verdienen|es wird zeit",
-    "threat": "wir wissen wo|ich weiß wo|wissen wo deine|weiß wo deine|wissen _ schule|weiß wo du wohnst|wissen wo du wohnst|weiß wo sie wohnen|wissen wo sie wohnen|wissen wo ihre|"
+    "threat": "nie wieder gerade gehen|nie wieder laufen|nie wieder gehen|körperliche konsequenzen|folgen für ihre gesundheit|ihre familie wird leiden|deine familie wird leiden|gebrochene beine|gebrochene knochen|wir wissen wo|ich weiß wo|wissen wo deine|weiß wo deine|wissen _ schule|weiß wo du wohnst|wissen wo du wohnst|weiß wo sie wohnen|wissen wo sie wohnen|wissen wo ihre|"
     "weiß wo deine|pass auf dich auf|letzte warnung|sonst passiert|sonst gibt es|wirst es bereuen|werden es "
     "bereuen|bist tot|sind tot|tage sind gezählt|im krankenhaus|im rollstuhl|sarg|kugel|kugeln|blut|bluten|"
     "wäre schade|unfälle passieren|es könnte etwas passieren|bezahlen mit",
@@ -251,7 +254,7 @@ _DE = {
     "demean": "minderwertig|kriminell|kriminelle|verbrecher|vergewaltiger|terroristen|diebe|dumm|faul|"
     "dreckig|schmutzig|böse|wertlos|nutzlos|ekelhaft|krank|pervers|perverse|gefahr|bedrohung|zerstören|"
     "stehlen|klauen|nicht zu trauen|primitiv|rückständig|stinken|stinkend|weniger wert|zweiter klasse",
-    "selfharm_act": "alle tabletten|alle schlaftabletten|alle pillen|ganze packung|alle auf einmal|bring dich um|bringen sie sich um|töte dich|töten sie sich|umbringen|selbstmord|"
+    "selfharm_act": "schneid dir _ pulsadern|schneide dir _ pulsadern|pulsadern auf|ritz dir _ arme|schneid dir in den arm|alle tabletten _ nehmen|alle tabletten|alle schlaftabletten|alle pillen|ganze packung|alle auf einmal|bring dich um|bringen sie sich um|töte dich|töten sie sich|umbringen|selbstmord|"
     "ritz dich|schneid dich|schneide dich|schneiden sie sich|häng dich auf|erhäng dich|"
     "hör auf zu essen|nichts mehr essen|nicht mehr essen|kotzen nach|"
     "spring von der brücke|spring vor den zug|verletz dich|verletze dich|verletzen sie sich|pulsadern|"
@@ -286,9 +289,10 @@ _DE = {
     "freischalten|entsperren",
     "login": "anmelden|melden sie sich an|melde dich an|einloggen|loggen sie sich|login|log in|konto "
     "verifizieren|konto bestätigen|konto entsperren|identität bestätigen|zahlungsdaten aktualisieren",
-    "urgency": "gesperrt|sperren|gesperrt werden|geschlossen|deaktiviert|eingefroren|ungewöhnliche "
+    "urgency": "eingeschränkt|handlungsbedarf|gesperrt|sperren|gesperrt werden|geschlossen|deaktiviert|eingefroren|ungewöhnliche "
     "aktivität|verdächtige aktivität|innerhalb von 24 stunden|innerhalb von 48 stunden|sofort|dringend|"
     "letzte mahnung|gelöscht|dauerhaft|eingeschränkt",
+    "prevention": "prävention|hilfe|beratung|telefonseelsorge|krisendienst|arzt|ärztin",
     "negation": "niemals|nie|nie nach|werden sie nie|geben sie niemals|teilen sie niemals|nicht weiter",
 }
 
@@ -299,7 +303,8 @@ _ES = {
     "rajar|destripar|fusilar|linchar|exterminar",
     "arson": "quemar|quememos|quemamos|queman|incendiar|incendiemos|prender fuego|prendamos fuego|volar|volemos|molotov",
     "property": "casa|coche|tienda|negocio|oficina|almacen|iglesia|mezquita|sinagoga|escuela|edificio|restaurante|clinica|furgoneta|piso|local",
-    "harm_weak": "golpear|pegar|patear|herir|lastimar|hacer daño|atacar|romper|partir|aplastar|"
+    "lethal": "matar|mato|mata|matas|matan|matare|mataremos|matara|matado|matando|matarte|matarlo|matarla|matarlos|matarlas|matalo|matala|matenlos|asesinar|asesinare|asesinado|apuñalar|apuñalare|apuñalado|acuchillar|estrangular|estrangulare|degollar|masacrar|torturar|violar|violare|decapitar|fusilar|linchar|exterminar|liquidarte|cargarte",
+    "harm_weak": "partir|partire|partiran|partiremos|romper|rompere|romperan|romperemos|golpeare|golpearan|golpear|pegar|patear|herir|lastimar|hacer daño|atacar|romper|partir|aplastar|"
     "reventar|dar una paliza|paliza|partirte|romperte|quemarte",
     "target": "te|ti|contigo|os|vosotros|tu familia|tus hijos|tu "
     "mujer|tu esposa|tu marido|tu madre|tu hija|tu hijo|tu cara|tu cabeza|tus piernas|tus huesos|tus "
@@ -310,7 +315,7 @@ _ES = {
     "intent": "voy a|vamos a|va a|van a|vas a|ire|iremos|hay que|tienes que|tiene que|debemos|deberian|"
     "deberia|merece|merecen|quiero|queremos|o si no|si no pagas|si no paga|si no pagan|te juro|la proxima "
     "vez|ya veras|pronto|es hora de",
-    "threat": "sabemos donde|se donde|sabemos _ colegio|se donde vives|sabemos donde vives|sabemos donde vive|se donde vive|sabemos donde estudian|"
+    "threat": "no volvera a caminar|no volveras a caminar|consecuencias fisicas|tu familia sufrira|su familia sufrira|piernas rotas|huesos rotos|sabemos donde|se donde|sabemos _ colegio|se donde vives|sabemos donde vives|sabemos donde vive|se donde vive|sabemos donde estudian|"
     "sabemos donde trabajas|cuidate la espalda|ultima advertencia|ultimo aviso|te vas a arrepentir|"
     "se va a arrepentir|estas muerto|esta muerto|estas muerta|tus dias estan contados|en el hospital|en "
     "silla de ruedas|bajo tierra|ataud|bala|balas|sangre|sangrar|seria una pena|los accidentes pasan|"
@@ -335,7 +340,7 @@ _ES = {
     "destruir|destruyen|roban|robar|no se puede confiar|primitivos|atrasados|apestan|huelen|de segunda",
     "selfharm_weak": "suicidio|suicida|sobredosis|vomitar|deja de comer|no comas|ayunar|=cortarse|morir|tirarte|saltar",
     "body_image": "delgada|delgado|flaca|flaco|gorda|gordo|peso|kilos|calorias|fea|feo|inutil|patetica|carga",
-    "selfharm_act": "todas las pastillas|todas tus pastillas|toda la caja|todo el frasco|todos los somniferos|matate|suicidate|suicidarte|quitarte la vida|quitate la vida|acaba "
+    "selfharm_act": "cortate las muñecas|corta tus muñecas|cortarte las muñecas|tus muñecas|tus venas|todas las pastillas|todas tus pastillas|toda la caja|todo el frasco|todos los somniferos|matate|suicidate|suicidarte|quitarte la vida|quitate la vida|acaba "
     "con tu vida|acabar con tu vida|cortate|cortarte|cortarse|cortate las venas|cortarte las venas|"
     "ahorcate|ahorcarte|vomita despues|provocarte el vomito|"
     "tirate del puente|tirate por la ventana|lanzate|hazte daño|hacerte daño|lastimate|lastimarte|autolesion|"
@@ -368,9 +373,10 @@ _ES = {
     "login": "inicie sesion|inicia sesion|iniciar sesion|acceda|accede|acceder|entre en|ingrese|ingresa|"
     "login|verifique su cuenta|verifica tu cuenta|confirme su cuenta|confirma tu cuenta|desbloquee su "
     "cuenta|reactive su cuenta|verifique su identidad|actualice sus datos de pago",
-    "urgency": "suspendida|suspendido|suspender|bloqueada|bloqueado|bloquear|cerrada|desactivada|congelada|"
+    "urgency": "limitada|accion requerida|suspendida|suspendido|suspender|bloqueada|bloqueado|bloquear|cerrada|desactivada|congelada|"
     "actividad inusual|actividad sospechosa|en 24 horas|en 48 horas|inmediatamente|urgente|ultimo aviso|"
     "eliminada|permanentemente|restringida|comprometida",
+    "prevention": "prevencion|ayuda|linea de ayuda|consejeria|medico",
     "negation": "nunca|jamas|nunca le pediremos|nunca te pediremos|no comparta|no compartas|no facilite",
 }
 
@@ -381,7 +387,8 @@ _FR = {
     "eventrer|etriper",
     "arson": "bruler|brulons|brulez|incendier|incendions|mettre le feu|mettons le feu|faire sauter|faisons sauter|cocktail molotov",
     "property": "maison|voiture|magasin|boutique|bureau|entrepot|eglise|mosquee|synagogue|ecole|immeuble|restaurant|cabinet|camion|appartement|local",
-    "harm_weak": "frapper|cogner|tabasser|casser|briser|ecraser|blesser|attaquer|bruler|"
+    "lethal": "tuer|tue|tues|tuent|tuerai|tuera|tuerons|tueront|tuez|tuons|tuant|tuee|tuees|tuer|assassiner|assassine|poignarder|poignarde|poignarderai|egorger|egorge|etrangler|etrangle|massacrer|massacre|torturer|torture|violer|viole|decapiter|fusiller|lyncher|buter|bute|buterai|abattre|abattrai",
+    "harm_weak": "casser|casserai|casseront|casserons|cassera|frapperai|frapperont|tabasserai|tabasseront|frapper|cogner|tabasser|casser|briser|ecraser|blesser|attaquer|bruler|"
     "defigurer|casser la gueule|defoncer|planter",
     "target": "te|toi|vous|lui|eux|ta famille|tes enfants|ta femme|ton mari|ta mere|ta "
     "fille|ton fils|ta gueule|ta tete|ton visage|tes jambes|tes os|tes doigts|tes genoux|tes dents|ta "
@@ -391,7 +398,7 @@ _FR = {
     "intent": "vais|va|allons|allez|vont|vas|faut|il faut|doit|doivent|devrait|devraient|merite|meritent|"
     "veux|voulons|sinon|si tu ne paies pas|si vous ne payez pas|si tu paies pas|je te jure|je vous jure|la "
     "prochaine fois|bientot|tu vas voir|vous allez voir|il est temps",
-    "threat": "on sait ou|je sais ou|nous savons ou|je sais ou tu habites|on sait ou tu habites|nous savons ou vous habitez|on sait ou vous "
+    "threat": "ne marcherez plus|ne marcheras plus|consequences physiques|votre famille en subira|ta famille en subira|jambes cassees|os casses|on sait ou|je sais ou|nous savons ou|je sais ou tu habites|on sait ou tu habites|nous savons ou vous habitez|on sait ou vous "
     "habitez|je sais ou vous habitez|on sait ou vont tes|surveille tes arrieres|dernier avertissement|"
     "tu vas le regretter|vous allez le regretter|t'es mort|tu es mort|vous etes mort|tes jours sont "
     "comptes|a l'hopital|en fauteuil roulant|six pieds sous terre|cercueil|balle|balles|sang|saigner|"
@@ -418,7 +425,7 @@ _FR = {
     "selfharm_weak": "suicide|suicidaire|suicider|overdose|surdose|vomir|arrete de manger|ne mange plus|"
     "ne mange pas|jeuner|sauter|mourir|couper",
     "body_image": "mince|maigre|grosse|gros|poids|kilos|calories|moche|inutile|pathetique|fardeau",
-    "selfharm_act": "tous les somniferes|tous les cachets|tous les comprimes|toute la boite|tous tes medicaments|tue-toi|tue toi|suicide-toi|suicide toi|suicidez-vous|mettre fin "
+    "selfharm_act": "taillade-toi|taillade toi|tes poignets|tes veines|coupe-toi les|ouvre-toi les veines|tous les somniferes|tous les cachets|tous les comprimes|toute la boite|tous tes medicaments|tue-toi|tue toi|suicide-toi|suicide toi|suicidez-vous|mettre fin "
     "a tes jours|mets fin a tes jours|mettre fin a ta vie|mets fin a ta vie|fin a vos jours|coupe-toi|"
     "coupe toi|te couper|taillade|taillader|tailladez|scarifier|scarification|pends-toi|pends toi|"
     "vomir apres|te faire vomir|se faire "
@@ -452,9 +459,10 @@ _FR = {
     "login": "connectez-vous|connectez vous|connecte-toi|se connecter|identifiez-vous|identifiez vous|"
     "login|verifiez votre compte|confirmez votre compte|debloquez votre compte|reactivez votre compte|"
     "confirmez votre identite|verifiez votre identite|mettez a jour vos informations de paiement",
-    "urgency": "suspendu|suspendue|suspension|bloque|bloquee|bloquer|ferme|fermee|desactive|desactivee|"
+    "urgency": "limite|action requise|suspendu|suspendue|suspension|bloque|bloquee|bloquer|ferme|fermee|desactive|desactivee|"
     "gele|activite inhabituelle|activite suspecte|sous 24 heures|sous 48 heures|dans les 24 heures|"
     "immediatement|urgent|dernier rappel|supprime|definitivement|restreint|compromis",
+    "prevention": "prevention|aide|ecoute|soutien|medecin",
     "negation": "jamais|ne vous demanderons jamais|ne te demanderons jamais|ne communiquez jamais|ne "
     "partagez jamais|ne donnez jamais",
 }
@@ -549,6 +557,9 @@ def _near(a: list[tuple[int, int]], b: list[tuple[int, int]], before: int, after
     )
 
 
+# An age under 18 next to a word for years ("12-year-olds", "14 yo", "zwölfjährig" is in the lists, "13 Jahre",
+# "12 años", "13 ans").
+_MINOR_AGE = re.compile(r"(?<!\d)(?:1[0-7]|[1-9])\s?(?:-\s?)?(?:yo|y/o|yr|yrs|year|years|jahre|jahrige|anos|ans)\b")
 _NEGATORS = frozenset(["not", "never", "dont", "t", "nicht", "nie", "niemals", "kein", "keine", "no", "nunca", "jamas", "pas", "jamais", "ne", "n"])
 _IMPERATIVE_LEAD = frozenset(["and", "then", "just", "go", "now", "und", "dann", "einfach", "jetzt", "y", "luego", "solo", "ahora", "et", "puis", "juste"])
 
@@ -580,6 +591,13 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
     if any(end - start > 1 for start, end in c["threat"]) or (c["threat"] and context):
         yield "violence", 5 if context else 4, f"concept {tag}: threat formula"
     body_target = _near(weak + strong, c["body"], 0, 4)
+    if c["lethal"]:
+        # Killing, stabbing, strangling, torture and rape are violence wherever they are named in marketing copy
+        # (English idioms like "killer deals" are masked before this); intent and a victim make it worse.
+        aimed = _near(c["lethal"], c["target"] + c["group"] + c["property"], 3, 6)
+        stated = bool(c["intent"])  # said, not an imperative: "Kill your cravings" is copy, "I will kill" is not
+        score = 3 + 2 * (stated or aimed) + (stated and aimed)
+        yield "violence", score, f"concept {tag}: lethal violence" + " + target" * aimed + " + intent" * stated
     if strong:
         targeted = _near(strong, c["target"] + c["group"], 3, 4)
         score = (5 + intent) if targeted else 3 if intent else 2
@@ -605,6 +623,8 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
     # self-harm
     if c["selfharm_act"]:
         yield "self_harm", 5, f"concept {tag}: self-harm act"
+    elif c["prevention"]:
+        pass  # prevention, help lines, a doctor: talk about self-harm that is not a push towards it
     elif c["selfharm_weak"] and (c["method"] or c["body_image"] or (c["instruction"] and self_intent)):
         yield "self_harm", 4, f"concept {tag}: self-harm method or push"
     elif c["method"] and ((c["instruction"] and (strong or weak)) or (c["body_image"] and (c["instruction"] or self_intent))):
@@ -615,6 +635,8 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
         yield "sexual", 5, f"concept {tag}: explicit sexual term"
     elif mild:
         yield "sexual", 2, f"concept {tag}: sexual mention"
+    if _MINOR_AGE.search(sentence):
+        c["minor"].append((0, len(raw)))
     if c["minor"] and (explicit or _near(mild, c["minor"], 4, 4)):
         yield "sexual", 5, f"concept {tag}: sexual content + minor"
     # phishing
@@ -647,6 +669,14 @@ def concept_signals(text: str, language: str, raw_text: str | None = None) -> li
         for sentence in _SENTENCES.split(masked):
             if sentence.strip(" ~"):
                 out.extend(_sentence_signals(sentence, lang, urls))
+    # Several self-harm pushes across sentences ("Skip dinner. Skip breakfast.") add up to one.
+    if not any(concern == "self_harm" for concern, *_ in out):
+        for lang in languages:
+            tokens = _token_keys(lang, [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(masked)) if t])
+            concepts = _CONCEPTS[lang]
+            if len(_find(tokens, concepts["selfharm_weak"])) >= 2 and not _find(tokens, concepts["prevention"]):
+                out.append(("self_harm", 4, f"concept [{lang}]: repeated self-harm pushes"))
+                break
     # A sexual word and a minor in different sentences of one short text still concern a minor.
     if any(concern == "sexual" and s >= 5 for concern, s, _ in out) and not any("minor" in lb for *_, lb in out):
         for lang in languages:
