@@ -85,7 +85,7 @@ def _index(phrases: Iterable[tuple[str, ...]]) -> dict[str, list[tuple[str, ...]
 # --- Concept lists (plain words; stemmed per language at import) -------------------------------------------
 
 _EN = {
-    "harm_strong": "to pieces|to a pulp|hack _ to pieces|cut _ to pieces|beat _ to death|stab _ to death|kill|murder|stab|shoot|shot|slaughter|strangle|choke|behead|decapitate|butcher|torture|"
+    "harm_strong": "take _ out permanently|taken out permanently|take him out|take her out|take them out|put _ down too|finish him|finish her|finish them|finish _ off|eliminate|get rid of him|get rid of her|run _ off the road|to pieces|to a pulp|hack _ to pieces|cut _ to pieces|beat _ to death|stab _ to death|kill|murder|stab|shoot|shot|slaughter|strangle|choke|behead|decapitate|butcher|torture|"
     "lynch|rape|slit|maim|massacre|exterminate|gun down|mow down|burn alive|"
     "blow up|bomb|firebomb|assassinate|bludgeon|dismember|skin alive|suffocate|poison|shank|"
     "kneecap|set fire|set on fire|set _ on fire|torch|bleed out|pour gasoline|pour petrol|douse|"
@@ -95,7 +95,7 @@ _EN = {
     "lethal": "kill|murder|stab|strangle|massacre|slaughter|behead|decapitate|torture|lynch|rape|assassinate|dismember|slit _ throat|exterminate|gun down|mow down|execute _ family|butcher _ family|shoot _ dead|shot dead|blow _ brains out|kills|killed|killing|murdered|murdering|stabbed|stabbing|strangled|strangling|massacred|slaughtered|tortured|raped|lynched",
     "harm_weak": "broken|broke|breaking|smashed|beaten|punched|kicked|hurting|hack|chop up|cut up|beat|beat up|hit|punch|kick|hurt|harm|attack|smash|break|slash|burn|bash|batter|"
     "hunt down|injure|wound|slap|stomp|rough up|cripple|disfigure|teach _ a lesson",
-    "target": "anyone|anybody|whoever|reporter|journalist|judge|doctor|nurse|politician|mayor|senator|president|priest|imam|rabbi|guard|worker|owner|tenant|client|agent|clerk|stranger|man|woman|girl|boy|guy|kid|child|baby|you|u|ya|him|her|them|'em|em|yourself|everyone|everybody|your family|your kids|your children|"
+    "target": "witness|witnesses|snitch|snitches|cyclist|owner|his owner|her owner|anyone|anybody|whoever|reporter|journalist|judge|doctor|nurse|politician|mayor|senator|president|priest|imam|rabbi|guard|worker|owner|tenant|client|agent|clerk|stranger|man|woman|girl|boy|guy|kid|child|baby|you|u|ya|him|her|them|'em|em|yourself|everyone|everybody|your family|your kids|your children|"
     "your wife|your husband|your mother|your mom|your daughter|your son|your face|your head|your legs|"
     "your leg|your knees|your kneecaps|your bones|your fingers|your hands|your arms|your teeth|your skull|"
     "your neck|your throat|your ribs|your jaw|your nose|your eyes|your house|your home|your car|your shop|"
@@ -146,7 +146,7 @@ _EN = {
     "destroy|destroying|steal|stealing|can't be trusted|cannot be trusted|never trust|not to be trusted|"
     "genetically|by nature|born criminals|primitive|backward|uncivilized|smell|stink|stinking|ugly|"
     "don't deserve|do not deserve|second class|lower|lesser",
-    "selfharm_act": "every pill|take every pill|sleep forever|never wake up|slice your forearm|slice your wrist|slice your arm|cut your forearm|carve into your|carve your|your scars are beautiful|make more scars|why not do it|just do it already|better off dead so|all the pills|all your pills|all of the pills|entire bottle|whole pack|whole packet|kill yourself|kill urself|end your life|end it all|take your own life|"
+    "selfharm_act": "kick the chair away|kick the chair|tie the rope to|rope to the beam|go on end it|end it nobody|disappear for good|press hard with the knife|every pill|take every pill|sleep forever|never wake up|slice your forearm|slice your wrist|slice your arm|cut your forearm|carve into your|carve your|your scars are beautiful|make more scars|why not do it|just do it already|better off dead so|all the pills|all your pills|all of the pills|entire bottle|whole pack|whole packet|kill yourself|kill urself|end your life|end it all|take your own life|"
     "cut yourself|cutting yourself|cut your arms|cut your thighs|slit your wrists|slit your wrist|cut your wrists|cut deeper|"
     "hang yourself|starve yourself|purge after|"
     "make yourself throw up|make yourself vomit|"
@@ -157,20 +157,20 @@ _EN = {
     "no one would miss|no one will miss|nobody will miss|world would be better|commit suicide|"
     "jump in front of a train|jump off a bridge|jump off the roof|jump off a building|"
     "stop eating entirely|stop eating completely|eat nothing|nothing but water",
-    "selfharm_weak": "skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|garage|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
+    "selfharm_weak": "lethal dose|fatal dose|femoral artery|carotid|jugular|skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|garage|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
     "jump in front|self harm|self-harm|self injury|suicide|suicidal|purging|starve|starving|"
     "make yourself sick|throw up after",
     "body_image": "failure|loser|weakness|weak|dress size|fit into|thin|thinner|skinny|fat|fatter|weight|pounds|kilos|lbs|calories|bones showing|thigh gap|"
     "ugly|worthless|pathetic|disgusting|hate yourself|nobody loves you|no one loves you|burden|waste",
-    "method": "car engine|running engine|engine running|exhaust|garage|every pill|pills in the cabinet|medicine cabinet|pills|pill|tablets|sleeping pills|painkillers|paracetamol|tylenol|acetaminophen|razor|blade|"
+    "method": "lethal dose|fatal dose|femoral artery|carotid|jugular|car engine|running engine|engine running|exhaust|garage|every pill|pills in the cabinet|medicine cabinet|pills|pill|tablets|sleeping pills|painkillers|paracetamol|tylenol|acetaminophen|razor|blade|"
     "wrists|wrist|rope|noose|bridge|rooftop|train tracks|bleach|lethal dose|lethal|laxatives|"
     "carbon monoxide|exhaust",
-    "instruction": "make more|more of them|deeper|again tonight|will fix everything|fix everything|for faster results|finally fit|so you fit|tip|tips|how to|how many|how much|best way|easiest way|quickest way|fastest way|painless|"
+    "instruction": "stock up|buy|lower than you think|fastest way|quickest way|make more|more of them|deeper|again tonight|will fix everything|fix everything|for faster results|finally fit|so you fit|tip|tips|how to|how many|how much|best way|easiest way|quickest way|fastest way|painless|"
     "enough to|guaranteed to|tips for|step by step|you should|you need to|just do it|do it|try|go ahead|"
     "nobody cares|no one cares|deserve|worthless|you're worthless|you are worthless|why not|tonight|"
     "instead of|works best|make sure|don't tell|do not tell|hide the|hide it|under 500|under 800|"
     "thinspo|pro ana|pro-ana|pro mia|proana",
-    "sexual_explicit": "fingered|finger her|fingering her|to bang|bang you|bang her|bang me|banged|banging her|get laid|two guys at once|take two guys|erect penis|erect|uncensored clip|uncensored video|make me hard|makes me hard|got me hard|gets me hard|so hard for|i'm hard|=nudes|make me wet|makes me wet|fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
+    "sexual_explicit": "shag|shag her|shag him|screw her|screw him|brains out|creampie|rim you|rimming|dick pic|cock pic|and swallow|begging for it|fingered|finger her|fingering her|to bang|bang you|bang her|bang me|banged|banging her|get laid|two guys at once|take two guys|erect penis|erect|uncensored clip|uncensored video|make me hard|makes me hard|got me hard|gets me hard|so hard for|i'm hard|=nudes|make me wet|makes me wet|fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
     "blowjob|blow job|handjob|hand job|cum|cumming|orgasm|masturbate|masturbation|jerk off|jack off|"
     "horny|nudes|naked pics|nude pics|nude photos|naked photos|send nudes|sex tape|sex video|have sex|"
     "sex with|suck my|suck your|lick my|ride me|spread your legs|spread her legs|"
@@ -182,12 +182,12 @@ _EN = {
     "sexual favours|sexual favors|sexual services|sexual pictures|sexual photos|sexual content|"
     "nsfw|camgirl|webcam sex|dirty pics|hot pics|sexting",
     "sexual_mild": "sex|sexy|naked|nude|lingerie|sensual|seductive|topless|undress|sexual|sexually|intimate|get naked",
-    "minor": "year olds|year-olds|yr old|yr olds|12yo|13yo|14yo|15yo|child|children|kid|kids|minor|minors|underage|under age|preteen|preteens|teen|teens|teenager|"
+    "minor": "13 and up|12 and up|14 and up|and younger|under 16|under sixteen|year olds|year-olds|yr old|yr olds|12yo|13yo|14yo|15yo|child|children|kid|kids|minor|minors|underage|under age|preteen|preteens|teen|teens|teenager|"
     "teenagers|little girl|little girls|little boy|little boys|schoolgirl|schoolgirls|schoolboy|"
     "schoolboys|young girl|young girls|young boy|young boys|twelve year old|13 year old|14 year old|"
     "15 year old|12 year old|11 year old|10 year old|16 year old|17 year old|13 yo|14 yo|15 yo|12 yo|"
     "middle school|high school girl|high schooler|toddler|loli|jailbait|under 18|not 18|barely legal",
-    "cred": "code from the sms|code in the sms|code we texted|code from your phone|the code we sent|code from the text|card number|expiry|3 digit code|three digit code|network password|email password|mailbox password|card number|credit card number|debit card number|card details|credit card details|card info|"
+    "cred": "send us the codes|send the codes|the codes|gift cards|itunes cards|apple gift cards|google play cards|your login|login on this page|seed phrase|recovery words|12 word|code from the sms|code in the sms|code we texted|code from your phone|the code we sent|code from the text|card number|expiry|3 digit code|three digit code|network password|email password|mailbox password|card number|credit card number|debit card number|card details|credit card details|card info|"
     "full card|cvv|cvc|cvv2|security code|your pin|the pin|and pin|card pin|atm pin|pin code|pin number|password|passcode|login details|"
     "log in details|login credentials|credentials|username and password|one time code|one-time code|"
     "one time password|otp|verification code|sms code|text code|authentication code|2fa code|auth code|"
@@ -195,13 +195,13 @@ _EN = {
     "routing number|sort code|iban|social security number|ssn|online banking|bank login|expiry date|"
     "expiration date|mother's maiden name|maiden name|security question|seed phrase|recovery phrase|"
     "gift card codes|gift card numbers",
-    "request": "need your|needs your|require your|requires your|we need|asking for your|ask for your|give us your|reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|confirm|"
+    "request": "pay _ with|pay with|keep it at|need your|needs your|require your|requires your|we need|asking for your|ask for your|give us your|reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|confirm|"
     "verify|validate|update|enter|type|share|give|tell us|tell me|submit|fill in|fill out|re-enter|"
     "reactivate|unlock|restore|call us with|read out|read us",
     "login": "restore it at|restore your account|restore access at|verify it at|unlock it at|log in|login|sign in|signin|log on|verify your account|confirm your account|validate your "
     "account|unlock your account|reactivate your account|restore access|verify your identity|confirm your "
     "identity|update your payment|update your billing|confirm your payment|claim your refund|claim your prize",
-    "urgency": "limited|limitation|action required|verify now|restore access|will be limited|suspended|suspend|locked|lock|closed|deactivated|disabled|frozen|unusual activity|"
+    "urgency": "expires today|expire today|expires|will expire|expired|limited|limitation|action required|verify now|restore access|will be limited|suspended|suspend|locked|lock|closed|deactivated|disabled|frozen|unusual activity|"
     "suspicious activity|unauthorized|within 24 hours|within 48 hours|immediately|urgent|final notice|"
     "will be closed|will be deleted|permanently|avoid suspension|restricted|compromised|security alert",
     "prevention": "prevention|hotline|helpline|awareness|988|crisis line|samaritans|counseling|counselling|support group|get help|talk to someone|doctor",
@@ -210,7 +210,7 @@ _EN = {
 }
 
 _DE = {
-    "harm_strong": "töten|tötet|umbringen|bring _ um|bringe _ um|bringen _ um|bringt _ um|stech _ ab|"
+    "harm_strong": "beseitigen|beseitigt|aus dem weg räumen|erledigen|erledigt|töten|tötet|umbringen|bring _ um|bringe _ um|bringen _ um|bringt _ um|stech _ ab|"
     "knall _ ab|knallen _ ab|mach _ kalt|machen _ kalt|schlag _ tot|schlagen _ tot|schieß _ nieder|"
     "leg _ um|legen _ um|zünd _ an|zünden _ an|jag _ in die luft|jagen _ in die luft|ermorden|morden|erstechen|"
     "abstechen|erschießen|abknallen|knallen ab|erwürgen|schlachten|abschlachten|"
@@ -224,7 +224,7 @@ _DE = {
     "machen _ fertig|schlag _ zusammen|schlagen _ zusammen|zertrümmern|zerschlagen|"
     "aufschlitzen|fertigmachen|fertig machen|zerquetschen|blutig schlagen|schießen|stechen|"
     "würgen",
-    "target": "dich|dir|euch|ihn|ihm|deine familie|deine kinder|deine frau|deinen mann|deine "
+    "target": "vermieter|kassierer|kassiererin|nachbar|nachbarin|zeugen|zeuge|mann|frau|kunde|dich|dir|euch|ihn|ihm|deine familie|deine kinder|deine frau|deinen mann|deine "
     "mutter|deine tochter|deinen sohn|dein gesicht|deinen kopf|deine beine|deine knochen|deine finger|"
     "deine knie|deine zähne|dein haus|dein auto|deinen laden|ihre familie|ihre kinder|ihre beine|ihr haus|"
     "alle|jeden|jeder|menschen|leute|nachbarn|chef|lehrer|polizisten|familie|kinder|schuldner",
@@ -238,7 +238,7 @@ _DE = {
     "wäre schade|unfälle passieren|es könnte etwas passieren|bezahlen mit",
     "weapon": "messer|waffe|pistole|gewehr|machete|axt|hammer|baseballschläger|säure|klinge|bombe|"
     "sprengstoff|benzin|strick",
-    "group": "ausländer|migranten|migrant|einwanderer|flüchtlinge|flüchtling|asylanten|asylbewerber|"
+    "group": "kanaken|kanake|kameltreiber|zigeuner|neger|bimbos|schlitzaugen|ausländer|migranten|migrant|einwanderer|flüchtlinge|flüchtling|asylanten|asylbewerber|"
     "muslime|muslim|moslems|juden|jude|christen|schwarze|neger|türken|araber|afrikaner|asiaten|polen|"
     "rumänen|zigeuner|roma|sinti|schwule|lesben|homosexuelle|transmenschen|behinderte|frauen|weiber|"
     "diese leute|solche leute|dieses volk|fremde|islamisten",
@@ -248,7 +248,7 @@ _DE = {
     "eliminate": "nichts zu suchen|nichts verloren|kein recht hier|ausrotten|vernichten|vergasen|deportieren|säubern|ausmerzen|haben hier nichts zu suchen|"
     "gehören nicht hierher|gehören nicht zu uns|nicht willkommen|keine rechte|sollten nicht existieren|"
     "müssen verschwinden|sollen verschwinden|raus mit|ausländer raus|abschieben|alle abschieben",
-    "exclude": "abschieben|ausweisen|rauswerfen|werft raus|raus|loswerden|beseitigen|verbieten|einsperren|"
+    "exclude": "gehören raus|raus aus|abschieben|ausweisen|rauswerfen|werft raus|raus|loswerden|beseitigen|verbieten|einsperren|"
     "verschwinden|zurückschicken|töten|umbringen|erschießen|aufhängen",
     "generalize": "sind|alle|immer|nie|jeder|jede|diese|solche|nichts als|ist|waren|sollten|sollen|müssen|gehören|sie",
     "demean": "minderwertig|kriminell|kriminelle|verbrecher|vergewaltiger|terroristen|diebe|dumm|faul|"
@@ -261,15 +261,15 @@ _DE = {
     "sterben wollen|will sterben|möchte sterben|dein leben beenden|ihr leben beenden|leben beenden|"
     "ohne dich besser|niemand würde dich vermissen|keiner würde dich vermissen|selbstverletzung|"
     "rasierklinge|rasierklingen|mach schluss|schluss machen mit dem leben",
-    "selfharm_weak": "selbstmord|suizid|ritzen|hungern|erbrechen|überdosis|spring von|spring vor|"
+    "selfharm_weak": "tödliche dosis|todliche dosis|halsschlagader|selbstmord|suizid|ritzen|hungern|erbrechen|überdosis|spring von|spring vor|"
     "springen sie|sterben|umbringen|schneiden",
     "body_image": "dünn|dünner|dick|fett|gewicht|kilo|kalorien|hässlich|wertlos|erbärmlich|last",
-    "method": "tabletten|pillen|schlaftabletten|schmerzmittel|paracetamol|rasierklinge|klinge|pulsadern|"
+    "method": "tödliche dosis|todliche dosis|halsschlagader|tabletten|pillen|schlaftabletten|schmerzmittel|paracetamol|rasierklinge|klinge|pulsadern|"
     "strick|seil|brücke|dach|gleise|bleiche|überdosis|tödlich|abführmittel",
-    "instruction": "wie man|wie viele|wie viel|beste weg|einfachste|schnellste|schmerzlos|genug um|tipps|"
+    "instruction": "kauf|kaufen|niedriger als du denkst|schnellste weg|wie man|wie viele|wie viel|beste weg|einfachste|schnellste|schmerzlos|genug um|tipps|"
     "anleitung|schritt für schritt|du solltest|sie sollten|mach es|tu es|einfach|versuch|niemand|"
     "heute nacht|sorge dafür|sag es niemandem|verstecke",
-    "sexual_explicit": "ficken|fick|gefickt|porno|pornos|pornografie|schwanz|muschi|fotze|titten|möpse|"
+    "sexual_explicit": "fick _ durch|fickt|bettelt darum|besorg es ihr|ficken|fick|gefickt|porno|pornos|pornografie|schwanz|muschi|fotze|titten|möpse|"
     "blowjob|wichsen|abspritzen|sperma|orgasmus|nacktbilder|nacktfotos|nackte bilder|nacktfoto|"
     "sexvideo|sex haben|sex mit|leck mich|spreiz die beine|erektion|penis|vagina|"
     "genitalien|analsex|oralsex|orgie|erotisch|erotik|nutte|geiler|geile fotze|"
@@ -278,7 +278,7 @@ _DE = {
     "minor": "kind|kinder|minderjährig|minderjährige|minderjährigen|jugendliche|jugendlichen|teenager|"
     "mädchen|kleine mädchen|junge|jungen|schülerin|schülerinnen|schüler|jahre alt|jährige|jährigen|"
     "kleinkind|grundschule|unter 18|unter achtzehn|grundschülerin",
-    "cred": "kartennummer|kreditkartennummer|kreditkarte|karteninformationen|kartendaten|prüfnummer|"
+    "cred": "kreditkartendaten|kartendaten|zahlungsdaten|zahlungsinformationen|kartennummer|kreditkartennummer|kreditkarte|karteninformationen|kartendaten|prüfnummer|"
     "sicherheitscode|cvv|cvc|pin|pin code|pin nummer|geheimzahl|passwort|kennwort|zugangsdaten|"
     "anmeldedaten|login daten|benutzername und passwort|einmalcode|einmalpasswort|bestätigungscode|"
     "verifizierungscode|sms code|tan|tan nummer|bankdaten|bankverbindung|kontonummer|iban|bic|"
@@ -289,7 +289,7 @@ _DE = {
     "freischalten|entsperren",
     "login": "anmelden|melden sie sich an|melde dich an|einloggen|loggen sie sich|login|log in|konto "
     "verifizieren|konto bestätigen|konto entsperren|identität bestätigen|zahlungsdaten aktualisieren",
-    "urgency": "eingeschränkt|handlungsbedarf|gesperrt|sperren|gesperrt werden|geschlossen|deaktiviert|eingefroren|ungewöhnliche "
+    "urgency": "läuft ab|abgelaufen|wartet|gebühr|eingeschränkt|handlungsbedarf|gesperrt|sperren|gesperrt werden|geschlossen|deaktiviert|eingefroren|ungewöhnliche "
     "aktivität|verdächtige aktivität|innerhalb von 24 stunden|innerhalb von 48 stunden|sofort|dringend|"
     "letzte mahnung|gelöscht|dauerhaft|eingeschränkt",
     "prevention": "prävention|hilfe|beratung|telefonseelsorge|krisendienst|arzt|ärztin",
@@ -297,7 +297,7 @@ _DE = {
 }
 
 _ES = {
-    "harm_strong": "matar|matarte|matarlos|matarlas|asesinar|apuñalar|acuchillar|dispararle|dispararte|pegar un "
+    "harm_strong": "quitar de en medio|quitarlo de en medio|quitarla de en medio|eliminarlo|eliminarla|acabar con el|acabar con ella|cargarse|matar|matarte|matarlos|matarlas|asesinar|apuñalar|acuchillar|dispararle|dispararte|pegar un "
     "tiro|pegarte un tiro|balear|estrangular|ahorcar|degollar|decapitar|torturar|violar|masacrar|"
     "quemar vivo|quemar viva|prender fuego|envenenar|cargarte|"
     "rajar|destripar|fusilar|linchar|exterminar",
@@ -306,7 +306,7 @@ _ES = {
     "lethal": "matar|mato|mata|matas|matan|matare|mataremos|matara|matado|matando|matarte|matarlo|matarla|matarlos|matarlas|matalo|matala|matenlos|asesinar|asesinare|asesinado|apuñalar|apuñalare|apuñalado|acuchillar|estrangular|estrangulare|degollar|masacrar|torturar|violar|violare|decapitar|fusilar|linchar|exterminar|liquidarte|cargarte",
     "harm_weak": "partir|partire|partiran|partiremos|romper|rompere|romperan|romperemos|golpeare|golpearan|golpear|pegar|patear|herir|lastimar|hacer daño|atacar|romper|partir|aplastar|"
     "reventar|dar una paliza|paliza|partirte|romperte|quemarte",
-    "target": "te|ti|contigo|os|vosotros|tu familia|tus hijos|tu "
+    "target": "casero|cajero|cajera|vecino|vecina|testigo|testigos|te|ti|contigo|os|vosotros|tu familia|tus hijos|tu "
     "mujer|tu esposa|tu marido|tu madre|tu hija|tu hijo|tu cara|tu cabeza|tus piernas|tus huesos|tus "
     "dedos|tus rodillas|tus dientes|tu casa|tu coche|tu tienda|su familia|sus hijos|sus piernas|su casa|"
     "todos|todas|gente|vecino|jefe|profesor|policia|familia|hijos|deudor",
@@ -321,7 +321,7 @@ _ES = {
     "silla de ruedas|bajo tierra|ataud|bala|balas|sangre|sangrar|seria una pena|los accidentes pasan|"
     "pagar con tu vida|algo malo",
     "weapon": "cuchillo|navaja|pistola|arma|rifle|machete|hacha|martillo|bate|acido|bomba|explosivo|gasolina|cuerda",
-    "group": "inmigrantes|inmigrante|migrantes|extranjeros|extranjero|refugiados|musulmanes|musulman|"
+    "group": "sudacas|sudaca|moros|moro|panchitos|maricones|negratas|inmigrantes|inmigrante|migrantes|extranjeros|extranjero|refugiados|musulmanes|musulman|"
     "judios|judio|cristianos|negros|moros|gitanos|sudacas|arabes|africanos|asiaticos|chinos|mexicanos|"
     "latinos|maricones|gays|homosexuales|lesbianas|trans|transexuales|discapacitados|mujeres|esa gente|"
     "esta gente|los de fuera|ilegales|indios|indigenas|rumanos|marroquies|venezolanos|colombianos",
@@ -338,7 +338,7 @@ _ES = {
     "demean": "inferiores|inferior|criminales|delincuentes|violadores|terroristas|ladrones|invasores|"
     "estupidos|tontos|vagos|sucios|malvados|inutiles|asquerosos|enfermos|pervertidos|pedofilos|amenaza|"
     "destruir|destruyen|roban|robar|no se puede confiar|primitivos|atrasados|apestan|huelen|de segunda",
-    "selfharm_weak": "suicidio|suicida|sobredosis|vomitar|deja de comer|no comas|ayunar|=cortarse|morir|tirarte|saltar",
+    "selfharm_weak": "dosis letal|dosis mortal|arteria femoral|suicidio|suicida|sobredosis|vomitar|deja de comer|no comas|ayunar|=cortarse|morir|tirarte|saltar",
     "body_image": "delgada|delgado|flaca|flaco|gorda|gordo|peso|kilos|calorias|fea|feo|inutil|patetica|carga",
     "selfharm_act": "cortate las muñecas|corta tus muñecas|cortarte las muñecas|tus muñecas|tus venas|todas las pastillas|todas tus pastillas|toda la caja|todo el frasco|todos los somniferos|matate|suicidate|suicidarte|quitarte la vida|quitate la vida|acaba "
     "con tu vida|acabar con tu vida|cortate|cortarte|cortarse|cortate las venas|cortarte las venas|"
@@ -346,12 +346,12 @@ _ES = {
     "tirate del puente|tirate por la ventana|lanzate|hazte daño|hacerte daño|lastimate|lastimarte|autolesion|"
     "autolesiones|quiero morir|quiero morirme|mejor muerto|mejor muerta|nadie te extrañaria|nadie te "
     "echaria de menos|mundo estaria mejor sin ti|quemate",
-    "method": "pastillas|pastilla|tabletas|somniferos|analgesicos|paracetamol|=cuchilla|=cuchillas|venas|"
+    "method": "dosis letal|dosis mortal|arteria femoral|pastillas|pastilla|tabletas|somniferos|analgesicos|paracetamol|=cuchilla|=cuchillas|venas|"
     "muñecas|cuerda|soga|puente|azotea|vias del tren|lejia|sobredosis|letal|laxantes",
-    "instruction": "como|cuantas|cuanto|mejor manera|forma mas facil|mas rapido|mas rapida|sin dolor|"
+    "instruction": "compra|comprar|menor de lo que crees|forma mas rapida|como|cuantas|cuanto|mejor manera|forma mas facil|mas rapido|mas rapida|sin dolor|"
     "suficiente para|consejos|paso a paso|deberias|tienes que|hazlo|solo hazlo|intenta|prueba|nadie|esta "
     "noche|asegurate|no se lo digas|escondelo",
-    "sexual_explicit": "follar|follo|folla|follarte|follando|porno|pornografia|polla|verga|pija|coño|"
+    "sexual_explicit": "follatela|follatelo|lo esta pidiendo|te la meto|follar|follo|folla|follarte|follando|porno|pornografia|polla|verga|pija|coño|"
     "chocho|tetas|mamada|chupamela|chupame|correrse|semen|orgasmo|masturbar|masturbarse|"
     "cachonda|cachondo|fotos desnuda|fotos desnudo|fotos intimas|video "
     "sexual|tener sexo|sexo con|lameme|montame|abrete de piernas|erecion|pene|vagina|genitales|"
@@ -361,7 +361,7 @@ _ES = {
     "minor": "niño|niños|niña|niñas|nino|ninos|nina|ninas|menor|menores|menor de edad|adolescente|"
     "adolescentes|colegiala|colegialas|colegial|chiquilla|chiquillas|"
     "criatura|chavala|chavalas|12 años|13 años|14 años|15 años|11 años|10 años|16 años|17 años",
-    "cred": "numero de tarjeta|numero de su tarjeta|numero de tu tarjeta|tarjeta de credito|tarjeta de "
+    "cred": "datos de su tarjeta|datos de tu tarjeta|informacion de pago|datos de pago|numero de tarjeta|numero de su tarjeta|numero de tu tarjeta|tarjeta de credito|tarjeta de "
     "debito|datos de la tarjeta|datos de tarjeta|cvv|cvc|codigo de seguridad|pin|codigo pin|clave|"
     "contraseña|contrasena|credenciales|usuario y contraseña|codigo de un solo uso|codigo de verificacion|"
     "codigo sms|codigo que le enviamos|codigo que te enviamos|datos bancarios|numero de cuenta|iban|"
@@ -373,7 +373,7 @@ _ES = {
     "login": "inicie sesion|inicia sesion|iniciar sesion|acceda|accede|acceder|entre en|ingrese|ingresa|"
     "login|verifique su cuenta|verifica tu cuenta|confirme su cuenta|confirma tu cuenta|desbloquee su "
     "cuenta|reactive su cuenta|verifique su identidad|actualice sus datos de pago",
-    "urgency": "limitada|accion requerida|suspendida|suspendido|suspender|bloqueada|bloqueado|bloquear|cerrada|desactivada|congelada|"
+    "urgency": "retenido|retenida|caduca|vence|limitada|accion requerida|suspendida|suspendido|suspender|bloqueada|bloqueado|bloquear|cerrada|desactivada|congelada|"
     "actividad inusual|actividad sospechosa|en 24 horas|en 48 horas|inmediatamente|urgente|ultimo aviso|"
     "eliminada|permanentemente|restringida|comprometida",
     "prevention": "prevencion|ayuda|linea de ayuda|consejeria|medico",
@@ -381,7 +381,7 @@ _ES = {
 }
 
 _FR = {
-    "harm_strong": "tuer|tuerai|tuerons|buter|assassiner|poignarder|egorger|abattre|fusiller|"
+    "harm_strong": "se debarrasser de|debarrasser de|eliminer|liquider|regler son compte|tuer|tuerai|tuerons|buter|assassiner|poignarder|egorger|abattre|fusiller|"
     "tirer dessus|etrangler|decapiter|torturer|violer|massacrer|bruler vif|bruler vive|"
     "mettre le feu|empoisonner|crever|exterminer|lyncher|"
     "eventrer|etriper",
@@ -390,7 +390,7 @@ _FR = {
     "lethal": "tuer|tue|tues|tuent|tuerai|tuera|tuerons|tueront|tuez|tuons|tuant|tuee|tuees|tuer|assassiner|assassine|poignarder|poignarde|poignarderai|egorger|egorge|etrangler|etrangle|massacrer|massacre|torturer|torture|violer|viole|decapiter|fusiller|lyncher|buter|bute|buterai|abattre|abattrai",
     "harm_weak": "casser|casserai|casseront|casserons|cassera|frapperai|frapperont|tabasserai|tabasseront|frapper|cogner|tabasser|casser|briser|ecraser|blesser|attaquer|bruler|"
     "defigurer|casser la gueule|defoncer|planter",
-    "target": "te|toi|vous|lui|eux|ta famille|tes enfants|ta femme|ton mari|ta mere|ta "
+    "target": "proprietaire|caissier|caissiere|voisin|voisine|temoin|temoins|te|toi|vous|lui|eux|ta famille|tes enfants|ta femme|ton mari|ta mere|ta "
     "fille|ton fils|ta gueule|ta tete|ton visage|tes jambes|tes os|tes doigts|tes genoux|tes dents|ta "
     "maison|ta voiture|ton magasin|votre famille|vos enfants|vos jambes|votre maison|tout le monde|tous|"
     "gens|voisin|patron|prof|flic|policier|famille|enfants|debiteur",
@@ -405,7 +405,7 @@ _FR = {
     "ce serait dommage|les accidents arrivent|payer de ta vie|quelque chose de grave",
     "weapon": "couteau|arme|pistolet|flingue|fusil|machette|hache|marteau|batte|acide|lame|bombe|"
     "explosif|essence|corde",
-    "group": "immigres|immigre|immigrants|migrants|etrangers|etranger|refugies|musulmans|musulman|juifs|"
+    "group": "bougnoules|bicots|youpins|negres|bamboulas|immigres|immigre|immigrants|migrants|etrangers|etranger|refugies|musulmans|musulman|juifs|"
     "juif|chretiens|noirs|negres|arabes|bougnoules|africains|asiatiques|chinois|roms|gitans|tziganes|"
     "homosexuels|homos|pedes|gays|lesbiennes|trans|transsexuels|handicapes|femmes|ces gens|ces gens-la|"
     "clandestins|sans papiers|maghrebins|turcs|roumains",
@@ -422,7 +422,7 @@ _FR = {
     "demean": "inferieurs|inferieur|criminels|delinquants|violeurs|terroristes|voleurs|envahisseurs|"
     "stupides|idiots|paresseux|sales|mauvais|inutiles|degoutants|malades|pervers|pedophiles|menace|"
     "detruire|detruisent|volent|voler|pas confiance|primitifs|arrieres|puent|sentent|de seconde zone",
-    "selfharm_weak": "suicide|suicidaire|suicider|overdose|surdose|vomir|arrete de manger|ne mange plus|"
+    "selfharm_weak": "dose mortelle|dose letale|artere femorale|suicide|suicidaire|suicider|overdose|surdose|vomir|arrete de manger|ne mange plus|"
     "ne mange pas|jeuner|sauter|mourir|couper",
     "body_image": "mince|maigre|grosse|gros|poids|kilos|calories|moche|inutile|pathetique|fardeau",
     "selfharm_act": "taillade-toi|taillade toi|tes poignets|tes veines|coupe-toi les|ouvre-toi les veines|tous les somniferes|tous les cachets|tous les comprimes|toute la boite|tous tes medicaments|tue-toi|tue toi|suicide-toi|suicide toi|suicidez-vous|mettre fin "
@@ -432,12 +432,12 @@ _FR = {
     "vomir|saute du pont|saute d'un pont|jette-toi|jette toi|fais-toi du mal|fais toi du "
     "mal|te faire du mal|automutilation|je veux mourir|veux mourir|mieux mort|mieux morte|personne ne te "
     "regretterait|personne ne va te regretter|le monde serait mieux sans toi|lame de rasoir|lames de rasoir",
-    "method": "cachets|comprimes|pilules|somniferes|medicaments|paracetamol|doliprane|lame|rasoir|veines|"
+    "method": "dose mortelle|dose letale|artere femorale|cachets|comprimes|pilules|somniferes|medicaments|paracetamol|doliprane|lame|rasoir|veines|"
     "poignets|corde|pont|toit|rails|voie ferree|javel|overdose|mortelle|mortel|laxatifs",
-    "instruction": "comment|combien|meilleur moyen|meilleure facon|le plus simple|le plus rapide|sans "
+    "instruction": "achete|acheter|plus faible que tu crois|moyen le plus rapide|comment|combien|meilleur moyen|meilleure facon|le plus simple|le plus rapide|sans "
     "douleur|suffisant pour|assez pour|conseils|etape par etape|tu devrais|vous devriez|fais-le|fais le|"
     "vas-y|essaie|personne|ce soir|assure-toi|ne le dis a personne|cache",
-    "sexual_explicit": "te baiser|vous baiser|la baiser|baise|niquer|nique|porno|pornographie|bite|nichons|seins nus|"
+    "sexual_explicit": "baise-la|baise la|baise-le|elle le reclame|je te la mets|te baiser|vous baiser|la baiser|baise|niquer|nique|porno|pornographie|bite|nichons|seins nus|"
     "suce-moi|suce moi|sucer ma|branler|branlette|sperme|orgasme|masturber|bandante|"
     "photos nues|photos de toi nue|nudes|video sexuelle|sextape|coucher avec|faire l'amour|"
     "ecarte les jambes|erection|penis|vagin|parties genitales|sodomie|sexe anal|sexe oral|plan a "
@@ -447,7 +447,7 @@ _FR = {
     "minor": "enfant|enfants|mineur|mineure|mineurs|mineures|adolescente|adolescentes|adolescent|ados|ado|"
     "fillette|fillettes|petite fille|petites filles|petit garcon|petits garcons|ecoliere|ecolieres|"
     "collegienne|collegiennes|lyceenne|12 ans|13 ans|14 ans|15 ans|11 ans|10 ans|16 ans|17 ans",
-    "cred": "numero de carte|numero de votre carte|numero de ta carte|carte bancaire|carte de credit|"
+    "cred": "informations de votre carte|informations de ta carte|informations de paiement|donnees de paiement|numero de carte|numero de votre carte|numero de ta carte|carte bancaire|carte de credit|"
     "donnees de carte|informations de carte|cryptogramme|cvv|cvc|code de securite|code pin|pin|code "
     "confidentiel|mot de passe|identifiants|identifiant et mot de passe|code a usage unique|code unique|"
     "code de verification|code sms|code que nous vous avons envoye|code recu|coordonnees bancaires|"
@@ -459,7 +459,7 @@ _FR = {
     "login": "connectez-vous|connectez vous|connecte-toi|se connecter|identifiez-vous|identifiez vous|"
     "login|verifiez votre compte|confirmez votre compte|debloquez votre compte|reactivez votre compte|"
     "confirmez votre identite|verifiez votre identite|mettez a jour vos informations de paiement",
-    "urgency": "limite|action requise|suspendu|suspendue|suspension|bloque|bloquee|bloquer|ferme|fermee|desactive|desactivee|"
+    "urgency": "en attente|expire|frais|limite|action requise|suspendu|suspendue|suspension|bloque|bloquee|bloquer|ferme|fermee|desactive|desactivee|"
     "gele|activite inhabituelle|activite suspecte|sous 24 heures|sous 48 heures|dans les 24 heures|"
     "immediatement|urgent|dernier rappel|supprime|definitivement|restreint|compromis",
     "prevention": "prevention|aide|ecoute|soutien|medecin",
@@ -545,7 +545,6 @@ def _find(tokens: Tokens, phrases: Mapping[str, list[tuple[str, ...]]]) -> list[
     return spans
 
 
-
 def _near(a: list[tuple[int, int]], b: list[tuple[int, int]], before: int, after: int) -> bool:
     """Whether a span of `b` starts within `before` tokens before or `after` tokens after a span of `a`."""
     return any(
@@ -560,8 +559,46 @@ def _near(a: list[tuple[int, int]], b: list[tuple[int, int]], before: int, after
 # An age under 18 next to a word for years ("12-year-olds", "14 yo", "zwölfjährig" is in the lists, "13 Jahre",
 # "12 años", "13 ans").
 _MINOR_AGE = re.compile(r"(?<!\d)(?:1[0-7]|[1-9])\s?(?:-\s?)?(?:yo|y/o|yr|yrs|year|years|jahre|jahrige|anos|ans)\b")
-_NEGATORS = frozenset(["not", "never", "dont", "t", "nicht", "nie", "niemals", "kein", "keine", "no", "nunca", "jamas", "pas", "jamais", "ne", "n"])
-_IMPERATIVE_LEAD = frozenset(["and", "then", "just", "go", "now", "und", "dann", "einfach", "jetzt", "y", "luego", "solo", "ahora", "et", "puis", "juste"])
+_NEGATORS = frozenset(
+    [
+        "not",
+        "never",
+        "dont",
+        "t",
+        "nicht",
+        "nie",
+        "niemals",
+        "kein",
+        "keine",
+        "no",
+        "nunca",
+        "jamas",
+        "pas",
+        "jamais",
+        "ne",
+        "n",
+    ]
+)
+_IMPERATIVE_LEAD = frozenset(
+    [
+        "and",
+        "then",
+        "just",
+        "go",
+        "now",
+        "und",
+        "dann",
+        "einfach",
+        "jetzt",
+        "y",
+        "luego",
+        "solo",
+        "ahora",
+        "et",
+        "puis",
+        "juste",
+    ]
+)
 
 
 def _negated(raw: list[str], start: int) -> bool:
@@ -627,7 +664,9 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
         pass  # prevention, help lines, a doctor: talk about self-harm that is not a push towards it
     elif c["selfharm_weak"] and (c["method"] or c["body_image"] or (c["instruction"] and self_intent)):
         yield "self_harm", 4, f"concept {tag}: self-harm method or push"
-    elif c["method"] and ((c["instruction"] and (strong or weak)) or (c["body_image"] and (c["instruction"] or self_intent))):
+    elif c["method"] and (
+        (c["instruction"] and (strong or weak)) or (c["body_image"] and (c["instruction"] or self_intent))
+    ):
         yield "self_harm", 4, f"concept {tag}: self-harm method + instruction"
     # sexual
     explicit, mild = c["sexual_explicit"], c["sexual_mild"]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from personalization_assets.embedded.concepts import concept_signals
+from personalization_assets.embedded.model import MODEL_HIGH, screen_model
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
 from personalization_assets.lib.safety import (
     CATEGORIES,
@@ -1416,11 +1417,16 @@ def phishing_check(text: str) -> tuple[int, tuple[str, ...]]:
     judged in its language; other text in all four."""
     language = identify_language(text)
     judged = language if language in SUPPORTED_LANGUAGES else UNDETERMINED
+    normalized = normalize_text(text)
     found = [
         (s, label)
-        for concern, s, label in concept_signals(normalize_text(text), judged, text)
+        for concern, s, label in concept_signals(normalized, judged, text)
         if concern == PHISHING and s >= CONCEPT_MIN_SEVERITY
     ]
+    model = screen_model()
+    verdict = model.judge(normalized) if model is not None else None
+    if verdict is not None and verdict[0] == PHISHING:
+        found.append((5 if verdict[1] >= MODEL_HIGH else 4, f"model: phishing p={verdict[1]:.2f}"))
     return max((s for s, _ in found), default=0), tuple(dict.fromkeys(label for _, label in found))
 
 
@@ -1451,6 +1457,12 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     if any(s >= 3 for s, _ in sexual) and (_MINORS.search(masked) or any("minor" in label for _, label in sexual)):
         signals["sexual"].append((MAX_SEVERITY, "sexual content involving minors"))
     # The concept layer decides on its own strongest signal; it does not corroborate the lexicon's weak ones.
+    # The linear model raises the concern it finds most probable when it is confident the text is unsafe.
+    model = screen_model()
+    judged = model.judge(normalized) if model is not None else None
+    if judged is not None:
+        concern, probability = judged
+        concepts[concern].append((5 if probability >= MODEL_HIGH else 4, f"model: unsafe p={probability:.2f}"))
     severities = {c: max(_combine(signals[c]), max((s for s, _ in concepts[c]), default=0)) for c in CONCERNS}
     matched = {
         c: tuple(dict.fromkeys(label for s, label in sorted(signals[c] + concepts[c], reverse=True) if s > 0))
