@@ -558,7 +558,13 @@ def _near(a: list[tuple[int, int]], b: list[tuple[int, int]], before: int, after
 
 # An age under 18 next to a word for years ("12-year-olds", "14 yo", "zwölfjährig" is in the lists, "13 Jahre",
 # "12 años", "13 ans").
-_MINOR_AGE = re.compile(r"(?<!\d)(?:1[0-7]|[1-9])\s?(?:-\s?)?(?:yo|y/o|yr|yrs|year|years|jahre|jahrige|anos|ans)\b")
+_MINOR_AGE = re.compile(
+    r"(?<!\d)(?:1[0-7]|[1-9])\s?(?:-\s?)?(?:yo|y/o|yr|yrs|year|years|jahre|jahrige\w*|anos|ans)\b"
+    r"|\b(?:funf|sechs|sieben|acht|neun|zehn|elf|zwolf|dreizehn|vierzehn|funfzehn|sechzehn|siebzehn)jahrig\w*"
+    r"|\b(?:diez|once|doce|trece|catorce|quince|dieciseis|diecisiete) anos\b"
+    r"|\b(?:dix|onze|douze|treize|quatorze|quinze|seize) ans\b"
+    r"|\b(?:ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen)[ -]?(?:year|yr)s?[ -]?olds?\b"
+)
 _NEGATORS = frozenset(
     [
         "not",

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from personalization_assets.embedded.concepts import concept_signals
-from personalization_assets.embedded.model import MODEL_HIGH, screen_model
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
+from personalization_assets.embedded.model import MODEL_HIGH, screen_model
 from personalization_assets.lib.safety import (
     CATEGORIES,
     CONCERNS,
