@@ -61,7 +61,7 @@ SERVICE_NAME = "Azure AI Content Safety"
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # azure-core RetryPolicy's retry_on_status_codes
 
 
-class ContentSafetyConfigError(RuntimeError):
+class ContentSafetyConfigError(ValueError):
     """The backend is misconfigured (endpoint, credentials, CA file); the message names the setting."""
 
 

@@ -93,7 +93,7 @@ _EN = {
     "arson": "burn down|burn _ down|burn to the ground|torch|firebomb|blow up|bomb|set fire to|set _ on fire|set fire|petrol bomb|molotov",
     "property": "house|home|car|shop|store|office|warehouse|business|church|mosque|synagogue|school|building|restaurant|clinic|van|truck|apartment|flat|place",
     "lethal": "kill|murder|stab|strangle|massacre|slaughter|behead|decapitate|torture|lynch|rape|assassinate|dismember|slit _ throat|exterminate|gun down|mow down|execute _ family|butcher _ family|shoot _ dead|shot dead|blow _ brains out|kills|killed|killing|murdered|murdering|stabbed|stabbing|strangled|strangling|massacred|slaughtered|tortured|raped|lynched",
-    "harm_weak": "broken|broke|breaking|smashed|beaten|punched|kicked|hurting|hack|chop up|cut up|beat|beat up|hit|punch|kick|hurt|harm|attack|smash|break|slash|burn|bash|batter|"
+    "harm_weak": "smashed|beaten|punched|kicked|hurting|hack|chop up|cut up|beat|beat up|hit|punch|kick|hurt|harm|attack|smash|break|slash|burn|bash|batter|"
     "hunt down|injure|wound|slap|stomp|rough up|cripple|disfigure|teach _ a lesson",
     "target": "witness|witnesses|snitch|snitches|cyclist|owner|his owner|her owner|anyone|anybody|whoever|reporter|journalist|judge|doctor|nurse|politician|mayor|senator|president|priest|imam|rabbi|guard|worker|owner|tenant|client|agent|clerk|stranger|man|woman|girl|boy|guy|kid|child|baby|you|u|ya|him|her|them|'em|em|yourself|everyone|everybody|your family|your kids|your children|"
     "your wife|your husband|your mother|your mom|your daughter|your son|your face|your head|your legs|"
@@ -102,8 +102,7 @@ _EN = {
     "your store|his face|her face|their faces|his legs|her legs|people|neighbor|neighbour|boss|team|crew|"
     "manager|teacher|cop|police|officer|customer|staff|employee|cashier|driver|landlord|ex|wife|husband|"
     "girlfriend|boyfriend|family|kids|children|him and|them all|all of them|all of you|debtor|the lot of you",
-    "body": "legs|leg|knees|kneecaps|bones|bone|fingers|teeth|skull|neck|throat|ribs|jaw|spine|face|nose|"
-    "arms|hands|eyes",
+    "body": "your legs|his legs|her legs|their legs|ur legs|my legs|your leg|his leg|her leg|their leg|ur leg|my leg|your knees|his knees|her knees|their knees|ur knees|my knees|your kneecaps|his kneecaps|her kneecaps|their kneecaps|ur kneecaps|my kneecaps|your bones|his bones|her bones|their bones|ur bones|my bones|your fingers|his fingers|her fingers|their fingers|ur fingers|my fingers|your teeth|his teeth|her teeth|their teeth|ur teeth|my teeth|your skull|his skull|her skull|their skull|ur skull|my skull|your neck|his neck|her neck|their neck|ur neck|my neck|your throat|his throat|her throat|their throat|ur throat|my throat|your ribs|his ribs|her ribs|their ribs|ur ribs|my ribs|your jaw|his jaw|her jaw|their jaw|ur jaw|my jaw|your spine|his spine|her spine|their spine|ur spine|my spine|your face|his face|her face|their face|ur face|my face|your nose|his nose|her nose|their nose|ur nose|my nose|your arms|his arms|her arms|their arms|ur arms|my arms|your eyes|his eyes|her eyes|their eyes|ur eyes|my eyes|your head|his head|her head|their head|ur head|my head",
     "intent": "will|'ll|ll|going to|gonna|about to|let's|lets|should|must|need to|have to|gotta|deserve|"
     "want to|wanna|i'd love to|i swear|or else|unless|if you don't|if you do not|next time|i promise|we'll|"
     "i'll|you'll|shall|is coming|are coming|coming for|time to|can't wait to|plan to|intend to",
@@ -187,17 +186,17 @@ _EN = {
     "schoolboys|young girl|young girls|young boy|young boys|twelve year old|13 year old|14 year old|"
     "15 year old|12 year old|11 year old|10 year old|16 year old|17 year old|13 yo|14 yo|15 yo|12 yo|"
     "middle school|high school girl|high schooler|toddler|loli|jailbait|under 18|not 18|barely legal",
-    "cred": "send us the codes|send the codes|the codes|gift cards|itunes cards|apple gift cards|google play cards|your login|login on this page|seed phrase|recovery words|12 word|code from the sms|code in the sms|code we texted|code from your phone|the code we sent|code from the text|card number|expiry|3 digit code|three digit code|network password|email password|mailbox password|card number|credit card number|debit card number|card details|credit card details|card info|"
+    "cred": "send us the =codes|pay _ with gift cards|pay with gift cards|gift card codes|codes on the back|your login|login on this page|seed phrase|recovery words|12 word|code from the sms|code in the sms|code we texted|code from your phone|code from the text|card number|3 digit code|three digit code|network password|email password|mailbox password|card number|credit card number|debit card number|card details|credit card details|card info|"
     "full card|cvv|cvc|cvv2|security code|your pin|the pin|and pin|card pin|atm pin|pin code|pin number|password|passcode|login details|"
     "log in details|login credentials|credentials|username and password|one time code|one-time code|"
-    "one time password|otp|verification code|sms code|text code|authentication code|2fa code|auth code|"
-    "code we sent|code we just sent|code you received|bank details|banking details|account number|"
+    "one time password|otp|verification code|sms code|authentication code|2fa code|auth code|"
+    "code we just sent to your phone|code we sent to your phone|bank details|banking details|account number|"
     "routing number|sort code|iban|social security number|ssn|online banking|bank login|expiry date|"
     "expiration date|mother's maiden name|maiden name|security question|seed phrase|recovery phrase|"
     "gift card codes|gift card numbers",
-    "request": "pay _ with|pay with|keep it at|need your|needs your|require your|requires your|we need|asking for your|ask for your|give us your|reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|confirm|"
-    "verify|validate|update|enter|type|share|give|tell us|tell me|submit|fill in|fill out|re-enter|"
-    "reactivate|unlock|restore|call us with|read out|read us",
+    "request": "pay _ with|pay with|need your|needs your|require your|requires your|we need|asking for your|ask for your|give us your|reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|"
+    "share|give me your|tell us|tell me|call us with|read out|read us|call us and read|forward",
+    "enter": "confirm|verify|validate|update|enter|type|submit|fill in|fill out|re-enter|reactivate|unlock|restore|keep it at",
     "login": "restore it at|restore your account|restore access at|verify it at|unlock it at|log in|login|sign in|signin|log on|verify your account|confirm your account|validate your "
     "account|unlock your account|reactivate your account|restore access|verify your identity|confirm your "
     "identity|update your payment|update your billing|confirm your payment|claim your refund|claim your prize",
@@ -228,7 +227,7 @@ _DE = {
     "mutter|deine tochter|deinen sohn|dein gesicht|deinen kopf|deine beine|deine knochen|deine finger|"
     "deine knie|deine zähne|dein haus|dein auto|deinen laden|ihre familie|ihre kinder|ihre beine|ihr haus|"
     "alle|jeden|jeder|menschen|leute|nachbarn|chef|lehrer|polizisten|familie|kinder|schuldner",
-    "body": "beine|bein|knochen|knie|finger|zähne|schädel|genick|hals|rippen|kiefer|gesicht|nase|arme|hände|augen",
+    "body": "beine|bein|knochen|knie|finger|zähne|schädel|genick|hals|rippen|kiefer|gesicht|nase|arme|augen",
     "intent": "werde|werden|wirst|wird|will|wollen|muss|müssen|sollte|sollten|soll|gleich|bald|sonst|"
     "oder sonst|wenn du nicht|wenn sie nicht|falls du nicht|falls sie nicht|ich schwöre|nächstes mal|"
     "lass uns|lasst uns|verdient|verdienen|es wird zeit",
@@ -282,11 +281,11 @@ _DE = {
     "sicherheitscode|cvv|cvc|pin|pin code|pin nummer|geheimzahl|passwort|kennwort|zugangsdaten|"
     "anmeldedaten|login daten|benutzername und passwort|einmalcode|einmalpasswort|bestätigungscode|"
     "verifizierungscode|sms code|tan|tan nummer|bankdaten|bankverbindung|kontonummer|iban|bic|"
-    "onlinebanking|online banking|ablaufdatum|sozialversicherungsnummer|code den wir",
+    "onlinebanking|online banking|ablaufdatum|sozialversicherungsnummer|code den wir ihnen per sms",
     "request": "antworten|antworte|antworten sie|senden|sende|senden sie|schicken|schick|schicken sie|"
-    "eingeben|geben sie|gib|bestätigen|bestätige|bestätigen sie|verifizieren|verifizieren sie|angeben|"
-    "teilen sie|teile|mitteilen|nennen sie|aktualisieren|aktualisieren sie|übermitteln|ausfüllen|"
-    "freischalten|entsperren",
+    "teilen sie|teile|mitteilen|nennen sie|übermitteln|nennen|sagen sie uns",
+    "enter": "eingeben|geben sie|gib|bestätigen|bestätige|bestätigen sie|verifizieren|verifizieren sie|angeben|"
+    "aktualisieren|aktualisieren sie|ausfüllen|freischalten|entsperren",
     "login": "anmelden|melden sie sich an|melde dich an|einloggen|loggen sie sich|login|log in|konto "
     "verifizieren|konto bestätigen|konto entsperren|identität bestätigen|zahlungsdaten aktualisieren",
     "urgency": "läuft ab|abgelaufen|wartet|gebühr|eingeschränkt|handlungsbedarf|gesperrt|sperren|gesperrt werden|geschlossen|deaktiviert|eingefroren|ungewöhnliche "
@@ -311,7 +310,7 @@ _ES = {
     "dedos|tus rodillas|tus dientes|tu casa|tu coche|tu tienda|su familia|sus hijos|sus piernas|su casa|"
     "todos|todas|gente|vecino|jefe|profesor|policia|familia|hijos|deudor",
     "body": "piernas|pierna|huesos|hueso|rodillas|dedos|dientes|craneo|cuello|garganta|costillas|"
-    "mandibula|cara|nariz|brazos|manos|ojos",
+    "mandibula|cara|nariz|brazos|ojos",
     "intent": "voy a|vamos a|va a|van a|vas a|ire|iremos|hay que|tienes que|tiene que|debemos|deberian|"
     "deberia|merece|merecen|quiero|queremos|o si no|si no pagas|si no paga|si no pagan|te juro|la proxima "
     "vez|ya veras|pronto|es hora de",
@@ -364,12 +363,12 @@ _ES = {
     "cred": "datos de su tarjeta|datos de tu tarjeta|informacion de pago|datos de pago|numero de tarjeta|numero de su tarjeta|numero de tu tarjeta|tarjeta de credito|tarjeta de "
     "debito|datos de la tarjeta|datos de tarjeta|cvv|cvc|codigo de seguridad|pin|codigo pin|clave|"
     "contraseña|contrasena|credenciales|usuario y contraseña|codigo de un solo uso|codigo de verificacion|"
-    "codigo sms|codigo que le enviamos|codigo que te enviamos|datos bancarios|numero de cuenta|iban|"
+    "codigo sms|codigo que le enviamos por sms|codigo que te enviamos por sms|datos bancarios|numero de cuenta|iban|"
     "banca online|banca en linea|fecha de caducidad|fecha de vencimiento|seguridad social|dni",
     "request": "responda|responde|responder|envie|envia|enviar|envienos|envianos|mande|manda|mandar|"
-    "introduzca|introduce|introducir|confirme|confirma|confirmar|verifique|verifica|verificar|"
-    "proporcione|proporciona|facilite|facilita|comparta|comparte|indique|indica|actualice|actualiza|"
-    "escriba|escribe|diganos|dinos|rellene|complete|desbloquear|reactivar",
+    "proporcione|proporciona|facilite|facilita|comparta|comparte|diganos|dinos|digame",
+    "enter": "introduzca|introduce|introducir|confirme|confirma|confirmar|verifique|verifica|verificar|"
+    "indique|indica|actualice|actualiza|escriba|escribe|rellene|complete|desbloquear|reactivar",
     "login": "inicie sesion|inicia sesion|iniciar sesion|acceda|accede|acceder|entre en|ingrese|ingresa|"
     "login|verifique su cuenta|verifica tu cuenta|confirme su cuenta|confirma tu cuenta|desbloquee su "
     "cuenta|reactive su cuenta|verifique su identidad|actualice sus datos de pago",
@@ -394,7 +393,7 @@ _FR = {
     "fille|ton fils|ta gueule|ta tete|ton visage|tes jambes|tes os|tes doigts|tes genoux|tes dents|ta "
     "maison|ta voiture|ton magasin|votre famille|vos enfants|vos jambes|votre maison|tout le monde|tous|"
     "gens|voisin|patron|prof|flic|policier|famille|enfants|debiteur",
-    "body": "jambes|jambe|os|genoux|doigts|dents|crane|cou|gorge|cotes|machoire|visage|gueule|nez|bras|mains|yeux",
+    "body": "jambes|jambe|os|genoux|doigts|dents|crane|cou|gorge|cotes|machoire|visage|gueule|nez|bras|yeux",
     "intent": "vais|va|allons|allez|vont|vas|faut|il faut|doit|doivent|devrait|devraient|merite|meritent|"
     "veux|voulons|sinon|si tu ne paies pas|si vous ne payez pas|si tu paies pas|je te jure|je vous jure|la "
     "prochaine fois|bientot|tu vas voir|vous allez voir|il est temps",
@@ -450,12 +449,12 @@ _FR = {
     "cred": "informations de votre carte|informations de ta carte|informations de paiement|donnees de paiement|numero de carte|numero de votre carte|numero de ta carte|carte bancaire|carte de credit|"
     "donnees de carte|informations de carte|cryptogramme|cvv|cvc|code de securite|code pin|pin|code "
     "confidentiel|mot de passe|identifiants|identifiant et mot de passe|code a usage unique|code unique|"
-    "code de verification|code sms|code que nous vous avons envoye|code recu|coordonnees bancaires|"
+    "code de verification|code sms|code que nous vous avons envoye par sms|code recu par sms|coordonnees bancaires|"
     "numero de compte|rib|iban|banque en ligne|date d'expiration|numero de securite sociale",
     "request": "repondez|reponds|repondre|envoyez|envoie|envoyer|envoyez-nous|transmettez|transmettre|"
-    "saisissez|saisis|saisir|entrez|confirmez|confirme|confirmer|verifiez|verifie|verifier|communiquez|"
-    "communiquer|indiquez|indique|fournissez|fournir|partagez|mettez a jour|mettre a jour|donnez|"
-    "renseignez|renseigner|debloquer|reactiver",
+    "communiquez|communiquer|fournissez|fournir|partagez|donnez|dites-nous",
+    "enter": "saisissez|saisis|saisir|entrez|confirmez|confirme|confirmer|verifiez|verifie|verifier|"
+    "indiquez|indique|mettez a jour|mettre a jour|renseignez|renseigner|debloquer|reactiver",
     "login": "connectez-vous|connectez vous|connecte-toi|se connecter|identifiez-vous|identifiez vous|"
     "login|verifiez votre compte|confirmez votre compte|debloquez votre compte|reactivez votre compte|"
     "confirmez votre identite|verifiez votre identite|mettez a jour vos informations de paiement",
@@ -687,8 +686,12 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
     # phishing
     if not c["negation"]:
         lookalike = any(_SUSPICIOUS_HOST.search(u) for u in urls)
-        if c["cred"] and (c["request"] or c["login"]):
+        # Asked to send credentials back (reply, text, call and read out): phishing wherever it appears. Asked to
+        # enter them or log in: ordinary on the shop's own site, phishing with a link in the message or a threat.
+        if c["cred"] and c["request"]:
             yield "phishing", 5, f"concept {tag}: request for credentials"
+        elif c["cred"] and (c["enter"] or c["login"]) and (urls or c["urgency"]):
+            yield "phishing", 5, f"concept {tag}: credentials to enter at a link or under a threat"
         elif c["cred"] and urls and c["urgency"]:
             yield "phishing", 5, f"concept {tag}: credentials + account threat + link"
         if c["login"] and urls and (lookalike or c["urgency"]):

@@ -10,6 +10,7 @@ lib/audit_chain.py.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import re
@@ -424,8 +425,23 @@ class LibraryScreening:
 
 
 def document_text(row: Mapping[str, object], text_columns: Sequence[str]) -> str:
-    """The text of one document that is screened: its text columns, a blank line apart."""
-    return "\n\n".join(str(row[c]) for c in text_columns if c in row and not is_missing(row[c]) and str(row[c]))
+    """The text of one document that is screened: its text columns, a blank line apart; a JSON list (keywords)
+    becomes one line per item, so unrelated keywords are not read as one sentence."""
+    parts = []
+    for column in text_columns:
+        value = row.get(column)
+        if value is None or is_missing(value) or not str(value).strip():
+            continue
+        text = str(value)
+        if text.lstrip().startswith("["):
+            try:
+                items = json.loads(text)
+            except ValueError:
+                items = None
+            if isinstance(items, list):
+                text = "\n".join(str(item) for item in items)
+        parts.append(text)
+    return "\n\n".join(parts)
 
 
 def screen_documents(
