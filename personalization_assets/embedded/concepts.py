@@ -733,3 +733,12 @@ def concept_signals(text: str, language: str, raw_text: str | None = None) -> li
                 out.append(("sexual", 5, f"concept [{lang}]: sexual content + minor"))
                 break
     return out
+
+
+def mentions_minor(text: str, language: str) -> bool:
+    """Whether normalized `text` names a child or an age under 18 (in `language`, or all four if undetermined)."""
+    if _MINOR_AGE.search(text):
+        return True
+    languages = SUPPORTED_LANGUAGES if language == UNDETERMINED else (language,)
+    raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(text)) if t]
+    return any(_find(_token_keys(lang, raw), _CONCEPTS[lang]["minor"]) for lang in languages)

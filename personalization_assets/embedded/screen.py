@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from personalization_assets.embedded.concepts import concept_signals
+from personalization_assets.embedded.concepts import concept_signals, mentions_minor
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
 from personalization_assets.embedded.model import MODEL_HIGH, screen_model
 from personalization_assets.lib.safety import (
@@ -1452,10 +1452,6 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     for concern, severity, label in concept_signals(masked, language, text):
         if severity >= CONCEPT_MIN_SEVERITY:
             concepts[concern].append((severity, label))
-    # Sexual content involving minors is always the top severity.
-    sexual = signals["sexual"] + concepts["sexual"]
-    if any(s >= 3 for s, _ in sexual) and (_MINORS.search(masked) or any("minor" in label for _, label in sexual)):
-        signals["sexual"].append((MAX_SEVERITY, "sexual content involving minors"))
     # The concept layer decides on its own strongest signal; it does not corroborate the lexicon's weak ones.
     # The linear model raises the concern it finds most probable when it is confident the text is unsafe.
     model = screen_model()
@@ -1463,6 +1459,12 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     if judged is not None:
         concern, probability = judged
         concepts[concern].append((5 if probability >= MODEL_HIGH else 4, f"model: unsafe p={probability:.2f}"))
+    # Sexual content involving minors is always the top severity.
+    sexual = signals["sexual"] + concepts["sexual"]
+    if any(s >= 3 for s, _ in sexual) and (
+        _MINORS.search(masked) or any("minor" in label for _, label in sexual) or mentions_minor(masked, language)
+    ):
+        signals["sexual"].append((MAX_SEVERITY, "sexual content involving minors"))
     severities = {c: max(_combine(signals[c]), max((s for s, _ in concepts[c]), default=0)) for c in CONCERNS}
     matched = {
         c: tuple(dict.fromkeys(label for s, label in sorted(signals[c] + concepts[c], reverse=True) if s > 0))

@@ -115,6 +115,17 @@ class ContentSafetyEmulator(EmulatorServer):
     def error_body(self, status: int, code: str, message: str) -> dict[str, Any]:
         return {"error": {"code": code, "message": message, "details": []}}
 
+    def _error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        if status == 401:  # what the service answers to a wrong key or a token for another resource
+            code, message = (
+                "401",
+                (
+                    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+                    "valid key for an active subscription and use a correct regional API endpoint for your resource."
+                ),
+            )
+        return super()._error_response(status, code, message, headers)
+
     # ---- routing ----
     def handle(self, request: RecordedRequest) -> EmulatorResponse:
         method, path = request.method, request.path.rstrip("/")
