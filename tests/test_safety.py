@@ -22,7 +22,9 @@ from dagster import AssetSpec, materialize
 from personalization_assets import safety
 from personalization_assets.cli import main
 from personalization_assets.config import ConfigError
+from personalization_assets.config.safety import SafetyConfig, sync_configured_blocklist
 from personalization_assets.constants import SEGMENT_PARTITION_METADATA
+from personalization_assets.lib.audit_chain import text_sha256, verify_audit_chain
 from personalization_assets.lib.composer import compose_message
 from personalization_assets.lib.generation import (
     VARIANT_COLUMNS,
@@ -32,8 +34,6 @@ from personalization_assets.lib.generation import (
     parse_citations,
     resolve_citations,
 )
-from personalization_assets.config.safety import SafetyConfig, sync_configured_blocklist
-from personalization_assets.lib.audit_chain import text_sha256, verify_audit_chain
 from personalization_assets.lib.safety import CATEGORIES, CONCERNS
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME, segment_partitions
 from personalization_assets.store import safety as store

@@ -23,6 +23,8 @@ import numpy as np
 MODEL_PATH = Path(__file__).parent / "data" / "screen_model.npz"
 MODEL_THRESHOLD = 0.7
 MODEL_HIGH = 0.9
+MIN_WORDS = 3  # the model judges only texts of at least this many words ...
+MIN_KNOWN = 0.6  # ... of which at least this share are in its vocabulary
 SAFE = "safe"
 CHAR_NGRAMS = (3, 5)
 WORD_NGRAMS = (1, 2)
@@ -58,6 +60,8 @@ class ScreenModel:
             word.idf_ = stored["word_idf"]
         self._vectorizers = (char, word)
         self._safe = self.classes.index(SAFE)
+        self._words = word.build_tokenizer()
+        self._vocabulary = {term for term in word.vocabulary_ if " " not in term}
 
     def probabilities(self, normalized_texts: list[str]) -> np.ndarray:
         """Class probabilities (rows: texts, columns: `classes`)."""
@@ -70,8 +74,20 @@ class ScreenModel:
         exp = np.exp(scores)
         return exp / exp.sum(axis=1, keepdims=True)
 
+    def familiar(self, normalized: str) -> bool:
+        """Whether the text reads like the prose the model was trained on: at least `MIN_WORDS` words and
+        `MIN_KNOWN` of them in its vocabulary. Lists of names or codes ("Town 0498", one per line) are not, and a
+        linear model's probabilities on them mean nothing."""
+        words = self._words(model_text(normalized))
+        if len(words) < MIN_WORDS:
+            return False
+        return sum(word in self._vocabulary for word in words) / len(words) >= MIN_KNOWN
+
     def judge(self, normalized: str) -> tuple[str, float] | None:
-        """(most probable unsafe concern, unsafe probability) when the text is unsafe by the model, else None."""
+        """(most probable unsafe concern, unsafe probability) when the text is unsafe by the model, else None
+        (also for text unlike the training prose, see `familiar`)."""
+        if not self.familiar(normalized):
+            return None
         probabilities = self.probabilities([normalized])[0]
         unsafe = 1.0 - float(probabilities[self._safe])
         if unsafe < MODEL_THRESHOLD:
