@@ -93,6 +93,8 @@ _EN = {
     "arson": "burn down|burn _ down|burn to the ground|torch|firebomb|blow up|bomb|set fire to|set _ on fire|set fire|petrol bomb|molotov",
     "property": "house|home|car|shop|store|office|warehouse|business|church|mosque|synagogue|school|building|restaurant|clinic|van|truck|apartment|flat|place",
     "lethal": "kill|murder|stab|strangle|massacre|slaughter|behead|decapitate|torture|lynch|rape|assassinate|dismember|slit _ throat|exterminate|gun down|mow down|execute _ family|butcher _ family|shoot _ dead|shot dead|blow _ brains out|kills|killed|killing|murdered|murdering|stabbed|stabbing|strangled|strangling|massacred|slaughtered|tortured|raped|lynched",
+    "debt": "owe|owing|debt|arrears|balance|invoice|pay up|outstanding|collect|collection|collections|overdue|payment",
+    "visit": "at your address|your address|your door|your doorstep|your house|your home|visit you|pay you a visit|come round|come over|calling at|call at your|find you|your workplace|where you work",
     "harm_weak": "smashed|beaten|punched|kicked|hurting|hack|chop up|cut up|beat|beat up|hit|punch|kick|hurt|harm|attack|smash|break|slash|burn|bash|batter|"
     "hunt down|injure|wound|slap|stomp|rough up|cripple|disfigure|teach _ a lesson",
     "target": "witness|witnesses|snitch|snitches|cyclist|owner|his owner|her owner|anyone|anybody|whoever|reporter|journalist|judge|doctor|nurse|politician|mayor|senator|president|priest|imam|rabbi|guard|worker|owner|tenant|client|agent|clerk|stranger|man|woman|girl|boy|guy|kid|child|baby|you|u|ya|him|her|them|'em|em|yourself|everyone|everybody|your family|your kids|your children|"
@@ -106,7 +108,7 @@ _EN = {
     "intent": "will|'ll|ll|going to|gonna|about to|let's|lets|should|must|need to|have to|gotta|deserve|"
     "want to|wanna|i'd love to|i swear|or else|unless|if you don't|if you do not|next time|i promise|we'll|"
     "i'll|you'll|shall|is coming|are coming|coming for|time to|can't wait to|plan to|intend to",
-    "threat": "physical consequences|bodily harm|never walk again|never walk straight|walk straight again|hurt your family|harm your family|finish the job|finish what we started|broken arms|broken legs|broke _ arm|broke _ legs|break _ arms|snap _ neck|we know where|i know where|know where your|know which school|know _ school|do the same to you|you'll be next|you will be next|know where you live|know where your kids|know where you work|watch your back|sleep with one eye|"
+    "threat": "pick _ teeth|picking _ teeth|teeth off the|teeth up off|not known for being gentle|won't be gentle|will not be gentle|won't be so nice|physical consequences|bodily harm|never walk again|never walk straight|walk straight again|hurt your family|harm your family|finish the job|finish what we started|broken arms|broken legs|broke _ arm|broke _ legs|break _ arms|snap _ neck|we know where|i know where|know where your|know which school|know _ school|do the same to you|you'll be next|you will be next|know where you live|know where your kids|know where you work|watch your back|sleep with one eye|"
     "your days are numbered|you've been warned|last warning|final warning|or else|six feet under|body bag|"
     "end up in the hospital|end up in hospital|in a wheelchair|won't walk again|never walk again|"
     "you'll regret|you will regret|you're dead|you are dead|dead man|dead meat|pay with your life|"
@@ -156,15 +158,15 @@ _EN = {
     "no one would miss|no one will miss|nobody will miss|world would be better|commit suicide|"
     "jump in front of a train|jump off a bridge|jump off the roof|jump off a building|"
     "stop eating entirely|stop eating completely|eat nothing|nothing but water",
-    "selfharm_weak": "lethal dose|fatal dose|femoral artery|carotid|jugular|skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|garage|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
+    "selfharm_weak": "nobody survives|no one survives|survive that fall|survive the fall|fatal fall|won't survive|will not survive|deep cuts|along the vein|vertical cuts|lethal dose|fatal dose|femoral artery|carotid|jugular|skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|garage|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
     "jump in front|self harm|self-harm|self injury|suicide|suicidal|purging|starve|starving|"
     "make yourself sick|throw up after",
     "body_image": "failure|loser|weakness|weak|dress size|fit into|thin|thinner|skinny|fat|fatter|weight|pounds|kilos|lbs|calories|bones showing|thigh gap|"
     "ugly|worthless|pathetic|disgusting|hate yourself|nobody loves you|no one loves you|burden|waste",
-    "method": "lethal dose|fatal dose|femoral artery|carotid|jugular|car engine|running engine|engine running|exhaust|garage|every pill|pills in the cabinet|medicine cabinet|pills|pill|tablets|sleeping pills|painkillers|paracetamol|tylenol|acetaminophen|razor|blade|"
+    "method": "vodka|alcohol|booze|whiskey|lethal dose|fatal dose|femoral artery|carotid|jugular|car engine|running engine|engine running|exhaust|garage|every pill|pills in the cabinet|medicine cabinet|pills|pill|tablets|sleeping pills|painkillers|paracetamol|tylenol|acetaminophen|razor|blade|"
     "wrists|wrist|rope|noose|bridge|rooftop|train tracks|bleach|lethal dose|lethal|laxatives|"
     "carbon monoxide|exhaust",
-    "instruction": "stock up|buy|lower than you think|fastest way|quickest way|make more|more of them|deeper|again tonight|will fix everything|fix everything|for faster results|finally fit|so you fit|tip|tips|how to|how many|how much|best way|easiest way|quickest way|fastest way|painless|"
+    "instruction": "works faster|faster|works better|more effective|high enough|tall enough|stock up|buy|lower than you think|fastest way|quickest way|make more|more of them|deeper|again tonight|will fix everything|fix everything|for faster results|finally fit|so you fit|tip|tips|how to|how many|how much|best way|easiest way|quickest way|fastest way|painless|"
     "enough to|guaranteed to|tips for|step by step|you should|you need to|just do it|do it|try|go ahead|"
     "nobody cares|no one cares|deserve|worthless|you're worthless|you are worthless|why not|tonight|"
     "instead of|works best|make sure|don't tell|do not tell|hide the|hide it|under 500|under 800|"
@@ -219,6 +221,8 @@ _DE = {
     "arson": "anzünden|zünd _ an|zünden _ an|abfackeln|fackeln _ ab|niederbrennen|brennen _ nieder|in die luft jagen|jagen _ in die luft|sprengen|brand legen|feuer legen|molotow",
     "property": "haus|wohnung|auto|laden|geschäft|büro|lager|kirche|moschee|synagoge|schule|gebäude|restaurant|praxis|wagen|heim|unterkunft|flüchtlingsheim",
     "lethal": "töten|tötet|töte|getötet|umbringen|umgebracht|bring _ um|bringe _ um|bringen _ um|bringt _ um|ermorden|ermordet|erstechen|ersticht|erstochen|abstechen|absticht|abgestochen|erschießen|erschießt|erschossen|erwürgen|erwürgt|massakrieren|massakriert|abschlachten|abgeschlachtet|foltern|gefoltert|vergewaltigen|vergewaltigt|köpfen|geköpft|hinrichten|hingerichtet|lynchen|gelyncht|abknallen|abgeknallt|kaltmachen|totschlagen|totgeschlagen",
+    "debt": "schulden|schuldest|rückstand|rechnung|zahlen|zahl|inkasso|offen|mahnung|betrag",
+    "visit": "vor ihrer tür|vor deiner tür|bei ihnen zu hause|bei dir zu hause|besuchen sie|besuchen dich|kommen vorbei|an ihrer adresse|deine adresse|ihre adresse|arbeitsplatz",
     "harm_weak": "brechen|brechen _ die|gebrochen|zerschlagen|verprügelt|prügeln|schlagen|verprügeln|prügeln|treten|verletzen|angreifen|brechen|brech _ die|brechen _ die|mach _ fertig|"
     "machen _ fertig|schlag _ zusammen|schlagen _ zusammen|zertrümmern|zerschlagen|"
     "aufschlitzen|fertigmachen|fertig machen|zerquetschen|blutig schlagen|schießen|stechen|"
@@ -231,7 +235,7 @@ _DE = {
     "intent": "werde|werden|wirst|wird|will|wollen|muss|müssen|sollte|sollten|soll|gleich|bald|sonst|"
     "oder sonst|wenn du nicht|wenn sie nicht|falls du nicht|falls sie nicht|ich schwöre|nächstes mal|"
     "lass uns|lasst uns|verdient|verdienen|es wird zeit",
-    "threat": "nie wieder gerade gehen|nie wieder laufen|nie wieder gehen|körperliche konsequenzen|folgen für ihre gesundheit|ihre familie wird leiden|deine familie wird leiden|gebrochene beine|gebrochene knochen|wir wissen wo|ich weiß wo|wissen wo deine|weiß wo deine|wissen _ schule|weiß wo du wohnst|wissen wo du wohnst|weiß wo sie wohnen|wissen wo sie wohnen|wissen wo ihre|"
+    "threat": "zähne aufsammeln|zähne vom boden|zähne einsammeln|nicht zimperlich|nicht so nett|nie wieder gerade gehen|nie wieder laufen|nie wieder gehen|körperliche konsequenzen|folgen für ihre gesundheit|ihre familie wird leiden|deine familie wird leiden|gebrochene beine|gebrochene knochen|wir wissen wo|ich weiß wo|wissen wo deine|weiß wo deine|wissen _ schule|weiß wo du wohnst|wissen wo du wohnst|weiß wo sie wohnen|wissen wo sie wohnen|wissen wo ihre|"
     "weiß wo deine|pass auf dich auf|letzte warnung|sonst passiert|sonst gibt es|wirst es bereuen|werden es "
     "bereuen|bist tot|sind tot|tage sind gezählt|im krankenhaus|im rollstuhl|sarg|kugel|kugeln|blut|bluten|"
     "wäre schade|unfälle passieren|es könnte etwas passieren|bezahlen mit",
@@ -263,7 +267,7 @@ _DE = {
     "selfharm_weak": "tödliche dosis|todliche dosis|halsschlagader|selbstmord|suizid|ritzen|hungern|erbrechen|überdosis|spring von|spring vor|"
     "springen sie|sterben|umbringen|schneiden",
     "body_image": "dünn|dünner|dick|fett|gewicht|kilo|kalorien|hässlich|wertlos|erbärmlich|last",
-    "method": "tödliche dosis|todliche dosis|halsschlagader|tabletten|pillen|schlaftabletten|schmerzmittel|paracetamol|rasierklinge|klinge|pulsadern|"
+    "method": "wodka|alkohol|schnaps|tödliche dosis|todliche dosis|halsschlagader|tabletten|pillen|schlaftabletten|schmerzmittel|paracetamol|rasierklinge|klinge|pulsadern|"
     "strick|seil|brücke|dach|gleise|bleiche|überdosis|tödlich|abführmittel",
     "instruction": "kauf|kaufen|niedriger als du denkst|schnellste weg|wie man|wie viele|wie viel|beste weg|einfachste|schnellste|schmerzlos|genug um|tipps|"
     "anleitung|schritt für schritt|du solltest|sie sollten|mach es|tu es|einfach|versuch|niemand|"
@@ -274,7 +278,7 @@ _DE = {
     "genitalien|analsex|oralsex|orgie|erotisch|erotik|nutte|geiler|geile fotze|"
     "hure|schlampe|prostituierte|strippen|ausziehen für|nackt für|vögeln|bumsen|befummeln|sexuelle handlungen",
     "sexual_mild": "sex|sexy|nackt|nackte|nackten|dessous|sinnlich|verführerisch|sexuell|sexuelle|sexuellen",
-    "minor": "kind|kinder|minderjährig|minderjährige|minderjährigen|jugendliche|jugendlichen|teenager|"
+    "minor": "schulmädchen|schulmädels|schulkinder|teenie|teenies|lolita|kinderpornos|kinderpornografie|kind|kinder|minderjährig|minderjährige|minderjährigen|jugendliche|jugendlichen|teenager|"
     "mädchen|kleine mädchen|junge|jungen|schülerin|schülerinnen|schüler|jahre alt|jährige|jährigen|"
     "kleinkind|grundschule|unter 18|unter achtzehn|grundschülerin",
     "cred": "kreditkartendaten|kartendaten|zahlungsdaten|zahlungsinformationen|kartennummer|kreditkartennummer|kreditkarte|karteninformationen|kartendaten|prüfnummer|"
@@ -303,6 +307,8 @@ _ES = {
     "arson": "quemar|quememos|quemamos|queman|incendiar|incendiemos|prender fuego|prendamos fuego|volar|volemos|molotov",
     "property": "casa|coche|tienda|negocio|oficina|almacen|iglesia|mezquita|sinagoga|escuela|edificio|restaurante|clinica|furgoneta|piso|local",
     "lethal": "matar|mato|mata|matas|matan|matare|mataremos|matara|matado|matando|matarte|matarlo|matarla|matarlos|matarlas|matalo|matala|matenlos|asesinar|asesinare|asesinado|apuñalar|apuñalare|apuñalado|acuchillar|estrangular|estrangulare|degollar|masacrar|torturar|violar|violare|decapitar|fusilar|linchar|exterminar|liquidarte|cargarte",
+    "debt": "deuda|debes|debe|pagar|paga|pague|factura|atrasos|cobro|cobradores|importe",
+    "visit": "en su casa|en tu casa|su puerta|tu puerta|visitarle|visitarte|te visitaremos|le visitaremos|su direccion|tu direccion|tu trabajo|su trabajo",
     "harm_weak": "partir|partire|partiran|partiremos|romper|rompere|romperan|romperemos|golpeare|golpearan|golpear|pegar|patear|herir|lastimar|hacer daño|atacar|romper|partir|aplastar|"
     "reventar|dar una paliza|paliza|partirte|romperte|quemarte",
     "target": "casero|cajero|cajera|vecino|vecina|testigo|testigos|te|ti|contigo|os|vosotros|tu familia|tus hijos|tu "
@@ -314,7 +320,7 @@ _ES = {
     "intent": "voy a|vamos a|va a|van a|vas a|ire|iremos|hay que|tienes que|tiene que|debemos|deberian|"
     "deberia|merece|merecen|quiero|queremos|o si no|si no pagas|si no paga|si no pagan|te juro|la proxima "
     "vez|ya veras|pronto|es hora de",
-    "threat": "no volvera a caminar|no volveras a caminar|consecuencias fisicas|tu familia sufrira|su familia sufrira|piernas rotas|huesos rotos|sabemos donde|se donde|sabemos _ colegio|se donde vives|sabemos donde vives|sabemos donde vive|se donde vive|sabemos donde estudian|"
+    "threat": "recoger _ dientes|recogeras _ dientes|recogera _ dientes|dientes del suelo|no seremos amables|no somos amables|no volvera a caminar|no volveras a caminar|consecuencias fisicas|tu familia sufrira|su familia sufrira|piernas rotas|huesos rotos|sabemos donde|se donde|sabemos _ colegio|se donde vives|sabemos donde vives|sabemos donde vive|se donde vive|sabemos donde estudian|"
     "sabemos donde trabajas|cuidate la espalda|ultima advertencia|ultimo aviso|te vas a arrepentir|"
     "se va a arrepentir|estas muerto|esta muerto|estas muerta|tus dias estan contados|en el hospital|en "
     "silla de ruedas|bajo tierra|ataud|bala|balas|sangre|sangrar|seria una pena|los accidentes pasan|"
@@ -345,7 +351,7 @@ _ES = {
     "tirate del puente|tirate por la ventana|lanzate|hazte daño|hacerte daño|lastimate|lastimarte|autolesion|"
     "autolesiones|quiero morir|quiero morirme|mejor muerto|mejor muerta|nadie te extrañaria|nadie te "
     "echaria de menos|mundo estaria mejor sin ti|quemate",
-    "method": "dosis letal|dosis mortal|arteria femoral|pastillas|pastilla|tabletas|somniferos|analgesicos|paracetamol|=cuchilla|=cuchillas|venas|"
+    "method": "vodka|alcohol|dosis letal|dosis mortal|arteria femoral|pastillas|pastilla|tabletas|somniferos|analgesicos|paracetamol|=cuchilla|=cuchillas|venas|"
     "muñecas|cuerda|soga|puente|azotea|vias del tren|lejia|sobredosis|letal|laxantes",
     "instruction": "compra|comprar|menor de lo que crees|forma mas rapida|como|cuantas|cuanto|mejor manera|forma mas facil|mas rapido|mas rapida|sin dolor|"
     "suficiente para|consejos|paso a paso|deberias|tienes que|hazlo|solo hazlo|intenta|prueba|nadie|esta "
@@ -387,6 +393,8 @@ _FR = {
     "arson": "bruler|brulons|brulez|incendier|incendions|mettre le feu|mettons le feu|faire sauter|faisons sauter|cocktail molotov",
     "property": "maison|voiture|magasin|boutique|bureau|entrepot|eglise|mosquee|synagogue|ecole|immeuble|restaurant|cabinet|camion|appartement|local",
     "lethal": "tuer|tue|tues|tuent|tuerai|tuera|tuerons|tueront|tuez|tuons|tuant|tuee|tuees|tuer|assassiner|assassine|poignarder|poignarde|poignarderai|egorger|egorge|etrangler|etrangle|massacrer|massacre|torturer|torture|violer|viole|decapiter|fusiller|lyncher|buter|bute|buterai|abattre|abattrai",
+    "debt": "dette|doit|dois|payer|paie|payez|facture|impaye|recouvrement|montant",
+    "visit": "chez vous|chez toi|votre porte|ta porte|vous rendre visite|te rendre visite|votre adresse|ton adresse|ton travail|votre travail",
     "harm_weak": "casser|casserai|casseront|casserons|cassera|frapperai|frapperont|tabasserai|tabasseront|frapper|cogner|tabasser|casser|briser|ecraser|blesser|attaquer|bruler|"
     "defigurer|casser la gueule|defoncer|planter",
     "target": "proprietaire|caissier|caissiere|voisin|voisine|temoin|temoins|te|toi|vous|lui|eux|ta famille|tes enfants|ta femme|ton mari|ta mere|ta "
@@ -397,7 +405,7 @@ _FR = {
     "intent": "vais|va|allons|allez|vont|vas|faut|il faut|doit|doivent|devrait|devraient|merite|meritent|"
     "veux|voulons|sinon|si tu ne paies pas|si vous ne payez pas|si tu paies pas|je te jure|je vous jure|la "
     "prochaine fois|bientot|tu vas voir|vous allez voir|il est temps",
-    "threat": "ne marcherez plus|ne marcheras plus|consequences physiques|votre famille en subira|ta famille en subira|jambes cassees|os casses|on sait ou|je sais ou|nous savons ou|je sais ou tu habites|on sait ou tu habites|nous savons ou vous habitez|on sait ou vous "
+    "threat": "ramasser _ dents|ramasseras _ dents|ramasserez _ dents|dents sur le trottoir|dents par terre|pas tendres|pas gentils|ne marcherez plus|ne marcheras plus|consequences physiques|votre famille en subira|ta famille en subira|jambes cassees|os casses|on sait ou|je sais ou|nous savons ou|je sais ou tu habites|on sait ou tu habites|nous savons ou vous habitez|on sait ou vous "
     "habitez|je sais ou vous habitez|on sait ou vont tes|surveille tes arrieres|dernier avertissement|"
     "tu vas le regretter|vous allez le regretter|t'es mort|tu es mort|vous etes mort|tes jours sont "
     "comptes|a l'hopital|en fauteuil roulant|six pieds sous terre|cercueil|balle|balles|sang|saigner|"
@@ -431,7 +439,7 @@ _FR = {
     "vomir|saute du pont|saute d'un pont|jette-toi|jette toi|fais-toi du mal|fais toi du "
     "mal|te faire du mal|automutilation|je veux mourir|veux mourir|mieux mort|mieux morte|personne ne te "
     "regretterait|personne ne va te regretter|le monde serait mieux sans toi|lame de rasoir|lames de rasoir",
-    "method": "dose mortelle|dose letale|artere femorale|cachets|comprimes|pilules|somniferes|medicaments|paracetamol|doliprane|lame|rasoir|veines|"
+    "method": "vodka|alcool|dose mortelle|dose letale|artere femorale|cachets|comprimes|pilules|somniferes|medicaments|paracetamol|doliprane|lame|rasoir|veines|"
     "poignets|corde|pont|toit|rails|voie ferree|javel|overdose|mortelle|mortel|laxatifs",
     "instruction": "achete|acheter|plus faible que tu crois|moyen le plus rapide|comment|combien|meilleur moyen|meilleure facon|le plus simple|le plus rapide|sans "
     "douleur|suffisant pour|assez pour|conseils|etape par etape|tu devrais|vous devriez|fais-le|fais le|"
@@ -564,6 +572,44 @@ _MINOR_AGE = re.compile(
     r"|\b(?:dix|onze|douze|treize|quatorze|quinze|seize) ans\b"
     r"|\b(?:ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen)[ -]?(?:year|yr)s?[ -]?olds?\b"
 )
+# Weapons that are not also kitchen or garden tools: with intent and a house or a door, a threat.
+_THREAT_WEAPONS = frozenset(
+    [
+        "gun",
+        "guns",
+        "rifle",
+        "rifles",
+        "pistol",
+        "pistols",
+        "shotgun",
+        "grenade",
+        "grenades",
+        "bomb",
+        "bombs",
+        "explosives",
+        "petrol",
+        "gasoline",
+        "acid",
+        "molotov",
+        "waffe",
+        "pistole",
+        "gewehr",
+        "bombe",
+        "benzin",
+        "saure",
+        "pistola",
+        "rifle",
+        "bomba",
+        "gasolina",
+        "acido",
+        "arme",
+        "flingue",
+        "fusil",
+        "bombe",
+        "essence",
+        "acide",
+    ]
+)
 _NEGATORS = frozenset(
     [
         "not",
@@ -649,6 +695,11 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
         yield "violence", score, f"concept {tag}: harm to a person" + " + intent" * intent
     if c["weapon"] and c["target"] and intent:
         yield "violence", 5, f"concept {tag}: weapon + target + intent"
+    if c["debt"] and c["visit"] and (intent or c["threat"] or c["weapon"] or strong or weak):
+        yield "violence", 4, f"concept {tag}: intimidation over a debt"
+    armed = [span for span in c["weapon"] if raw[span[0]] in _THREAT_WEAPONS]
+    if armed and intent and (c["visit"] or c["property"]) and not c["debt"]:
+        yield "violence", 4, f"concept {tag}: armed and coming"
     if c["arson"] and _near(c["arson"], c["property"], 5, 5):
         yield "violence", 5 if (intent or c["target"]) else 4, f"concept {tag}: arson of a building"
     # hate
@@ -670,7 +721,8 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
     elif c["selfharm_weak"] and (c["method"] or c["body_image"] or (c["instruction"] and self_intent)):
         yield "self_harm", 4, f"concept {tag}: self-harm method or push"
     elif c["method"] and (
-        (c["instruction"] and (strong or weak)) or (c["body_image"] and (c["instruction"] or self_intent))
+        (c["instruction"] and (strong or weak or len({start for start, _ in c["method"]}) >= 2))
+        or (c["body_image"] and (c["instruction"] or self_intent))
     ):
         yield "self_harm", 4, f"concept {tag}: self-harm method + instruction"
     # sexual
