@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from personalization_assets.embedded.model import MODEL_PATH, MODEL_THRESHOLD, SAFE, model_text, vectorizers  # noqa: E402
-from personalization_assets.lib.safety import normalize_text  # noqa: E402
+from personalization_assets.embedded.screen import masked_text  # noqa: E402
 
 DEV_FILES = [
     ROOT / "tests" / "data" / "safety_eval.jsonl",
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cv", action="store_true", help="print 5-fold cross-validated rates first")
     args = parser.parse_args(argv)
     frame = training_frame()
-    texts = [model_text(normalize_text(t)) for t in frame["text"]]
+    texts = [model_text(masked_text(t)) for t in frame["text"]]
     if args.cv:
         cross_validate(frame, texts)
     char, word, model = fit(texts, frame["target"].tolist())

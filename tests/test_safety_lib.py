@@ -718,8 +718,8 @@ def test_development_sets_are_caught_in_every_category_and_language(path):
     figures measured before tuning and on held-out text)."""
     scored = evaluate_examples(pd.read_json(path, lines=True), screen_text)
     summary = evaluation_summary(scored, by="language")
-    per_category = summary[summary["category"].ne("all")]
-    assert per_category["catch_rate"].min() >= 0.95, per_category.to_string()
+    per_category = summary[summary["category"].ne("all") & summary["unsafe"].gt(0)]
+    assert (per_category["catch_rate"] >= 0.95).all(), per_category.to_string()
     english = summary[summary["group"].eq("en") & summary["category"].eq("all")]
     assert english["false_block_rate"].fillna(0).max() <= 0.02, english.to_string()
 

@@ -684,7 +684,14 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
         # (English idioms like "killer deals" are masked before this); intent and a victim make it worse.
         aimed = _near(c["lethal"], c["target"] + c["group"] + c["property"], 3, 6)
         stated = bool(c["intent"])  # said, not an imperative: "Kill your cravings" is copy, "I will kill" is not
-        score = 3 + 2 * (stated or aimed) + (stated and aimed)
+        # English copy says "we'll slaughter prices" and "our cleaner will massacre mold": without a victim, intent
+        # alone is not enough there (the English lexicon judges its violent verbs with their targets itself).
+        if aimed:
+            score = 5 + stated
+        elif stated:
+            score = 3 if language == "en" else 4
+        else:
+            score = 3
         yield "violence", score, f"concept {tag}: lethal violence" + " + target" * aimed + " + intent" * stated
     if strong:
         targeted = _near(strong, c["target"] + c["group"], 3, 4)

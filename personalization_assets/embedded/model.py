@@ -31,7 +31,8 @@ WORD_NGRAMS = (1, 2)
 
 
 def model_text(normalized: str) -> str:
-    """What the model reads: normalized text (lib.safety.normalize_text) without accents."""
+    """What the model reads: normalized text with benign idioms masked (embedded.screen.masked_text), without
+    accents."""
     return "".join(ch for ch in unicodedata.normalize("NFKD", normalized) if not unicodedata.combining(ch))
 
 
