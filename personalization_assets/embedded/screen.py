@@ -113,7 +113,8 @@ _IDIOMS = re.compile(
             r"\bbeat(?:s|ing)? (?:you|u|them|'?em|yourself) (?:back )?into shape\b",
             r"\btorture[ -]?test(?:s|ed|ing)?\b",
             r"\bkill(?:s)? (?:you|u)(?:,)? in the best (?:way|possible way)\b",
-            r"\bsmash(?:es|ed|ing)? (?:those|your|the|our|all|these) (?:\w+ )?(?:goals?|targets?|records?|pbs?|workouts?)\b",
+            r"\bsmash(?:es|ed|ing)? (?:those|your|the|our|all|these) (?:\w+ )?"
+            r"(?:goals?|targets?|records?|pbs?|workouts?)\b",
             r"\bhit(?:s|ting)? (?:you|u|me|us|them|'?em) up\b",
             r"\b(?:die|dying|died) (?:laughing|of (?:laughter|envy|jealousy|boredom|"
             r"embarrassment|happiness)|happy)\b",
