@@ -829,3 +829,22 @@ def test_library_screening_quarantines_text_in_an_unsupported_language():
     )
     screening = screen_documents(frame, screen_text)
     assert screening.quarantined["reasons"].str.startswith("language not supported").all()
+
+
+HELDOUT = Path(__file__).parent / "heldout" / "safety" / "heldout.jsonl"
+
+
+@pytest.mark.skipif(not HELDOUT.is_file(), reason="held-out set not in this checkout (branch heldout)")
+def test_held_out_figures_do_not_regress():
+    """The figures measured once at the freeze (docs/safety_screen.md), rounded down: a regression fails. They are
+    not the goals (0.95 per category, 0.02 safe English), which the screen does not reach on this text."""
+    frame = pd.read_json(HELDOUT, lines=True)
+    frame["label"] = frame["category"].map(lambda c: "safe" if c == "safe" else "unsafe")
+    frame["category"] = frame["category"].where(frame["label"].eq("unsafe"), None)
+    scored = evaluate_examples(frame, screen_text)
+    summary = evaluation_summary(scored).set_index("category")
+    floors = {"hate": 0.53, "violence": 0.85, "self_harm": 0.67, "sexual": 0.9, "phishing": 0.73, "all": 0.74}
+    for category, floor in floors.items():
+        assert summary.at[category, "catch_rate"] >= floor, summary.to_string()
+    english_safe = scored[scored["label"].eq("safe") & scored["language"].eq("en")]
+    assert english_safe["blocked"].mean() <= 0.031
