@@ -7,9 +7,13 @@ is left out and listed; the run stops only when fewer than `content.min_document
 The index rebuilds only when the content version (hash of every approved document) or the index format changes.
 """
 
+import hashlib
+
+import pandas as pd
 from dagster import (
     AssetExecutionContext,
     DataVersion,
+    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -18,11 +22,14 @@ from dagster import (
 )
 from dagster._core.definitions.metadata import TableMetadataSet
 
+from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.config.segmentation import PipelineConfig
 from personalization_assets.constants import STORAGE_KINDS
 from personalization_assets.lib.content import load_content_library
 from personalization_assets.metadata import markdown_preview
 from personalization_assets.store.content import CONTENT_QUARANTINE_TABLE, write_content_quarantine
+from personalization_assets.workflows.safety import screen_library
+from resources.content_safety import ContentSafetyConfigError, ContentSafetyResource
 from resources.search import INDEX_FORMAT, write_content_index
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
@@ -32,25 +39,53 @@ GROUP = "retrieval"
 
 @asset(group_name=GROUP, kinds=STORAGE_KINDS)
 def content_index(
-    context: AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBWarehouse
+    context: AssetExecutionContext,
+    settings: PipelineSettings,
+    warehouse: DuckDBWarehouse,
+    content_safety: ContentSafetyResource,
 ) -> MaterializeResult:
     """Approved documents of the content library (one row each) and their BM25 full-text index.
 
     Written through the warehouse resource so the table, its passages, both full-text indexes and the
     `content_quarantine` table change in one transaction. Documents with a missing or future approval date are
-    left out and listed in the metadata; documents failing validation are quarantined (file, field, problem).
+    left out and listed in the metadata; documents failing validation are quarantined (file, field, problem), and
+    so are documents the configured safety screen blocks (unsafe text, phishing, prompt-injection instructions):
+    nothing is ever retrieved or quoted from them.
     """
     config = settings.stage(PipelineConfig)
     library = load_content_library(settings.content_path, min_documents=config.content.min_documents)
-    documents = library.to_frame()
-    quarantine = library.quarantine_frame()
+    try:
+        screening = screen_library(library.to_frame(), content_safety, settings.stage(SafetyConfig), warehouse)
+    except ContentSafetyConfigError as error:  # a refused key or role: not a verdict on any document
+        raise Failure(description=str(error)) from None
+    documents = screening.kept
+    unsafe = screening.quarantined
+    quarantine = pd.concat(
+        [
+            library.quarantine_frame(),
+            pd.DataFrame(
+                {
+                    "file": [library.files.get(str(doc), "") for doc in unsafe["document_id"]],
+                    "document_id": unsafe["document_id"],
+                    "field": "content",
+                    "problem": "safety screen: " + unsafe["reasons"].astype(str),
+                },
+                dtype="string",
+            ),
+        ],
+        ignore_index=True,
+    )
+    # The version names what is indexed: a document quarantined by the screen changes it like an edit would.
+    version = hashlib.sha256(f"{library.version}\n{sorted(unsafe['document_id'].astype(str))}".encode()).hexdigest()
     with warehouse.transaction() as connection:
-        build = write_content_index(connection, documents, library.version)
+        build = write_content_index(connection, documents, version)
         write_content_quarantine(connection, quarantine)
     if library.pending:
         context.log.info(library.pending_summary())
     for problem in library.quarantined:  # documents hold no customer data: file, field and problem are safe
         context.log.warning(f"content quarantined: {problem.describe()}")
+    for row in unsafe.itertuples():
+        context.log.warning(f"content quarantined by the safety screen: {row.document_id}: {row.reasons}")
     categories = documents["category"].value_counts().rename_axis("category").reset_index(name="documents")
     return MaterializeResult(
         metadata={
@@ -64,7 +99,8 @@ def content_index(
             "documents": build.documents,
             "passages": build.passages,
             "not_approved": library.pending_summary(),
-            "quarantined_documents": quarantine["file"].nunique(),
+            "quarantined_documents": quarantine["document_id"].nunique(),
+            "blocked_by_safety_screen": screening.summary(),
             "quarantine": markdown_preview(quarantine, rows=20) if len(quarantine) else "none",
             "quarantine_table": CONTENT_QUARANTINE_TABLE,
             "source": library.folder,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, materialize
 
+from resources.content_safety import EmbeddedContentSafetyResource
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
 from tests.emulators.identity import ManagedIdentityEndpoint
@@ -114,11 +115,13 @@ def instance():
 
 @pytest.fixture
 def base_resources(settings, warehouse) -> dict:
-    """Resources every asset needs; tests add service resources (search, llm, content_safety) to a copy."""
+    """Resources every asset needs, with the embedded safety screen (content_index screens the library);
+    tests add or replace service resources (search, llm, content_safety) in a copy."""
     return {
         "settings": settings,
         "warehouse": warehouse,
         "io_manager": WarehouseIOManager(warehouse=warehouse),
+        "content_safety": EmbeddedContentSafetyResource(),
     }
 
 

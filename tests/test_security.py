@@ -219,7 +219,8 @@ def test_the_sample_run_used_every_secret_and_was_fully_captured(secured):
     assert {r.headers.get("authorization") for r in services["content_safety"].requests} == {
         f"Bearer {ENTRA_TOKEN}"
     }
-    assert services["identity"].requested_resources == ["https://cognitiveservices.azure.com"]
+    # One token per run that screens: segmentation screens the content library, the campaign its variants.
+    assert services["identity"].requested_resources == ["https://cognitiveservices.azure.com"] * 2
     # The capture saw the SDKs' own logging, the console, the stored events and the JSON lines.
     records = "\n".join(secured.records)
     assert "azure.core.pipeline.policies.http_logging_policy" in records and "openai" in records

@@ -19,7 +19,15 @@ from personalization_assets.config.generation import GenerationConfig
 from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.lib.audit_chain import AUDIT_FIELDS, text_sha256
 from personalization_assets.lib.generation import STATUS_VALID
-from personalization_assets.lib.safety import APPROVED, BLOCKED, CONCERNS, decide_screened
+from personalization_assets.lib.safety import (
+    APPROVED,
+    BLOCKED,
+    CONCERNS,
+    LibraryScreening,
+    decide_screened,
+    document_text,
+    screen_documents,
+)
 from personalization_assets.store.generation import ResponseCache
 from personalization_assets.store.safety import ScreenCache
 from personalization_assets.workflows.generation import Variant, regenerate_variant, variant_request_for
@@ -29,6 +37,8 @@ from resources.search import read_content_index
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 
+# What of a content document is screened before anything is quoted from it.
+LIBRARY_TEXT_COLUMNS = ("title", "content", "keywords")
 VERDICT_COLUMNS = [
     "segment",
     "variant_id",
@@ -90,6 +100,20 @@ class Screening:
         """Blocked for its content: screening completed, or the service found a blocklist term. A service
         failure is not fixed by rewriting."""
         return self.decision == BLOCKED and (not self.outcome.errors or bool(self.outcome.blocklist_hits))
+
+
+def screen_library(
+    documents: pd.DataFrame, resource: ContentSafetyResource, config: SafetyConfig, warehouse: DuckDBWarehouse
+) -> LibraryScreening:
+    """Screen every approved document with the configured backend before anything can be quoted from it
+    (lib.safety.screen_documents), answering unchanged documents from the screening cache."""
+    cache = ScreenCache(warehouse, resource, enabled=config.cache)
+    texts = [document_text(row, LIBRARY_TEXT_COLUMNS) for row in documents.to_dict("records")]
+    screening = screen_documents(
+        documents, _cached_screener(resource, cache, texts), config.thresholds, LIBRARY_TEXT_COLUMNS
+    )
+    cache.flush()
+    return screening
 
 
 def _cached_screener(
