@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dagster import BetaWarning, DagsterType
 from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
 from dagster_pandas.constraints import ColumnDTypeFnConstraint, ColumnDTypeInSetConstraint
-from pandas.api.types import is_datetime64_any_dtype, is_string_dtype
+from pandas.api.types import is_datetime64_any_dtype, is_float_dtype, is_integer_dtype, is_string_dtype
 
 from personalization_assets.lib.assignment import ASSIGNMENT_COLUMNS
 from personalization_assets.lib.customers import ID_COLUMN, NUMERIC_RULES, QUARANTINE_COLUMNS, TEXT_COLUMNS
@@ -30,11 +30,20 @@ from personalization_assets.lib.simulation import ENGAGEMENT_COLUMNS, ENGAGEMENT
 from personalization_assets.lib.statistics import REVENUE_METRIC
 
 # Dtype kinds of a column. TEXT: object or Arrow-backed strings (both are stored as VARCHAR); TIMESTAMP: any
-# datetime64 (with or without a time zone); ANY: only the column's presence is declared. Anything else is an
-# exact pandas dtype name ("int64", "float64", "bool", "Int64").
+# datetime64 (with or without a time zone); INTEGER / FLOAT: numpy or nullable (pandas aggregations over Arrow
+# columns give Int64); ANY: only the column's presence is declared. Anything else is an exact pandas dtype name
+# ("int64", "float64", "bool", "Int64"), for columns the producing code casts.
 TEXT = "text"
 TIMESTAMP = "timestamp"
+INTEGER = "integer"
+FLOAT = "float"
 ANY = "any"
+_DTYPE_TESTS = {
+    TEXT: is_string_dtype,
+    TIMESTAMP: is_datetime64_any_dtype,
+    INTEGER: is_integer_dtype,
+    FLOAT: is_float_dtype,
+}
 
 
 def _column(name: str, kind: str, required: bool = True) -> PandasColumn:
@@ -42,10 +51,8 @@ def _column(name: str, kind: str, required: bool = True) -> PandasColumn:
     column, no pass over the rows."""
     if kind == ANY:
         constraints = []
-    elif kind == TEXT:
-        constraints = [ColumnDTypeFnConstraint(is_string_dtype)]
-    elif kind == TIMESTAMP:
-        constraints = [ColumnDTypeFnConstraint(is_datetime64_any_dtype)]
+    elif kind in _DTYPE_TESTS:
+        constraints = [ColumnDTypeFnConstraint(_DTYPE_TESTS[kind])]
     else:
         constraints = [ColumnDTypeInSetConstraint({kind})]
     return PandasColumn(name, constraints=constraints, is_required=required)
@@ -97,10 +104,10 @@ SegmentProfilesFrame = frame_type(
     "SegmentProfilesFrame",
     "One row per segment: size, share, feature means and medians, tier mix and top cities (JSON text).",
     {
-        column: "int64" if column == "customers" else "float64" if column.startswith(("mean_", "median_")) else TEXT
+        column: INTEGER if column == "customers" else FLOAT if column.startswith(("mean_", "median_")) else TEXT
         for column in PROFILE_COLUMNS
     }
-    | {"share": "float64"},
+    | {"share": FLOAT},
 )
 
 # --- generation -------------------------------------------------------------------------------------------------
