@@ -18,7 +18,7 @@ from dagster_pandas.constraints import ColumnDTypeFnConstraint, ColumnDTypeInSet
 from pandas.api.types import is_datetime64_any_dtype, is_float_dtype, is_integer_dtype, is_string_dtype
 
 from personalization_assets.lib.assignment import ASSIGNMENT_COLUMNS
-from personalization_assets.lib.customers import ID_COLUMN, NUMERIC_RULES, QUARANTINE_COLUMNS, TEXT_COLUMNS
+from personalization_assets.lib.customers import NUMERIC_RULES, QUARANTINE_COLUMNS, REQUIRED_COLUMNS
 from personalization_assets.lib.experimentation import METRICS_DTYPES
 from personalization_assets.lib.frames import ARROW_STRING
 from personalization_assets.lib.generation import VARIANT_COLUMNS
@@ -86,8 +86,8 @@ CustomersFrame = frame_type(
     "CustomersFrame",
     "Validated customers, one row per customer_id (text columns Arrow-backed).",
     {
-        column: TEXT if column in (ID_COLUMN, *TEXT_COLUMNS) else ("int64" if NUMERIC_RULES[column][2] else "float64")
-        for column in (ID_COLUMN, "age", *TEXT_COLUMNS, *(c for c in NUMERIC_RULES if c != "age"))
+        column: TEXT if column not in NUMERIC_RULES else "int64" if NUMERIC_RULES[column][2] else "float64"
+        for column in REQUIRED_COLUMNS
     },
 )
 CustomersQuarantineFrame = frame_type(
