@@ -12,9 +12,15 @@ Column lists come from the constants the producing code uses (lib/), so a schema
 import warnings
 from collections.abc import Iterable, Mapping
 
+import pandas as pd
 from dagster import BetaWarning, DagsterType
 from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
-from dagster_pandas.constraints import ColumnDTypeFnConstraint, ColumnDTypeInSetConstraint
+from dagster_pandas.constraints import (
+    ColumnDTypeFnConstraint,
+    ColumnDTypeInSetConstraint,
+    DataFrameConstraint,
+    DataFrameConstraintViolationException,
+)
 from pandas.api.types import is_datetime64_any_dtype, is_float_dtype, is_integer_dtype, is_string_dtype
 
 from personalization_assets.lib.assignment import ASSIGNMENT_COLUMNS
@@ -46,16 +52,37 @@ _DTYPE_TESTS = {
 }
 
 
-def _column(name: str, kind: str, required: bool = True) -> PandasColumn:
-    """A column that must be present (unless `required` is False) with a dtype of `kind`: one comparison per
-    column, no pass over the rows."""
+class RequiredColumns(DataFrameConstraint):
+    """Every declared column is present; a failure names all missing columns at once (dagster-pandas' own
+    presence check stops at the first) and the columns the frame has."""
+
+    def __init__(self, columns: Iterable[str]):
+        self.columns = tuple(columns)
+        description = f"Columns {', '.join(self.columns)} are present."
+        super().__init__(error_description=description, markdown_description=description)
+
+    def validate(self, dataframe: pd.DataFrame) -> None:
+        missing = [column for column in self.columns if column not in dataframe.columns]
+        if missing:
+            raise DataFrameConstraintViolationException(
+                constraint_name=self.name,
+                constraint_description=(
+                    f"missing column(s): {', '.join(missing)} (the frame has: "
+                    f"{', '.join(map(str, dataframe.columns)) or 'no columns'})"
+                ),
+            )
+
+
+def _column(name: str, kind: str) -> PandasColumn:
+    """A column with a dtype of `kind`, checked when present (presence is RequiredColumns' check): one
+    comparison per column, no pass over the rows."""
     if kind == ANY:
         constraints = []
     elif kind in _DTYPE_TESTS:
         constraints = [ColumnDTypeFnConstraint(_DTYPE_TESTS[kind])]
     else:
         constraints = [ColumnDTypeInSetConstraint({kind})]
-    return PandasColumn(name, constraints=constraints, is_required=required)
+    return PandasColumn(name, constraints=constraints, is_required=False)
 
 
 def frame_type(
@@ -67,9 +94,13 @@ def frame_type(
     # on every load of the code location.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BetaWarning)
-        declared = [_column(column, kind) for column, kind in columns.items()]
-        declared += [_column(column, kind, required=False) for column, kind in (optional or {}).items()]
-        return create_dagster_pandas_dataframe_type(name=name, description=description, columns=declared)
+        declared = [_column(column, kind) for column, kind in {**columns, **(optional or {})}.items()]
+        return create_dagster_pandas_dataframe_type(
+            name=name,
+            description=description,
+            columns=declared,
+            dataframe_constraints=[RequiredColumns(columns)],
+        )
 
 
 def _kinds(columns: Iterable[str], kind: str = TEXT, **exceptions: str) -> dict[str, str]:
