@@ -16,6 +16,7 @@ import pandas as pd
 from dagster import BetaWarning, DagsterType
 from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
 from dagster_pandas.constraints import (
+    ColumnConstraint,
     ColumnDTypeFnConstraint,
     ColumnDTypeInSetConstraint,
     DataFrameConstraint,
@@ -37,13 +38,12 @@ from personalization_assets.lib.statistics import REVENUE_METRIC
 
 # Dtype kinds of a column. TEXT: object or Arrow-backed strings (both are stored as VARCHAR); TIMESTAMP: any
 # datetime64 (with or without a time zone); INTEGER / FLOAT: numpy or nullable (pandas aggregations over Arrow
-# columns give Int64); ANY: only the column's presence is declared. Anything else is an exact pandas dtype name
-# ("int64", "float64", "bool", "Int64"), for columns the producing code casts.
+# columns give Int64). Anything else is an exact pandas dtype name ("int64", "float64", "bool", "Int64"), for
+# columns the producing code casts.
 TEXT = "text"
 TIMESTAMP = "timestamp"
 INTEGER = "integer"
 FLOAT = "float"
-ANY = "any"
 _DTYPE_TESTS = {
     TEXT: is_string_dtype,
     TIMESTAMP: is_datetime64_any_dtype,
@@ -76,13 +76,10 @@ class RequiredColumns(DataFrameConstraint):
 def _column(name: str, kind: str) -> PandasColumn:
     """A column with a dtype of `kind`, checked when present (presence is RequiredColumns' check): one
     comparison per column, no pass over the rows."""
-    if kind == ANY:
-        constraints = []
-    elif kind in _DTYPE_TESTS:
-        constraints = [ColumnDTypeFnConstraint(_DTYPE_TESTS[kind])]
-    else:
-        constraints = [ColumnDTypeInSetConstraint({kind})]
-    return PandasColumn(name, constraints=constraints, is_required=False)
+    constraint: ColumnConstraint = (
+        ColumnDTypeFnConstraint(_DTYPE_TESTS[kind]) if kind in _DTYPE_TESTS else ColumnDTypeInSetConstraint({kind})
+    )
+    return PandasColumn(name, constraints=[constraint], is_required=False)
 
 
 def frame_type(
