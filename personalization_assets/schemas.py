@@ -106,7 +106,7 @@ def _kinds(columns: Iterable[str], kind: str = TEXT, **exceptions: str) -> dict[
 
 
 def _pandas_kind(dtype: object) -> str:
-    return TEXT if dtype == ARROW_STRING or dtype is str else str(dtype)
+    return TEXT if dtype == ARROW_STRING else str(dtype)
 
 
 # --- segmentation ---------------------------------------------------------------------------------------------
