@@ -210,7 +210,7 @@ def command_screen(args: argparse.Namespace) -> int:
     """One JSON verdict per input line; exit 1 when any line could not be read (its verdict says which)."""
     import json
 
-    from personalization_assets.safety import screen_command_resource, screen_json_lines
+    from personalization_assets.workflows.safety import screen_command_resource, screen_json_lines
 
     resource, config = screen_command_resource()
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin  # noqa: SIM115
@@ -229,7 +229,7 @@ def command_screen(args: argparse.Namespace) -> int:
 
 def command_audit_export(args: argparse.Namespace) -> int:
     """Write safety_audit to CSV; exit 1 when its hash chain does not verify (the file is written anyway)."""
-    from personalization_assets.safety import export_audit_csv
+    from personalization_assets.store.safety import export_audit_csv
     from resources.warehouse import DuckDBWarehouse
 
     warehouse = DuckDBWarehouse(path=args.warehouse) if args.warehouse else DuckDBWarehouse()

@@ -11,11 +11,11 @@ from dagster import (
 from personalization_assets import content, experimentation, generation, reporting, retrieval, safety, segmentation
 from personalization_assets.automation import build_automation
 from personalization_assets.config.generation import GenerationConfig
+from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.deployment import executor_from_environment
 from personalization_assets.jobs import build_jobs
 from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import install_log_redaction, json_logger
-from resources.content_safety import content_safety_resource_from_config
 from resources.io_managers import io_manager_from_environment
 from resources.search import search_resource_from_config
 from resources.settings import PipelineSettings
@@ -59,8 +59,6 @@ defs = Definitions(
         # Backend chosen by config/generation.yaml (`backend: embedded | azure | openai_compatible`).
         "llm": PipelineSettings().stage(GenerationConfig).llm_resource(),
         # Backend chosen by config/safety_thresholds.yaml (`backend: embedded | azure`).
-        "content_safety": content_safety_resource_from_config(
-            PipelineSettings().load(safety.SAFETY_CONFIG_FILE, safety.SafetyConfig)
-        ),
+        "content_safety": PipelineSettings().stage(SafetyConfig).validated_resource(),
     },
 )

@@ -13,7 +13,7 @@ from pydantic import Field
 from personalization_assets.config import PROJECT_ROOT, StrictModel
 from personalization_assets.config.experiment import ExperimentConfig
 from personalization_assets.lib import reporting
-from personalization_assets.safety import latest_anchor, recorded_audit_heads
+from personalization_assets.store.safety import latest_anchor, recorded_audit_heads
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 
@@ -156,7 +156,8 @@ def _build_report(
 
     # The chain head the safety stage recorded in Dagster (outside the warehouse) reveals deleted records.
     root = inputs.audit.loc[inputs.audit["sequence"] == 0, "record_hash"]
-    anchor = latest_anchor(recorded_audit_heads(context.instance), root.iloc[0] if len(root) else None)
+    heads = recorded_audit_heads(context.instance, AssetKey("safety_verdicts"))
+    anchor = latest_anchor(heads, root.iloc[0] if len(root) else None)
 
     started = time.perf_counter()
     report = reporting.build_report(

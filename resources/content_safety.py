@@ -1,16 +1,19 @@
 """The `content_safety` resource: one method, `screen(text) -> ScreenOutcome`, two backends.
 
-- `EmbeddedContentSafetyResource` (default, offline): the rule-based screen of lib/safety.py.
+- `EmbeddedContentSafetyResource` (default, offline): the screen of personalization_assets/embedded/screen.py
+  (English, German, Spanish, French; text in another language is not approved).
 - `AzureContentSafetyResource`: Azure AI Content Safety through azure-ai-contentsafety
   (`ContentSafetyClient.analyze_text`, the four harm categories, `EightSeverityLevels`), Entra ID token
-  (managed identity preferred) or an API key from a named environment variable; service blocklists by name;
-  texts over the service limit are screened in chunks (`split_for_screening`), keeping the highest severity.
+  (managed identity preferred) or an API key from a named environment variable (`dagster.EnvVar`); service
+  blocklists by name; texts over the service limit are screened in chunks (`split_for_screening`), keeping the
+  highest severity. The YAML `azure:` section of config/safety_thresholds.yaml validates straight into it.
 
-Both match the configured blocklist terms locally as well (`find_blocklist_hits`), so a term blocks on every
-backend. `screen` never raises for a screening failure: timeouts, 429/5xx after the SDK's retries,
-unreadable or incomplete answers and unsplittable texts come back as an outcome with `errors`, which the
-safety stage turns into a blocked variant. Configuration mistakes (no endpoint, no key, a missing CA file)
-do raise `ContentSafetyConfigError`: they are not a verdict on the text.
+Every backend also runs the project's own phishing check (Azure has no such category) and matches the configured
+blocklist terms locally (`find_blocklist_hits`), so a term blocks on every backend. `screen` never raises for a
+screening failure: timeouts, 429/5xx after the SDK's retries, unreadable or incomplete answers and unsplittable
+texts come back as an outcome with `errors`, which the safety stage turns into a blocked variant. Configuration
+mistakes (no endpoint, no key, a missing CA file) and credentials the service refuses (HTTP 401/403) raise
+`ContentSafetyConfigError`: they are not a verdict on the text, and the run stops with that one line.
 """
 
 import os
@@ -18,18 +21,19 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr, field_validator
 
-from personalization_assets.config import StrictModel
+from personalization_assets.embedded.screen import SCREEN_VERSION, phishing_check, screen_text
 from personalization_assets.lib.safety import (
     AZURE_MAX_TEXT_CHARS,
     CATEGORIES,
+    CONCERNS,
     MAX_SEVERITY,
+    PHISHING,
     find_blocklist_hits,
-    screen_text,
     split_for_screening,
 )
 from resources.azure_auth import (
@@ -54,9 +58,10 @@ AZURE_CATEGORIES: Mapping[str, str] = {
     "Sexual": "sexual",
 }
 SERVICE_NAME = "Azure AI Content Safety"
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})  # azure-core RetryPolicy's retry_on_status_codes
 
 
-class ContentSafetyConfigError(RuntimeError):
+class ContentSafetyConfigError(ValueError):
     """The backend is misconfigured (endpoint, credentials, CA file); the message names the setting."""
 
 
@@ -64,8 +69,8 @@ class ContentSafetyConfigError(RuntimeError):
 class ScreenOutcome:
     """What a backend found in one text.
 
-    `severities` holds only the categories the backend answered with a valid 0-7 severity; a category that is
-    absent was not screened. `errors` says why screening is incomplete (empty when it is not).
+    `severities` holds only the concerns (four categories and phishing) the backend answered with a valid 0-7
+    severity; one that is absent was not screened. `errors` says why screening is incomplete (empty when not).
     """
 
     severities: dict[str, int]
@@ -77,7 +82,7 @@ class ScreenOutcome:
 
     @property
     def complete(self) -> bool:
-        return not self.errors and all(category in self.severities for category in CATEGORIES)
+        return not self.errors and all(category in self.severities for category in CONCERNS)
 
     @classmethod
     def failed(cls, error: str, backend: str, requests: int = 0) -> "ScreenOutcome":
@@ -95,7 +100,7 @@ def merge_outcomes(outcomes: Sequence[ScreenOutcome], labels: Sequence[str] | No
     labels = list(labels) if labels is not None else [""] * len(outcomes)
     severities = {
         category: max(outcome.severities[category] for outcome in outcomes)
-        for category in CATEGORIES
+        for category in CONCERNS
         if all(category in outcome.severities for outcome in outcomes)
     }
     hits = tuple(dict.fromkeys(hit for outcome in outcomes for hit in outcome.blocklist_hits))
@@ -108,9 +113,7 @@ def merge_outcomes(outcomes: Sequence[ScreenOutcome], labels: Sequence[str] | No
     for outcome, label in zip(outcomes, labels, strict=True):
         for category, found in outcome.detail.items():
             if found:
-                detail[category] = detail.get(category, ()) + tuple(
-                    f"{label}: {f}" if label else f for f in found
-                )
+                detail[category] = detail.get(category, ()) + tuple(f"{label}: {f}" if label else f for f in found)
     return ScreenOutcome(
         severities=severities,
         blocklist_hits=hits,
@@ -140,7 +143,14 @@ class ContentSafetyResource(ConfigurableResource):
 
     def outcome_settings(self) -> dict[str, object]:
         """The settings an outcome depends on besides the text (part of the screening cache key)."""
-        return {"backend": self.backend_name, "blocklist_terms": sorted(self.blocklist_terms)}
+        return {
+            "backend": self.backend_name,
+            "blocklist_terms": sorted(self.blocklist_terms),
+            "screen": SCREEN_VERSION,  # the project's own phishing check is part of every outcome
+        }
+
+    def validate_configuration(self) -> None:
+        """Raise ContentSafetyConfigError for a setting that cannot work (checked when definitions load)."""
 
     def screen(self, text: str) -> ScreenOutcome:
         """Screen one text. Failures come back as `errors`, not exceptions (configuration errors do raise)."""
@@ -180,6 +190,7 @@ class EmbeddedContentSafetyResource(ContentSafetyResource):
         return ScreenOutcome(
             severities=dict(result.severities),
             blocklist_hits=result.blocklist_hits,
+            errors=result.errors,  # a language the embedded screen cannot judge: not approved
             backend=BACKEND_EMBEDDED,
             detail={category: labels for category, labels in result.matched.items() if labels},
         )
@@ -189,11 +200,12 @@ class AzureContentSafetyResource(ContentSafetyResource):
     """Azure AI Content Safety `text:analyze` (api-version 2023-10-01) via azure-ai-contentsafety."""
 
     endpoint: str = Field(
-        description="https://<resource>.cognitiveservices.azure.com (http only on loopback)."
+        default="",
+        validate_default=True,
+        description="https://<resource>.cognitiveservices.azure.com (http only on loopback); "
+        f"empty: env {ENV_ENDPOINT}.",
     )
-    auth: AuthMode = Field(
-        default="managed_identity", description="managed_identity | default_credential | api_key"
-    )
+    auth: AuthMode = Field(default="managed_identity", description="managed_identity | default_credential | api_key")
     api_key_env: str = Field(default="AZURE_CONTENT_SAFETY_KEY", description="Env variable holding the key.")
     managed_identity_client_id: str | None = Field(
         default=None,
@@ -202,8 +214,9 @@ class AzureContentSafetyResource(ContentSafetyResource):
     ca_bundle_path: str | None = Field(
         default=None, description="PEM file of CA certificates to trust (azure-core connection_verify)."
     )
-    blocklist_names: list[str] = Field(
-        default_factory=list, description="Service blocklists checked on every call."
+    blocklist_names: list[str] = Field(default_factory=list, description="Service blocklists checked on every call.")
+    sync_blocklist_name: str = Field(
+        default="", description="Service blocklist that `personalize` blocklist sync fills with the blocklist terms."
     )
     halt_on_blocklist_hit: bool = Field(
         default=False,
@@ -213,9 +226,7 @@ class AzureContentSafetyResource(ContentSafetyResource):
         default=AZURE_MAX_TEXT_CHARS, ge=1, le=AZURE_MAX_TEXT_CHARS, description="Longest text per request."
     )
     timeout_seconds: float = Field(default=10.0, gt=0, description="Connect and read timeout of one request.")
-    max_retries: int = Field(
-        default=3, ge=0, le=10, description="Retries of 408/429/5xx/timeouts per request."
-    )
+    max_retries: int = Field(default=3, ge=0, le=10, description="Retries of 408/429/5xx/timeouts per request.")
     retry_backoff_seconds: float = Field(default=0.8, ge=0, description="Backoff factor; doubles per retry.")
     retry_backoff_max_seconds: float = Field(default=30.0, ge=0, description="Longest exponential backoff.")
     retry_after_max_seconds: float = Field(default=60.0, ge=0, description="Cap on a Retry-After wait.")
@@ -223,9 +234,21 @@ class AzureContentSafetyResource(ContentSafetyResource):
     _client: Any = PrivateAttr(default=None)
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_from_environment(cls, value: str) -> str:
+        return value or os.environ.get(ENV_ENDPOINT, "")
+
     @property
     def backend_name(self) -> str:
         return BACKEND_AZURE
+
+    def validate_configuration(self) -> None:
+        """Endpoint set and secure, key variable set for api_key auth, CA file readable."""
+        self._endpoint()
+        self._client_kwargs()
+        if self.auth == "api_key":
+            self._credential()
 
     def outcome_settings(self) -> dict[str, object]:
         return {
@@ -284,9 +307,7 @@ class AzureContentSafetyResource(ContentSafetyResource):
             if self._client is None:
                 from azure.ai.contentsafety import ContentSafetyClient
 
-                self._client = ContentSafetyClient(
-                    self._endpoint(), self._credential(), **self._client_kwargs()
-                )
+                self._client = ContentSafetyClient(self._endpoint(), self._credential(), **self._client_kwargs())
             return self._client
 
     def blocklist_client(self) -> Any:
@@ -295,6 +316,43 @@ class AzureContentSafetyResource(ContentSafetyResource):
         return BlocklistClient(self._endpoint(), self._credential(), **self._client_kwargs())
 
     # --- screening ---
+    def credentials_refused(self, error: BaseException) -> str | None:
+        """The one-line configuration error for an HTTP 401/403 answer (None for any other error).
+
+        401: the key (api_key) or token was not accepted for this resource; 403: the identity has no role that
+        allows text analysis (managed identity or Entra ID needs "Cognitive Services User" on the resource).
+        """
+        from azure.core.exceptions import HttpResponseError
+
+        status = getattr(error, "status_code", None) if isinstance(error, HttpResponseError) else None
+        if status not in (401, 403):
+            return None
+        code = getattr(getattr(error, "error", None), "code", None)
+        answer = f"HTTP {status}{f' {code}' if code and str(code) != str(status) else ''}"
+        endpoint = self.endpoint.rstrip("/")
+        if self.auth == "api_key":
+            fix = (
+                f"the key in environment variable {self.api_key_env} ({self._setting('api_key_env')}) is not a "
+                f"valid key of the resource at {endpoint} ({ENV_ENDPOINT} / {self._setting('endpoint')})"
+            )
+        elif status == 403:
+            identity = (
+                f"the user-assigned identity {self.managed_identity_client_id}"
+                if self.managed_identity_client_id
+                else "the identity in use (system-assigned managed identity, or AZURE_CLIENT_ID)"
+            )
+            fix = (
+                f'{identity} lacks the role "Cognitive Services User" on the resource at {endpoint}; grant it, '
+                f"or set {self._setting('auth')} / {self._setting('managed_identity_client_id')}"
+            )
+        else:
+            fix = (
+                f"the Entra ID token was not accepted by {endpoint}; check {self._setting('auth')}, "
+                f"{self._setting('managed_identity_client_id')} and that {self._setting('endpoint')} is the "
+                "resource's own (custom subdomain) endpoint"
+            )
+        return f"{SERVICE_NAME} refused the credentials ({answer}, not retried): {fix}"
+
     def _describe(self, error: BaseException) -> str:
         from azure.core.exceptions import (
             DecodeError,
@@ -309,14 +367,15 @@ class AzureContentSafetyResource(ContentSafetyResource):
         if isinstance(error, HttpResponseError) and error.status_code is not None:
             code = getattr(getattr(error, "error", None), "code", None)
             message = getattr(getattr(error, "error", None), "message", None) or error.reason or ""
+            # Only these statuses are retried (azure-core's RetryPolicy); say so only when it happened.
+            retried = f" {retries}" if error.status_code in RETRIED_STATUSES and self.max_retries else ""
             return (
-                f"screening failed: {SERVICE_NAME} HTTP {error.status_code}{f' {code}' if code else ''} "
-                f"{retries}: {str(message).splitlines()[0][:200] if message else ''}"
+                f"screening failed: {SERVICE_NAME} HTTP {error.status_code}{f' {code}' if code else ''}"
+                f"{retried}: {str(message).splitlines()[0][:200] if message else ''}"
             ).rstrip(": ")
         if isinstance(error, ServiceResponseError):
             return (
-                f"screening failed: {SERVICE_NAME} gave no complete answer (timeout or dropped connection) "
-                + retries
+                f"screening failed: {SERVICE_NAME} gave no complete answer (timeout or dropped connection) " + retries
             )
         if isinstance(error, ServiceRequestError):
             return f"screening failed: {SERVICE_NAME} could not be reached {retries}"
@@ -335,14 +394,8 @@ class AzureContentSafetyResource(ContentSafetyResource):
             if category is None:
                 continue  # a category we did not ask for
             severity = item.get("severity")
-            if (
-                isinstance(severity, bool)
-                or not isinstance(severity, int)
-                or not 0 <= severity <= MAX_SEVERITY
-            ):
-                errors.append(
-                    f"screening invalid: {category} severity {severity!r} is not an integer 0-{MAX_SEVERITY}"
-                )
+            if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= MAX_SEVERITY:
+                errors.append(f"screening invalid: {category} severity {severity!r} is not an integer 0-{MAX_SEVERITY}")
                 continue
             severities[category] = max(severity, severities.get(category, 0))
         hits = []
@@ -355,9 +408,7 @@ class AzureContentSafetyResource(ContentSafetyResource):
         missing = [c for c in CATEGORIES if c not in severities]
         if missing and not errors:
             if hits and self.halt_on_blocklist_hit and not analysis:
-                errors.append(
-                    "screening stopped at a blocklist hit (halt_on_blocklist_hit): categories not analysed"
-                )
+                errors.append("screening stopped at a blocklist hit (halt_on_blocklist_hit): categories not analysed")
             else:
                 errors.append(f"screening incomplete: {SERVICE_NAME} answer lacks {', '.join(missing)}")
         return ScreenOutcome(severities, tuple(hits), tuple(errors), BACKEND_AZURE, requests=1)
@@ -378,6 +429,9 @@ class AzureContentSafetyResource(ContentSafetyResource):
         try:
             result = client.analyze_text(options)
         except AzureError as error:
+            refused = self.credentials_refused(error)
+            if refused is not None:  # not a verdict on the text: the run stops with the configuration error
+                raise ContentSafetyConfigError(refused) from None
             return ScreenOutcome.failed(self._describe(error), BACKEND_AZURE, requests=1)
         except (ValueError, TypeError, KeyError) as error:  # a body the SDK could not deserialize
             return ScreenOutcome.failed(
@@ -391,21 +445,19 @@ class AzureContentSafetyResource(ContentSafetyResource):
         try:
             chunks = split_for_screening(text, self.max_text_chars)
         except ValueError as error:
-            return ScreenOutcome.failed(
-                f"screening failed: text over the service limit: {error}", BACKEND_AZURE
-            )
+            return ScreenOutcome.failed(f"screening failed: text over the service limit: {error}", BACKEND_AZURE)
         outcome = merge_outcomes([self.analyze(chunk) for chunk in chunks])
         local = find_blocklist_hits(text, self.blocklist_terms) if self.blocklist_terms else ()
-        if local:
-            outcome = ScreenOutcome(
-                outcome.severities,
-                tuple(dict.fromkeys((*outcome.blocklist_hits, *local))),
-                outcome.errors,
-                outcome.backend,
-                outcome.detail,
-                outcome.requests,
-            )
-        return outcome
+        # Azure has no phishing category: the project's own check runs next to it, on the whole text.
+        phishing, labels = phishing_check(text)
+        return ScreenOutcome(
+            {**outcome.severities, PHISHING: phishing},
+            tuple(dict.fromkeys((*outcome.blocklist_hits, *local))),
+            outcome.errors,
+            outcome.backend,
+            {**outcome.detail, **({PHISHING: labels} if labels else {})},
+            outcome.requests,
+        )
 
     # --- blocklist management ---
     def sync_blocklist(self, name: str, terms: Sequence[str], description: str = "") -> "BlocklistSync":
@@ -428,31 +480,23 @@ class AzureContentSafetyResource(ContentSafetyResource):
                 client.create_or_update_text_blocklist(
                     blocklist_name=name, options=TextBlocklist(blocklist_name=name, description=description)
                 )
-                existing = {
-                    item.text: item.blocklist_item_id for item in client.list_text_blocklist_items(name)
-                }
+                existing = {item.text: item.blocklist_item_id for item in client.list_text_blocklist_items(name)}
                 added = [term for term in wanted if term not in existing]
                 stale = [item_id for text, item_id in existing.items() if text not in wanted]
                 for start in range(0, len(added), 100):  # the service takes at most 100 items per call
                     client.add_or_update_blocklist_items(
                         blocklist_name=name,
                         options=AddOrUpdateTextBlocklistItemsOptions(
-                            blocklist_items=[
-                                TextBlocklistItem(text=term) for term in added[start : start + 100]
-                            ]
+                            blocklist_items=[TextBlocklistItem(text=term) for term in added[start : start + 100]]
                         ),
                     )
                 for start in range(0, len(stale), 100):
                     client.remove_blocklist_items(
                         blocklist_name=name,
-                        options=RemoveTextBlocklistItemsOptions(
-                            blocklist_item_ids=stale[start : start + 100]
-                        ),
+                        options=RemoveTextBlocklistItemsOptions(blocklist_item_ids=stale[start : start + 100]),
                     )
         except AzureError as error:
-            raise RuntimeError(
-                f"syncing blocklist '{name}' at {self.endpoint}: {self._describe(error)}"
-            ) from None
+            raise RuntimeError(f"syncing blocklist '{name}' at {self.endpoint}: {self._describe(error)}") from None
         return BlocklistSync(name, tuple(added), tuple(text for text in existing if text not in wanted))
 
 
@@ -461,91 +505,3 @@ class BlocklistSync:
     name: str
     added: tuple[str, ...]
     removed: tuple[str, ...]
-
-
-# --- Configuration (the backend part of config/safety_thresholds.yaml) --------------------------------------
-
-
-class AzureRetryConfig(StrictModel):
-    max_retries: int = Field(default=3, ge=0, le=10)
-    backoff_seconds: float = Field(default=0.8, ge=0)
-    backoff_max_seconds: float = Field(default=30.0, ge=0)
-    retry_after_max_seconds: float = Field(default=60.0, ge=0)
-
-
-class AzureContentSafetyConfig(StrictModel):
-    endpoint: str = Field(default="", validate_default=True, description=f"empty: env {ENV_ENDPOINT}")
-    auth: AuthMode = "managed_identity"
-    api_key_env: str = "AZURE_CONTENT_SAFETY_KEY"
-    managed_identity_client_id: str | None = None
-    ca_bundle_path: str | None = None
-    blocklist_names: list[str] = Field(default_factory=list)
-    sync_blocklist_name: str = Field(
-        default="", description="service blocklist that sync_blocklist fills with blocklist terms"
-    )
-    halt_on_blocklist_hit: bool = False
-    max_text_chars: int = Field(default=AZURE_MAX_TEXT_CHARS, ge=1, le=AZURE_MAX_TEXT_CHARS)
-    timeout_seconds: float = Field(default=10.0, gt=0)
-    retry: AzureRetryConfig = AzureRetryConfig()
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint_from_environment(cls, value: str) -> str:
-        return value or os.environ.get(ENV_ENDPOINT, "")
-
-
-class ContentSafetyBackendsConfig(StrictModel):
-    """Backend selection, blocklist terms and Azure settings (extended by the safety stage's config model)."""
-
-    backend: Literal["embedded", "azure"] = BACKEND_EMBEDDED
-    blocklist: list[str] = Field(
-        default_factory=list, description="terms that block a variant (every backend)"
-    )
-    azure: AzureContentSafetyConfig = Field(default_factory=AzureContentSafetyConfig)  # reads the env at load
-
-    @field_validator("blocklist")
-    @classmethod
-    def _terms_not_blank(cls, terms: list[str]) -> list[str]:
-        blank = [position for position, term in enumerate(terms) if not term.strip()]
-        if blank:
-            raise ValueError(f"blocklist terms must not be empty (positions {blank})")
-        return terms
-
-
-def content_safety_resource_from_config(config: ContentSafetyBackendsConfig) -> ContentSafetyResource:
-    """The resource for `config.backend`, with the configured blocklist terms."""
-    if config.backend == BACKEND_EMBEDDED:
-        return EmbeddedContentSafetyResource(blocklist_terms=list(config.blocklist))
-    azure = config.azure
-    return AzureContentSafetyResource(
-        blocklist_terms=list(config.blocklist),
-        endpoint=azure.endpoint,
-        auth=azure.auth,
-        api_key_env=azure.api_key_env,
-        managed_identity_client_id=azure.managed_identity_client_id,
-        ca_bundle_path=azure.ca_bundle_path,
-        blocklist_names=list(azure.blocklist_names),
-        halt_on_blocklist_hit=azure.halt_on_blocklist_hit,
-        max_text_chars=azure.max_text_chars,
-        timeout_seconds=azure.timeout_seconds,
-        max_retries=azure.retry.max_retries,
-        retry_backoff_seconds=azure.retry.backoff_seconds,
-        retry_backoff_max_seconds=azure.retry.backoff_max_seconds,
-        retry_after_max_seconds=azure.retry.retry_after_max_seconds,
-    )
-
-
-def sync_configured_blocklist(config: ContentSafetyBackendsConfig) -> BlocklistSync:
-    """Copy the configured `blocklist` terms into the Azure blocklist `azure.sync_blocklist_name`.
-
-    Works whatever `backend` is selected (the terms are matched locally anyway); list the name in
-    `azure.blocklist_names` for text:analyze to use it.
-    """
-    name = config.azure.sync_blocklist_name
-    if not name:
-        raise ContentSafetyConfigError(
-            f"{CONFIG_FILE} azure.sync_blocklist_name is not set: nothing to sync into"
-        )
-    resource = content_safety_resource_from_config(config.model_copy(update={"backend": BACKEND_AZURE}))
-    assert isinstance(resource, AzureContentSafetyResource)
-    return resource.sync_blocklist(name, config.blocklist, description=f"terms from {CONFIG_FILE}")

@@ -1,10 +1,13 @@
 #!/usr/bin/env python
-"""Evaluate the embedded content-safety screen on the labelled set (tests/data/safety_eval.jsonl).
+"""Evaluate the embedded content-safety screen: development and held-out catch and false-block rates.
 
-Prints, per split (dev / heldout / all): confusion counts, per-category catch rate, false-block rate,
-and timing. ``--show-errors`` lists every missed unsafe text and every falsely blocked safe text.
+Development text: tests/data/safety_eval.jsonl and tests/data/safety_dev_*.jsonl (the screen's rules and model
+were built on these). Held-out text: tests/heldout/safety/heldout.jsonl, written by another author by another
+method and measured once. For each set: catch rate per category, false-block rate, both per language, how many
+texts involving minors got the maximum severity, and screening time. `--show-errors` lists every miss and false
+block.
 
-    .venv/bin/python scripts/evaluate_safety_screen.py [--data PATH] [--show-errors]
+    .venv/bin/python scripts/evaluate_safety_screen.py [--dev PATH ...] [--heldout PATH] [--show-errors]
 """
 
 from __future__ import annotations
@@ -17,79 +20,114 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from personalization_assets.lib.safety import (  # noqa: E402 - path set up above
-    CATEGORIES,
-    evaluate_examples,
-    evaluation_summary,
-    screen_text,
-)
+from personalization_assets.embedded.screen import screen_text  # noqa: E402 - path set up above
+from personalization_assets.lib.safety import CONCERNS, MAX_SEVERITY, evaluate_examples, evaluation_summary  # noqa: E402
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "safety_eval.jsonl"
+DEV = [ROOT / "tests" / "data" / "safety_eval.jsonl", *sorted((ROOT / "tests" / "data").glob("safety_dev_*.jsonl"))]
+HELDOUT = ROOT / "tests" / "heldout" / "safety" / "heldout.jsonl"
+
+
+def load(paths: list[Path]) -> pd.DataFrame:
+    """Labelled texts in one frame: label safe|unsafe, category (None when safe), language, minor."""
+    frame = pd.concat([pd.read_json(path, lines=True).assign(source=path.name) for path in paths], ignore_index=True)
+    if "category" not in frame:
+        frame["category"] = None
+    category = frame["category"].where(frame["category"].notna(), None)
+    if "label" not in frame:
+        frame["label"] = category.map(lambda c: "safe" if c in (None, "safe") else "unsafe")
+    frame["category"] = category.where(frame["label"].eq("unsafe"), None)
+    frame["language"] = frame["language"].fillna("en") if "language" in frame else "en"
+    frame["minor"] = frame["minor"].map(lambda v: v is True or v == 1) if "minor" in frame else False
+    return frame
 
 
 def _rate(value: float) -> str:
     return "   n/a" if pd.isna(value) else f"{value:6.3f}"
 
 
-def _print_split(name: str, scored: pd.DataFrame) -> None:
+def report(name: str, scored: pd.DataFrame) -> None:
     summary = evaluation_summary(scored)
     overall = summary[summary["category"].eq("all")].iloc[0]
     print(f"\n== {name}: {len(scored)} texts ({overall['unsafe']} unsafe, {overall['safe']} safe)")
-    print(f"confusion: caught (TP) {overall['caught']}  missed (FN) {overall['missed']}  "
-          f"false blocks (FP) {overall['false_blocks']}  passed (TN) {overall['passed']}")
-    print(f"catch rate {_rate(overall['catch_rate'])}   "
-          f"false-block rate {_rate(overall['false_block_rate'])}")
-    print(f"{'category':<10} {'unsafe':>6} {'caught':>6} {'catch':>6}")
-    for row in summary[summary["category"].ne("all")].itertuples():
-        print(f"{row.category:<10} {row.unsafe:>6} {row.caught:>6} {_rate(row.catch_rate)}")
+    print(
+        f"caught {overall['caught']}/{overall['unsafe']} (catch {_rate(overall['catch_rate'])}), "
+        f"false blocks {overall['false_blocks']}/{overall['safe']} (rate {_rate(overall['false_block_rate'])})"
+    )
+    by_language = evaluation_summary(scored, by="language")
+    categories = sorted(c for c in scored["category"].dropna().unique())
+    languages = sorted(scored["language"].unique())
+    header = f"{'category':<12}" + "".join(f"{lang:>14}" for lang in languages) + f"{'all':>14}"
+    print(header)
+    for category in [*categories, "safe (false blocks)"]:
+        cells = []
+        for lang in [*languages, "all"]:
+            part = summary if lang == "all" else by_language[by_language["group"].eq(lang)]
+            if category.startswith("safe"):
+                row = part[part["category"].eq("all")]
+                cell = (
+                    ""
+                    if row.empty or not row["safe"].iloc[0]
+                    else (f"{row['false_blocks'].iloc[0]}/{row['safe'].iloc[0]} {row['false_block_rate'].iloc[0]:.2f}")
+                )
+            else:
+                row = part[part["category"].eq(category)]
+                cell = (
+                    ""
+                    if row.empty
+                    else f"{row['caught'].iloc[0]}/{row['unsafe'].iloc[0]} {row['catch_rate'].iloc[0]:.2f}"
+                )
+            cells.append(f"{cell:>14}")
+        print(f"{category:<12}" + "".join(cells))
+    minors = scored[scored["label"].eq("unsafe") & scored["minor"]]
+    if len(minors):
+        at_max = int((minors["severity_sexual"] == MAX_SEVERITY).sum())
+        print(
+            f"texts involving minors: {len(minors)}, blocked {int(minors['blocked'].sum())}, "
+            f"sexual severity {MAX_SEVERITY}: {at_max}"
+        )
 
 
-def _timing(texts: list[str]) -> None:
+def timing(texts: list[str]) -> None:
     screen_text("warm up")
     per_text = []
     for text in texts:
         start = time.perf_counter()
         screen_text(text)
         per_text.append(time.perf_counter() - start)
-    batches = []
-    for _ in range(20):
-        start = time.perf_counter()
-        for text in texts[:15]:
-            screen_text(text)
-        batches.append(time.perf_counter() - start)
-    print(f"\n== timing: {len(texts)} texts in {sum(per_text) * 1000:.0f} ms; per text median "
-          f"{statistics.median(per_text) * 1000:.2f} ms, max {max(per_text) * 1000:.2f} ms; "
-          f"15 texts median {statistics.median(batches) * 1000:.1f} ms")
+    print(
+        f"\n== timing: {len(texts)} texts in {sum(per_text):.2f} s; per text median "
+        f"{statistics.median(per_text) * 1000:.2f} ms, max {max(per_text) * 1000:.1f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled JSONL file")
+    parser.add_argument("--dev", type=Path, nargs="*", default=DEV, help="development JSONL files")
+    parser.add_argument("--heldout", type=Path, default=HELDOUT, help="held-out JSONL file (skipped if absent)")
     parser.add_argument("--show-errors", action="store_true", help="list misses and false blocks")
     args = parser.parse_args(argv)
-    if not args.data.is_file():
-        parser.error(f"labelled data file not found: {args.data}")
-
-    examples = pd.read_json(args.data, lines=True)
-    if "split" not in examples:
-        examples["split"] = "all"
-    scored = evaluate_examples(examples)
-    for split in sorted(scored["split"].unique()):
-        _print_split(split, scored[scored["split"].eq(split)])
-    if scored["split"].nunique() > 1:
-        _print_split("all splits", scored)
-    _timing(scored["text"].tolist())
-
-    if args.show_errors:
-        severity_columns = [f"severity_{c}" for c in CATEGORIES]
-        errors = scored[scored["blocked"] != scored["label"].eq("unsafe")]
-        print(f"\n== errors ({len(errors)}); severities as {'/'.join(CATEGORIES)}")
-        for row in errors.itertuples():
-            kind = "MISSED" if row.label == "unsafe" else "FALSE BLOCK"
-            severities = "/".join(str(getattr(row, c)) for c in severity_columns)
-            print(f"[{row.split}] {kind:<11} {row.category or '-':<9} {severities}  {row.text}")
+    sets = {"development": args.dev}
+    if args.heldout and args.heldout.is_file():
+        sets["held-out"] = [args.heldout]
+    all_texts: list[str] = []
+    for name, paths in sets.items():
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            parser.error(f"labelled data file not found: {missing[0]}")
+        scored = evaluate_examples(load(paths), screen_text)
+        report(name, scored)
+        all_texts += scored["text"].tolist()
+        if args.show_errors:
+            errors = scored[scored["blocked"] != scored["label"].eq("unsafe")]
+            print(f"-- {name} errors ({len(errors)}); severities as {'/'.join(CONCERNS)}")
+            for row in errors.itertuples():
+                kind = "MISSED" if row.label == "unsafe" else "FALSE BLOCK"
+                severities = "/".join(str(getattr(row, f"severity_{c}")) for c in CONCERNS)
+                print(f"{kind:<11} {row.category or '-':<10} {row.language:<3} {severities}  {row.text}")
+    timing(all_texts[:300])
     return 0
 
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, materialize
 
-from personalization_assets import experimentation, safety, segmentation
+from personalization_assets import experimentation, segmentation
 from personalization_assets.config import ConfigError
 from personalization_assets.config.experiment import ExperimentConfig
 from personalization_assets.experimentation import (
@@ -38,8 +38,10 @@ from personalization_assets.lib.statistics import (
     compute_pooled_metrics,
 )
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
-from personalization_assets.safety import SafetyConfig
+from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.store import experiment as store
+from personalization_assets.store import safety as safety_store
+from personalization_assets.workflows import safety as safety_flow
 from resources.content_safety import EmbeddedContentSafetyResource
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
@@ -114,11 +116,11 @@ def store_variants(
         connection.execute("create or replace table main.safety_verdicts as select * from verdict_frame")
     if screen_fields:  # as the safety stage does: the tier and city values opening lines may quote
         for segment in segments:
-            values = safety.read_personal_field_values(warehouse, segment)
-            screenings = safety.screen_personal_fields(
+            values = safety_store.read_personal_field_values(warehouse, segment)
+            screenings = safety_flow.screen_personal_fields(
                 values, EmbeddedContentSafetyResource(), SafetyConfig().thresholds
             )
-            safety.store_field_verdicts(warehouse, segment, safety.field_verdicts(segment, screenings))
+            safety_store.store_field_verdicts(warehouse, segment, safety_flow.field_verdicts(segment, screenings))
 
 
 def custom_settings(tmp_path: Path, settings: PipelineSettings, changes: dict) -> PipelineSettings:
@@ -573,7 +575,7 @@ def test_opening_lines_quote_only_field_values_the_safety_stage_approved(
     result = run(segmented, base_resources, largest, select=["assignments", "personalized_messages"])
     lines = table(warehouse, "personalized_messages", largest)["opening_line"]
     customers = table(warehouse, "customers")
-    quoted = safety.read_personal_field_values(warehouse, largest)
+    quoted = safety_store.read_personal_field_values(warehouse, largest)
     assert quoted
     assert not lines.str.contains("|".join(quoted)).any()
     assert metadata(result, "personalized_messages")["personal_field_values_withheld"] == len(quoted)

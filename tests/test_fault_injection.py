@@ -30,9 +30,11 @@ from dagster import DagsterInstance
 
 from personalization_assets.lib.content import load_content_library
 from personalization_assets.lib.retrieval import RetrievalConfig
-from personalization_assets.lib.safety import CATEGORIES, MAX_SEVERITY, verify_audit_chain
+from personalization_assets.lib.audit_chain import verify_audit_chain
+from personalization_assets.lib.safety import CATEGORIES, MAX_SEVERITY
 from personalization_assets.retrieval import RETRIEVAL_CONFIG_FILE
-from personalization_assets.safety import decide_outcome, read_audit
+from personalization_assets.store.safety import read_audit
+from personalization_assets.workflows.safety import decide_outcome
 from resources.content_safety import AZURE_CATEGORIES, AzureContentSafetyResource, merge_outcomes
 from resources.search import azure_resource_from_config
 from resources.warehouse import DuckDBWarehouse

@@ -16,18 +16,18 @@ import pyarrow as pa
 import pytest
 from markupsafe import escape
 
-from personalization_assets import safety
+from personalization_assets.workflows import safety as safety_flow
 from personalization_assets.config.segmentation import SegmentationConfig
 from personalization_assets.lib import reporting
 from personalization_assets.lib.assignment import assign_arms
 from personalization_assets.lib.personalization import opening_lines, personal_field_values, render_message
 from personalization_assets.lib.privacy import hash_customer_id
-from personalization_assets.lib.safety import GENESIS_HASH, chain_audit_records, text_sha256
+from personalization_assets.lib.audit_chain import GENESIS_HASH, chain_audit_records, text_sha256
 from personalization_assets.lib.segmentation import profile_segments
 from personalization_assets.lib.simulation import simulate_engagement
 from personalization_assets.lib.statistics import compute_experiment_metrics, compute_pooled_metrics
 from personalization_assets.lib.synthetic import generate_customers
-from personalization_assets.safety import SafetyConfig
+from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.segmentation import segment_customers
 from resources.content_safety import EmbeddedContentSafetyResource
 
@@ -194,9 +194,9 @@ def campaign_tables(
         "personalized_messages": personalized,
         "personal_field_verdicts": pd.concat(
             [  # what the safety stage stores: the segment's tier and city values, screened
-                safety.field_verdicts(
+                safety_flow.field_verdicts(
                     segment,
-                    safety.screen_personal_fields(
+                    safety_flow.screen_personal_fields(
                         personal_field_values(group["tier"], group["location"]),
                         EmbeddedContentSafetyResource(),
                         SafetyConfig().thresholds,

@@ -17,13 +17,15 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import yaml
-from dagster import AssetSpec, build_asset_check_context, materialize
+from dagster import AssetSpec, materialize
 
 from personalization_assets import safety
 from personalization_assets.cli import main
 from personalization_assets.config import ConfigError
+from personalization_assets.config.safety import SafetyConfig, sync_configured_blocklist
 from personalization_assets.constants import SEGMENT_PARTITION_METADATA
 from personalization_assets.embedded.composer import compose_message
+from personalization_assets.lib.audit_chain import text_sha256, verify_audit_chain
 from personalization_assets.lib.generation import (
     VARIANT_COLUMNS,
     FormatRules,
@@ -32,15 +34,15 @@ from personalization_assets.lib.generation import (
     parse_citations,
     resolve_citations,
 )
-from personalization_assets.lib.safety import CATEGORIES, text_sha256, verify_audit_chain
+from personalization_assets.lib.safety import CATEGORIES, CONCERNS
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME, segment_partitions
-from personalization_assets.safety import SafetyConfig, decide_outcome
+from personalization_assets.store import safety as store
+from personalization_assets.workflows import safety as flow
+from personalization_assets.workflows.safety import decide_outcome
 from resources.content_safety import (
     AzureContentSafetyResource,
     ContentSafetyConfigError,
     EmbeddedContentSafetyResource,
-    content_safety_resource_from_config,
-    sync_configured_blocklist,
 )
 from resources.llm import EmbeddedComposerResource, OpenAICompatibleResource
 from resources.settings import PipelineSettings
@@ -49,11 +51,8 @@ from tests.stage_inputs import SEGMENT, source_documents, write_generation_input
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TONES = ("urgent", "informational", "friendly")
 SENDER = "The Northwind Outfitters team"  # config/generation.yaml `sender`
-THRESHOLDS = dict.fromkeys(CATEGORIES, 4)
-CHECKS = [safety.no_unsafe_variant_approved, safety.every_variant_screened, safety.audit_chain_intact]
-UPSTREAM = AssetSpec(
-    "message_variants", partitions_def=segment_partitions, metadata=SEGMENT_PARTITION_METADATA
-)
+THRESHOLDS = dict.fromkeys(CONCERNS, 4)
+UPSTREAM = AssetSpec("message_variants", partitions_def=segment_partitions, metadata=SEGMENT_PARTITION_METADATA)
 FAST = {
     "max_retries": 2,
     "retry_backoff_seconds": 0.01,
@@ -132,7 +131,7 @@ def settings_with(settings: PipelineSettings, tmp_path: Path, **changes) -> Pipe
 def run_safety(instance, resources, content_safety, *, llm=None):
     instance.add_dynamic_partitions(SEGMENT_PARTITIONS_NAME, [SEGMENT])
     return materialize(
-        [safety.safety_verdicts, *CHECKS, UPSTREAM],
+        [safety.safety_verdicts, UPSTREAM],
         instance=instance,
         partition_key=SEGMENT,
         resources={**resources, "content_safety": content_safety, "llm": llm or EmbeddedComposerResource()},
@@ -141,9 +140,10 @@ def run_safety(instance, resources, content_safety, *, llm=None):
 
 
 def run_chain_check(instance, warehouse):
-    """Only the audit_chain_intact check (no new materialization, so nothing is appended), with the instance
-    that holds the recorded heads. Dagster cannot run a partitioned check without its asset: it is invoked."""
-    return safety.audit_chain_intact(build_asset_check_context(instance=instance), warehouse=warehouse)
+    """Only the audit_chain_intact check on the stored log (no new materialization, so nothing is appended),
+    against the heads the instance recorded."""
+    anchors = store.recorded_audit_heads(instance, safety.VERDICTS_ASSET)
+    return safety.check_audit_chain(store.read_audit(warehouse), anchors)
 
 
 def metadata_of(result) -> dict:
@@ -194,7 +194,7 @@ def test_azure_categories_map_to_columns_on_the_eight_level_scale(content_safety
         "fog": ("Sexual", 7),
     }
     outcome = azure_resource(emu, monkeypatch).screen("A storm, a gale, some drizzle and fog.")
-    assert outcome.severities == {"violence": 3, "hate": 5, "self_harm": 1, "sexual": 7}  # odd levels kept
+    assert outcome.severities == {"violence": 3, "hate": 5, "self_harm": 1, "sexual": 7, "phishing": 0}  # odd kept
     assert outcome.complete and outcome.backend == "azure"
     sent = emu.requests[-1]
     assert sent.json["outputType"] == "EightSeverityLevels"
@@ -211,34 +211,28 @@ def test_thresholds_are_per_category_and_inclusive(content_safety_emulator, monk
     relaxed = {**THRESHOLDS, "violence": 6}
     assert verdict(resource, "four", relaxed)[0] == "approved"
     assert verdict(resource, "six", relaxed)[:2] == ("blocked", ["violence severity 6 >= 6"])
-    assert (
-        verdict(resource, "six", {**THRESHOLDS, "violence": 8})[0] == "approved"
-    )  # 8: category never blocks
+    assert verdict(resource, "six", {**THRESHOLDS, "violence": 8})[0] == "approved"  # 8: category never blocks
 
 
 def test_config_completes_thresholds_and_rejects_bad_ones(settings, tmp_path):
-    config = safety.load_safety_config(settings_with(settings, tmp_path, thresholds={"violence": 6}))
-    assert config.thresholds == {"hate": 4, "violence": 6, "self_harm": 4, "sexual": 4}
+    config = settings_with(settings, tmp_path, thresholds={"violence": 6}).stage(SafetyConfig)
+    assert config.thresholds == {"hate": 4, "violence": 6, "self_harm": 4, "sexual": 4, "phishing": 4}
     with pytest.raises(
         ConfigError,
         match=r"(?s)safety_thresholds.yaml.*thresholds: .*unknown safety threshold category .selfharm.",
     ):
-        safety.load_safety_config(settings_with(settings, tmp_path, thresholds={"selfharm": 4}))
+        settings_with(settings, tmp_path, thresholds={"selfharm": 4}).stage(SafetyConfig)
     with pytest.raises(ConfigError, match=r"thresholds: .*must be an integer 0-8"):
-        safety.load_safety_config(settings_with(settings, tmp_path, thresholds={"hate": 9}))
+        settings_with(settings, tmp_path, thresholds={"hate": 9}).stage(SafetyConfig)
     with pytest.raises(ConfigError, match="rewrite_atempts: unknown key"):
-        safety.load_safety_config(settings_with(settings, tmp_path, rewrite_atempts=2))
+        settings_with(settings, tmp_path, rewrite_atempts=2).stage(SafetyConfig)
 
 
 def test_backend_is_chosen_by_configuration(monkeypatch):
     monkeypatch.setenv("AZURE_CONTENT_SAFETY_ENDPOINT", "https://cs.example.cognitiveservices.azure.com")
-    embedded = content_safety_resource_from_config(SafetyConfig(blocklist=["Contoso Outdoor"]))
-    assert isinstance(embedded, EmbeddedContentSafetyResource) and embedded.blocklist_terms == [
-        "Contoso Outdoor"
-    ]
-    azure = content_safety_resource_from_config(
-        SafetyConfig(backend="azure", azure={"blocklist_names": ["brand"], "retry": {"max_retries": 1}})
-    )
+    embedded = SafetyConfig(blocklist=["Contoso Outdoor"]).resource()
+    assert isinstance(embedded, EmbeddedContentSafetyResource) and embedded.blocklist_terms == ["Contoso Outdoor"]
+    azure = SafetyConfig(backend="azure", azure={"blocklist_names": ["brand"], "max_retries": 1}).resource()
     assert isinstance(azure, AzureContentSafetyResource)
     assert (azure.endpoint, azure.blocklist_names, azure.max_retries, azure.auth) == (
         "https://cs.example.cognitiveservices.azure.com",
@@ -263,9 +257,7 @@ def test_azure_configuration_errors_raise_and_name_the_setting(monkeypatch):
 
 def test_embedded_blocklist_matches_configured_terms_and_obfuscations():
     resource = EmbeddedContentSafetyResource(blocklist_terms=["Contoso Outdoor", "miracle cure"])
-    decision, reasons, _ = verdict(
-        resource, "Cheaper than C0NT0SO outdoor, and a miracle-cure for sore feet."
-    )
+    decision, reasons, _ = verdict(resource, "Cheaper than C0NT0SO outdoor, and a miracle-cure for sore feet.")
     assert decision == "blocked" and reasons == ["blocklist: Contoso Outdoor", "blocklist: miracle cure"]
     assert verdict(resource, "Contoso Outdoorsy people love our tents.")[0] == "approved"
 
@@ -273,9 +265,7 @@ def test_embedded_blocklist_matches_configured_terms_and_obfuscations():
 def test_azure_blocklist_uses_service_lists_and_configured_terms(content_safety_emulator, monkeypatch):
     emu = content_safety_emulator
     emu.add_blocklist("competitors", ["MegaMart"])
-    resource = azure_resource(
-        emu, monkeypatch, blocklist_names=["competitors"], blocklist_terms=["Contoso Outdoor"]
-    )
+    resource = azure_resource(emu, monkeypatch, blocklist_names=["competitors"], blocklist_terms=["Contoso Outdoor"])
     outcome = resource.screen("Cheaper than megamart and Contoso Outdoor.")
     assert outcome.blocklist_hits == (
         "MegaMart",
@@ -293,7 +283,8 @@ def test_halting_at_a_service_blocklist_hit_blocks_and_says_why(content_safety_e
     emu.add_blocklist("competitors", ["MegaMart"])
     resource = azure_resource(emu, monkeypatch, blocklist_names=["competitors"], halt_on_blocklist_hit=True)
     outcome = resource.screen("Cheaper than MegaMart.")
-    assert outcome.severities == {} and outcome.blocklist_hits == ("MegaMart",)
+    assert outcome.severities == {"phishing": 0}  # the project's own check still ran
+    assert outcome.blocklist_hits == ("MegaMart",)
     decision, reasons = decide_outcome(outcome, THRESHOLDS)
     assert decision == "blocked" and reasons == [
         "screening stopped at a blocklist hit (halt_on_blocklist_hit): categories not analysed",
@@ -367,9 +358,7 @@ def test_a_passing_retry_after_429_is_approved_after_the_wait(content_safety_emu
 def test_a_long_retry_after_is_capped(content_safety_emulator, monkeypatch):
     content_safety_emulator.inject("429", times=1, retry_after=30)
     started = time.perf_counter()
-    outcome = azure_resource(content_safety_emulator, monkeypatch, retry_after_max_seconds=0.1).screen(
-        "Hi there."
-    )
+    outcome = azure_resource(content_safety_emulator, monkeypatch, retry_after_max_seconds=0.1).screen("Hi there.")
     assert outcome.complete and time.perf_counter() - started < 5
 
 
@@ -386,11 +375,7 @@ def test_long_text_is_screened_in_chunks_and_an_unsplittable_one_blocks(content_
 
     emu.reset()
     decision, reasons, _ = verdict(resource, "Hello " + "x" * 10_001)
-    assert (
-        decision == "blocked"
-        and "text over the service limit" in reasons[0]
-        and "10001 characters" in reasons[0]
-    )
+    assert decision == "blocked" and "text over the service limit" in reasons[0] and "10001 characters" in reasons[0]
     assert emu.request_count() == 0
     assert verdict(resource, "   ")[:2] == ("blocked", ["screening incomplete: the text is empty"])
 
@@ -398,9 +383,7 @@ def test_long_text_is_screened_in_chunks_and_an_unsplittable_one_blocks(content_
 # --- Azure authentication -----------------------------------------------------------------------------------
 
 
-def test_managed_identity_token_over_tls_with_the_configured_ca_bundle(
-    managed_identity, content_safety_emulator_tls
-):
+def test_managed_identity_token_over_tls_with_the_configured_ca_bundle(managed_identity, content_safety_emulator_tls):
     emu = content_safety_emulator_tls
     resource = AzureContentSafetyResource(endpoint=emu.endpoint, ca_bundle_path=emu.ca_bundle_path, **FAST)
     outcome = resource.screen("We will attack those prices.")
@@ -429,6 +412,68 @@ def test_concurrent_first_calls_share_one_managed_identity_token(managed_identit
     assert managed_identity.requested_resources == ["https://cognitiveservices.azure.com"]
 
 
+def test_a_key_the_service_refuses_stops_with_one_configuration_line_and_no_retries(
+    content_safety_emulator, monkeypatch
+):
+    emu = content_safety_emulator
+    resource = azure_resource(emu, monkeypatch)
+    monkeypatch.setenv(KEY_ENV, "not-the-key")
+    with pytest.raises(ContentSafetyConfigError) as refused:
+        resource.screen("A friendly note about our spring sale.")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("Azure AI Content Safety refused the credentials (HTTP 401, not retried)")
+    assert KEY_ENV in message
+    assert "not-the-key" not in message  # the key itself is never repeated
+    assert emu.request_count() == 1  # a 401 is not retried, and no retries are claimed
+
+
+def test_an_identity_without_the_role_gets_403_naming_cognitive_services_user(
+    managed_identity, content_safety_emulator_tls
+):
+    emu = content_safety_emulator_tls
+    emu.bearer_role = None
+    resource = AzureContentSafetyResource(endpoint=emu.endpoint, ca_bundle_path=emu.ca_bundle_path, **FAST)
+    with pytest.raises(ContentSafetyConfigError) as refused:
+        resource.screen("A friendly note about our spring sale.")
+    message = str(refused.value)
+    assert "HTTP 403 PermissionDenied, not retried" in message
+    assert 'lacks the role "Cognitive Services User"' in message
+    assert "safety_thresholds.yaml azure.managed_identity_client_id" in message
+    assert emu.request_count() == 1
+
+
+def test_refused_credentials_fail_the_run_instead_of_blocking_every_variant(
+    instance, base_resources, warehouse, content_safety_emulator, monkeypatch
+):
+    write_inputs(warehouse, variant_rows())
+    resource = azure_resource(content_safety_emulator, monkeypatch)
+    monkeypatch.setenv(KEY_ENV, "not-the-key")
+    result = run_safety(instance, base_resources, resource)
+    assert not result.success
+    assert "refused the credentials (HTTP 401, not retried)" in failure_message(result)
+    assert not warehouse.table_exists("safety_verdicts")  # no "blocked" verdicts stored for a wrong key
+    assert not warehouse.table_exists(store.AUDIT_TABLE)  # and nothing audited as a decision
+
+
+def test_personalize_screen_reports_refused_credentials_on_one_line(
+    content_safety_emulator, monkeypatch, capsys, tmp_path
+):
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    data = yaml.safe_load((config / "safety_thresholds.yaml").read_text(encoding="utf-8"))
+    data["backend"] = "azure"
+    data["azure"].update(endpoint=content_safety_emulator.endpoint, auth="api_key", api_key_env=KEY_ENV)
+    (config / "safety_thresholds.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.setenv("PERSONALIZATION_CONFIG", str(config))
+    monkeypatch.setenv(KEY_ENV, "not-the-key")
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"text": "Hello there"}\n'))
+    assert main(["screen"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("error: Azure AI Content Safety refused the credentials (HTTP 401")
+
+
 # --- The asset ----------------------------------------------------------------------------------------------
 
 
@@ -436,13 +481,9 @@ def test_idioms_pass_and_threats_are_blocked_through_the_asset(instance, base_re
     base_resources["settings"] = settings_with(base_resources["settings"], tmp_path, rewrite_attempts=0)
     write_inputs(
         warehouse,
-        variant_rows(
-            {"friendly": IDIOM, "urgent": THREAT, "informational": "Ask about Contoso Outdoor prices."}
-        ),
+        variant_rows({"friendly": IDIOM, "urgent": THREAT, "informational": "Ask about Contoso Outdoor prices."}),
     )
-    result = run_safety(
-        instance, base_resources, EmbeddedContentSafetyResource(blocklist_terms=["Contoso Outdoor"])
-    )
+    result = run_safety(instance, base_resources, EmbeddedContentSafetyResource(blocklist_terms=["Contoso Outdoor"]))
     assert result.success and checks_of(result) == dict.fromkeys(
         ["no_unsafe_variant_approved", "every_variant_screened", "audit_chain_intact"], True
     )
@@ -452,7 +493,7 @@ def test_idioms_pass_and_threats_are_blocked_through_the_asset(instance, base_re
     assert json.loads(verdicts["urgent"]["reasons"]) == ["violence severity 6 >= 4"]
     assert verdicts["informational"]["decision"] == "blocked"
     assert json.loads(verdicts["informational"]["blocklist_hits"]) == ["Contoso Outdoor"]
-    assert list(warehouse.read_table("safety_verdicts").columns) == safety.VERDICT_COLUMNS
+    assert list(warehouse.read_table("safety_verdicts").columns) == flow.VERDICT_COLUMNS
     metadata = metadata_of(result)
     assert (metadata["approved"], metadata["blocked"], metadata["rewritten"]) == (1, 2, 0)
     assert "violence severity 6 >= 4" in metadata["blocked_reasons"]
@@ -470,7 +511,7 @@ def test_a_blocked_variant_is_rewritten_once_and_the_rewrite_is_screened(instanc
     documents = source_documents()
     found = resolve_citations(parse_citations(urgent["body"]), documents, json.loads(urgent["citations"]))
     assert check_variant(urgent["subject"], urgent["body"], found, FormatRules()) == []
-    audit = safety.read_audit(warehouse)
+    audit = store.read_audit(warehouse)
     assert len(audit) == 4  # three first screenings + the rewrite
     first, rewrite = audit.loc[audit["variant_id"] == "v-urgent"].iloc[0], audit.iloc[-1]
     assert (first["decision"], rewrite["decision"], rewrite["variant_id"]) == (
@@ -478,7 +519,7 @@ def test_a_blocked_variant_is_rewritten_once_and_the_rewrite_is_screened(instanc
         "approved",
         urgent["variant_id"],
     )
-    assert rewrite["text_sha256"] == text_sha256(safety.screened_text(urgent["subject"], urgent["body"]))
+    assert rewrite["text_sha256"] == text_sha256(flow.screened_text(urgent["subject"], urgent["body"]))
 
 
 def test_variants_that_still_fail_stay_blocked_and_the_segment_is_reported(
@@ -489,13 +530,11 @@ def test_variants_that_still_fail_stay_blocked_and_the_segment_is_reported(
         base_resources["settings"], tmp_path, rewrite_attempts=2, blocklist=["Northwind"]
     )
     write_inputs(warehouse, variant_rows())
-    result = run_safety(
-        instance, base_resources, EmbeddedContentSafetyResource(blocklist_terms=["Northwind"])
-    )
+    result = run_safety(instance, base_resources, EmbeddedContentSafetyResource(blocklist_terms=["Northwind"]))
     assert result.success and all(checks_of(result).values())  # nothing unsafe was approved
     verdicts = warehouse.read_table("safety_verdicts")
     assert set(verdicts["decision"]) == {"blocked"} and set(verdicts["attempts"]) == {3}
-    audit = safety.read_audit(warehouse)
+    audit = store.read_audit(warehouse)
     assert len(audit) == 9 and set(audit["decision"]) == {"blocked"}  # every attempt audited
     metadata = metadata_of(result)
     assert metadata["all_variants_blocked"] is True and metadata["approved"] == 0
@@ -507,9 +546,7 @@ def test_variants_that_still_fail_stay_blocked_and_the_segment_is_reported(
     assert len(warnings) == 1 and "segment 'at_risk': no approved variant (3 screened" in warnings[0]
 
 
-def test_a_failed_rewrite_keeps_the_variant_blocked_with_the_reason(
-    warehouse, settings, openai_emulator, monkeypatch
-):
+def test_a_failed_rewrite_keeps_the_variant_blocked_with_the_reason(warehouse, settings, openai_emulator, monkeypatch):
     openai_emulator.inject("500", times=None)
     monkeypatch.setenv("TEST_LLM_KEY", openai_emulator.api_key)
     llm = OpenAICompatibleResource(
@@ -520,22 +557,22 @@ def test_a_failed_rewrite_keeps_the_variant_blocked_with_the_reason(
         timeout_seconds=5.0,
     )
     write_inputs(warehouse, variant_rows({"urgent": THREAT}))
-    candidates = safety.candidates_from_variants(warehouse.read_table("message_variants"))
+    candidates = flow.candidates_from_variants(warehouse.read_table("message_variants"))
     logged: list[str] = []
-    final, history = safety.screen_with_rewrites(
+    final, history = flow.screen_with_rewrites(
         EmbeddedContentSafetyResource(),
         candidates,
         THRESHOLDS,
         max_concurrency=6,
         rewrite_attempts=1,
-        rewriter=lambda: safety.Rewriter(settings, llm, warehouse, SEGMENT),
+        rewriter=lambda: flow.Rewriter(settings, llm, warehouse, SEGMENT),
         log=logged.append,
     )
     urgent = next(s for s in final if s.candidate.tone == "urgent")
     assert urgent.decision == "blocked" and urgent.candidate.attempt == 0 and len(history) == 3
     assert urgent.notes[0].startswith("rewrite failed: LLMServiceError") and "HTTP 500" in urgent.notes[0]
     assert logged == [f"tone 'urgent': {urgent.notes[0]}"]
-    frame = safety.verdicts_frame(SEGMENT, final)
+    frame = flow.verdicts_frame(SEGMENT, final)
     stored = json.loads(frame.loc[frame["tone"] == "urgent", "reasons"].iloc[0])
     assert stored == ["violence severity 6 >= 4", urgent.notes[0]]
     assert openai_emulator.request_count() == 1
@@ -545,14 +582,14 @@ def test_without_generation_inputs_blocked_variants_stay_blocked(warehouse, sett
     write_inputs(warehouse, variant_rows({"urgent": THREAT}))
     with warehouse.transaction() as connection:
         connection.execute("drop table content_index")
-    candidates = safety.candidates_from_variants(warehouse.read_table("message_variants"))
-    final, history = safety.screen_with_rewrites(
+    candidates = flow.candidates_from_variants(warehouse.read_table("message_variants"))
+    final, history = flow.screen_with_rewrites(
         EmbeddedContentSafetyResource(),
         candidates,
         THRESHOLDS,
         max_concurrency=6,
         rewrite_attempts=1,
-        rewriter=lambda: safety.Rewriter(settings, EmbeddedComposerResource(), warehouse, SEGMENT),
+        rewriter=lambda: flow.Rewriter(settings, EmbeddedComposerResource(), warehouse, SEGMENT),
     )
     urgent = next(s for s in final if s.candidate.tone == "urgent")
     assert urgent.decision == "blocked" and len(history) == 3
@@ -589,10 +626,10 @@ def test_an_unchanged_rerun_reuses_stored_outcomes_and_audits_each_decision(
     assert emu.request_count() == 6  # the second run sent nothing
     assert (first["service_requests"], first["cached_screenings"], first["approved"]) == (0, 3, 3)
     assert set(warehouse.read_table("safety_verdicts")["backend"]) == {"azure (cached)"}
-    audit = safety.read_audit(warehouse)
+    audit = store.read_audit(warehouse)
     assert list(audit["backend"]) == ["azure"] * 3 + ["azure (cached)"] * 3
     assert verify_audit_chain(audit).ok
-    assert "body" not in warehouse.read_table(safety.SCREEN_CACHE_TABLE).columns  # hashes, never the text
+    assert "body" not in warehouse.read_table(store.SCREEN_CACHE_TABLE).columns  # hashes, never the text
 
     # Decisions apply the current thresholds to the stored severities: no new call, and now blocked.
     strict = settings_with(settings, tmp_path, thresholds=dict.fromkeys(CATEGORIES, 0), rewrite_attempts=0)
@@ -667,18 +704,24 @@ def test_gates_fail_on_unsafe_approved_or_unscreened_variants(instance, base_res
     write_inputs(warehouse, variant_rows())
     assert run_safety(instance, base_resources, EmbeddedContentSafetyResource()).success
     variants = warehouse.read_table("message_variants")
-    check = safety.no_unsafe_variant_approved
-    assert check(stored_verdicts(warehouse), settings, warehouse).passed
-    assert not check(stored_verdicts(warehouse, violence=5), settings, warehouse).passed
-    assert not check(stored_verdicts(warehouse, hate=None), settings, warehouse).passed
-    assert not check(stored_verdicts(warehouse, blocklist_hits='["x"]'), settings, warehouse).passed
-    edited = stored_verdicts(warehouse, body=variant_rows()["body"][0] + " Now at Contoso Outdoor.")
-    result = check(edited, settings, warehouse)  # a configured term, and a text that was never screened
-    assert not result.passed and "Contoso Outdoor" in result.metadata["failures"].value
-    assert "no approved audit record" in result.metadata["failures"].value
-    assert not check(stored_verdicts(warehouse, decision="maybe"), settings, warehouse).passed
+    config, audit = settings.stage(SafetyConfig), store.read_audit(warehouse)
 
-    screened = safety.every_variant_screened
+    def check(verdicts):
+        return safety.check_no_unsafe_approved(verdicts, config, audit)
+
+    assert check(stored_verdicts(warehouse)).passed
+    assert not check(stored_verdicts(warehouse, violence=5)).passed
+    assert not check(stored_verdicts(warehouse, phishing=4)).passed
+    assert not check(stored_verdicts(warehouse, hate=None)).passed
+    assert not check(stored_verdicts(warehouse, blocklist_hits='["x"]')).passed
+    edited = stored_verdicts(warehouse, body=variant_rows()["body"][0] + " Now at Contoso Outdoor.")
+    result = check(edited)  # a configured term, and a text that was never screened
+    assert not result.passed
+    assert "Contoso Outdoor" in result.metadata["failures"].value
+    assert "no approved audit record" in result.metadata["failures"].value
+    assert not check(stored_verdicts(warehouse, decision="maybe")).passed
+
+    screened = safety.check_every_variant_screened
     assert screened(stored_verdicts(warehouse), variants).passed
     assert not screened(stored_verdicts(warehouse).iloc[1:], variants).passed
     assert not screened(stored_verdicts(warehouse, source_variant_id="v-other"), variants).passed
@@ -689,16 +732,14 @@ def test_gates_fail_on_unsafe_approved_or_unscreened_variants(instance, base_res
 # --- The audit log ------------------------------------------------------------------------------------------
 
 
-def test_audit_appends_on_rematerialization_and_the_chain_check_catches_tampering(
-    instance, base_resources, warehouse
-):
+def test_audit_appends_on_rematerialization_and_the_chain_check_catches_tampering(instance, base_resources, warehouse):
     write_inputs(warehouse, variant_rows())
     resource = EmbeddedContentSafetyResource()
     assert run_safety(instance, base_resources, resource).success
-    first = safety.read_audit(warehouse)
+    first = store.read_audit(warehouse)
     second_run = run_safety(instance, base_resources, resource)
     assert second_run.success and checks_of(second_run)["audit_chain_intact"]
-    audit = safety.read_audit(warehouse)
+    audit = store.read_audit(warehouse)
     assert len(audit) == 6 and list(audit["sequence"]) == list(range(6))
     pd.testing.assert_frame_equal(audit.iloc[:3].reset_index(drop=True), first)  # old records untouched
     assert audit["prev_hash"].iloc[3] == first["record_hash"].iloc[2]
@@ -720,12 +761,12 @@ def test_audit_appends_on_rematerialization_and_the_chain_check_catches_tamperin
         connection.register("originals", pa.Table.from_pandas(audit, preserve_index=False))
         connection.execute("insert into safety_audit by name select * from originals")
         connection.execute("delete from safety_audit where sequence >= 3")
-    assert verify_audit_chain(safety.read_audit(warehouse)).ok  # a shorter chain is still a valid chain ...
+    assert verify_audit_chain(store.read_audit(warehouse)).ok  # a shorter chain is still a valid chain ...
     evaluation = run_chain_check(instance, warehouse)
     assert not evaluation.passed  # ... but it no longer reaches the head kept in the materialization metadata
     assert evaluation.metadata["expected_head_sequence"].value == 5
     refused = run_safety(instance, base_resources, resource)  # and nothing is appended onto it
-    assert not refused.success and len(safety.read_audit(warehouse)) == 3
+    assert not refused.success and len(store.read_audit(warehouse)) == 3
     assert "no longer holds the head recorded earlier (sequence 5" in failure_message(refused)
 
 
@@ -747,7 +788,7 @@ def append_from_process(path: str, worker: int, batches: int) -> None:
             "reasons": [],
             "backend": "embedded",
         }
-        safety.append_audit(warehouse, pd.DataFrame([record]))
+        store.append_audit(warehouse, pd.DataFrame([record]))
 
 
 @pytest.mark.slow  # two fresh interpreters import the pipeline (~3 s)
@@ -761,7 +802,7 @@ def test_partitions_appending_from_separate_processes_never_fork_the_chain(wareh
             list(threads.map(lambda worker: append_from_process(warehouse.path, worker, 10), [2, 3]))
         for job in jobs:
             job.result()
-    audit = safety.read_audit(warehouse)
+    audit = store.read_audit(warehouse)
     assert len(audit) == 40 and list(audit["sequence"]) == list(range(40))
     assert audit["prev_hash"].is_unique and verify_audit_chain(audit).ok
     assert audit["run_id"].nunique() == 4
@@ -789,27 +830,27 @@ def audit_record(record_id: str) -> pd.DataFrame:
 @pytest.fixture
 def unshared_append_lock(monkeypatch):
     """Each append takes its own lock, as writers on separate machines sharing one (MotherDuck) database do."""
-    monkeypatch.setattr(safety, "_append_lock", lambda warehouse: threading.Lock())
+    monkeypatch.setattr(store, "_append_lock", lambda warehouse: threading.Lock())
 
 
 def test_a_writer_that_loses_the_race_for_the_next_sequence_retries_on_the_new_head(
     warehouse, unshared_append_lock, monkeypatch
 ):
-    safety.append_audit(warehouse, audit_record("first"))
-    real_chain = safety.chain_audit_records
+    store.append_audit(warehouse, audit_record("first"))
+    real_chain = store.chain_audit_records
     calls = []
 
     def rival_commits_between_our_read_and_our_write(records, prev_hash, next_sequence):
         calls.append((records["record_id"].iloc[0], next_sequence))
         if len(calls) == 1:  # our transaction has read head 0: another writer appends sequence 1 and commits
-            safety.append_audit(warehouse, audit_record("rival"))
+            store.append_audit(warehouse, audit_record("rival"))
         return real_chain(records, prev_hash, next_sequence)
 
-    monkeypatch.setattr(safety, "chain_audit_records", rival_commits_between_our_read_and_our_write)
-    appended = safety.append_audit(warehouse, audit_record("ours"))
+    monkeypatch.setattr(store, "chain_audit_records", rival_commits_between_our_read_and_our_write)
+    appended = store.append_audit(warehouse, audit_record("ours"))
 
     assert calls == [("ours", 1), ("rival", 1), ("ours", 2)]  # ours lost sequence 1, then took 2
-    audit = safety.read_audit(warehouse)
+    audit = store.read_audit(warehouse)
     assert list(audit["record_id"]) == ["first", "rival", "ours"] and list(audit["sequence"]) == [0, 1, 2]
     assert verify_audit_chain(audit).ok and appended.head_sequence == 2
     assert appended.head_hash == audit["record_hash"].iloc[-1]
@@ -818,26 +859,26 @@ def test_a_writer_that_loses_the_race_for_the_next_sequence_retries_on_the_new_h
 def test_concurrent_writers_without_a_shared_lock_keep_one_linear_chain(warehouse, unshared_append_lock):
     def append_many(worker: int) -> None:
         for batch in range(10):
-            safety.append_audit(warehouse, audit_record(f"w{worker}-{batch}"))
+            store.append_audit(warehouse, audit_record(f"w{worker}-{batch}"))
 
     with ThreadPoolExecutor(max_workers=4) as threads:
         list(threads.map(append_many, range(4)))
-    audit = safety.read_audit(warehouse)
+    audit = store.read_audit(warehouse)
     assert len(audit) == 40 and list(audit["sequence"]) == list(range(40))
     assert audit["prev_hash"].is_unique and verify_audit_chain(audit).ok
 
 
 def test_a_forked_chain_is_refused_with_the_sequences_that_forked(warehouse):
     with warehouse.transaction() as connection:  # a chain forked before the unique sequence existed
-        connection.execute(safety.AUDIT_DDL)
+        connection.execute(store.AUDIT_DDL)
         for record_id, sequence in (("a", 0), ("b", 1), ("c", 1)):
-            chained = safety.chain_audit_records(audit_record(record_id), "0" * 64, sequence)
+            chained = store.chain_audit_records(audit_record(record_id), "0" * 64, sequence)
             connection.register("forked", chained)
             connection.execute("insert into safety_audit by name select * from forked")
             connection.unregister("forked")
-    with pytest.raises(safety.AuditChainError, match="more than one record with sequence 1: the chain has forked"):
-        safety.append_audit(warehouse, audit_record("d"))
-    assert len(safety.read_audit(warehouse)) == 3  # nothing appended, nothing lost
+    with pytest.raises(store.AuditChainError, match="more than one record with sequence 1: the chain has forked"):
+        store.append_audit(warehouse, audit_record("d"))
+    assert len(store.read_audit(warehouse)) == 3  # nothing appended, nothing lost
 
 
 # --- Customer fields quoted by personalized opening lines --------------------------------------------------
@@ -855,9 +896,7 @@ def write_customers(warehouse, locations: list[str]) -> None:
             connection.unregister("frame")
 
 
-def test_the_safety_stage_screens_the_customer_fields_opening_lines_quote(
-    instance, base_resources, warehouse
-):
+def test_the_safety_stage_screens_the_customer_fields_opening_lines_quote(instance, base_resources, warehouse):
     write_inputs(warehouse, variant_rows())
     write_customers(warehouse, ["Denver", "Kill All Immigrants", "Salt Lake City", "<b>Austin</b>"])
     result = run_safety(instance, base_resources, EmbeddedContentSafetyResource())
@@ -873,8 +912,8 @@ def test_the_safety_stage_screens_the_customer_fields_opening_lines_quote(
     assert (info["personal_field_values_screened"], info["personal_field_values_withheld"]) == (4, 1)
 
     # Audited like the variants: the values together, then each value of the blocked text alone.
-    audit = safety.read_audit(warehouse)
-    fields_audit = audit[audit["variant_id"] == safety.PERSONAL_FIELDS_VARIANT]
+    audit = store.read_audit(warehouse)
+    fields_audit = audit[audit["variant_id"] == flow.PERSONAL_FIELDS_VARIANT]
     together = "Denver\nGold\nKill All Immigrants\nSalt Lake City"
     assert list(fields_audit["text_sha256"]) == [text_sha256(t) for t in [together, *together.split("\n")]]
     assert list(fields_audit["decision"]) == ["blocked", "approved", "approved", "blocked", "approved"]
@@ -901,18 +940,18 @@ def test_customer_fields_are_withheld_when_screening_fails(
 
 def test_many_field_values_go_to_the_screen_a_few_texts_at_a_time():
     values = [f"Town {i:04d}" for i in range(1_200)] + ["Kill All Immigrants"]
-    screenings = safety.screen_personal_fields(values, EmbeddedContentSafetyResource(), THRESHOLDS)
+    screenings = flow.screen_personal_fields(values, EmbeddedContentSafetyResource(), THRESHOLDS)
     chunks = [s for s in screenings if len(s.values) > 1]
-    assert len(chunks) == 3 and all(len(s.text) <= safety.PERSONAL_FIELDS_CHUNK_CHARS for s in chunks)
+    assert len(chunks) == 3 and all(len(s.text) <= flow.PERSONAL_FIELDS_CHUNK_CHARS for s in chunks)
     assert sorted(v for s in chunks for v in s.values) == sorted(values)
     flagged = next(s for s in chunks if "Kill All Immigrants" in s.values)
     singles = [s for s in screenings if len(s.values) == 1]
     assert [s.values[0] for s in singles] == list(flagged.values)  # only the blocked text's values, alone
-    verdicts = safety.field_verdicts(SEGMENT, screenings)
+    verdicts = flow.field_verdicts(SEGMENT, screenings)
     assert len(verdicts) == len(values) and list(verdicts.loc[verdicts["decision"] == "blocked", "value"]) == [
         "Kill All Immigrants"
     ]
-    assert safety.screen_personal_fields([], EmbeddedContentSafetyResource(), THRESHOLDS) == []
+    assert flow.screen_personal_fields([], EmbeddedContentSafetyResource(), THRESHOLDS) == []
 
 
 def test_audit_export_csv_reverifies_and_the_command_reports_the_chain(
@@ -924,9 +963,9 @@ def test_audit_export_csv_reverifies_and_the_command_reports_the_chain(
     assert main(["audit-export", "--out", str(out), "--warehouse", warehouse.path]) == 0
     assert "wrote 4 audit records" in capsys.readouterr().out
     exported = pd.read_csv(out, dtype=str, keep_default_na=False)
-    assert list(exported.columns) == safety.AUDIT_COLUMNS
+    assert list(exported.columns) == store.AUDIT_COLUMNS
     exported["sequence"] = exported["sequence"].astype(int)
-    assert verify_audit_chain(exported, expected_head=safety.read_audit(warehouse)["record_hash"].iloc[-1]).ok
+    assert verify_audit_chain(exported, expected_head=store.read_audit(warehouse)["record_hash"].iloc[-1]).ok
     assert exported["screened_at"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z").all()
 
     with warehouse.transaction() as connection:
@@ -984,7 +1023,7 @@ def test_screen_command_uses_the_configured_azure_backend(
             "endpoint": emu.endpoint,
             "auth": "api_key",
             "api_key_env": KEY_ENV,
-            "retry": {"max_retries": 0},
+            "max_retries": 0,
         },
         max_concurrency=1,
     )  # one line after another, so the injected fault hits the first

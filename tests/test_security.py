@@ -31,11 +31,11 @@ from personalization_assets.constants import PER_SEGMENT_TABLES
 from personalization_assets.jobs import SEGMENTATION_JOB
 from personalization_assets.lib.content import load_content_library
 from personalization_assets.lib.retrieval import RetrievalConfig
-from personalization_assets.lib.safety import verify_audit_chain
+from personalization_assets.lib.audit_chain import verify_audit_chain
 from personalization_assets.observability import DEFAULT_CUSTOMER_ID_PATTERN, hash_customer_id
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from personalization_assets.retrieval import RETRIEVAL_CONFIG_FILE
-from personalization_assets.safety import AUDIT_TABLE, read_audit
+from personalization_assets.store.safety import AUDIT_TABLE, read_audit
 from resources.azure_auth import InsecureEndpointError, MissingCredentialError, require_secure_endpoint
 from resources.content_safety import AzureContentSafetyResource, ContentSafetyConfigError
 from resources.llm import AzureOpenAIResource, OpenAICompatibleResource

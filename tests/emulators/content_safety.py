@@ -17,6 +17,10 @@ Routes (under ``/contentsafety``, auth header ``Ocp-Apim-Subscription-Key`` or a
 
 The ``wrong_schema`` fault answers a well-formed result that omits the Violence category, so callers can prove
 they fail closed when a category is missing; ``empty`` answers no categories at all.
+
+Authorization as the service does it: a wrong key gets 401 (base emulator); with ``emu.bearer_role = None`` a
+valid Entra ID token is authenticated but the identity has no role on the resource, so every data call gets 403
+``PermissionDenied`` naming the data action "Cognitive Services User" grants.
 """
 
 from __future__ import annotations
@@ -71,14 +75,14 @@ class ContentSafetyEmulator(EmulatorServer):
         self.scorer: Scorer = scorer or self.trigger_word_scorer
         self._state_lock = threading.RLock()
         self._blocklists: dict[str, dict[str, Any]] = {}  # name -> {"description", "items": {id: item}}
+        # The role a bearer token's identity holds on the resource; None answers 403 to every data call.
+        self.bearer_role: str | None = "Cognitive Services User"
 
     def trigger_word_scorer(self, text: str) -> dict[str, int]:
         severities = dict.fromkeys(CATEGORIES, 0)
         for phrase, (category, severity) in self.trigger_words.items():
             if category not in severities:
-                raise ValueError(
-                    f"trigger word {phrase!r} has unknown category {category!r}; use {CATEGORIES}"
-                )
+                raise ValueError(f"trigger word {phrase!r} has unknown category {category!r}; use {CATEGORIES}")
             if _phrase_pattern(phrase).search(text):
                 severities[category] = max(severities[category], int(severity))
         return severities
@@ -111,9 +115,29 @@ class ContentSafetyEmulator(EmulatorServer):
     def error_body(self, status: int, code: str, message: str) -> dict[str, Any]:
         return {"error": {"code": code, "message": message, "details": []}}
 
+    def _error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        if status == 401:  # what the service answers to a wrong key or a token for another resource
+            code, message = (
+                "401",
+                (
+                    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+                    "valid key for an active subscription and use a correct regional API endpoint for your resource."
+                ),
+            )
+        return super()._error_response(status, code, message, headers)
+
     # ---- routing ----
     def handle(self, request: RecordedRequest) -> EmulatorResponse:
         method, path = request.method, request.path.rstrip("/")
+        if request.auth_scheme == "bearer" and self.bearer_role is None:
+            action = "text:analyze" if path.endswith("text:analyze") else "text/blocklists"
+            raise EmulatorHTTPError(
+                403,
+                "PermissionDenied",
+                "The principal `00000000-0000-0000-0000-000000000000` lacks the required data action "
+                f"`Microsoft.CognitiveServices/accounts/ContentSafety/{action}/action` to perform "
+                f"`{method} /contentsafety/{action}` operation.",
+            )
         if path == "/contentsafety/text:analyze" and method == "POST":
             return EmulatorResponse(200, self._analyze(request.json))
         if path == "/contentsafety/text/blocklists" and method == "GET":
@@ -202,9 +226,7 @@ class ContentSafetyEmulator(EmulatorServer):
                 items = (body or {}).get("blocklistItems") if isinstance(body, dict) else None
                 if not isinstance(items, list) or not items:
                     raise _invalid("'blocklistItems' must be a non-empty array.")
-                return EmulatorResponse(
-                    200, {"blocklistItems": [self._upsert_item(blocklist, i) for i in items]}
-                )
+                return EmulatorResponse(200, {"blocklistItems": [self._upsert_item(blocklist, i) for i in items]})
             if rest == ":removeBlocklistItems" and method == "POST":
                 for item_id in (body or {}).get("blocklistItemIds") or []:
                     blocklist["items"].pop(item_id, None)

@@ -29,8 +29,8 @@ from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import json_logger
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from personalization_assets.retrieval import RETRIEVAL_CONFIG_FILE
-from personalization_assets.safety import SAFETY_CONFIG_FILE, SafetyConfig
-from resources.content_safety import EmbeddedContentSafetyResource, content_safety_resource_from_config
+from personalization_assets.config.safety import SafetyConfig
+from resources.content_safety import EmbeddedContentSafetyResource
 from resources.llm import EmbeddedComposerResource
 from resources.search import EmbeddedSearchResource, search_resource_from_config
 from resources.settings import PipelineSettings
@@ -44,8 +44,8 @@ FAST_SEARCH = {"max_retries": 2, "retry_backoff_seconds": 0.01, "retry_backoff_m
 FAST_LLM_RETRIES = 2  # the openai SDK's retries (its own backoff: 0.5 s, 1 s; Retry-After honoured)
 FAST_SAFETY_RETRY = {
     "max_retries": 2,
-    "backoff_seconds": 0.01,
-    "backoff_max_seconds": 0.05,
+    "retry_backoff_seconds": 0.01,
+    "retry_backoff_max_seconds": 0.05,
     "retry_after_max_seconds": 2,
 }
 # Key variables of the Azure backends as the emulator configs name them (tests set them with monkeypatch).
@@ -98,9 +98,7 @@ def configured_resources(settings: PipelineSettings, warehouse: DuckDBWarehouse)
             settings.load(RETRIEVAL_CONFIG_FILE, RetrievalConfig), warehouse
         ),
         "llm": settings.stage(GenerationConfig).llm_resource(),
-        "content_safety": content_safety_resource_from_config(
-            settings.load(SAFETY_CONFIG_FILE, SafetyConfig)
-        ),
+        "content_safety": settings.stage(SafetyConfig).resource(),
     }
 
 
@@ -276,7 +274,7 @@ def emulator_config(search=None, openai=None, content_safety=None, timeout_secon
             },
         }
     if content_safety is not None:
-        edits[SAFETY_CONFIG_FILE] = {
+        edits[SafetyConfig.FILENAME] = {
             "backend": "azure",
             "azure": {
                 "endpoint": content_safety.endpoint,
@@ -284,7 +282,7 @@ def emulator_config(search=None, openai=None, content_safety=None, timeout_secon
                 "api_key_env": KEY_ENVS["content_safety"],
                 "ca_bundle_path": content_safety.ca_bundle_path,
                 "timeout_seconds": timeout_seconds,
-                "retry": FAST_SAFETY_RETRY,
+                **FAST_SAFETY_RETRY,
             },
         }
     return edits
