@@ -31,7 +31,7 @@ from personalization_assets.lib.frames import ARROW_STRING
 from personalization_assets.lib.generation import VARIANT_COLUMNS
 from personalization_assets.lib.personalization import PERSONALIZED_COLUMNS
 from personalization_assets.lib.retrieval import RETRIEVED_COLUMNS
-from personalization_assets.lib.safety import CATEGORIES
+from personalization_assets.lib.safety import CONCERNS
 from personalization_assets.lib.segmentation import PROFILE_COLUMNS, SEGMENT_COLUMNS
 from personalization_assets.lib.simulation import ENGAGEMENT_COLUMNS, ENGAGEMENT_FLAGS
 from personalization_assets.lib.statistics import REVENUE_METRIC
@@ -191,13 +191,15 @@ RetrievedContentFrame = frame_type(
     "The documents retrieved for each segment, best first: rank from 1, score in [0, 1], snippet, query.",
     _kinds(RETRIEVED_COLUMNS, rank="int64", score="float64"),
 )
-# The verdict columns are named in the safety stage (VERDICT_COLUMNS, not in lib yet), hence written out here.
+# The verdict columns are listed in workflows/safety.py (VERDICT_COLUMNS, next to the resources it imports);
+# written out here so this module stays light, and held equal to that list by tests/test_schemas.py.
 SafetyVerdictsFrame = frame_type(
     "SafetyVerdictsFrame",
-    "Each screened variant text (original or rewrite): severities per harm category, decision, reasons.",
+    "Each screened variant text (original or rewrite): severity per concern (the four harm categories and "
+    "phishing; empty = not screened), decision, reasons and the blocklist hits as JSON text.",
     {
         **_kinds(["segment", "variant_id", "source_variant_id", "tone", "subject", "body", "citations"]),
-        **dict.fromkeys(CATEGORIES, "Int64"),
+        **dict.fromkeys(CONCERNS, "Int64"),
         **_kinds(["blocklist_hits", "decision", "reasons", "backend"]),
         "screened_at": TIMESTAMP,
         "attempts": "int64",

@@ -118,3 +118,24 @@ def test_a_failed_type_check_stops_the_step_before_the_warehouse_write(tmp_path)
 
 def test_the_declared_customer_columns_are_the_validated_ones_in_order():
     assert _declared_columns(schemas.CustomersFrame) == list(REQUIRED_COLUMNS)
+
+
+def test_the_safety_verdicts_type_declares_the_verdict_columns_and_accepts_the_stage_frame():
+    """Defined here, attached when the lead wires it: it must accept what the safety workflow stores."""
+    from datetime import UTC, datetime
+
+    from personalization_assets.workflows.safety import VERDICT_COLUMNS, Candidate, Screening, verdicts_frame
+    from resources.content_safety import ScreenOutcome
+
+    assert _declared_columns(schemas.SafetyVerdictsFrame) == VERDICT_COLUMNS
+    candidate = Candidate("vip-friendly", "vip-friendly", "friendly", "Hello", "Body [Source: A]", '["A"]')
+    screened = Screening(
+        candidate=candidate,
+        outcome=ScreenOutcome(severities={"hate": 0, "violence": 2}, backend="embedded"),  # three not screened
+        decision="blocked",
+        reasons=("incomplete screening",),
+        screened_at=datetime(2026, 1, 5, tzinfo=UTC),
+    )
+    for frame in (verdicts_frame("vip", [screened]), verdicts_frame("vip", [])):
+        check = check_dagster_type(schemas.SafetyVerdictsFrame, frame)
+        assert check.success, check.description
