@@ -1,6 +1,7 @@
 """The code location: every asset, check, job, schedule, sensor and resource of the pipeline, assembled once."""
 
 from dagster import (
+    AssetsDefinition,
     Definitions,
     colored_console_logger,
     load_asset_checks_from_modules,
@@ -28,8 +29,10 @@ warehouse = DuckDBWarehouse()
 install_log_redaction()
 
 assets = load_assets_from_modules(STAGE_MODULES)
-jobs = build_jobs(assets)
-sensors, schedules = build_automation(assets, jobs)
+# The stage modules define assets with @asset / @multi_asset only; jobs and automation select by their keys.
+asset_definitions = [asset for asset in assets if isinstance(asset, AssetsDefinition)]
+jobs = build_jobs(asset_definitions)
+sensors, schedules = build_automation(asset_definitions, jobs)
 
 defs = Definitions(
     assets=assets,

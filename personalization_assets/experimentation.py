@@ -44,7 +44,7 @@ from personalization_assets.gates import blocking_spec, gated_output, warning_sp
 from personalization_assets.lib import experimentation as lib
 from personalization_assets.lib.assignment import ASSIGNMENT_COLUMNS, assign_arms
 from personalization_assets.lib.frames import ARROW_STRING
-from personalization_assets.lib.personalization import opening_lines, personal_field_values
+from personalization_assets.lib.personalization import PERSONALIZED_COLUMNS, opening_lines, personal_field_values
 from personalization_assets.lib.simulation import ENGAGEMENT_COLUMNS, ENGAGEMENT_FLAGS, RecordedEngagement
 from personalization_assets.lib.statistics import (
     CONTROL,
@@ -54,6 +54,13 @@ from personalization_assets.lib.statistics import (
 )
 from personalization_assets.metadata import markdown_preview
 from personalization_assets.partitions import segment_partitions
+from personalization_assets.schemas import (
+    AssignmentsFrame,
+    EngagementFrame,
+    ExperimentMetricsFrame,
+    PersonalizedMessagesFrame,
+    PooledExperimentMetricsFrame,
+)
 from personalization_assets.store import experiment as store
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
@@ -64,8 +71,6 @@ ASSIGNMENT_COMPLETE = "assignment_complete"  # every customer of the segment ass
 ARMS_BALANCED = "arms_balanced"  # arm shares within tolerance, enough customers per arm (warning)
 SAMPLE_RATIO_MATCHES = "sample_ratio_matches"  # analysed rows reconcile with the exact assignment (blocking)
 FUNNEL_CONSISTENT = "funnel_consistent"  # no click without open, no conversion without click (blocking)
-# Columns of personalized_messages: the variant is referenced, not copied (see render_message).
-PERSONALIZED_COLUMNS = ["segment", "customer_id", "arm", "variant_id", "subject", "opening_line"]
 GATE_TABLES = [AssetKey(store.MESSAGE_VARIANTS_TABLE), AssetKey(store.SAFETY_VERDICTS_TABLE)]
 
 
@@ -112,6 +117,7 @@ def _gate_and_weights(warehouse: DuckDBWarehouse, config: ExperimentConfig, segm
         blocking_spec(ASSIGNMENT_COMPLETE, "assignments", "every customer of the segment assigned exactly once"),
         warning_spec(ARMS_BALANCED, "assignments", "arm shares within tolerance, enough customers per arm"),
     ],
+    dagster_type=AssignmentsFrame,
 )
 def assignments(context: AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBWarehouse):
     """Every customer of the segment in `control` or the arm of one approved variant (segment, customer_id,
@@ -181,6 +187,7 @@ def assignments(context: AssetExecutionContext, settings: PipelineSettings, ware
         blocking_spec(SAMPLE_RATIO_MATCHES, "engagement", "analysed rows reconcile with the exact assignment"),
         blocking_spec(FUNNEL_CONSISTENT, "engagement", "no click without an open, no conversion without a click"),
     ],
+    dagster_type=EngagementFrame,
 )
 def engagement(context: AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBWarehouse):
     """Opened / clicked / converted per assigned customer: simulated from each customer's historical rates
@@ -245,6 +252,7 @@ def engagement(context: AssetExecutionContext, settings: PipelineSettings, wareh
     group_name=GROUP,
     # engagement is read with SQL without customer ids; the approved arms come from the gate tables.
     deps=[engagement, AssetKey(CUSTOMER_SEGMENTS_TABLE), *GATE_TABLES],
+    dagster_type=ExperimentMetricsFrame,
 )
 def experiment_metrics(
     context: AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBWarehouse
@@ -292,7 +300,12 @@ def experiment_metrics(
     return metrics
 
 
-@asset(kinds=STORAGE_KINDS, group_name=GROUP, deps=[engagement, AssetKey(CUSTOMER_SEGMENTS_TABLE)])
+@asset(
+    kinds=STORAGE_KINDS,
+    group_name=GROUP,
+    deps=[engagement, AssetKey(CUSTOMER_SEGMENTS_TABLE)],
+    dagster_type=PooledExperimentMetricsFrame,
+)
 def pooled_experiment_metrics(
     context: AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBWarehouse
 ) -> pd.DataFrame:
@@ -340,6 +353,7 @@ def pooled_experiment_metrics(
     group_name=GROUP,
     # Read with SQL: the segment's treated customers joined to their tier, city and recency; the variants.
     deps=[assignments, AssetKey(CUSTOMERS_TABLE), *GATE_TABLES],
+    dagster_type=PersonalizedMessagesFrame,
 )
 def personalized_messages(context: AssetExecutionContext, warehouse: DuckDBWarehouse) -> pd.DataFrame:
     """Each customer in a tone arm: their variant's subject and a personal opening line from name-free fields
@@ -370,7 +384,7 @@ def personalized_messages(context: AssetExecutionContext, warehouse: DuckDBWareh
     rows["opening_line"] = opening_lines(
         rows["arm"], rows["tier"], rows["location"], rows["last_engagement_days"], allowed_fields=allowed
     )  # same index as rows; stays Arrow-backed (no Python string per customer)
-    frame = rows[PERSONALIZED_COLUMNS]
+    frame = rows[list(PERSONALIZED_COLUMNS)]
     sample = frame.drop_duplicates("opening_line").head(5)[["arm", "variant_id", "subject", "opening_line"]]
     context.add_output_metadata(
         {

@@ -40,6 +40,7 @@ from personalization_assets.lib.generation import (
 )
 from personalization_assets.metadata import markdown_preview
 from personalization_assets.partitions import segment_partitions
+from personalization_assets.schemas import MessageVariantsFrame
 from personalization_assets.store.generation import ResponseCache
 from personalization_assets.workflows.generation import (
     Variant,
@@ -170,6 +171,7 @@ def run_metadata(variants: Sequence[Variant], wall_seconds: float, llm: LLMResou
     # The content index is read for document keywords through the warehouse (it is not an IO-manager output).
     deps=[AssetKey(CONTENT_INDEX_TABLE)],
     check_specs=CHECK_SPECS,
+    dagster_type=MessageVariantsFrame,
 )
 def message_variants(
     context: AssetExecutionContext,

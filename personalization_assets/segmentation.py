@@ -16,6 +16,12 @@ from personalization_assets.lib.segmentation import (
 )
 from personalization_assets.metadata import markdown_preview
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+from personalization_assets.schemas import (
+    CustomerSegmentsFrame,
+    CustomersFrame,
+    CustomersQuarantineFrame,
+    SegmentProfilesFrame,
+)
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 
@@ -26,6 +32,7 @@ GROUP = "segmentation"
     outs={
         "customers": AssetOut(
             description="Validated customers, one row per customer_id.",
+            dagster_type=CustomersFrame,
             kinds=STORAGE_KINDS,
             group_name=GROUP,
         ),
@@ -34,6 +41,7 @@ GROUP = "segmentation"
                 "Rejected customer rows when on_invalid_rows is quarantine: one row per bad line with its line, "
                 "customer_id, reasons and the raw values as written (raw_row for a line that could not be split)."
             ),
+            dagster_type=CustomersQuarantineFrame,
             kinds=STORAGE_KINDS,
             group_name=GROUP,
         ),
@@ -91,7 +99,7 @@ def segment_customers(customers: pd.DataFrame, config: SegmentationConfig) -> tu
     return segments, {"method": "rules"}
 
 
-@asset(kinds=STORAGE_KINDS, group_name=GROUP)
+@asset(kinds=STORAGE_KINDS, group_name=GROUP, dagster_type=CustomerSegmentsFrame)
 def customer_segments(
     context: AssetExecutionContext,
     customers: pd.DataFrame,
@@ -131,7 +139,7 @@ def customer_segments(
     return segments
 
 
-@asset(kinds=STORAGE_KINDS, group_name=GROUP)
+@asset(kinds=STORAGE_KINDS, group_name=GROUP, dagster_type=SegmentProfilesFrame)
 def segment_profiles(
     context: AssetExecutionContext, customers: pd.DataFrame, customer_segments: pd.DataFrame
 ) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from personalization_assets.lib.generation import (
     FormatRules,
@@ -94,9 +95,19 @@ SUBJECTS = {
     "friendly": ("A little something for you: {hook}", "For you: {hook}", "{hook}"),
 }
 
+
 # Copy per campaign intent (segmentation's `intent`) and tone. Claims stay generic: no deadlines or prices
 # that a document does not state.
-INTENT_COPY: dict[str, dict[str, dict[str, str] | tuple[str, ...]]] = {
+class IntentCopy(TypedDict):
+    """The composer's copy for one campaign intent: a sentence per tone, plus tone-free extra sentences."""
+
+    opening: dict[str, str]
+    why: dict[str, str]
+    cta: dict[str, str]
+    extra: tuple[str, ...]
+
+
+INTENT_COPY: dict[str, IntentCopy] = {
     "vip": {
         "opening": {
             "urgent": "As one of our most valued customers, you get the first look; the best picks go fast.",
@@ -350,13 +361,13 @@ def compose_message(
         return lead_ins[min(position, len(lead_ins) - 1)].format(title=f"\u201c{doc.title}\u201d")
 
     greeting = _Paragraph([GREETING.get(tone, "Hello,")])
-    opening = _Paragraph([copy["opening"][tone]])  # type: ignore[index]
+    opening = _Paragraph([copy["opening"][tone]])
     doc_paragraphs = []
     for position, doc in enumerate(sources):
         order = {line: n for n, line in enumerate(usable_sentences(doc.snippet, banned))}
         doc_paragraphs.append(_Paragraph([lead_in(position, doc)], doc, order))
     why = _Paragraph([])
-    closing = _Paragraph([copy["cta"][tone]])  # type: ignore[index]
+    closing = _Paragraph([copy["cta"][tone]])
     sign_off = _Paragraph([SIGN_OFF.get(tone, "Best regards,") + "\n" + sender])
 
     # Optional sentences in priority order: the lead document's best lines first, then the others, then the
@@ -367,12 +378,12 @@ def compose_message(
             if len(ranked[doc.document_id]) > depth:
                 optional.append((paragraph, ranked[doc.document_id][depth]))
         if depth == 0:
-            optional.append((why, copy["why"][tone]))  # type: ignore[index]
+            optional.append((why, copy["why"][tone]))
     for doc, paragraph in zip(sources, doc_paragraphs, strict=True):
         line = _keyword_line(doc, tone, " ".join(ranked[doc.document_id]) + doc.title)
         if line:
             optional.append((paragraph, line))
-    optional.extend((why, sentence) for sentence in copy["extra"])  # type: ignore[union-attr]
+    optional.extend((why, sentence) for sentence in copy["extra"])
     optional.extend((closing, sentence) for sentence in GENERAL_EXTRA)
 
     layout = [greeting, opening, *doc_paragraphs, why, closing, sign_off]

@@ -70,7 +70,10 @@ def _canonical_record(row: Mapping[str, object]) -> dict[str, object]:
     record["screened_at"] = _canonical_timestamp(row["screened_at"])
     record["severities"] = _canonical_json(row["severities"], kind="severities")
     record["reasons"] = _canonical_json(row["reasons"], kind="reasons")
-    record["sequence"] = int(row["sequence"])
+    sequence = row["sequence"]
+    if not isinstance(sequence, int | float | str | np.number):
+        raise TypeError(f"sequence must be a number, got {type(sequence).__name__}")
+    record["sequence"] = int(sequence)
     return record
 
 
@@ -191,8 +194,8 @@ def verify_audit_chain(
         ),
     ]
     for mask, describe in checks:
-        for i in np.flatnonzero(mask & (problems == "")):
-            problems[i] = describe(i)
+        for index in np.flatnonzero(mask & (problems == "")):
+            problems[index] = describe(int(index))
     bad = np.flatnonzero(problems != "")
     if len(bad):
         i = int(bad[0])

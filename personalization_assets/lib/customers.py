@@ -44,6 +44,9 @@ NUMERIC_RULES: dict[str, tuple[float, float, bool]] = {
 }
 REQUIRED_COLUMNS = (ID_COLUMN, "age", "location", "tier", *[c for c in NUMERIC_RULES if c != "age"])
 NUMERIC_FEATURES = tuple(NUMERIC_RULES)
+# Columns of `customers_quarantine`: the line, the id, the reasons, each column's value as written, and the raw
+# text of a line that could not be split into fields.
+QUARANTINE_COLUMNS = ("line", ID_COLUMN, "reasons", *REQUIRED_COLUMNS[1:], "raw_row")
 _BY_CANONICAL = {canonical_name(c): c for c in REQUIRED_COLUMNS}
 
 # Delimiters `customers.delimiter` may name, and how messages call them.
@@ -606,4 +609,4 @@ def _rejected_rows(
     rows["line"] = rows["line"].astype("int64")
     for column in ("customer_id", *REQUIRED_COLUMNS[1:], "raw_row"):
         rows[column] = rows[column].astype(ARROW_STRING)
-    return rows.reset_index(drop=True)
+    return rows[list(QUARANTINE_COLUMNS)].reset_index(drop=True)

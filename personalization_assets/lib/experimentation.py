@@ -34,6 +34,13 @@ RETENTION_ALERT_P = 0.001  # lost rows allowed (missing: drop) only while every 
 GATE_COLUMNS = ["source_variant_id", "variant_id", "tone", "subject", "status", "decision", "approved", "reason"]
 _METRIC_TEXT = ["segment", "arm", "variant_id", "metric", "test", "note"]
 _METRIC_INTEGERS = ["n_segments", "n_control", "n_arm", "looks"]
+# The dtype of every metrics column, the same for every partition (see typed_metrics).
+METRICS_DTYPES: dict[str, object] = {
+    **{column: "float64" for column in METRICS_COLUMNS},
+    **dict.fromkeys(_METRIC_TEXT, ARROW_STRING),
+    **dict.fromkeys(_METRIC_INTEGERS, "int64"),
+    "significant": "bool",
+}
 
 
 @dataclass(frozen=True)
@@ -353,12 +360,8 @@ def typed_metrics(metrics: pd.DataFrame) -> pd.DataFrame:
     """The metrics frame with the same column types for every partition (an empty control-only partition
     included), so the warehouse table's types never depend on which segment was stored first."""
     metrics = metrics.reindex(columns=METRICS_COLUMNS)
-    types: dict[str, object] = {column: "float64" for column in METRICS_COLUMNS}
-    types |= dict.fromkeys(_METRIC_TEXT, ARROW_STRING)
-    types |= dict.fromkeys(_METRIC_INTEGERS, "int64")
-    types["significant"] = "bool"
     metrics = metrics.assign(significant=metrics["significant"].fillna(False))
-    return metrics.astype(types)
+    return metrics.astype(METRICS_DTYPES)
 
 
 def metrics_markdown(metrics: pd.DataFrame, alpha: float) -> str:

@@ -25,6 +25,9 @@ import pyarrow as pa
 
 from personalization_assets.lib.frames import ARROW_STRING
 
+# Columns of `personalized_messages`: the variant is referenced, not copied (see render_message).
+PERSONALIZED_COLUMNS = ("segment", "customer_id", "arm", "variant_id", "subject", "opening_line")
+
 # Upper bounds (days since last engagement, inclusive) of the recency bands, and each band's sentence.
 RECENCY_BANDS: tuple[tuple[float, str], ...] = (
     (7, "Good to see you again so soon."),

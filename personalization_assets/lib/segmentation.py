@@ -29,6 +29,21 @@ OPERATORS = {
     "!=": operator.ne,
 }
 INTENTS = ("vip", "win_back", "onboarding", "loyalty", "nurture")
+# Columns of the `customer_segments` table (one row per customer) and of `segment_profiles` (one row per segment).
+SEGMENT_COLUMNS = ("customer_id", "segment", "segment_name", "intent")
+PROFILE_COLUMNS = (
+    "segment",
+    "segment_name",
+    "intent",
+    "customers",
+    "share",
+    *(f"mean_{feature}" for feature in NUMERIC_FEATURES),
+    *(f"median_{feature}" for feature in NUMERIC_FEATURES),
+    "tier_mix",
+    "top_locations",
+    "engagement_level",
+    "description",
+)
 
 
 def slugify(name: str) -> str:
