@@ -44,6 +44,7 @@ from personalization_assets.lib.safety import APPROVED, BLOCKED, CONCERNS
 from personalization_assets.lib.safety_checks import screening_coverage, unsafe_approvals
 from personalization_assets.metadata import markdown_preview
 from personalization_assets.partitions import segment_partitions
+from personalization_assets.schemas import SafetyVerdictsFrame
 from personalization_assets.store.safety import (
     AUDIT_TABLE,
     CACHED_BACKEND_SUFFIX,
@@ -155,6 +156,7 @@ def check_audit_chain(audit: pd.DataFrame, anchors: list) -> AssetCheckResult:
     group_name=GROUP,
     # Read with SQL: the tier and city values of the segment's customers, screened for the opening lines.
     deps=[AssetKey(CUSTOMERS_TABLE), AssetKey(CUSTOMER_SEGMENTS_TABLE)],
+    dagster_type=SafetyVerdictsFrame,
     check_specs=[
         blocking_spec(NO_UNSAFE, "safety_verdicts", check_no_unsafe_approved.__doc__ or ""),
         blocking_spec(EVERY_SCREENED, "safety_verdicts", check_every_variant_screened.__doc__ or ""),

@@ -219,8 +219,8 @@ ASSET_TYPES: dict[str, DagsterType] = {
     "experiment_metrics": ExperimentMetricsFrame,
     "pooled_experiment_metrics": PooledExperimentMetricsFrame,
     "personalized_messages": PersonalizedMessagesFrame,
+    "safety_verdicts": SafetyVerdictsFrame,
 }
 PENDING_TYPES: dict[str, DagsterType] = {
     "retrieved_content": RetrievedContentFrame,
-    "safety_verdicts": SafetyVerdictsFrame,
 }
