@@ -11,17 +11,18 @@ worker: the UI shows it on the timeline and the job's Runs tab, and re-executes 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
 from dagster._core.execution.api import execute_run
 from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from personalization_assets.config import PROJECT_ROOT
@@ -226,3 +227,38 @@ def segment_outcomes(
             where = f"in campaign {refresh_id}" if refresh_id else "yet"
             outcomes[key] = (NOT_RUN, f"no finished run of this segment {where}")
     return outcomes
+
+
+# --- Runs whose process is gone -------------------------------------------------------------------------------
+
+PROCESS_TAG = "personalization/process"  # "<pid>@<host>" of the `personalize run` executing the run
+
+
+def process_tag() -> dict[str, str]:
+    return {PROCESS_TAG: f"{os.getpid()}@{socket.gethostname()}"}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed the unfinished runs of `personalize run` processes on this host that no longer exist (killed,
+    crashed, machine rebooted): without it they would stay STARTED for ever, as a run launched by the UI's
+    default run launcher does until `run_monitoring.max_runtime_seconds` (dagster.yaml). Returns their ids."""
+    host = socket.gethostname()
+    failed = []
+    unfinished = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+    for run in instance.get_runs(RunsFilter(tags={TRIGGER_TAG: CLI_TRIGGER}, statuses=unfinished)):
+        pid, _, run_host = run.tags.get(PROCESS_TAG, "").partition("@")
+        if run_host != host or not pid.isdigit() or _process_alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the `personalize run` process {pid} that executed this run is gone")
+        failed.append(run.run_id)
+    return failed

@@ -73,15 +73,11 @@ def campaign_report(
         _import_notebook_machinery()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-notebook") as notebook_runner:
         notebook = (
-            notebook_runner.submit(
-                _timed_notebook, folder / REPORT_NOTEBOOK, config, experiment, warehouse, served
-            )
+            notebook_runner.submit(_timed_notebook, folder / REPORT_NOTEBOOK, config, experiment, warehouse, served)
             if config.notebook
             else None
         )
-        return _build_report(
-            context, config, experiment, warehouse, generated_at, folder, notebook, served, excluded
-        )
+        return _build_report(context, config, experiment, warehouse, generated_at, folder, notebook, served, excluded)
 
 
 def current_segments(context: AssetExecutionContext) -> tuple[list[str], list[tuple[str, str, str]]]:

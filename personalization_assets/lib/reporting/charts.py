@@ -78,7 +78,7 @@ def tone_color(arm: str, arms: Sequence[str] = ()) -> str:
     return EXTRA_COLORS[extras.index(arm) % len(EXTRA_COLORS)] if arm in extras else EXTRA_COLORS[0]
 
 
-def figure_png(figure: Figure, dpi: int = 170) -> bytes:
+def figure_png(figure: Figure, dpi: int = 120) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.04)
     return buffer.getvalue()
@@ -87,7 +87,6 @@ def figure_png(figure: Figure, dpi: int = 170) -> bytes:
 def png_data_uri(png: bytes) -> str:
     """A PNG as a data URI, for a self-contained HTML page."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
 
 
 def _plain(text: object) -> str:
