@@ -11,6 +11,7 @@ worker: the UI shows it on the timeline and the job's Runs tab, and re-executes 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -39,8 +40,19 @@ REFRESH_PARTITIONS_TAG = "personalization/refresh_partitions"
 PARTITION_TAG = "dagster/partition"
 CLI_TRIGGER = "personalize_run"
 
-# Exception classes whose message is meant for a person: the input was refused, nothing is wrong with the code.
-REFUSAL_ERRORS = frozenset({"InputError", "ConfigError", "ContentLibraryError"})
+# Exception classes whose message is meant for a person: the input or a setting was refused, nothing is wrong
+# with the code. Matched by name: the CLI reads them from the run's stored error, not from a live exception.
+REFUSAL_ERRORS = frozenset(
+    {
+        "InputError",
+        "CustomerDataError",
+        "ContentLibraryError",
+        "ConfigError",
+        "MissingCredentialError",
+        "InsecureEndpointError",
+        "ContentSafetyConfigError",
+    }
+)
 NO_SUITABLE_CONTENT = "no suitable content for segment"
 
 
@@ -97,10 +109,11 @@ def summarize_failure(instance: DagsterInstance, run_id: str) -> tuple[str, str,
         description = data.user_failure_data.description if data and data.user_failure_data else None
         error = _root_cause(data.error) if data and data.error else None
         message = description or (error.message if error else "failed")
-        # "dagster._core.errors.X: text" -> "text"; keep the first line only (the rest is in the UI).
-        line = next((part.strip() for part in message.strip().splitlines() if part.strip()), "failed")
-        if error and line.startswith(error.cls_name + ":"):
-            line = line[len(error.cls_name) + 1 :].strip()
+        # The first line (and the next, if the first only introduces it); the rest is in the UI.
+        lines = [part.strip() for part in message.strip().splitlines() if part.strip()] or ["failed"]
+        line = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
+        if error:  # "package.module.InputError: text" -> "text"
+            line = re.sub(rf"^[\w.]*\b{re.escape(error.cls_name)}: ", "", line)
         detail = data.error.to_string() if data and data.error else line
         return line, (error.cls_name if error else ""), event.step_key or "", detail
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE).records:
