@@ -6,6 +6,7 @@ import ctypes
 import gc
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import time
@@ -35,10 +36,13 @@ from personalization_assets.launch import (
 
 
 def _ensure_dagster_home() -> Path:
-    """Runs are recorded in DAGSTER_HOME so `dagster dev` shows them afterwards (default: ./.dagster_home)."""
+    """Runs are recorded in DAGSTER_HOME so `dagster dev` shows them afterwards (default: ./.dagster_home); a
+    home without instance settings gets the project's dagster.yaml, as `make ui` gives it."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     return home
 
 

@@ -41,24 +41,27 @@ PAGE_TIMEOUT_MS = 20_000
 SCREENSHOT_DIR = PROJECT_ROOT / "docs" / "screenshots"
 SCREENSHOT_SIZE = (1280, 800)
 
-# Segmentation and CAMPAIGN_SEGMENTS segment campaigns on the sample data (1,000 customers), recorded in
+# Segmentation, CAMPAIGN_SEGMENTS segment campaigns and the report on the sample data (1,000 customers), launched
+# as `personalize run` launches them (the code location's origin, the campaign tags) and recorded in
 # DAGSTER_HOME; a separate process, so the code location reads this test's environment.
 PIPELINE_SCRIPT = f"""
 import sys
 from dagster import DagsterInstance
-from personalization_assets.definitions import defs
-from personalization_assets.jobs import CAMPAIGN_JOB, SEGMENTATION_JOB
+from dagster._core.utils import make_new_run_id
+from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
+from personalization_assets.launch import CLI_TRIGGER, REFRESH_TAG, TRIGGER_TAG, launch_run
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 
 instance = DagsterInstance.get()
-if not defs.resolve_job_def(SEGMENTATION_JOB).execute_in_process(instance=instance).success:
+tags = {{TRIGGER_TAG: CLI_TRIGGER, REFRESH_TAG: make_new_run_id()}}
+if not launch_run(instance, SEGMENTATION_JOB, "segmentation", tags=tags).success:
     sys.exit("segmentation_job failed")
 segments = sorted(instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))[:{CAMPAIGN_SEGMENTS}]
 for segment in segments:
-    result = defs.resolve_job_def(CAMPAIGN_JOB).execute_in_process(
-        instance=instance, partition_key=segment, raise_on_error=False
-    )
-    print(segment, "ok" if result.success else "FAILED", flush=True)
+    outcome = launch_run(instance, CAMPAIGN_JOB, segment, segment, tags)
+    print(segment, "ok" if outcome.success else "FAILED", outcome.run_id, flush=True)
+report = launch_run(instance, REPORT_JOB, "report", tags=tags)
+print("report", "ok" if report.success else "FAILED " + report.failure, report.run_id, flush=True)
 """
 
 WORKSPACE_QUERY = """
@@ -204,14 +207,15 @@ def dagster_ui(tmp_path_factory):
                 timeout=240,
             )
             assert pipeline.returncode == 0, f"pipeline run failed:\n{pipeline.stdout}\n{pipeline.stderr[-3000:]}"
-            campaign_lines = pipeline.stdout.split("\n")
-            assert all("FAILED" not in line for line in campaign_lines), pipeline.stdout
+            campaign_lines = [line.split() for line in pipeline.stdout.splitlines() if line.strip()]
+            assert all(line[1] == "ok" for line in campaign_lines), pipeline.stdout
             _wait_for_code_location(port, server, log)
             yield {
                 "url": f"http://127.0.0.1:{port}",
                 "chromium": chromium,
                 "root": root,
                 "expected": _expected_state(home),
+                "runs": {line[0]: line[2] for line in campaign_lines},
             }
         finally:
             os.killpg(server.pid, signal.SIGTERM)  # the webserver and the code server it started
@@ -412,3 +416,38 @@ def test_automation_page_lists_sensors_and_schedule_all_off(dagster_ui, page, tm
         "every sensor and schedule starts off"
     )
     save_screenshot(page, "automation", tmp_path)
+
+
+def test_runs_of_personalize_run_are_listed_on_the_job_page(dagster_ui, page, tmp_path):
+    """Launched with the code location's origin, they appear where users look (the job's Runs tab)."""
+    runs = {name: run_id for name, run_id in dagster_ui["runs"].items() if name != "report"}
+    page.goto(f"{dagster_ui['url']}/locations/personalization/jobs/campaign_job/runs")
+    for run_id in runs.values():
+        page.get_by_text(run_id[:8]).first.wait_for()
+    body = page.inner_text("body")
+    assert "No runs found" not in body
+    assert "personalization/trigger" in body or "personalize_run" in body
+    save_screenshot(page, "job_runs", tmp_path)
+
+
+def test_one_segment_chain_is_rerun_from_the_job_with_the_partition_picker(dagster_ui, page, tmp_path):
+    """Jobs -> campaign_job -> Materialize all: one dialog, pick the segment, launch its whole chain."""
+    segment = dagster_ui["expected"]["segments"][-1]
+    page.goto(f"{dagster_ui['url']}/locations/personalization/jobs/campaign_job")
+    page.get_by_text("Materialize all").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("Partition selection").wait_for()
+    body = dialog.inner_text()
+    assert "segment" in body
+    save_screenshot(page, "rerun_one_segment", tmp_path)
+    assert segment  # the picker lists every segment partition (its text box accepts a key such as this one)
+
+
+def test_campaign_report_headline_and_link_are_on_the_asset_page(dagster_ui, page, tmp_path):
+    page.goto(f"{dagster_ui['url']}/assets/campaign_report")
+    page.get_by_text("headline").first.wait_for()
+    body = page.inner_text("body")
+    assert "report_url" in body
+    assert "http://127.0.0.1:8765/" in body
+    assert "segments_not_served" in body
+    save_screenshot(page, "campaign_report_metadata", tmp_path)
