@@ -190,6 +190,7 @@ def _build_report(
         "headline": MetadataValue.md(report.headline_markdown()),
         "lift_chart": MetadataValue.md(f"![Lift by segment and tone]({report.charts['lift']})"),
         "report_url": MetadataValue.url(f"{served_url}/{REPORT_HTML}"),
+        **{f"headline {key}": text for key, text in report.headline_lines().items()},
         "segments_served": ", ".join(served),
         "segments_not_served": ", ".join(f"{key} ({status})" for key, status, _ in excluded) or "none",
         "overall_recommendation": f"{report.overall.label}: {report.overall.evidence}",

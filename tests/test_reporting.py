@@ -800,6 +800,9 @@ def test_a_segment_that_failed_in_this_run_is_named_and_none_of_its_rows_are_sho
     assert metadata["segments_served"].value == ", ".join(s for s in segments if s != failed)
     assert metadata["segments"].value == len(segments) - 1
     assert f"**{failed}**: failed — {reason}" in metadata["headline"].value
+    assert metadata[f"headline not served: {failed}"].value == f"failed: {reason}"
+    shown = [key for key in metadata if key.startswith("headline ") and "not served" not in key]
+    assert len(shown) == len(segments)  # the pooled line and one per served segment
     html = (Path(metadata["report_folder"].value) / "campaign_report.html").read_text()
     assert "Not in this report." in html
     name = campaign["segment_profiles"].set_index("segment").at[failed, "segment_name"]

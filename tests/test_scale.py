@@ -148,10 +148,10 @@ def test_partition_runs_with_the_multiprocess_executor_share_the_warehouse(pipel
     # process may have happened in an earlier test, before these variables were set.
     segmentation = (
         "from dagster import DagsterInstance\n"
-        "from personalization_assets.cli import execute_run\n"
+        "from personalization_assets.launch import launch_run\n"
         "from personalization_assets.jobs import SEGMENTATION_JOB\n"
         "with DagsterInstance.get() as instance:\n"
-        "    assert execute_run(instance, SEGMENTATION_JOB, 'segmentation').success\n"
+        "    assert launch_run(instance, SEGMENTATION_JOB, 'segmentation').success\n"
     )
     subprocess.run([sys.executable, "-c", segmentation], cwd=PROJECT_ROOT, env=pipeline_env, check=True)
     segments = ["at_risk", "standard"]

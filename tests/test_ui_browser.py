@@ -432,15 +432,22 @@ def test_runs_of_personalize_run_are_listed_on_the_job_page(dagster_ui, page, tm
 
 def test_one_segment_chain_is_rerun_from_the_job_with_the_partition_picker(dagster_ui, page, tmp_path):
     """Jobs -> campaign_job -> Materialize all: one dialog, pick the segment, launch its whole chain."""
-    segment = dagster_ui["expected"]["segments"][-1]
+    segments = dagster_ui["expected"]["segments"]
     page.goto(f"{dagster_ui['url']}/locations/personalization/jobs/campaign_job")
     page.get_by_text("Materialize all").first.click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("Partition selection").wait_for()
-    body = dialog.inner_text()
-    assert "segment" in body
+    dialog.get_by_text(f"{len(segments)} partitions").first.wait_for()  # the segments are loaded
+    # Pick one segment: the dialog then launches one run of that segment's whole chain.
+    dialog.get_by_text("Custom", exact=True).first.click()
+    picker = dialog.locator("input").last
+    picker.fill(segments[-1])
+    picker.press("Enter")
+    page.wait_for_timeout(1000)
     save_screenshot(page, "rerun_one_segment", tmp_path)
-    assert segment  # the picker lists every segment partition (its text box accepts a key such as this one)
+    body = dialog.inner_text()
+    assert "Launch runs to materialize 7 assets" in body
+    assert "Launch 1 run" in body or "1 partition" in body, body
 
 
 def test_campaign_report_headline_and_link_are_on_the_asset_page(dagster_ui, page, tmp_path):
@@ -450,4 +457,5 @@ def test_campaign_report_headline_and_link_are_on_the_asset_page(dagster_ui, pag
     assert "report_url" in body
     assert "http://127.0.0.1:8765/" in body
     assert "segments_not_served" in body
+    assert "headline 1. All segments (pooled)" in body  # the recommendation table, readable without a click
     save_screenshot(page, "campaign_report_metadata", tmp_path)

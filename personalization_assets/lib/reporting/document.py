@@ -84,12 +84,41 @@ class Report:
     # Segments of the campaign this report leaves out, with why: (segment, status, one-line reason).
     excluded: tuple[tuple[str, str, str], ...] = ()
 
+    def headline_lines(self, width: int = 12) -> dict[str, str]:
+        """The headline as one line of plain text per segment (pooled first): the recommendation, then the
+        lift of the tone it rests on with its confidence interval and a bar drawn in text (a lift chart that
+        a metadata table shows as it is)."""
+        recommendations = [self.overall, *self.recommendations]
+        lifts = [_number(r.figures.get("abs_lift")) for r in recommendations]
+        scale = max((abs(lift) for lift in lifts if lift is not None), default=0.0) or 1.0
+        lines = {}
+        for number, (rec, lift) in enumerate(zip(recommendations, lifts, strict=True), start=1):
+            text = rec.label
+            if lift is not None:
+                low, high = _number(rec.figures.get("abs_ci_low")), _number(rec.figures.get("abs_ci_high"))
+                bar = ("█" * max(1, round(abs(lift) / scale * width))).rjust(width if lift < 0 else 0)
+                interval = f", CI {fmt_pp(low, 1)} to {fmt_pp(high, 1)}" if low is not None and high is not None else ""
+                side = f"{bar}│" if lift < 0 else f"{' ' * width}│{bar}"
+                text += f" · {rec.figures.get('arm')}: {fmt_pp(lift, 1)}{interval}  {side}"
+            lines[f"{number}. {rec.segment_name}"] = text
+        for segment, status, reason in self.excluded:
+            lines[f"not served: {segment}"] = f"{status}: {reason}"
+        return lines
+
     def headline_markdown(self) -> str:
         text = self.headline_table.to_markdown()
         if self.excluded:
             left_out = "\n".join(f"- **{segment}**: {status} — {reason}" for segment, status, reason in self.excluded)
             text += f"\n\nNot in this report (not served in this run; no older numbers shown):\n\n{left_out}"
         return text
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number  # NaN: no figure
 
 
 def build_report(
