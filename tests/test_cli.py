@@ -203,3 +203,18 @@ def test_a_killed_personalize_run_leaves_no_run_started_for_ever(tmp_path):
         assert fail_orphaned_runs(instance) == [run_id]
         assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
         assert fail_orphaned_runs(instance) == []
+
+
+def test_a_missing_credential_variable_is_refused_before_any_stage_runs(tmp_path):
+    env = isolated_pipeline_env(tmp_path)
+    env["PERSONALIZATION_IO_MANAGER"] = "snowflake"
+    for name in list(env):
+        if name.startswith("SNOWFLAKE_"):
+            del env[name]
+    completed = personalize(env, "run")
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("error: PERSONALIZATION_IO_MANAGER=snowflake needs the environment variable")
+    assert "SNOWFLAKE_ACCOUNT" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    with instance_of(env) as instance:
+        assert instance.get_runs() == []
