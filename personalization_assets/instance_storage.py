@@ -60,7 +60,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
-        base_dir = config_value.get("base_dir") or os.path.join(os.environ["DAGSTER_HOME"], "history", "runs")
+        base_dir = config_value.get("base_dir")
+        if not base_dir:
+            home = os.environ.get("DAGSTER_HOME")
+            if not home:
+                raise ValueError("PooledSqliteEventLogStorage: set DAGSTER_HOME or event_log_storage.config.base_dir")
+            base_dir = os.path.join(home, "history", "runs")
         return cls(base_dir, inst_data)
 
     def _engine(self, shard: str) -> Engine:

@@ -187,10 +187,11 @@ def _build_report(
     (folder / LIFT_CHART).write_bytes(report.chart_png["lift"])
     served_url = f"http://127.0.0.1:{config.serve_port}/{folder.name}"
     metadata: dict[str, object] = {
+        # First what the asset page shows as it is: the headline as text lines, the link to the report.
+        **{f"headline {key}": text for key, text in report.headline_lines().items()},
+        "report_url": MetadataValue.url(f"{served_url}/{REPORT_HTML}"),
         "headline": MetadataValue.md(report.headline_markdown()),
         "lift_chart": MetadataValue.md(f"![Lift by segment and tone]({report.charts['lift']})"),
-        "report_url": MetadataValue.url(f"{served_url}/{REPORT_HTML}"),
-        **{f"headline {key}": text for key, text in report.headline_lines().items()},
         "segments_served": ", ".join(served),
         "segments_not_served": ", ".join(f"{key} ({status})" for key, status, _ in excluded) or "none",
         "overall_recommendation": f"{report.overall.label}: {report.overall.evidence}",

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.instance.ref import InstanceRef
+from dagster import DagsterRunStatus, RunsFilter
 
 from personalization_assets.cli import main
 from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
@@ -24,7 +23,7 @@ from personalization_assets.launch import (
     TRIGGER_TAG,
     fail_orphaned_runs,
 )
-from tests.conftest import PROJECT_ROOT, isolated_pipeline_env
+from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
 
 
 def test_data_writes_seeded_parquet_and_csv(tmp_path, capsys):
@@ -66,8 +65,8 @@ def personalize(env: dict, *args: str, timeout: float = 300) -> subprocess.Compl
     )
 
 
-def instance_of(env: dict) -> DagsterInstance:
-    return DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"]))
+def instance_of(env: dict):
+    return dagster_instance_at(env["DAGSTER_HOME"])
 
 
 @pytest.fixture(scope="module")

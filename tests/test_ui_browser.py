@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, isolated_pipeline_env
+from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
 
 pytestmark = pytest.mark.browser
 
@@ -177,6 +177,10 @@ def dagster_ui(tmp_path_factory):
     home = Path(env["DAGSTER_HOME"])
     port = _free_port()
     log = root / "webserver.log"
+    # Create the instance's storage once, before three processes (webserver, code server, pipeline) would all
+    # find it missing at the same moment: Dagster's SQLite initialisation can then stamp its schema twice.
+    with dagster_instance_at(home) as instance:
+        instance.get_runs(limit=1)
     with log.open("w") as log_stream:
         # The webserver starts while the pipeline runs: it reads the instance live, so both overlap.
         server = subprocess.Popen(
@@ -431,10 +435,9 @@ def test_runs_of_personalize_run_are_listed_on_the_job_page(dagster_ui, page, tm
 
 
 def _runs_of_partition(home: Path, partition: str) -> list:
-    from dagster import DagsterInstance, RunsFilter
-    from dagster._core.instance.ref import InstanceRef
+    from dagster import RunsFilter
 
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+    with dagster_instance_at(home) as instance:
         return instance.get_runs(RunsFilter(job_name="campaign_job", tags={"dagster/partition": partition}))
 
 
@@ -482,4 +485,6 @@ def test_campaign_report_headline_and_link_are_on_the_asset_page(dagster_ui, pag
     assert "http://127.0.0.1:8765/" in body
     assert "segments_not_served" in body
     assert "headline 1. All segments (pooled)" in body  # the recommendation table, readable without a click
+    page.set_viewport_size({"width": 1280, "height": 1300})
+    page.get_by_text("Metadata", exact=True).first.scroll_into_view_if_needed()
     save_screenshot(page, "campaign_report_metadata", tmp_path)
