@@ -460,7 +460,8 @@ def test_one_segment_chain_is_rerun_from_the_job_with_the_partition_picker(dagst
 
     # The run is submitted to the instance's run queue (dagster.yaml limits concurrent runs); `dagster dev`'s
     # daemon starts it. This test has no daemon: that the segment's run was created is what is checked here.
-    dialog.get_by_text("Launch 1 run").click()
+    dialog.get_by_role("button", name="Launch 1 run").click()
+    page.get_by_text("Launched run").first.wait_for()
     deadline = time.monotonic() + 30
     runs = []
     while not runs and time.monotonic() < deadline:
