@@ -97,9 +97,7 @@ def test_personalize_run_parallel_runs_segments_at_once_and_completes_the_campai
             " (select count(*) - count(distinct customer_id) from assignments)"
         ).fetchone()
         per_table = {
-            table: sorted(
-                row[0] for row in connection.execute(f"select distinct segment from {table}").fetchall()
-            )
+            table: sorted(row[0] for row in connection.execute(f"select distinct segment from {table}").fetchall())
             for table in (
                 "retrieved_content",
                 "message_variants",
