@@ -12,16 +12,22 @@ import pandas as pd
 import pytest
 from dagster import DagsterRunStatus, RunsFilter
 
-from personalization_assets.cli import main
+from personalization_assets.cli import _summary, main
 from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
 from personalization_assets.launch import (
+    ALL_BLOCKED,
     CLI_TRIGGER,
+    FAILED,
     LOCATION_NAME,
+    NO_CONTENT,
     PROCESS_TAG,
     REFRESH_PARTITIONS_TAG,
     REFRESH_TAG,
+    SERVED,
     TRIGGER_TAG,
+    RunOutcome,
     fail_orphaned_runs,
+    segment_status,
 )
 from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
 
@@ -217,3 +223,56 @@ def test_a_missing_credential_variable_is_refused_before_any_stage_runs(tmp_path
     assert "Traceback" not in completed.stderr
     with instance_of(env) as instance:
         assert instance.get_runs() == []
+
+
+# --- What a segment's run amounts to, and the exit status (pure functions) -----------------------------------
+
+
+def outcome(success: bool, failure: str = "", step: str = "", **metadata) -> RunOutcome:
+    return RunOutcome("segment s", "s", success, 1.0, "run-id", failure, "", step, "", metadata)
+
+
+@pytest.mark.parametrize(
+    ("run", "status", "reason"),
+    [
+        (
+            outcome(True, safety_verdicts={"approved": 2, "blocked": 1}, personalized_messages={"messages": 40}),
+            SERVED,
+            "2 of 3 variants approved, 40 messages",
+        ),
+        (
+            outcome(True, safety_verdicts={"approved": 0, "blocked": 3}),
+            ALL_BLOCKED,
+            "0 of 3 variants approved; no message sent",
+        ),
+        (
+            outcome(False, "no suitable content for segment 's': no document scored 0.999", "retrieved_content"),
+            NO_CONTENT,
+            "no suitable content for segment 's': no document scored 0.999",
+        ),
+        (
+            outcome(False, "the model service kept failing", "message_variants"),
+            FAILED,
+            "message_variants: the model service kept failing",
+        ),
+    ],
+)
+def test_segment_status_says_served_only_when_a_variant_was_approved(run, status, reason):
+    assert segment_status(run) == (status, reason)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "strict", "code", "warning"),
+    [
+        ({"a": SERVED, "b": SERVED}, False, 0, False),
+        ({"a": SERVED, "b": NO_CONTENT}, False, 0, True),
+        ({"a": SERVED, "b": ALL_BLOCKED}, True, 1, False),
+        ({"a": NO_CONTENT, "b": ALL_BLOCKED}, False, 1, False),
+        ({"a": SERVED, "b": FAILED}, False, 1, False),
+    ],
+)
+def test_exit_status_follows_the_segments(statuses, strict, code, warning, capsys, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", "/nonexistent")
+    result = _summary({key: (status, "why") for key, status in statuses.items()}, False, 0.0, strict)
+    assert result == code
+    assert ("warning: not served" in capsys.readouterr().err) is warning
