@@ -83,8 +83,9 @@ def test_personalize_run_parallel_runs_segments_at_once_and_completes_the_campai
     assert completed.returncode == 0, completed.stderr[-3000:]
     warehouse = DuckDBWarehouse(path=pipeline_env["PERSONALIZATION_WAREHOUSE"])
     segments = sorted(warehouse.read_table("customer_segments")["segment"].unique())
-    assert all(f"segment {segment} ... ok" in completed.stdout for segment in segments)
-    assert "pooled metrics and campaign report ... ok" in completed.stdout
+    for segment in segments:
+        assert f"segment {segment} ... served: " in completed.stdout, completed.stdout
+    assert "campaign report ... ok" in completed.stdout
 
     records = runs_of("campaign_job")
     assert sorted(r.dagster_run.tags["dagster/partition"] for r in records) == segments
