@@ -350,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="personalize", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="materialize the whole pipeline (or one segment) in-process")
+    run = commands.add_parser(
+        "run", help="the whole pipeline (or one segment): runs of the code location, executed in this process"
+    )
     run.add_argument("--segment", help="only this segment's partition (segmentation runs first if needed)")
     run.add_argument("--verbose", action="store_true", help="Dagster's log lines and full error traces")
     run.add_argument(

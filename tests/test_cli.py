@@ -276,3 +276,47 @@ def test_exit_status_follows_the_segments(statuses, strict, code, warning, capsy
     result = _summary({key: (status, "why") for key, status in statuses.items()}, False, 0.0, strict)
     assert result == code
     assert ("warning: not served" in capsys.readouterr().err) is warning
+
+
+def test_report_serve_opens_the_latest_report_over_http(tmp_path):
+    import socket
+    import urllib.request
+
+    reports = tmp_path / "reports"
+    for name in ("20261201-080000-aaaaaaaa", "20261202-080000-bbbbbbbb"):
+        (reports / name).mkdir(parents=True)
+        (reports / name / "campaign_report.html").write_text(f"<h1>{name}</h1>")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PERSONALIZATION_REPORTS": str(reports),
+        "PERSONALIZATION_CONFIG": str(PROJECT_ROOT / "config"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "personalization_assets.cli", "report", "--serve", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        latest = server.stdout.readline().strip()
+        url = server.stdout.readline().strip()
+        assert latest.endswith("20261202-080000-bbbbbbbb/campaign_report.html")
+        assert url == f"http://127.0.0.1:{port}/20261202-080000-bbbbbbbb/campaign_report.html"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    assert response.read() == b"<h1>20261202-080000-bbbbbbbb</h1>"
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
