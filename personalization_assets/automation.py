@@ -36,6 +36,16 @@ from dagster import (
 )
 
 from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
+
+# Run tags that tie the runs of one refresh together (visible and filterable in the UI's Runs page); the refresh
+# id of an automated refresh is the run id of the segmentation run that started it.
+from personalization_assets.launch import (
+    CLI_TRIGGER,
+    PARTITION_TAG,
+    REFRESH_PARTITIONS_TAG,
+    REFRESH_TAG,
+    TRIGGER_TAG,
+)
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from resources.settings import PipelineSettings
 
@@ -45,12 +55,7 @@ REPORT_AFTER_CAMPAIGN = "report_after_campaign"
 DAILY_REFRESH_SCHEDULE = "daily_campaign_refresh"
 DAILY_REFRESH_CRON = "0 6 * * *"
 
-# Run tags that tie the runs of one refresh together (visible and filterable in the UI's Runs page).
-TRIGGER_TAG = "personalization/trigger"
 CHANGED_TAG = "personalization/changed_inputs"
-REFRESH_TAG = "personalization/refresh"  # the run id of the segmentation run that started the refresh
-REFRESH_PARTITIONS_TAG = "personalization/refresh_partitions"  # how many campaign runs the refresh needs
-PARTITION_TAG = "dagster/partition"
 
 # The asset that indexes the content library; a library-only change re-runs just the assets reading it.
 CONTENT_ASSET_KEY = AssetKey("content_index")
@@ -176,6 +181,8 @@ def build_campaign_after_segmentation(segmentation_job, campaign_job):
     )
     def campaign_after_segmentation(context: RunStatusSensorContext):
         run = context.dagster_run
+        if run.tags.get(TRIGGER_TAG) == CLI_TRIGGER:
+            return SkipReason(f"segmentation run {run.run_id} belongs to a `personalize run`, which runs the rest")
         segments = sorted(context.instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))
         if not segments:
             return SkipReason(f"segmentation run {run.run_id} registered no segment partitions")
@@ -218,10 +225,10 @@ def build_report_after_campaign(campaign_job, report_job):
     )
     def report_after_campaign(context: RunStatusSensorContext):
         refresh_id = context.dagster_run.tags.get(REFRESH_TAG)
+        if context.dagster_run.tags.get(TRIGGER_TAG) == CLI_TRIGGER:
+            return SkipReason("campaign run belongs to a `personalize run`, which builds its own report")
         if not refresh_id:
-            return SkipReason(
-                "campaign run was not part of an automated refresh (no personalization/refresh tag)"
-            )
+            return SkipReason("campaign run was not part of an automated refresh (no personalization/refresh tag)")
         complete, reason = refresh_complete(context.instance, refresh_id, campaign_job.name)
         if not complete:
             return SkipReason(reason)

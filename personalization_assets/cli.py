@@ -6,44 +6,69 @@ import ctypes
 import gc
 import multiprocessing
 import os
+import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
-from personalization_assets.config import ENV_CONFIG, ENV_CONTENT, PROJECT_ROOT, default_path
+from personalization_assets.config import ENV_CONFIG, ENV_CONTENT, PROJECT_ROOT, ConfigError, default_path
 from personalization_assets.jobs import CAMPAIGN_JOB as JOB_CAMPAIGN
 from personalization_assets.jobs import REPORT_JOB as JOB_REPORT
 from personalization_assets.jobs import SEGMENTATION_JOB as JOB_SEGMENTATION
+from personalization_assets.launch import (
+    ALL_BLOCKED,
+    CLI_TRIGGER,
+    FAILED,
+    NO_CONTENT,
+    REFRESH_PARTITIONS_TAG,
+    REFRESH_TAG,
+    SERVED,
+    TRIGGER_TAG,
+    RunOutcome,
+    fail_orphaned_runs,
+    launch_run,
+    process_tag,
+    segment_status,
+)
 
 
 def _ensure_dagster_home() -> Path:
-    """Runs are recorded in DAGSTER_HOME so `dagster dev` shows them afterwards (default: ./.dagster_home)."""
+    """Runs are recorded in DAGSTER_HOME so `dagster dev` shows them afterwards (default: ./.dagster_home); a
+    home without instance settings gets the project's dagster.yaml, as `make ui` gives it."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))).resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     return home
 
 
-def _quiet_run_config() -> dict:
-    return {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+def _run_config(verbose: bool) -> dict:
+    """The console shows Dagster's own log lines only with --verbose; every event is stored either way."""
+    return {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
 
 
-def _failure_message(result) -> str:
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            cause = error.cause.message if error.cause else error.message
-            return f"step {event.step_key} failed: {cause.strip()}"
-    return "run failed (see the Dagster UI for details)"
+RELEASE_ABOVE_BYTES = 512 * 2**20
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):  # not Linux: always release
+        return RELEASE_ABOVE_BYTES
 
 
 def release_memory() -> None:
     """Hand memory a finished run freed back to the OS, so the next run in this process starts low: frames
     that reference cycles kept alive (Dagster's run contexts), Arrow's allocator pool (mimalloc keeps freed
-    pages) and glibc's heap. Without it the process carried hundreds of MiB from one run into the next."""
+    pages) and glibc's heap. Without it the process carried hundreds of MiB from one run into the next.
+    Skipped while the process is small: a full collection costs ~0.2 s, most of a small segment's run."""
+    if _resident_bytes() < RELEASE_ABOVE_BYTES:
+        return
     import pyarrow
 
     gc.collect()
@@ -52,56 +77,18 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def job_by_name(name: str):
-    """A job of the code location (the reconstructable target of `execute_run`)."""
-    from personalization_assets.definitions import defs
-
-    return defs.resolve_job_def(name)
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """How one run ended (picklable: it comes back from a worker process)."""
-
-    label: str
-    partition: str | None
-    success: bool
-    seconds: float
-    run_id: str
-    failure: str
-
-
-def execute_run(instance, job_name: str, label: str, partition: str | None = None) -> RunOutcome:
-    """Execute a job in this process (its steps in-process), recorded in the instance.
-
-    `execute_job` rather than `JobDefinition.execute_in_process`: the latter keeps every step's output in
-    memory until the run ends (for `output_for_node`), which at 1M customers holds each per-customer table
-    of the run at once.
-    """
-    from dagster import build_reconstructable_job, execute_job
-
-    begin = time.perf_counter()
-    job = build_reconstructable_job(__spec__.name if __spec__ else __name__, "job_by_name", (job_name,))
-    tags = {"dagster/partition": partition} if partition else None
-    with execute_job(job, instance=instance, run_config=_quiet_run_config(), tags=tags) as result:
-        outcome = RunOutcome(
-            label,
-            partition,
-            result.success,
-            time.perf_counter() - begin,
-            result.run_id,
-            "" if result.success else _failure_message(result),
-        )
+def run_job(instance, job_name: str, label: str, partition: str | None, tags: dict, verbose: bool) -> RunOutcome:
+    outcome = launch_run(instance, job_name, label, partition, tags, _run_config(verbose))
     release_memory()
     return outcome
 
 
-def run_campaign_partition(segment: str) -> RunOutcome:
+def run_campaign_partition(segment: str, tags: dict, verbose: bool) -> RunOutcome:
     """One segment's campaign run, in a worker process, recorded in DAGSTER_HOME."""
     from dagster import DagsterInstance
 
     with DagsterInstance.get() as instance:
-        return execute_run(instance, JOB_CAMPAIGN, f"segment {segment}", segment)
+        return run_job(instance, JOB_CAMPAIGN, f"segment {segment}", segment, tags, verbose)
 
 
 # Imported once in the fork server, so workers do not each import them: the code location (seconds) and the
@@ -127,17 +114,38 @@ def _partition_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
-def _parallel_partition_runs(pool: ProcessPoolExecutor, segments: Sequence[str]) -> Iterator[RunOutcome]:
+def _parallel_partition_runs(
+    pool: ProcessPoolExecutor, segments: Sequence[str], tags: dict, verbose: bool
+) -> Iterator[RunOutcome]:
     """Each segment's campaign run in a worker process, yielded as they finish. Runs of different segments
     write different partitions; DuckDB's single-writer lock is waited for by the warehouse resource."""
-    futures = {pool.submit(run_campaign_partition, segment): segment for segment in segments}
+    futures = {pool.submit(run_campaign_partition, segment, tags, verbose): segment for segment in segments}
     for future in as_completed(futures):
         try:
             yield future.result()
         except Exception as error:  # the worker process died (e.g. out of memory) or could not start the run
             segment = futures[future]
-            failure = f"worker process failed: {error!r}"
-            yield RunOutcome(f"segment {segment}", segment, False, 0.0, "", failure)
+            yield RunOutcome(f"segment {segment}", segment, False, 0.0, "", f"worker process failed: {error!r}")
+
+
+def _refusal(outcome: RunOutcome, verbose: bool) -> int:
+    """A run that refused its input or settings: the reason in a line or a few, the trace only if asked."""
+    print(f"error: {outcome.failure}", file=sys.stderr)
+    if verbose and outcome.detail:
+        print(outcome.detail, file=sys.stderr)
+    run = f"run {outcome.run_id[:8]}, " if outcome.run_id else ""
+    print(f"({run}step {outcome.failed_step or '-'}; the full trace: --verbose or the run in the UI)", file=sys.stderr)
+    return 2
+
+
+def _print_run(outcome: RunOutcome, status: str, reason: str, verbose: bool) -> None:
+    run_id = outcome.run_id[:8] or "-"
+    text = f"{outcome.label} ... {status}"
+    if reason:
+        text += f": {reason}"
+    print(f"{text} ({outcome.seconds:.1f}s, run {run_id})", flush=True)
+    if verbose and outcome.detail:
+        print(outcome.detail, file=sys.stderr)
 
 
 def command_run(args: argparse.Namespace) -> int:
@@ -146,54 +154,131 @@ def command_run(args: argparse.Namespace) -> int:
         print(f"--parallel must be at least 1, got {args.parallel}", file=sys.stderr)
         return 2
     from dagster import DagsterInstance
+    from dagster._core.utils import make_new_run_id
 
-    from personalization_assets.definitions import defs
     from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+    from personalization_assets.preflight import preflight
 
-    instance = DagsterInstance.get()
     started = time.perf_counter()
-    job_names = {job.name for job in defs.jobs or []}
-    campaign_defined = JOB_CAMPAIGN in job_names
-    pool = _partition_pool(args.parallel) if args.parallel > 1 and campaign_defined else None
-
-    def finished(outcome: RunOutcome) -> bool:
-        status = "ok" if outcome.success else "FAILED"
-        run_id = outcome.run_id[:8] or "-"
-        print(f"{outcome.label} ... {status} ({outcome.seconds:.1f}s, run {run_id})")
-        if not outcome.success:
-            print(f"    {outcome.failure}", file=sys.stderr)
-        return outcome.success
-
-    def run(job_name: str, label: str, partition: str | None = None) -> bool:
-        return finished(execute_run(instance, job_name, label, partition))
-
+    preflight()  # ConfigError: main() prints it and exits 2, before any stage ran
+    instance = DagsterInstance.get()
+    for run_id in fail_orphaned_runs(instance):
+        print(f"marked run {run_id[:8]} failed: the process that executed it is gone", file=sys.stderr)
+    # SIGTERM (a `kill`, a CI timeout) interrupts the run like Ctrl-C, so Dagster records it as failed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    refresh = {TRIGGER_TAG: CLI_TRIGGER, REFRESH_TAG: make_new_run_id(), **process_tag()}
+    pool = _partition_pool(args.parallel) if args.parallel > 1 else None
+    statuses: dict[str, tuple[str, str]] = {}
     try:
         known = instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)
-        if not (args.segment and known) and not run(JOB_SEGMENTATION, "segmentation and content index"):
-            return 1
-        segments = instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)
+        if not (args.segment and known):
+            outcome = run_job(instance, JOB_SEGMENTATION, "segmentation and content index", None, refresh, args.verbose)
+            if outcome.refused:
+                return _refusal(outcome, args.verbose)
+            _print_run(outcome, "ok" if outcome.success else "FAILED", outcome.failure, args.verbose)
+            if not outcome.success:
+                return 1
+        segments = sorted(instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))
         if args.segment:
             if args.segment not in segments:
-                known_list = ", ".join(sorted(segments)) or "none"
+                known_list = ", ".join(segments) or "none"
                 print(f"unknown segment '{args.segment}'; known segments: {known_list}", file=sys.stderr)
                 return 2
             segments = [args.segment]
-
-        keys = sorted(segments) if campaign_defined else []
-        if pool is not None and len(keys) > 1:
-            failed = [o.partition for o in _parallel_partition_runs(pool, keys) if not finished(o)]
+        tags = {**refresh, REFRESH_PARTITIONS_TAG: str(len(segments))}
+        if pool is not None and len(segments) > 1:
+            outcomes = _parallel_partition_runs(pool, segments, tags, args.verbose)
         else:
-            failed = [key for key in keys if not run(JOB_CAMPAIGN, f"segment {key}", key)]
+            outcomes = (run_job(instance, JOB_CAMPAIGN, f"segment {key}", key, tags, args.verbose) for key in segments)
+        for outcome in outcomes:
+            status, reason = segment_status(outcome)
+            statuses[outcome.partition or outcome.label] = (status, reason)
+            _print_run(outcome, status if status != FAILED else "FAILED", reason, args.verbose)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    if JOB_REPORT in job_names and not run(JOB_REPORT, "pooled metrics and campaign report"):
-        failed.append("report")
-    print(f"done in {time.perf_counter() - started:.1f}s; dagster home: {os.environ['DAGSTER_HOME']}")
-    if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+
+    served = [key for key, (status, _) in statuses.items() if status == SERVED]
+    report_failed = False
+    if served:
+        report = run_job(instance, JOB_REPORT, "campaign report", None, refresh, args.verbose)
+        _print_run(report, "ok" if report.success else "FAILED", report.failure, args.verbose)
+        report_failed = not report.success
+        if report.success:
+            _print_report_location(instance, report.run_id)
+    else:
+        print("campaign report ... not built: no segment was served in this run", file=sys.stderr)
+    return _summary(statuses, report_failed, started, args.strict)
+
+
+def _print_report_location(instance, run_id: str) -> None:
+    from dagster import AssetKey, DagsterEventType
+
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization and materialization.asset_key == AssetKey("campaign_report"):
+            html = materialization.metadata.get("report_html")
+            if html is not None:
+                print(f"    report: {html.value}  (personalize report --serve to open it in a browser)")
+
+
+def _summary(statuses: dict[str, tuple[str, str]], report_failed: bool, started: float, strict: bool) -> int:
+    counts: dict[str, int] = {}
+    for status, _ in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    tally = ", ".join(f"{count} {status}" for status, count in counts.items()) or "no segments"
+    print(f"done in {time.perf_counter() - started:.1f}s: {tally}; dagster home: {os.environ['DAGSTER_HOME']}")
+    failed = sorted(key for key, (status, _) in statuses.items() if status == FAILED)
+    unserved = sorted(key for key, (status, _) in statuses.items() if status in (NO_CONTENT, ALL_BLOCKED))
+    if failed or report_failed:
+        print(f"failed: {', '.join(failed + (['report'] if report_failed else []))}", file=sys.stderr)
         return 1
+    if unserved and (strict or not counts.get(SERVED)):
+        print(f"not served: {', '.join(unserved)}", file=sys.stderr)
+        return 1
+    if unserved:
+        print(f"warning: not served: {', '.join(unserved)} (--strict makes this exit 1)", file=sys.stderr)
     return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """Print where the latest report is; with --serve, serve the reports folder until interrupted."""
+    from personalization_assets.config.reporting import ReportingConfig
+    from resources.settings import PipelineSettings
+
+    settings = PipelineSettings()
+    config = settings.stage(ReportingConfig)
+    folder = Path(settings.reports_dir)
+    reports = sorted(folder.glob("*/campaign_report.html"))
+    port = args.port or config.serve_port
+    if not reports:
+        print(f"no report in {folder} yet: run `personalize run` first", file=sys.stderr)
+        if not args.serve:
+            return 1
+    else:
+        latest = reports[-1]
+        print(f"latest report: {latest}")
+        print(f"  {report_url(port, latest.relative_to(folder))}")
+    if args.serve:
+        serve_reports(folder, port)
+    return 0
+
+
+def report_url(port: int, relative: Path) -> str:
+    return f"http://127.0.0.1:{port}/{relative.as_posix()}"
+
+
+def serve_reports(folder: Path, port: int) -> None:
+    """The reports folder over HTTP on loopback (browsers block the UI's file:// links)."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        print(f"serving {folder} at http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
 
 
 def command_data(args: argparse.Namespace) -> int:
@@ -265,8 +350,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="personalize", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="materialize the whole pipeline (or one segment) in-process")
+    run = commands.add_parser(
+        "run", help="the whole pipeline (or one segment): runs of the code location, executed in this process"
+    )
     run.add_argument("--segment", help="only this segment's partition (segmentation runs first if needed)")
+    run.add_argument("--verbose", action="store_true", help="Dagster's log lines and full error traces")
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a segment is not served (no suitable content, all variants blocked); by default that "
+        "is a warning while at least one segment is served",
+    )
     run.add_argument(
         "--parallel",
         type=int,
@@ -275,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run up to N segment partitions at once, each in its own process (default 1: one after another)",
     )
     run.set_defaults(handler=command_run)
+
+    report = commands.add_parser("report", help="the latest campaign report; --serve opens it over HTTP")
+    report.add_argument("--serve", action="store_true", help="serve the reports folder on 127.0.0.1")
+    report.add_argument("--port", type=int, help="port (default: reporting.yaml serve_port)")
+    report.set_defaults(handler=command_report)
 
     data = commands.add_parser("data", help="write synthetic customers (CSV or Parquet by the file suffix)")
     data.add_argument("--customers", type=int, default=1000, help="how many customers (default 1000)")
@@ -306,6 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except ConfigError as error:  # a settings file, endpoint or credential variable: refused before any stage ran
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -5,24 +5,25 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
-from pydantic import Field
 
-from personalization_assets.config import PROJECT_ROOT, StrictModel
+from personalization_assets.config import PROJECT_ROOT
 from personalization_assets.config.experiment import ExperimentConfig
+from personalization_assets.config.reporting import ReportingConfig
+from personalization_assets.launch import REFRESH_TAG, SERVED, segment_outcomes
 from personalization_assets.lib import reporting
+from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from personalization_assets.store.safety import latest_anchor, recorded_audit_heads
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 
 GROUP = "reporting"
-REPORTING_CONFIG_FILE = "reporting.yaml"
 NOTEBOOK_TEMPLATE = PROJECT_ROOT / "notebooks" / "campaign_analysis.ipynb"
 REPORT_HTML = "campaign_report.html"
 REPORT_PDF = "campaign_report.pdf"
 REPORT_NOTEBOOK = "campaign_analysis.ipynb"
+LIFT_CHART = "lift.png"
 
 # The assets the report summarizes. They are dependencies only (the report reads the warehouse with read-only
 # queries, aggregating 1M-row tables in DuckDB instead of loading every partition into memory); they put the
@@ -39,30 +40,6 @@ SUMMARIZED_ASSETS = [
     "personalized_messages",
 ]
 
-Metric = Literal["open", "click", "conversion"]
-
-
-class ReportingConfig(StrictModel):
-    """config/reporting.yaml (optional: every key has a default). The significance level, power and arm
-    weights the report states are the experiment's (config/experiment_config.yaml)."""
-
-    title: str = "Campaign report"
-    primary_metric: Metric = Field(
-        default="conversion", description="the metric a recommendation must win on (significantly) to be firm"
-    )
-    attribution_metric: Metric = Field(
-        default="conversion",
-        description="outcome of the attribution model (an earlier stage is used if too rare)",
-    )
-    attribution_sample_rows: int = Field(default=200_000, ge=1_000, description="customers sampled for attribution")
-    sample_seed: int = 0
-    personalized_sample_per_tone: int = Field(
-        default=2, ge=0, le=20, description="customers shown per segment and tone in 'What each customer receives'"
-    )
-    pdf: bool = True
-    notebook: bool = True
-    notebook_timeout_seconds: int = Field(default=600, ge=10)
-
 
 def report_folder_name(run_id: str, generated_at: datetime) -> str:
     """`20260105-143000-1a2b3c4d`: sorts by time, and names the Dagster run that wrote it."""
@@ -77,15 +54,16 @@ def report_folder_name(run_id: str, generated_at: datetime) -> str:
 def campaign_report(
     context: AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBWarehouse
 ) -> MaterializeResult:
-    """Campaign report across all segments: recommendations, lift, funnel, safety, cost, attribution (HTML,
-    PDF, executed notebook)."""
-    config = settings.load(REPORTING_CONFIG_FILE, ReportingConfig)
+    """Campaign report across the segments served in this campaign: recommendations, lift, funnel, safety,
+    cost, attribution (HTML, PDF, executed notebook)."""
+    config = settings.stage(ReportingConfig)
     experiment = settings.stage(ExperimentConfig)
     if not warehouse.exists():
         raise Failure(
             f"campaign_report: the warehouse {warehouse.path} does not exist yet; run the segmentation "
             "and campaign jobs first"
         )
+    served, excluded = current_segments(context)
     generated_at = datetime.now(UTC)
     folder = Path(settings.reports_dir) / report_folder_name(context.run.run_id, generated_at)
     folder.mkdir(parents=True, exist_ok=True)
@@ -95,11 +73,31 @@ def campaign_report(
         _import_notebook_machinery()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-notebook") as notebook_runner:
         notebook = (
-            notebook_runner.submit(_timed_notebook, folder / REPORT_NOTEBOOK, config, experiment, warehouse)
+            notebook_runner.submit(_timed_notebook, folder / REPORT_NOTEBOOK, config, experiment, warehouse, served)
             if config.notebook
             else None
         )
-        return _build_report(context, config, experiment, warehouse, generated_at, folder, notebook)
+        return _build_report(context, config, experiment, warehouse, generated_at, folder, notebook, served, excluded)
+
+
+def current_segments(context: AssetExecutionContext) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The segments this report may show: served by the latest finished run of their partition in this
+    campaign (the run's `personalization/refresh` tag), or in any run when the report runs on its own. The
+    others are listed with their status and reason, never with their older rows. None served: no report."""
+    partitions = sorted(context.instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))
+    refresh_id = context.run.tags.get(REFRESH_TAG)
+    outcomes = segment_outcomes(context.instance, partitions, refresh_id)
+    served = [key for key, (status, _) in outcomes.items() if status == SERVED]
+    excluded = [(key, status, reason) for key, (status, reason) in outcomes.items() if status != SERVED]
+    if not served:
+        campaign = f"campaign {refresh_id}" if refresh_id else "the latest runs"
+        left_out = "; ".join(f"{key}: {status}" for key, status, _ in excluded) or "no segment partitions"
+        raise Failure(
+            f"campaign_report: no segment was served in {campaign} ({left_out}); no report was written, "
+            "so no older numbers are presented as current",
+            metadata={"segments": MetadataValue.md("\n".join(f"- {k}: {s} — {r}" for k, s, r in excluded))},
+        )
+    return served, excluded
 
 
 def _import_notebook_machinery() -> None:
@@ -112,7 +110,11 @@ def _import_notebook_machinery() -> None:
 
 
 def _timed_notebook(
-    notebook_path: Path, config: ReportingConfig, experiment: ExperimentConfig, warehouse: DuckDBWarehouse
+    notebook_path: Path,
+    config: ReportingConfig,
+    experiment: ExperimentConfig,
+    warehouse: DuckDBWarehouse,
+    segments: list[str],
 ) -> float:
     started = time.perf_counter()
     reporting.execute_notebook(
@@ -127,6 +129,7 @@ def _timed_notebook(
             "messages_per_tone": config.personalized_sample_per_tone,
             "confidence": 1 - experiment.statistics.alpha,
             "arm_weights": experiment.assignment.weights,
+            "segments": segments,
         },
         timeout_seconds=config.notebook_timeout_seconds,
     )
@@ -141,6 +144,8 @@ def _build_report(
     generated_at: datetime,
     folder: Path,
     notebook: Future[float] | None,
+    served: list[str],
+    excluded: list[tuple[str, str, str]],
 ) -> MaterializeResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -148,6 +153,7 @@ def _build_report(
         inputs = reporting.read_inputs(
             connection, config.attribution_sample_rows, config.sample_seed, config.personalized_sample_per_tone
         )
+    inputs = reporting.restrict_to_segments(inputs, served)
     timings["read"] = time.perf_counter() - started
     if inputs.missing_tables:
         context.log.warning(
@@ -172,14 +178,23 @@ def _build_report(
         title=config.title,
         run_label=folder.name,
         generated_at=generated_at,
+        excluded=excluded,
     )
     html = reporting.render_html(report)
     html_path = folder / REPORT_HTML
     html_path.write_text(html, encoding="utf-8")
     timings["build_and_html"] = time.perf_counter() - started
 
+    (folder / LIFT_CHART).write_bytes(report.chart_png["lift"])
+    served_url = f"http://127.0.0.1:{config.serve_port}/{folder.name}"
     metadata: dict[str, object] = {
+        # First what the asset page shows as it is: the headline as text lines, the link to the report.
+        **{f"headline {key}": text for key, text in report.headline_lines().items()},
+        "report_url": MetadataValue.url(f"{served_url}/{REPORT_HTML}"),
         "headline": MetadataValue.md(report.headline_markdown()),
+        "lift_chart": MetadataValue.md(f"![Lift by segment and tone]({report.charts['lift']})"),
+        "segments_served": ", ".join(served),
+        "segments_not_served": ", ".join(f"{key} ({status})" for key, status, _ in excluded) or "none",
         "overall_recommendation": f"{report.overall.label}: {report.overall.evidence}",
         "segments": len(report.recommendations),
         "segments_decided": len(report.facts["decided"]),
@@ -189,7 +204,6 @@ def _build_report(
         "personalized_messages": report.personalized.messages,
         "report_folder": MetadataValue.path(str(folder)),
         "report_html": MetadataValue.path(str(html_path)),
-        "report_html_url": MetadataValue.url(html_path.as_uri()),
         "missing_tables": ", ".join(inputs.missing_tables) or "none",
     }
     if config.pdf:
@@ -200,7 +214,7 @@ def _build_report(
         timings["pdf"] = time.perf_counter() - started
         metadata |= {
             "report_pdf": MetadataValue.path(str(pdf_path)),
-            "report_pdf_url": MetadataValue.url(pdf_path.as_uri()),
+            "report_pdf_url": MetadataValue.url(f"{served_url}/{REPORT_PDF}"),
             "pdf_pages": pages,
         }
     if notebook is not None:

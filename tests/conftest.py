@@ -1,5 +1,6 @@
 """Shared pytest fixtures. Service emulators live in tests/emulators (real HTTP on 127.0.0.1)."""
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -47,6 +48,21 @@ def isolated_pipeline_env(root: Path) -> dict[str, str]:
         "PERSONALIZATION_CONTENT": str(PROJECT_ROOT / "data" / "content"),
         "PERSONALIZATION_CONFIG": str(PROJECT_ROOT / "config"),
     }
+
+
+@contextlib.contextmanager
+def dagster_instance_at(home: str | Path):
+    """The persistent instance in `home` (DAGSTER_HOME set meanwhile: dagster.yaml's storage is found from it)."""
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with DagsterInstance.get() as instance:
+            yield instance
+    finally:
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
 
 
 def run_partitions_concurrently(

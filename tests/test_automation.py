@@ -33,8 +33,6 @@ from personalization_assets.automation import (
     CHANGED_TAG,
     DAILY_REFRESH_SCHEDULE,
     INPUT_CHANGE_SENSOR,
-    REFRESH_PARTITIONS_TAG,
-    REFRESH_TAG,
     REPORT_AFTER_CAMPAIGN,
     build_automation,
     build_input_change_sensor,
@@ -42,6 +40,7 @@ from personalization_assets.automation import (
 )
 from personalization_assets.definitions import defs
 from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB, build_jobs
+from personalization_assets.launch import CLI_TRIGGER, REFRESH_PARTITIONS_TAG, REFRESH_TAG, TRIGGER_TAG
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME, segment_partitions
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
@@ -114,9 +113,7 @@ def test_input_change_sensor_requests_runs_only_for_changed_content(inputs, pers
     )
     hashed = []
     original_hash = automation._content_hash
-    monkeypatch.setattr(
-        automation, "_content_hash", lambda paths: hashed.append(len(paths)) or original_hash(paths)
-    )
+    monkeypatch.setattr(automation, "_content_hash", lambda paths: hashed.append(len(paths)) or original_hash(paths))
 
     first = _tick(sensor_def, persistent_instance, inputs, None)
     (request,) = first.run_requests
@@ -147,9 +144,7 @@ def test_input_change_sensor_requests_runs_only_for_changed_content(inputs, pers
     content_only = _tick(sensor_def, persistent_instance, inputs, changed.cursor)
     (request,) = content_only.run_requests
     assert request.tags[CHANGED_TAG] == "content"
-    assert request.asset_selection == [AssetKey("content_index")], (
-        "a library change re-indexes, not re-segments"
-    )
+    assert request.asset_selection == [AssetKey("content_index")], "a library change re-indexes, not re-segments"
     assert request.run_key != changed.run_requests[0].run_key
 
 
@@ -218,9 +213,7 @@ def _success_context(instance, run_id, sensor_name):
     )
 
 
-def test_segmentation_success_requests_one_campaign_run_per_segment_then_one_report(
-    chain, persistent_instance
-):
+def test_segmentation_success_requests_one_campaign_run_per_segment_then_one_report(chain, persistent_instance):
     definitions, sensors, segmentation_run = chain
     segments = sorted(persistent_instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))
     assert len(segments) >= 3
@@ -290,3 +283,26 @@ def test_dagster_yaml_retries_run_level_failures_but_not_step_failures(tmp_path,
         assert not auto_reexecution_should_retry_run(instance, run, RunFailureReason.STEP_FAILURE)
         assert auto_reexecution_should_retry_run(instance, run, RunFailureReason.RUN_WORKER_RESTART)
         assert auto_reexecution_should_retry_run(instance, run, RunFailureReason.UNEXPECTED_TERMINATION)
+
+
+def test_run_status_sensors_leave_the_chain_of_personalize_run_alone(chain, persistent_instance):
+    """`personalize run` runs segmentation, every segment and the report itself: the sensors request nothing
+    after its runs, so they can stay on while it is used."""
+    definitions, sensors, _ = chain
+    tags = {TRIGGER_TAG: CLI_TRIGGER, REFRESH_TAG: "cli-refresh", REFRESH_PARTITIONS_TAG: "1"}
+    segmentation = definitions.resolve_job_def(SEGMENTATION_JOB).execute_in_process(
+        instance=persistent_instance, tags=tags
+    )
+    context = _success_context(persistent_instance, segmentation.run_id, CAMPAIGN_AFTER_SEGMENTATION)
+    skipped = sensors[CAMPAIGN_AFTER_SEGMENTATION](context)
+    assert isinstance(skipped, SkipReason)
+    assert "personalize run" in skipped.skip_message
+
+    segment = persistent_instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)[0]
+    campaign = definitions.resolve_job_def(CAMPAIGN_JOB).execute_in_process(
+        instance=persistent_instance, partition_key=segment, tags=tags
+    )
+    context = _success_context(persistent_instance, campaign.run_id, REPORT_AFTER_CAMPAIGN)
+    skipped = sensors[REPORT_AFTER_CAMPAIGN](context)
+    assert isinstance(skipped, SkipReason)
+    assert "personalize run" in skipped.skip_message

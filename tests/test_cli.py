@@ -1,11 +1,35 @@
-"""The `personalize` command line."""
+"""The `personalize` command line: runs the UI can see, the truth at the end of a run, errors a person reads."""
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
+import pytest
+from dagster import DagsterRunStatus, RunsFilter
 
-from personalization_assets.cli import main
+from personalization_assets.cli import _summary, main
+from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
+from personalization_assets.launch import (
+    ALL_BLOCKED,
+    CLI_TRIGGER,
+    FAILED,
+    LOCATION_NAME,
+    NO_CONTENT,
+    PROCESS_TAG,
+    REFRESH_PARTITIONS_TAG,
+    REFRESH_TAG,
+    SERVED,
+    TRIGGER_TAG,
+    RunOutcome,
+    fail_orphaned_runs,
+    segment_status,
+)
+from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
 
 
 def test_data_writes_seeded_parquet_and_csv(tmp_path, capsys):
@@ -29,4 +53,270 @@ def test_console_script_is_installed():
         text=True,
         check=True,
     )
-    assert "run" in completed.stdout and "data" in completed.stdout
+    assert "run" in completed.stdout
+    assert "report" in completed.stdout
+
+
+# --- `personalize run` in a subprocess, on a temporary DAGSTER_HOME and warehouse ------------------------------
+
+
+def personalize(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "personalization_assets.cli", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def instance_of(env: dict):
+    return dagster_instance_at(env["DAGSTER_HOME"])
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    """One whole sample campaign (1,000 customers, 5 segments, report) by `personalize run`."""
+    env = isolated_pipeline_env(tmp_path_factory.mktemp("cli"))
+    completed = personalize(env, "run")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return {"env": env, "output": completed}
+
+
+@pytest.mark.slow
+def test_run_prints_each_segment_served_and_exits_zero(campaign):
+    lines = campaign["output"].stdout.splitlines()
+    segment_lines = [line for line in lines if line.startswith("segment ")]
+    assert len(segment_lines) == 5
+    for line in segment_lines:
+        assert " ... served: " in line, line
+        assert "variants approved" in line, line
+    assert any(line.startswith("campaign report ... ok") for line in lines)
+    assert "done in " in lines[-1]
+    assert "5 served" in lines[-1]
+    assert "findfont" not in campaign["output"].stderr
+
+
+@pytest.mark.slow
+def test_runs_carry_the_code_location_origin_and_the_campaign_tags(campaign):
+    with instance_of(campaign["env"]) as instance:
+        runs = instance.get_runs()
+    assert sorted(run.job_name for run in runs) == sorted([SEGMENTATION_JOB, REPORT_JOB] + [CAMPAIGN_JOB] * 5)
+    refreshes = {run.tags[REFRESH_TAG] for run in runs}
+    assert len(refreshes) == 1
+    for run in runs:
+        # The UI lists a run on the timeline and the job's page, and re-executes it, through this origin.
+        assert run.remote_job_origin is not None, run.job_name
+        assert run.remote_job_origin.location_name == LOCATION_NAME
+        assert run.remote_job_origin.job_name == run.job_name
+        assert run.job_code_origin is not None
+        assert run.tags[TRIGGER_TAG] == CLI_TRIGGER
+        assert PROCESS_TAG in run.tags
+        assert run.status == DagsterRunStatus.SUCCESS
+    campaign_runs = [run for run in runs if run.job_name == CAMPAIGN_JOB]
+    assert {run.tags[REFRESH_PARTITIONS_TAG] for run in campaign_runs} == {"5"}
+    assert len({run.tags["dagster/partition"] for run in campaign_runs}) == 5
+
+
+@pytest.mark.slow
+def test_a_segment_that_fails_is_reported_failed_with_its_reason_and_no_report_is_presented(campaign, tmp_path):
+    """A retrieval threshold no document meets: the segment is not served, the run exits 1, and no report is
+    built from the warehouse's older rows."""
+    env = dict(campaign["env"])
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    retrieval = (config / "retrieval.yaml").read_text()
+    (config / "retrieval.yaml").write_text(retrieval.replace("threshold: 0.5", "threshold: 0.999"))
+    env["PERSONALIZATION_CONFIG"] = str(config)
+    reports_before = sorted(Path(env["PERSONALIZATION_REPORTS"]).glob("*"))
+
+    completed = personalize(env, "run", "--segment", "at_risk")
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("segment at_risk"))
+    assert "served:" not in line
+    assert "FAILED: " in line or "no suitable content: " in line, line
+    assert "retrieved_content" in line or "no suitable content for segment 'at_risk'" in line, line
+    assert "Traceback" not in completed.stdout + completed.stderr
+    assert "campaign report ... not built" in completed.stderr
+    assert sorted(Path(env["PERSONALIZATION_REPORTS"]).glob("*")) == reports_before
+
+
+def test_a_refused_input_is_one_clear_error_and_exit_2(tmp_path):
+    env = isolated_pipeline_env(tmp_path)
+    bad = tmp_path / "customers.csv"
+    bad.write_text("customer_id,age\nC000001,34\n")
+    env["PERSONALIZATION_CUSTOMERS"] = str(bad)
+    completed = personalize(env, "run")
+    assert completed.returncode == 2
+    errors = completed.stderr.strip().splitlines()
+    assert len(errors) <= 3, completed.stderr
+    assert errors[0].startswith(f"error: {bad}: missing required column(s)")
+    assert "CustomerDataError" not in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert "--verbose" in errors[-1]
+
+    verbose = personalize(env, "run", "--verbose")
+    assert verbose.returncode == 2
+    assert "Traceback" in verbose.stderr or 'File "' in verbose.stderr
+
+
+def test_every_stage_setting_is_checked_before_any_stage_runs(tmp_path):
+    env = isolated_pipeline_env(tmp_path)
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    (config / "reporting.yaml").write_text("primary_metrik: open\n")  # the last stage's file, misspelt
+    env["PERSONALIZATION_CONFIG"] = str(config)
+    completed = personalize(env, "run")
+    assert completed.returncode == 2
+    assert f"{config / 'reporting.yaml'}: invalid configuration" in completed.stderr
+    assert "primary_metrik: unknown key" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    with instance_of(env) as instance:
+        assert instance.get_runs() == []  # refused before the segmentation stage ran
+
+
+def test_stage_config_models_cover_every_stage_file():
+    from personalization_assets.preflight import stage_config_models
+
+    files = {model.FILENAME for model in stage_config_models()}
+    assert {"pipeline.yaml", "segmentation.yaml", "reporting.yaml"} <= files
+
+
+@pytest.mark.slow
+def test_a_killed_personalize_run_leaves_no_run_started_for_ever(tmp_path):
+    env = isolated_pipeline_env(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "personalization_assets.cli", "run"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    with instance_of(env) as instance:
+        started = []
+        while not started and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+            started = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+        assert started, "no run started"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        run_id = started[0].run_id
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.STARTED
+
+        assert fail_orphaned_runs(instance) == [run_id]
+        assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
+        assert fail_orphaned_runs(instance) == []
+
+
+def test_a_missing_credential_variable_is_refused_before_any_stage_runs(tmp_path):
+    env = isolated_pipeline_env(tmp_path)
+    env["PERSONALIZATION_IO_MANAGER"] = "snowflake"
+    for name in list(env):
+        if name.startswith("SNOWFLAKE_"):
+            del env[name]
+    completed = personalize(env, "run")
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("error: PERSONALIZATION_IO_MANAGER=snowflake needs the environment variable")
+    assert "SNOWFLAKE_ACCOUNT" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    with instance_of(env) as instance:
+        assert instance.get_runs() == []
+
+
+# --- What a segment's run amounts to, and the exit status (pure functions) -----------------------------------
+
+
+def outcome(success: bool, failure: str = "", step: str = "", **metadata) -> RunOutcome:
+    return RunOutcome("segment s", "s", success, 1.0, "run-id", failure, "", step, "", metadata)
+
+
+@pytest.mark.parametrize(
+    ("run", "status", "reason"),
+    [
+        (
+            outcome(True, safety_verdicts={"approved": 2, "blocked": 1}, personalized_messages={"messages": 40}),
+            SERVED,
+            "2 of 3 variants approved, 40 messages",
+        ),
+        (
+            outcome(True, safety_verdicts={"approved": 0, "blocked": 3}),
+            ALL_BLOCKED,
+            "0 of 3 variants approved; no message sent",
+        ),
+        (
+            outcome(False, "no suitable content for segment 's': no document scored 0.999", "retrieved_content"),
+            NO_CONTENT,
+            "no suitable content for segment 's': no document scored 0.999",
+        ),
+        (
+            outcome(False, "the model service kept failing", "message_variants"),
+            FAILED,
+            "message_variants: the model service kept failing",
+        ),
+    ],
+)
+def test_segment_status_says_served_only_when_a_variant_was_approved(run, status, reason):
+    assert segment_status(run) == (status, reason)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "strict", "code", "warning"),
+    [
+        ({"a": SERVED, "b": SERVED}, False, 0, False),
+        ({"a": SERVED, "b": NO_CONTENT}, False, 0, True),
+        ({"a": SERVED, "b": ALL_BLOCKED}, True, 1, False),
+        ({"a": NO_CONTENT, "b": ALL_BLOCKED}, False, 1, False),
+        ({"a": SERVED, "b": FAILED}, False, 1, False),
+    ],
+)
+def test_exit_status_follows_the_segments(statuses, strict, code, warning, capsys, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", "/nonexistent")
+    result = _summary({key: (status, "why") for key, status in statuses.items()}, False, 0.0, strict)
+    assert result == code
+    assert ("warning: not served" in capsys.readouterr().err) is warning
+
+
+def test_report_serve_opens_the_latest_report_over_http(tmp_path):
+    import socket
+    import urllib.request
+
+    reports = tmp_path / "reports"
+    for name in ("20261201-080000-aaaaaaaa", "20261202-080000-bbbbbbbb"):
+        (reports / name).mkdir(parents=True)
+        (reports / name / "campaign_report.html").write_text(f"<h1>{name}</h1>")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PERSONALIZATION_REPORTS": str(reports),
+        "PERSONALIZATION_CONFIG": str(PROJECT_ROOT / "config"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "personalization_assets.cli", "report", "--serve", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        latest = server.stdout.readline().strip()
+        url = server.stdout.readline().strip()
+        assert latest.endswith("20261202-080000-bbbbbbbb/campaign_report.html")
+        assert url == f"http://127.0.0.1:{port}/20261202-080000-bbbbbbbb/campaign_report.html"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    assert response.read() == b"<h1>20261202-080000-bbbbbbbb</h1>"
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

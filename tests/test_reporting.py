@@ -572,22 +572,55 @@ SECTIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def materialized(campaign, tmp_path_factory):
-    """One real materialization of campaign_report on a warehouse holding the campaign tables."""
+def campaign_instance(segments, failed: dict[str, str] | None = None):
+    """An ephemeral Dagster instance in which each segment partition has a finished campaign run: successful,
+    or failed with the given message (as the report finds them after a campaign)."""
+    from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+    from dagster._core.utils import make_new_run_id
+
+    from personalization_assets.jobs import CAMPAIGN_JOB
+    from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+
+    failed = failed or {}
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SEGMENT_PARTITIONS_NAME, list(segments))
+    for segment in segments:
+        status = DagsterRunStatus.STARTED if segment in failed else DagsterRunStatus.SUCCESS
+        run = instance.add_run(
+            DagsterRun(CAMPAIGN_JOB, run_id=make_new_run_id(), status=status, tags={"dagster/partition": segment})
+        )
+        if segment in failed:
+            instance.report_run_failed(run, failed[segment])
+    return instance
+
+
+def materialize_report(campaign, root, failed=None, config_dir=PROJECT_ROOT / "config"):
     from dagster import materialize
 
     from personalization_assets.reporting import campaign_report
     from resources.settings import PipelineSettings
     from resources.warehouse import DuckDBWarehouse
 
-    root = tmp_path_factory.mktemp("report")
     warehouse = DuckDBWarehouse(path=str(write_warehouse(root / "warehouse.duckdb", campaign)))
-    settings = PipelineSettings(config_dir=str(PROJECT_ROOT / "config"), reports_dir=str(root / "reports"))
-    result = materialize([campaign_report], resources={"settings": settings, "warehouse": warehouse})
+    settings = PipelineSettings(config_dir=str(config_dir), reports_dir=str(root / "reports"))
+    instance = campaign_instance(campaign["segment_profiles"]["segment"], failed)
+    return materialize(
+        [campaign_report],
+        resources={"settings": settings, "warehouse": warehouse},
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def materialized(campaign, tmp_path_factory):
+    """One real materialization of campaign_report on a warehouse holding the campaign tables."""
+    root = tmp_path_factory.mktemp("report")
+    warehouse_path = root / "warehouse.duckdb"
+    result = materialize_report(campaign, root)
     assert result.success
     metadata = result.asset_materializations_for_node("campaign_report")[0].metadata
-    with duckdb.connect(warehouse.path, read_only=True) as connection:
+    with duckdb.connect(str(warehouse_path), read_only=True) as connection:
         inputs = reporting.read_inputs(connection, sample_rows=200_000)
     return {
         "run_id": result.run_id,
@@ -607,7 +640,10 @@ def test_asset_writes_the_report_folder_and_links_it_in_metadata(materialized):
         ("notebook", "campaign_analysis.ipynb"),
     ):
         assert Path(metadata[key].value) == folder / name and (folder / name).stat().st_size > 0
-    assert metadata["report_html_url"].value == (folder / "campaign_report.html").as_uri()
+    assert metadata["report_url"].value == f"http://127.0.0.1:8765/{folder.name}/campaign_report.html"
+    assert metadata["lift_chart"].value.startswith("![Lift by segment and tone](data:image/png;base64,")
+    assert (folder / "lift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert metadata["segments_not_served"].value == "none"
     recommendations, overall = reporting.recommend(materialized["inputs"])
     expected = reporting.format_headline(
         reporting.headline_frame([overall, *recommendations], reporting.campaign_segments(materialized["inputs"])),
@@ -716,12 +752,12 @@ def test_notebook_executes_and_reproduces_the_headline(materialized):
 
 def test_reporting_config_rejects_unknown_keys(tmp_path):
     from personalization_assets.config import ConfigError
-    from personalization_assets.reporting import ReportingConfig
+    from personalization_assets.config.reporting import ReportingConfig
     from resources.settings import PipelineSettings
 
     (tmp_path / "reporting.yaml").write_text("primary_metrik: open\n")
     with pytest.raises(ConfigError, match="primary_metrik: unknown key"):
-        PipelineSettings(config_dir=str(tmp_path)).load("reporting.yaml", ReportingConfig)
+        PipelineSettings(config_dir=str(tmp_path)).stage(ReportingConfig)
 
 
 def test_a_failing_notebook_fails_the_asset_and_names_the_partly_executed_copy(campaign, tmp_path, monkeypatch):
@@ -729,11 +765,8 @@ def test_a_failing_notebook_fails_the_asset_and_names_the_partly_executed_copy(c
     import shutil
 
     import nbformat
-    from dagster import materialize
 
     from personalization_assets import reporting as report_asset
-    from resources.settings import PipelineSettings
-    from resources.warehouse import DuckDBWarehouse
 
     template = tmp_path / "failing.ipynb"
     notebook = nbformat.v4.new_notebook()
@@ -746,14 +779,8 @@ def test_a_failing_notebook_fails_the_asset_and_names_the_partly_executed_copy(c
     config = tmp_path / "config"
     shutil.copytree(PROJECT_ROOT / "config", config)
     (config / "reporting.yaml").write_text("pdf: false\n")
-    warehouse = DuckDBWarehouse(path=str(write_warehouse(tmp_path / "warehouse.duckdb", campaign)))
-    settings = PipelineSettings(config_dir=str(config), reports_dir=str(tmp_path / "reports"))
 
-    result = materialize(
-        [report_asset.campaign_report],
-        resources={"settings": settings, "warehouse": warehouse},
-        raise_on_error=False,
-    )
+    result = materialize_report(campaign, tmp_path, config_dir=config)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     error = failure.step_failure_data.error
@@ -761,3 +788,56 @@ def test_a_failing_notebook_fails_the_asset_and_names_the_partly_executed_copy(c
     written = list((tmp_path / "reports").glob("*/campaign_analysis.ipynb"))
     assert len(written) == 1 and str(written[0]) in error.message
     assert "cell three cannot run" in failure.step_failure_data.user_failure_data.metadata["error"].value
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Only what this campaign served: a failed segment is named, never shown with its older rows
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_a_segment_that_failed_in_this_run_is_named_and_none_of_its_rows_are_shown(campaign, tmp_path):
+    segments = list(campaign["segment_profiles"]["segment"])
+    failed = segments[1]
+    reason = "message_variants: the model service kept failing after 3 retries"
+    result = materialize_report(campaign, tmp_path, failed={failed: reason})
+    assert result.success
+    metadata = result.asset_materializations_for_node("campaign_report")[0].metadata
+    assert metadata["segments_not_served"].value == f"{failed} (failed)"
+    assert metadata["segments_served"].value == ", ".join(s for s in segments if s != failed)
+    assert metadata["segments"].value == len(segments) - 1
+    assert f"**{failed}**: failed — {reason}" in metadata["headline"].value
+    assert metadata[f"headline not served: {failed}"].value == f"failed: {reason}"
+    shown = [key for key in metadata if key.startswith("headline ") and "not served" not in key]
+    assert len(shown) == len(segments)  # the pooled line and one per served segment
+    html = (Path(metadata["report_folder"].value) / "campaign_report.html").read_text()
+    assert "Not in this report." in html
+    name = campaign["segment_profiles"].set_index("segment").at[failed, "segment_name"]
+    assert str(escape(name)) not in html.split("Not in this report.")[1]  # no table, chart label or card
+    # The pooled rows mix every stored segment (the failed one's older rows too): they are left out.
+    assert "Pooled" not in metadata["headline"].value
+
+
+def test_no_report_is_written_when_no_segment_was_served(campaign, tmp_path):
+    segments = list(campaign["segment_profiles"]["segment"])
+    result = materialize_report(
+        campaign, tmp_path, failed={s: "safety_verdicts: service unavailable" for s in segments}
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("campaign_report: no segment was served")
+    assert "no older numbers are presented as current" in description
+    assert not list((tmp_path / "reports").glob("*/campaign_report.html"))
+
+
+def test_restrict_to_segments_keeps_only_their_rows_and_the_whole_audit_chain(campaign):
+    inputs = inputs_from(campaign)
+    keep = list(campaign["segment_profiles"]["segment"])[:2]
+    restricted = reporting.restrict_to_segments(inputs, keep)
+    for name in ("profiles", "metrics", "funnel", "variants", "verdicts", "retrieved", "personalized_summary"):
+        assert set(getattr(restricted, name)["segment"]) <= set(keep), name
+        assert len(getattr(restricted, name)) > 0, name
+    assert restricted.engagement_rows == int(inputs.funnel[inputs.funnel["segment"].isin(keep)]["sent"].sum())
+    assert len(restricted.audit) == len(inputs.audit)
+    assert restricted.pooled.empty
+    assert len(reporting.restrict_to_segments(inputs, list(campaign["segment_profiles"]["segment"])).pooled) > 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, isolated_pipeline_env
+from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
 
 pytestmark = pytest.mark.browser
 
@@ -41,24 +41,27 @@ PAGE_TIMEOUT_MS = 20_000
 SCREENSHOT_DIR = PROJECT_ROOT / "docs" / "screenshots"
 SCREENSHOT_SIZE = (1280, 800)
 
-# Segmentation and CAMPAIGN_SEGMENTS segment campaigns on the sample data (1,000 customers), recorded in
+# Segmentation, CAMPAIGN_SEGMENTS segment campaigns and the report on the sample data (1,000 customers), launched
+# as `personalize run` launches them (the code location's origin, the campaign tags) and recorded in
 # DAGSTER_HOME; a separate process, so the code location reads this test's environment.
 PIPELINE_SCRIPT = f"""
 import sys
 from dagster import DagsterInstance
-from personalization_assets.definitions import defs
-from personalization_assets.jobs import CAMPAIGN_JOB, SEGMENTATION_JOB
+from dagster._core.utils import make_new_run_id
+from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
+from personalization_assets.launch import CLI_TRIGGER, REFRESH_TAG, TRIGGER_TAG, launch_run
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 
 instance = DagsterInstance.get()
-if not defs.resolve_job_def(SEGMENTATION_JOB).execute_in_process(instance=instance).success:
+tags = {{TRIGGER_TAG: CLI_TRIGGER, REFRESH_TAG: make_new_run_id()}}
+if not launch_run(instance, SEGMENTATION_JOB, "segmentation", tags=tags).success:
     sys.exit("segmentation_job failed")
 segments = sorted(instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME))[:{CAMPAIGN_SEGMENTS}]
 for segment in segments:
-    result = defs.resolve_job_def(CAMPAIGN_JOB).execute_in_process(
-        instance=instance, partition_key=segment, raise_on_error=False
-    )
-    print(segment, "ok" if result.success else "FAILED", flush=True)
+    outcome = launch_run(instance, CAMPAIGN_JOB, segment, segment, tags)
+    print(segment, "ok" if outcome.success else "FAILED", outcome.run_id, flush=True)
+report = launch_run(instance, REPORT_JOB, "report", tags=tags)
+print("report", "ok" if report.success else "FAILED " + report.failure, report.run_id, flush=True)
 """
 
 WORKSPACE_QUERY = """
@@ -174,6 +177,10 @@ def dagster_ui(tmp_path_factory):
     home = Path(env["DAGSTER_HOME"])
     port = _free_port()
     log = root / "webserver.log"
+    # Create the instance's storage once, before three processes (webserver, code server, pipeline) would all
+    # find it missing at the same moment: Dagster's SQLite initialisation can then stamp its schema twice.
+    with dagster_instance_at(home) as instance:
+        instance.get_runs(limit=1)
     with log.open("w") as log_stream:
         # The webserver starts while the pipeline runs: it reads the instance live, so both overlap.
         server = subprocess.Popen(
@@ -204,14 +211,15 @@ def dagster_ui(tmp_path_factory):
                 timeout=240,
             )
             assert pipeline.returncode == 0, f"pipeline run failed:\n{pipeline.stdout}\n{pipeline.stderr[-3000:]}"
-            campaign_lines = pipeline.stdout.split("\n")
-            assert all("FAILED" not in line for line in campaign_lines), pipeline.stdout
+            campaign_lines = [line.split() for line in pipeline.stdout.splitlines() if line.strip()]
+            assert all(line[1] == "ok" for line in campaign_lines), pipeline.stdout
             _wait_for_code_location(port, server, log)
             yield {
                 "url": f"http://127.0.0.1:{port}",
                 "chromium": chromium,
                 "root": root,
                 "expected": _expected_state(home),
+                "runs": {line[0]: line[2] for line in campaign_lines},
             }
         finally:
             os.killpg(server.pid, signal.SIGTERM)  # the webserver and the code server it started
@@ -412,3 +420,72 @@ def test_automation_page_lists_sensors_and_schedule_all_off(dagster_ui, page, tm
         "every sensor and schedule starts off"
     )
     save_screenshot(page, "automation", tmp_path)
+
+
+def test_runs_of_personalize_run_are_listed_on_the_job_page(dagster_ui, page, tmp_path):
+    """Launched with the code location's origin, they appear where users look (the job's Runs tab)."""
+    runs = {name: run_id for name, run_id in dagster_ui["runs"].items() if name != "report"}
+    page.goto(f"{dagster_ui['url']}/locations/personalization/jobs/campaign_job/runs")
+    for run_id in runs.values():
+        page.get_by_text(run_id[:8]).first.wait_for()
+    body = page.inner_text("body")
+    assert "No runs found" not in body
+    assert "personalization/trigger" in body or "personalize_run" in body
+    save_screenshot(page, "job_runs", tmp_path)
+
+
+def _runs_of_partition(home: Path, partition: str) -> list:
+    from dagster import RunsFilter
+
+    with dagster_instance_at(home) as instance:
+        return instance.get_runs(RunsFilter(job_name="campaign_job", tags={"dagster/partition": partition}))
+
+
+def test_one_segment_chain_is_rerun_from_the_job_with_the_partition_picker(dagster_ui, page, tmp_path):
+    """Jobs -> campaign_job -> Materialize all: one dialog, pick the segment, Launch 1 run of its whole chain."""
+    segment = dagster_ui["expected"]["segments"][-1]  # never materialized before this test
+    home = dagster_ui["root"] / "dagster_home"
+    assert _runs_of_partition(home, segment) == []
+    page.goto(f"{dagster_ui['url']}/locations/personalization/jobs/campaign_job")
+    page.get_by_text("Materialize all").first.click()
+    dialog = page.locator(".dagster-dialog")
+    dialog.get_by_text("Select a partition or create one").click()
+    page.keyboard.type(segment)
+    page.locator(f".dagster-popover >> text={segment} >> visible=true").first.click()
+    page.keyboard.press("Escape")  # closes the picker's list, not the dialog
+    dialog.get_by_text("Launch 1 run").wait_for()
+    assert "1 partition" in dialog.inner_text()
+    assert "Launch runs to materialize" in dialog.inner_text()
+    save_screenshot(page, "rerun_one_segment", tmp_path)
+
+    # The run is submitted to the instance's run queue (dagster.yaml limits concurrent runs); `dagster dev`'s
+    # daemon starts it. This test has no daemon: that the segment's run was created is what is checked here.
+    dialog.get_by_role("button", name="Launch 1 run").click()
+    page.get_by_text("Launched run").first.wait_for()
+    deadline = time.monotonic() + 30
+    runs = []
+    while not runs and time.monotonic() < deadline:
+        runs = _runs_of_partition(home, segment)
+        time.sleep(0.5)
+    assert len(runs) == 1, runs
+    assert runs[0].status.value in {"QUEUED", "STARTING", "STARTED", "SUCCESS"}, runs
+    assert runs[0].tags["dagster/from_ui"] == "true"
+    from personalization_assets.definitions import defs
+    from personalization_assets.partitions import segment_partitions
+
+    graph = defs.resolve_asset_graph()
+    chain = {key for key in graph.get_all_asset_keys() if graph.get(key).partitions_def == segment_partitions}
+    assert set(runs[0].asset_selection) == chain  # the segment's whole chain
+
+
+def test_campaign_report_headline_and_link_are_on_the_asset_page(dagster_ui, page, tmp_path):
+    page.goto(f"{dagster_ui['url']}/assets/campaign_report")
+    page.get_by_text("headline").first.wait_for()
+    body = page.inner_text("body")
+    assert "report_url" in body
+    assert "http://127.0.0.1:8765/" in body
+    assert "segments_not_served" in body
+    assert "headline 1. All segments (pooled)" in body  # the recommendation table, readable without a click
+    page.set_viewport_size({"width": 1280, "height": 1300})
+    page.get_by_text("Metadata", exact=True).first.scroll_into_view_if_needed()
+    save_screenshot(page, "campaign_report_metadata", tmp_path)

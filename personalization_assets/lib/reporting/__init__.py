@@ -25,9 +25,9 @@ from personalization_assets.lib.reporting.charts import (
     attribution_chart,
     coverage_chart,
     figure_png,
-    figure_to_data_uri,
     funnel_chart,
     lift_chart,
+    png_data_uri,
     tone_color,
 )
 from personalization_assets.lib.reporting.document import (
@@ -73,6 +73,7 @@ from personalization_assets.lib.reporting.inputs import (
     empty_table,
     personalized_sample_sql,
     read_inputs,
+    restrict_to_segments,
 )
 from personalization_assets.lib.reporting.recommendations import (
     CONTROL_ONLY,
@@ -117,6 +118,7 @@ __all__ = [
     "PERSONAL_FIELDS_COLUMNS", "PERSONAL_FIELDS_SQL",
     "ATTRIBUTION_FEATURES", "SAMPLE_COLUMNS", "FUNNEL_SQL", "SAMPLE_SQL", "PERSONALIZED_SUMMARY_SQL",
     "ReportInputs", "empty_table", "personalized_sample_sql", "read_inputs", "campaign_segments",
+    "restrict_to_segments",
     # recommendations
     "SEND", "LEAN", "UNDECIDED", "KEEP_CONTROL", "CONTROL_ONLY", "NO_DATA", "DECISION_LABELS",
     "Recommendation", "recommend_segment", "recommend", "HEADLINE_COLUMNS", "headline_frame", "format_headline",
@@ -128,7 +130,7 @@ __all__ = [
     "FEATURE_LABELS", "MIN_EVENTS_PER_PARAMETER", "OUTCOME_FLAGS", "Attribution", "TERM_COLUMNS",
     "feature_attribution",
     # charts
-    "TONE_COLORS", "EXTRA_COLORS", "CHART_STYLE", "tone_color", "figure_png", "figure_to_data_uri",
+    "TONE_COLORS", "EXTRA_COLORS", "CHART_STYLE", "tone_color", "figure_png", "png_data_uri",
     "lift_chart", "funnel_chart", "coverage_chart", "attribution_chart",
     # document
     "TEMPLATES_DIR", "TEMPLATE_NAME", "Report", "build_report", "render_html", "html_to_pdf",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from statsmodels.discrete.discrete_model import Logit  # not statsmodels.api: it imports every model (~1 s)
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationError
 
 from personalization_assets.lib.assignment import ordered_arms
@@ -155,7 +155,7 @@ def feature_attribution(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", ConvergenceWarning)
-                result = sm.Logit(outcome, design).fit(disp=0, maxiter=100)
+                result = Logit(outcome, design).fit(disp=0, maxiter=100)
         except (PerfectSeparationError, ConvergenceWarning, np.linalg.LinAlgError) as error:
             tried.append(f"{METRIC_EVENTS[metric]} (model did not converge: {type(error).__name__})")
             continue

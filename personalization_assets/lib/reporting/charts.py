@@ -31,10 +31,23 @@ TONE_COLORS = {CONTROL: "#7f7f7f", "urgent": "#d1495b", "informational": "#00798
 EXTRA_COLORS = ("#66a182", "#2e4057", "#8d96a3")
 
 
+# The report's body font (report.css) when matplotlib can find it, else DejaVu Sans, which matplotlib ships. Only
+# fonts that are present are named: a missing family in the list makes matplotlib log a "findfont" warning for
+# every text it draws (thousands per report).
+PREFERRED_FONTS = ("Liberation Sans", "Arial", "Helvetica", "DejaVu Sans")
+
+
+def available_font(preferred: Sequence[str] = PREFERRED_FONTS) -> str:
+    from matplotlib import font_manager
+
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return next((name for name in preferred if name in installed), "DejaVu Sans")
+
+
 # Charts are built on matplotlib's object API (Figure, not pyplot): no global backend or figure registry is
 # touched, so rendering is headless (Agg) in Dagster and leaves a notebook's own matplotlib set-up alone.
 CHART_STYLE = {
-    "font.family": ["Liberation Sans", "DejaVu Sans"],  # the report's body font when installed
+    "font.family": [available_font()],
     "font.size": 8.5,
     "axes.titlesize": 9.5,
     "axes.titleweight": "bold",
@@ -65,15 +78,15 @@ def tone_color(arm: str, arms: Sequence[str] = ()) -> str:
     return EXTRA_COLORS[extras.index(arm) % len(EXTRA_COLORS)] if arm in extras else EXTRA_COLORS[0]
 
 
-def figure_png(figure: Figure, dpi: int = 170) -> bytes:
+def figure_png(figure: Figure, dpi: int = 120) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.04)
     return buffer.getvalue()
 
 
-def figure_to_data_uri(figure: Figure, dpi: int = 170) -> str:
-    """PNG data URI of ``figure``, for a self-contained HTML page."""
-    return "data:image/png;base64," + base64.b64encode(figure_png(figure, dpi)).decode("ascii")
+def png_data_uri(png: bytes) -> str:
+    """A PNG as a data URI, for a self-contained HTML page."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _plain(text: object) -> str:

@@ -3,7 +3,7 @@ page (Jinja template in ``personalization_assets/templates``), its PDF, and the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,9 +15,10 @@ from personalization_assets.lib.reporting.attribution import Attribution, featur
 from personalization_assets.lib.reporting.charts import (
     attribution_chart,
     coverage_chart,
-    figure_to_data_uri,
+    figure_png,
     funnel_chart,
     lift_chart,
+    png_data_uri,
 )
 from personalization_assets.lib.reporting.formatting import (
     METRIC_EVENTS,
@@ -72,6 +73,7 @@ class Report:
     headline: pd.DataFrame
     headline_table: DisplayTable
     charts: dict[str, str]  # name -> PNG data URI
+    chart_png: dict[str, bytes]  # name -> the same PNG (rendered once; written next to the report)
     tables: dict[str, DisplayTable]
     safety: SafetySummary
     cost_totals: dict[str, float]
@@ -79,9 +81,44 @@ class Report:
     examples: list[ExampleMessage]
     personalized: PersonalizedMessages
     facts: dict[str, object]  # small figures quoted in the text (customers, segments, missing tables, ...)
+    # Segments of the campaign this report leaves out, with why: (segment, status, one-line reason).
+    excluded: tuple[tuple[str, str, str], ...] = ()
+
+    def headline_lines(self, width: int = 12) -> dict[str, str]:
+        """The headline as one line of plain text per segment (pooled first): the recommendation, then the
+        lift of the tone it rests on with its confidence interval and a bar drawn in text (a lift chart that
+        a metadata table shows as it is)."""
+        recommendations = [self.overall, *self.recommendations]
+        lifts = [_number(r.figures.get("abs_lift")) for r in recommendations]
+        scale = max((abs(lift) for lift in lifts if lift is not None), default=0.0) or 1.0
+        lines = {}
+        for number, (rec, lift) in enumerate(zip(recommendations, lifts, strict=True), start=1):
+            text = rec.label
+            if lift is not None:
+                low, high = _number(rec.figures.get("abs_ci_low")), _number(rec.figures.get("abs_ci_high"))
+                bar = ("█" * max(1, round(abs(lift) / scale * width))).rjust(width if lift < 0 else 0)
+                interval = f", CI {fmt_pp(low, 1)} to {fmt_pp(high, 1)}" if low is not None and high is not None else ""
+                side = f"{bar}│" if lift < 0 else f"{' ' * width}│{bar}"
+                text += f" · {rec.figures.get('arm')}: {fmt_pp(lift, 1)}{interval}  {side}"
+            lines[f"{number}. {rec.segment_name}"] = text
+        for segment, status, reason in self.excluded:
+            lines[f"not served: {segment}"] = f"{status}: {reason}"
+        return lines
 
     def headline_markdown(self) -> str:
-        return self.headline_table.to_markdown()
+        text = self.headline_table.to_markdown()
+        if self.excluded:
+            left_out = "\n".join(f"- **{segment}**: {status} — {reason}" for segment, status, reason in self.excluded)
+            text += f"\n\nNot in this report (not served in this run; no older numbers shown):\n\n{left_out}"
+        return text
+
+
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number  # NaN: no figure
 
 
 def build_report(
@@ -96,13 +133,15 @@ def build_report(
     title: str = "Campaign report",
     run_label: str = "",
     generated_at: datetime | None = None,
+    excluded: Sequence[tuple[str, str, str]] = (),
 ) -> Report:
     """Every number, table, chart and sentence of the report, from the warehouse's tables.
 
     ``confidence`` (1 - alpha), ``power``, ``correction`` and ``arm_weights`` are the experiment's settings:
     the report states them and checks the split against the weights; the statistics come from
     experiment_metrics.
-    ``recorded_audit_head`` is the safety audit head kept outside the warehouse (see ``safety_summary``)."""
+    ``recorded_audit_head`` is the safety audit head kept outside the warehouse (see ``safety_summary``).
+    ``excluded`` names the campaign's segments left out of ``inputs`` and why; the report says so."""
     if primary_metric not in BINARY_METRICS:
         raise ValueError(f"primary_metric must be one of {list(BINARY_METRICS)}, got {primary_metric!r}")
     generated_at = generated_at or datetime.now().astimezone()
@@ -115,12 +154,13 @@ def build_report(
     )
     costs, cost_totals = cost_table(inputs.variants, segments)
     attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
-    charts = {
-        "lift": figure_to_data_uri(lift_chart(inputs.metrics, inputs.pooled, segments, confidence)),
-        "funnel": figure_to_data_uri(funnel_chart(inputs.funnel, segments)),
-        "coverage": figure_to_data_uri(coverage_chart(coverage, segments)),
-        "attribution": figure_to_data_uri(attribution_chart(attribution, confidence)),
+    chart_png = {
+        "lift": figure_png(lift_chart(inputs.metrics, inputs.pooled, segments, confidence)),
+        "funnel": figure_png(funnel_chart(inputs.funnel, segments)),
+        "coverage": figure_png(coverage_chart(coverage, segments)),
+        "attribution": figure_png(attribution_chart(attribution, confidence)),
     }
+    charts = {name: png_data_uri(png) for name, png in chart_png.items()}
     tables = {
         "results": results_table(inputs.metrics, segments, primary_metric, confidence, inputs.pooled),
         "funnel": funnel_table(inputs.funnel, segments),
@@ -175,6 +215,7 @@ def build_report(
         headline=headline,
         headline_table=format_headline(headline, primary_metric, confidence),
         charts=charts,
+        chart_png=chart_png,
         tables=tables,
         safety=safety_summary(
             inputs.verdicts,
@@ -196,6 +237,7 @@ def build_report(
             personal_fields=inputs.personal_fields,
         ),
         facts=facts,
+        excluded=tuple(excluded),
     )
 
 

@@ -8,7 +8,8 @@ so every section can say "not available yet" instead of failing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -252,3 +253,22 @@ def campaign_segments(inputs: ReportInputs) -> pd.DataFrame:
             "arms": [arms.get(s, ()) for s in order],
         }
     )
+
+
+# Per-segment frames of ReportInputs. The audit log stays whole: its hash chain is verified end to end.
+_SEGMENT_FRAMES = (
+    "profiles", "metrics", "funnel", "variants", "verdicts", "retrieved", "attribution_sample",
+    "personalized_summary", "personalized_sample", "personal_fields",
+)  # fmt: skip
+
+
+def restrict_to_segments(inputs: ReportInputs, segments: Sequence[str]) -> ReportInputs:
+    """The inputs of `segments` only: the rows a campaign produced in this run, never another segment's older
+    rows. The pooled metrics (computed over every stored segment) are kept only if no segment is left out."""
+    keep = set(segments)
+    frames = {name: getattr(inputs, name) for name in _SEGMENT_FRAMES}
+    restricted = {name: frame[frame["segment"].isin(keep)].reset_index(drop=True) for name, frame in frames.items()}
+    stored = set(inputs.profiles["segment"].dropna()) | set(inputs.metrics["segment"].dropna())
+    pooled = inputs.pooled if stored <= keep else inputs.pooled.iloc[0:0]
+    engagement_rows = int(restricted["funnel"]["sent"].sum()) if len(restricted["funnel"]) else 0
+    return replace(inputs, **restricted, pooled=pooled, engagement_rows=engagement_rows)

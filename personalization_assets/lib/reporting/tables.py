@@ -572,9 +572,7 @@ def personalized_messages(
     ``personal_fields`` (PERSONAL_FIELDS_COLUMNS) says how many tier and city values the safety stage screened
     per segment and how many it withheld from the lines."""
     preferred_tones = preferred_tones or {}
-    fields = (personal_fields if personal_fields is not None else empty_table("personal_fields")).set_index(
-        "segment"
-    )
+    fields = (personal_fields if personal_fields is not None else empty_table("personal_fields")).set_index("segment")
     arms = funnel.assign(control=funnel["arm"].eq(CONTROL), sent=funnel["sent"].astype("int64"))
     treated = arms[~arms["control"]].groupby("segment")["sent"].sum()
     control = arms[arms["control"]].groupby("segment")["sent"].sum()

@@ -1,0 +1,57 @@
+"""Checks `personalize run` makes before any stage runs: the code location loads (its resources validate their
+YAML sections, endpoints and credential variables when it is imported), every stage's settings file validates,
+and every resource can be built (an `EnvVar` that is not set fails here). A refusal names the file and key."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from dagster import DagsterError, build_resources
+
+from personalization_assets import config as config_package
+from personalization_assets.config import ConfigError, StageConfig
+
+
+def stage_config_models() -> list[type[StageConfig]]:
+    """Every StageConfig model of personalization_assets/config/ (one per stage's YAML file)."""
+    for module in pkgutil.iter_modules(config_package.__path__):
+        importlib.import_module(f"{config_package.__name__}.{module.name}")
+    models: list[type[StageConfig]] = []
+    pending = list(StageConfig.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if "FILENAME" in vars(model) and model not in models:
+            models.append(model)
+    return sorted(models, key=lambda model: model.FILENAME)
+
+
+def preflight() -> list[str]:
+    """Validate configuration and resources; return the stage files checked. Raises ConfigError listing
+    every problem found."""
+    from personalization_assets.definitions import defs  # load-time validation raises ConfigError here
+
+    resources = dict(defs.resources or {})
+    settings = resources["settings"]
+    problems: list[str] = []
+    checked: list[str] = []
+    for model in stage_config_models():
+        try:
+            settings.stage(model)
+            checked.append(model.FILENAME)
+        except ConfigError as error:
+            problems.append(str(error))
+    try:
+        with build_resources(resources):
+            pass
+    except (DagsterError, ConfigError, ValueError, OSError) as error:
+        problems.append(f"resources: {_first_line(error)}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return checked
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return " ".join(line.strip() for line in text.splitlines()[:4] if line.strip()) or type(error).__name__
