@@ -120,13 +120,14 @@ def test_parallel_must_be_positive(pipeline_env):
 
 
 def campaign_part_job():
-    """Part of the real campaign (retrieval and generation of one segment) with the code location's assets
-    and resources, each step in a subprocess; reconstructable from this module."""
+    """Part of the real campaign (retrieval and generation of one segment, with the checks each evaluates before
+    its write) with the code location's assets and resources, each step in a subprocess; reconstructable from
+    this module."""
     from personalization_assets.definitions import defs
 
     job = define_asset_job(
         "campaign_part_job",
-        selection=AssetSelection.assets(*CAMPAIGN_PART_ASSETS).without_checks(),
+        selection=AssetSelection.assets(*CAMPAIGN_PART_ASSETS),
         executor_def=multiprocess_executor.configured({"max_concurrent": 2}),
     )
     return Definitions(
