@@ -4,7 +4,7 @@ stage joins the right job without editing this file."""
 
 from collections.abc import Sequence
 
-from dagster import AssetKey, AssetsDefinition, AssetSelection, define_asset_job
+from dagster import AssetsDefinition, AssetSelection, define_asset_job
 
 from personalization_assets.partitions import segment_partitions
 
@@ -13,46 +13,27 @@ CAMPAIGN_JOB = "campaign_job"
 REPORT_JOB = "report_job"
 
 
-def _downstream_of(roots: set[AssetKey], assets: Sequence[AssetsDefinition]) -> set[AssetKey]:
-    deps = {key: set(asset.asset_deps.get(key, ())) for asset in assets for key in asset.keys}
-    reached = set(roots)
-    changed = True
-    while changed:
-        changed = False
-        for key, upstream in deps.items():
-            if key not in reached and upstream & reached:
-                reached.add(key)
-                changed = True
-    return reached - roots
-
-
 def build_jobs(assets: Sequence[AssetsDefinition]) -> list:
-    partitioned = {
-        key for asset in assets if asset.partitions_def == segment_partitions for key in asset.keys
-    }
-    report = _downstream_of(partitioned, assets) - partitioned
-    inputs = {key for asset in assets for key in asset.keys} - partitioned - report
-    jobs = [
+    partitioned = AssetSelection.assets(
+        *(key for asset in assets if asset.partitions_def == segment_partitions for key in asset.keys)
+    )
+    # The report is what the per-segment assets feed; the segmentation job is everything upstream of them.
+    report = partitioned.downstream(include_self=False)
+    inputs = AssetSelection.all() - partitioned - report
+    return [
         define_asset_job(
             SEGMENTATION_JOB,
-            selection=AssetSelection.assets(*inputs),
+            selection=inputs,
             description="Load and validate customers and content; segment customers; register segment partitions.",
-        )
+        ),
+        define_asset_job(
+            CAMPAIGN_JOB,
+            selection=partitioned,
+            description="One segment's campaign: retrieval, generation, safety, experiment (one partition).",
+        ),
+        define_asset_job(
+            REPORT_JOB,
+            selection=report,
+            description="Pooled metrics and the campaign report across the segments served in the campaign.",
+        ),
     ]
-    if partitioned:
-        jobs.append(
-            define_asset_job(
-                CAMPAIGN_JOB,
-                selection=AssetSelection.assets(*partitioned),
-                description="One segment's campaign: retrieval, generation, safety, experiment (one partition).",
-            )
-        )
-    if report:
-        jobs.append(
-            define_asset_job(
-                REPORT_JOB,
-                selection=AssetSelection.assets(*report),
-                description="Pooled metrics and the campaign report across all segments.",
-            )
-        )
-    return jobs

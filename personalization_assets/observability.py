@@ -28,8 +28,10 @@ import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dagster import Field, InitLoggerContext, logger
+from pythonjsonlogger.json import JsonFormatter
 
 from personalization_assets.config import PROJECT_ROOT
 from personalization_assets.lib.privacy import (  # noqa: F401 - re-exported for the stages
@@ -176,9 +178,7 @@ _installed = False
 
 
 def _is_redacted_logger(name: object) -> bool:
-    return isinstance(name, str) and any(
-        name == root or name.startswith(f"{root}.") for root in REDACTED_LOGGER_ROOTS
-    )
+    return isinstance(name, str) and any(name == root or name.startswith(f"{root}.") for root in REDACTED_LOGGER_ROOTS)
 
 
 def install_log_redaction() -> None:
@@ -214,40 +214,41 @@ def install_log_redaction() -> None:
 # --- JSON output --------------------------------------------------------------------------------------------
 
 
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per record: timestamp, level, run_id, job, step, partition, event, redacted message."""
+class JsonLogFormatter(JsonFormatter):
+    """One JSON object per record (python-json-logger): timestamp, level, run_id, job, step, partition, event,
+    redacted message; Dagster's own fields come from the record's `dagster_meta`."""
 
-    def format(self, record: logging.LogRecord) -> str:
+    def __init__(self) -> None:
+        super().__init__(json_default=str, json_ensure_ascii=False)
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
         tags = meta.get("job_tags") or {}
         message = meta.get("orig_message")
-        if message is None:
-            message = record.getMessage()
-        payload: dict[str, object] = {
-            "timestamp": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
+        log_data.update(
+            timestamp=dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            level=record.levelname,
+            logger=record.name,
             # The run id is the correlation id: it ties these lines to the run in the Dagster UI.
-            "run_id": meta.get("run_id") or getattr(record, "run_id", None),
-            "job": meta.get("job_name"),
-            "step": meta.get("step_key"),
-            "partition": tags.get("dagster/partition"),
-            "event": getattr(event, "event_type_value", None),
-            "message": redact(str(message)),
-        }
+            run_id=meta.get("run_id") or getattr(record, "run_id", None),
+            job=meta.get("job_name"),
+            step=meta.get("step_key"),
+            partition=tags.get("dagster/partition"),
+            event=getattr(event, "event_type_value", None),
+            message=redact(str(record.getMessage() if message is None else message)),
+        )
         asset_key = getattr(event, "asset_key", None) if event is not None else None
         if asset_key is not None:
-            payload["asset"] = asset_key.to_user_string()
+            log_data["asset"] = asset_key.to_user_string()
         error = _event_error(event)
         if error:
-            payload["error"] = redact(error)
+            log_data["error"] = redact(error)
         if record.exc_info:
-            payload["exception"] = redact(self.formatException(record.exc_info))
+            log_data["exception"] = redact(self.formatException(record.exc_info))
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping):
-            payload["fields"] = sanitize_fields(fields)
-        return json.dumps(payload, default=str, ensure_ascii=False)
+            log_data["fields"] = sanitize_fields(fields)
 
 
 def _event_error(event: object) -> str | None:

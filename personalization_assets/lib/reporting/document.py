@@ -286,17 +286,18 @@ NOTEBOOK_KERNEL = "python3"  # ipykernel's spec: jupyter_client runs it with thi
 def execute_notebook(
     template: Path, output: Path, parameters: Mapping[str, object], timeout_seconds: int = 600
 ) -> Path:
-    """Execute ``template`` with ``parameters`` injected after its cell tagged "parameters" (papermill's
-    convention) and save the executed notebook to ``output``. A failing cell raises nbclient's
-    CellExecutionError naming the cell; the partly executed notebook is saved first, for debugging."""
+    """Execute ``template`` with ``parameters`` injected by papermill after its cell tagged "parameters" and save
+    the executed notebook to ``output``. A failing cell raises nbclient's CellExecutionError naming the cell; the
+    partly executed notebook is saved first, for debugging. (nbclient runs it, in this thread, so the report can
+    build the PDF meanwhile; papermill only writes the parameters cell.)"""
     import nbformat
     from nbclient import NotebookClient
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
 
-    notebook = nbformat.read(template, as_version=4)
-    tagged = [i for i, cell in enumerate(notebook.cells) if "parameters" in cell.get("metadata", {}).get("tags", [])]
-    source = "# Parameters injected for this run\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-    injected = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
-    notebook.cells.insert(tagged[0] + 1 if tagged else 0, injected)
+    notebook = parameterize_notebook(
+        load_notebook_node(str(template)), dict(parameters), kernel_name=NOTEBOOK_KERNEL, language="python"
+    )
     notebook.metadata["kernelspec"] = {
         "name": NOTEBOOK_KERNEL,
         "display_name": "Python 3",
