@@ -15,9 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from personalization_assets.config import ENV_CONFIG, ENV_CONTENT, PROJECT_ROOT, ConfigError, default_path
-from personalization_assets.jobs import CAMPAIGN_JOB as JOB_CAMPAIGN
-from personalization_assets.jobs import REPORT_JOB as JOB_REPORT
-from personalization_assets.jobs import SEGMENTATION_JOB as JOB_SEGMENTATION
+from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
 from personalization_assets.launch import (
     ALL_BLOCKED,
     CLI_TRIGGER,
@@ -88,7 +86,7 @@ def run_campaign_partition(segment: str, tags: dict, verbose: bool) -> RunOutcom
     from dagster import DagsterInstance
 
     with DagsterInstance.get() as instance:
-        return run_job(instance, JOB_CAMPAIGN, f"segment {segment}", segment, tags, verbose)
+        return run_job(instance, CAMPAIGN_JOB, f"segment {segment}", segment, tags, verbose)
 
 
 # Imported once in the fork server, so workers do not each import them: the code location (seconds) and the
@@ -172,7 +170,7 @@ def command_run(args: argparse.Namespace) -> int:
     try:
         known = instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)
         if not (args.segment and known):
-            outcome = run_job(instance, JOB_SEGMENTATION, "segmentation and content index", None, refresh, args.verbose)
+            outcome = run_job(instance, SEGMENTATION_JOB, "segmentation and content index", None, refresh, args.verbose)
             if outcome.refused:
                 return _refusal(outcome, args.verbose)
             _print_run(outcome, "ok" if outcome.success else "FAILED", outcome.failure, args.verbose)
@@ -189,7 +187,7 @@ def command_run(args: argparse.Namespace) -> int:
         if pool is not None and len(segments) > 1:
             outcomes = _parallel_partition_runs(pool, segments, tags, args.verbose)
         else:
-            outcomes = (run_job(instance, JOB_CAMPAIGN, f"segment {key}", key, tags, args.verbose) for key in segments)
+            outcomes = (run_job(instance, CAMPAIGN_JOB, f"segment {key}", key, tags, args.verbose) for key in segments)
         for outcome in outcomes:
             status, reason = segment_status(outcome)
             statuses[outcome.partition or outcome.label] = (status, reason)
@@ -201,7 +199,7 @@ def command_run(args: argparse.Namespace) -> int:
     served = [key for key, (status, _) in statuses.items() if status == SERVED]
     report_failed = False
     if served:
-        report = run_job(instance, JOB_REPORT, "campaign report", None, refresh, args.verbose)
+        report = run_job(instance, REPORT_JOB, "campaign report", None, refresh, args.verbose)
         _print_run(report, "ok" if report.success else "FAILED", report.failure, args.verbose)
         report_failed = not report.success
         if report.success:

@@ -34,11 +34,7 @@ from dagster import Field, InitLoggerContext, logger
 from pythonjsonlogger.json import JsonFormatter
 
 from personalization_assets.config import PROJECT_ROOT
-from personalization_assets.lib.privacy import (  # noqa: F401 - re-exported for the stages
-    DEFAULT_LOG_SALT,
-    ENV_LOG_SALT,
-    hash_customer_id,
-)
+from personalization_assets.lib.privacy import hash_customer_id
 
 ENV_CUSTOMER_ID_PATTERN = "PERSONALIZATION_CUSTOMER_ID_PATTERN"
 DEFAULT_CUSTOMER_ID_PATTERN = r"\bC\d{6,}\b"

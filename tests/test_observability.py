@@ -9,12 +9,11 @@ import pytest
 from dagster import AssetExecutionContext, DagsterInstance, Definitions, asset, colored_console_logger
 
 from personalization_assets import segmentation
+from personalization_assets.lib.privacy import ENV_LOG_SALT, hash_customer_id
 from personalization_assets.observability import (
     DEFAULT_CUSTOMER_ID_PATTERN,
-    ENV_LOG_SALT,
     REDACTED,
     JsonLogFormatter,
-    hash_customer_id,
     install_log_redaction,
     json_logger,
     log_safely,
@@ -34,9 +33,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Handling yaml-defined logging co
 # Secrets for the run test: some have a recognisable shape, one is known only by its variable's name.
 OPENAI_KEY = "sk-test-7Hq2Lm9Xv4Rt8Wz1Pk6Ny3"
 SEARCH_KEY = "q7Zp2LxV9mT4wR8sK3dF"
-STORAGE_CONNECTION = (
-    "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg=;"
-)
+STORAGE_CONNECTION = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg=;"
 STORAGE_ACCOUNT_KEY = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg="
 
 
@@ -124,9 +121,7 @@ def test_sanitize_fields_hashes_customer_fields_and_redacts_the_rest():
 
 
 def test_formatter_writes_one_json_object_with_the_fields():
-    record = logging.LogRecord(
-        "personalization.test", logging.INFO, __file__, 1, "sent %s", ("C000077",), None
-    )
+    record = logging.LogRecord("personalization.test", logging.INFO, __file__, 1, "sent %s", ("C000077",), None)
     record.fields = {"customer_id": "C000077", "segment": "at_risk"}
     line = JsonLogFormatter().format(record)
     payload = json.loads(line)
@@ -143,9 +138,7 @@ def leaky_partitioned_step(context: AssetExecutionContext) -> None:
     """Logs what a careless stage might: keys, a connection string, raw customer ids."""
     import os
 
-    context.log.info(
-        f"calling https://example.openai.azure.com with api-key: {os.environ['AZURE_OPENAI_API_KEY']}"
-    )
+    context.log.info(f"calling https://example.openai.azure.com with api-key: {os.environ['AZURE_OPENAI_API_KEY']}")
     context.log.warning(f"search key {os.environ['AZURE_SEARCH_ADMIN_KEY']} rejected for customer C000007")
     context.log.info("storage: %s", os.environ["AZURE_STORAGE_CONNECTION_STRING"])
     log_safely(context.log, "info", "variant chosen", customer_id="C000008", segment=context.partition_key)
@@ -208,9 +201,7 @@ def test_run_logs_are_json_with_run_id_and_free_of_customer_ids_and_secrets(
     with DagsterInstance.get() as instance:  # DAGSTER_HOME with the project's dagster.yaml
         segmented = (
             definitions.resolve_implicit_global_asset_job_def()
-            .get_subset(
-                asset_selection={segmentation.customer_segments.key, *segmentation.load_customers.keys}
-            )
+            .get_subset(asset_selection={segmentation.customer_segments.key, *segmentation.load_customers.keys})
             .execute_in_process(instance=instance, run_config=run_config)
         )
         segment = instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)[0]

@@ -29,10 +29,11 @@ from dagster._serdes import serialize_value
 from personalization_assets import definitions
 from personalization_assets.constants import PER_SEGMENT_TABLES
 from personalization_assets.jobs import SEGMENTATION_JOB
-from personalization_assets.lib.content import load_content_library
-from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.lib.audit_chain import verify_audit_chain
-from personalization_assets.observability import DEFAULT_CUSTOMER_ID_PATTERN, hash_customer_id
+from personalization_assets.lib.content import load_content_library
+from personalization_assets.lib.privacy import hash_customer_id
+from personalization_assets.lib.retrieval import RetrievalConfig
+from personalization_assets.observability import DEFAULT_CUSTOMER_ID_PATTERN
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from personalization_assets.retrieval import RETRIEVAL_CONFIG_FILE
 from personalization_assets.store.safety import AUDIT_TABLE, read_audit
@@ -150,9 +151,7 @@ def secured(tmp_path_factory):
         content_safety = stack.enter_context(
             ContentSafetyEmulator(tls=True, api_key=None, token=ENTRA_TOKEN, trigger_words={})
         )
-        identity = stack.enter_context(
-            ManagedIdentityEndpoint(token=ENTRA_TOKEN, secret_header=IDENTITY_HEADER)
-        )
+        identity = stack.enter_context(ManagedIdentityEndpoint(token=ENTRA_TOKEN, secret_header=IDENTITY_HEADER))
         identity.route(patch)
         patch.setenv(KEY_ENVS["search"], SEARCH_KEY)
         patch.setenv(KEY_ENVS["llm"], OPENAI_KEY)
@@ -216,9 +215,7 @@ def test_the_sample_run_used_every_secret_and_was_fully_captured(secured):
     services = secured.services
     assert {r.headers.get("api-key") for r in services["search"].requests} == {SEARCH_KEY}
     assert OPENAI_KEY in {r.headers.get("api-key") for r in services["openai"].requests}
-    assert {r.headers.get("authorization") for r in services["content_safety"].requests} == {
-        f"Bearer {ENTRA_TOKEN}"
-    }
+    assert {r.headers.get("authorization") for r in services["content_safety"].requests} == {f"Bearer {ENTRA_TOKEN}"}
     # One token per run that screens: segmentation screens the content library, the campaign its variants.
     assert services["identity"].requested_resources == ["https://cognitiveservices.azure.com"] * 2
     # The capture saw the SDKs' own logging, the console, the stored events and the JSON lines.
@@ -236,9 +233,7 @@ def test_secrets_appear_in_no_log_event_metadata_error_or_table(secured):
 
 def test_failed_calls_name_the_service_and_status_but_not_the_credential(secured):
     refused = failure_messages(secured.results["refused"])
-    assert re.search(
-        r"azure model 'gpt-4o-mini' at http://127\.0\.0\.1:\d+: request refused: HTTP 401", refused
-    )
+    assert re.search(r"azure model 'gpt-4o-mini' at http://127\.0\.0\.1:\d+: request refused: HTTP 401", refused)
     assert "check the credentials" in refused
     outage = failure_messages(secured.results["outage"])
     assert "Azure AI Search query failed for index 'approved-content'" in outage and "(HTTP 500)" in outage
@@ -261,9 +256,7 @@ def test_customer_ids_are_hashed_wherever_they_are_logged_or_shown(secured):
     assert quarantine, "the duplicated customers were not logged: nothing was tested"
     for customer_id in secured.quarantined_ids:
         assert hash_customer_id(customer_id) in quarantine[0]
-        assert any(
-            hash_customer_id(customer_id) in json.loads(line)["message"] for line in secured.json_lines
-        )
+        assert any(hash_customer_id(customer_id) in json.loads(line)["message"] for line in secured.json_lines)
 
 
 # --- Credentials and endpoints ------------------------------------------------------------------------------
@@ -335,9 +328,7 @@ def test_plain_http_is_refused_for_every_endpoint_but_loopback(kind, monkeypatch
         with pytest.raises(CONFIG_ERRORS) as refused:
             connect(build(endpoint, "SERVICE_KEY"))
         message = str(refused.value)
-        assert message.startswith(setting) and re.search(
-            r"must (use https://|be an http\(s\) URL|not carry)", message
-        )
+        assert message.startswith(setting) and re.search(r"must (use https://|be an http\(s\) URL|not carry)", message)
         assert "hunter2" not in message
     for endpoint in [*LOOPBACK_ENDPOINTS, "https://search.example.net"]:
         assert require_secure_endpoint(endpoint, setting) == endpoint
@@ -350,9 +341,7 @@ def test_plain_http_is_refused_for_every_endpoint_but_loopback(kind, monkeypatch
 def test_the_pipeline_only_ever_appends_to_the_audit_log(tmp_path_factory, tmp_path):
     """Re-running a campaign replaces every per-segment table's partition but only appends audit records; a
     segment removed by a new segmentation loses its rows everywhere except in the audit log."""
-    assert AssetKey(AUDIT_TABLE) not in {
-        key for asset in definitions.assets for key in asset.keys
-    }  # no IO manager
+    assert AssetKey(AUDIT_TABLE) not in {key for asset in definitions.assets for key in asset.keys}  # no IO manager
     prepared = prepared_run(tmp_path_factory)
     warehouse = prepared.copy_to(tmp_path / "warehouse")
     original = read_audit(warehouse)
@@ -365,11 +354,7 @@ def test_the_pipeline_only_ever_appends_to_the_audit_log(tmp_path_factory, tmp_p
 
         without_segment = config_copy(
             tmp_path,
-            {
-                "segmentation.yaml": {
-                    "rules": [rule for rule in _shipped_rules() if rule["name"] != "At-Risk"]
-                }
-            },
+            {"segmentation.yaml": {"rules": [rule for rule in _shipped_rules() if rule["name"] != "At-Risk"]}},
         )
         settings = sample_settings(tmp_path, config_dir=str(without_segment))
         resegmented = run_job(embedded_resources(settings, warehouse), instance, SEGMENTATION_JOB)
@@ -382,6 +367,4 @@ def test_the_pipeline_only_ever_appends_to_the_audit_log(tmp_path_factory, tmp_p
 
 
 def _shipped_rules() -> list[dict]:
-    return yaml.safe_load((PROJECT_ROOT / "config" / "segmentation.yaml").read_text(encoding="utf-8"))[
-        "rules"
-    ]
+    return yaml.safe_load((PROJECT_ROOT / "config" / "segmentation.yaml").read_text(encoding="utf-8"))["rules"]
