@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import pandas as pd
 from dagster import ConfigurableResource, EnvVar
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from personalization_assets.embedded.search import (
     DOCUMENTS_TABLE,
@@ -30,7 +30,7 @@ from personalization_assets.embedded.search import (
     stored_build,
 )
 from personalization_assets.lib.content import ContentLibrary, load_content_library
-from personalization_assets.lib.retrieval import SearchHit, best_passage, normalize_reranker
+from personalization_assets.lib.retrieval import SEARCHABLE_FIELDS, SearchHit, best_passage, normalize_reranker
 from resources.azure_auth import (
     AuthMode,
     read_api_key,
@@ -109,6 +109,16 @@ class EmbeddedSearchResource(SearchResource):
         default=0.3, gt=0, description="query coverage (BM25 / query IDF sum) that scores 0.5"
     )
     steepness: float = Field(default=2.0, gt=0, le=10, description="slope of the logistic curve on coverage")
+
+    @field_validator("field_weights")
+    @classmethod
+    def _known_fields(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SEARCHABLE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; expected some of {', '.join(SEARCHABLE_FIELDS)}")
+        if not value or any(weight < 0 for weight in value.values()) or not any(value.values()):
+            raise ValueError("field weights must be >= 0 with at least one positive")
+        return value
 
     @property
     def backend(self) -> str:
@@ -448,8 +458,9 @@ class AzureAISearchResource(SearchResource):
             if found is None:
                 problems.append(f"field '{name}' is missing (want {edm})")
                 continue
-            if str(found.type) != edm:
-                problems.append(f"field '{name}' is {found.type}, want {edm}")
+            found_type = str(getattr(found.type, "value", found.type))
+            if found_type != edm:
+                problems.append(f"field '{name}' is {found_type}, want {edm}")
             if bool(found.key) != key and key:
                 problems.append(f"field '{name}' must be the key")
             if searchable and not found.searchable:

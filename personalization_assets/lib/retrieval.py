@@ -825,7 +825,7 @@ def relevant_documents_outcome(
 def snippet_problems(frame: pd.DataFrame, contents: Mapping[str, str]) -> pd.DataFrame:
     """Rows whose snippet is longer than SNIPPET_MAX_CHARS or is not document text ending on a word boundary."""
     rows = frame.assign(
-        length=frame["snippet"].str.len(),
+        length=frame["snippet"].astype(str).str.len(),
         source=frame["document_id"].map(contents).fillna(""),
     )
     too_long = rows["length"] > SNIPPET_MAX_CHARS
