@@ -491,9 +491,7 @@ def feedback_phrases(
             shared.update(words)
         elif is_other:
             outside |= words
-    ranked = sorted(
-        (w for w, n in shared.items() if n >= 2 and w not in outside), key=lambda w: (-shared[w], w)
-    )
+    ranked = sorted((w for w, n in shared.items() if n >= 2 and w not in outside), key=lambda w: (-shared[w], w))
     return ranked[:limit]
 
 
