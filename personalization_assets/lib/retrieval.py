@@ -164,6 +164,20 @@ def _contains(words: Sequence[str], phrase: tuple[str, ...]) -> bool:
 # Words that describe the customers of each campaign intent, for any business (weight 2 each).
 INTENT_AUDIENCE: dict[str, tuple[str, ...]] = {
     "vip": (
+        "top tier",
+        "top-tier",
+        "highest value",
+        "spender",
+        "top spender",
+        "affluent",
+        "high net worth",
+        "high balance",
+        "wealth",
+        "private client",
+        "concierge",
+        "black card",
+        "gold tier",
+        "platinum tier",
         "vip",
         "high value",
         "high spending",
@@ -190,6 +204,22 @@ INTENT_AUDIENCE: dict[str, tuple[str, ...]] = {
         "biggest",
     ),
     "win_back": (
+        "dropped",
+        "declining",
+        "decline",
+        "slipping",
+        "lost touch",
+        "gone quiet",
+        "went quiet",
+        "lapsing",
+        "winback",
+        "re-activate",
+        "no longer active",
+        "stopped visiting",
+        "overdue",
+        "fewer visits",
+        "abandoned",
+        "unsubscribed",
         "at risk",
         "risk",
         "lapsed",
@@ -234,6 +264,19 @@ INTENT_AUDIENCE: dict[str, tuple[str, ...]] = {
         "not been",
     ),
     "onboarding": (
+        "newcomer",
+        "first-timer",
+        "new member",
+        "recently joined",
+        "recently opened",
+        "newly opened",
+        "just opened",
+        "welcome series",
+        "prospect",
+        "trialist",
+        "first 30 days",
+        "first month",
+        "first week",
         "new",
         "first",
         "first time",
@@ -259,6 +302,20 @@ INTENT_AUDIENCE: dict[str, tuple[str, ...]] = {
         "set up",
     ),
     "loyalty": (
+        "loyalist",
+        "devoted",
+        "dedicated",
+        "committed",
+        "consistent",
+        "consistently",
+        "veteran",
+        "tenure",
+        "times a week",
+        "per week",
+        "superfan",
+        "ambassador",
+        "long term",
+        "long-term",
         "loyal",
         "loyalty",
         "frequent",
@@ -288,6 +345,11 @@ INTENT_AUDIENCE: dict[str, tuple[str, ...]] = {
         "milestone",
     ),
     "nurture": (
+        "mid-tier",
+        "mid tier",
+        "middle",
+        "moderate",
+        "steady",
         "standard",
         "general",
         "occasional",
@@ -299,6 +361,12 @@ INTENT_AUDIENCE: dict[str, tuple[str, ...]] = {
 }
 # An audience for everyone: eligible for every segment (unless it also names a specific segment).
 UNIVERSAL_AUDIENCE = (
+    "every",
+    "entire",
+    "whole",
+    "existing customers",
+    "current customers",
+    "all members",
     "all",
     "everyone",
     "everybody",
@@ -370,7 +438,8 @@ class SegmentDescription:
 
 
 def _compiled(phrases: Sequence[str]) -> list[tuple[str, ...]]:
-    return [p for p in (_phrase_words(phrase) for phrase in phrases) if p]
+    """Normalized phrases, each once ("long-time" and "long time" are one phrase)."""
+    return list(dict.fromkeys(p for p in (_phrase_words(phrase) for phrase in phrases) if p))
 
 
 def population_means(profiles: pd.DataFrame) -> pd.Series:
