@@ -85,9 +85,7 @@ def content_index(
         metadata={
             **TableMetadataSet(row_count=len(documents)),
             "dagster/column_schema": MetadataValue.table_schema(
-                TableSchema(
-                    columns=[TableColumn(name=str(n), type=str(t)) for n, t in documents.dtypes.items()]
-                )
+                TableSchema(columns=[TableColumn(name=str(n), type=str(t)) for n, t in documents.dtypes.items()])
             ),
             "content_version": build.content_version,
             "index_rebuilt": build.rebuilt,
@@ -164,7 +162,7 @@ def retrieved_content(
         query_config.defining_features,
         query_config.min_relative_difference,
     )
-    plan = plan_segment(documents, descriptions, segment, config.lib_calibration)
+    plan = plan_segment(documents, descriptions, segment, config.calibration)
     try:
         answer = search.search(plan.query, top=config.candidates, category=config.category)
     except (SearchServiceError, SearchIndexMissingError) as error:
@@ -180,7 +178,7 @@ def retrieved_content(
     unknown = sorted({h.document_id for h in answer.hits} - known)
     if unknown:
         context.log.warning(f"ignored hits not in the approved content library: {', '.join(unknown)}")
-    scored = score_documents(documents, plan.evidence, segment, answer.hits, config.lib_calibration, plan.query)
+    scored = score_documents(documents, plan.evidence, segment, answer.hits, config.calibration, plan.query)
     frame = retrieved_frame(segment, plan.query, select_documents(scored, config.threshold, config.top_k))
 
     relevant = relevant_documents_outcome(frame, segment, plan.query, config.threshold, plan.description.lacks)

@@ -100,9 +100,9 @@ def evaluate(backend: str, libraries: dict[str, tuple[Path, Path]], config: Retr
             search.upload_documents(library)
         for description in descriptions:
             segment = description.segment
-            plan = plan_segment(documents, descriptions, segment, config.lib_calibration)
+            plan = plan_segment(documents, descriptions, segment, config.calibration)
             answer = search.search(plan.query, top=config.candidates, category=None)
-            scored = score_documents(documents, plan.evidence, segment, answer.hits, config.lib_calibration)
+            scored = score_documents(documents, plan.evidence, segment, answer.hits, config.calibration)
             kept = select_documents(scored, config.threshold, config.top_k)
             grades = {d: int(g) for d, g in qrels.get(segment, {}).items()}
             ranked = kept["document_id"].tolist()

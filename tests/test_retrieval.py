@@ -415,6 +415,8 @@ def test_shipped_config_has_no_library_vocabulary():
         ({"azure": {"auth": "password"}}, "azure"),
         ({"azure": {"semantic_error_handling": "ignore"}}, "azure"),
         ({"azure": {"api_key": "secret-value"}}, "unknown key(s) api_key in azure"),
+        ({"calibration": {"other_ceiling": 0.6}}, "calibration"),
+        ({"calibration": {"min_macth": 2}}, "calibration.min_macth"),
         ({"tresholds": 0.5}, "tresholds: unknown key"),
     ],
 )

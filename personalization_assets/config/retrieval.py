@@ -37,16 +37,6 @@ class QueryConfig(StrictModel):
         return value
 
 
-class CalibrationConfig(StrictModel):
-    """How audience and topical evidence become one score (lib/retrieval.py `suitability`)."""
-
-    min_match: float = Field(default=Calibration.min_match, gt=0)
-    relative: float = Field(default=Calibration.relative, gt=0, le=1)
-    strong_match: float = Field(default=Calibration.strong_match, gt=0)
-    untargeted_ceiling: float = Field(default=Calibration.untargeted_ceiling, ge=0, le=1)
-    other_ceiling: float = Field(default=Calibration.other_ceiling, ge=0, lt=0.5)
-
-
 def _resource(model: type[SearchResource], section: str, value: Any) -> Any:
     """Validate a YAML section into the resource class, refusing keys the resource does not have."""
     if not isinstance(value, dict):
@@ -72,7 +62,7 @@ class RetrievalConfig(StageConfig):
     candidates: int = Field(default=50, ge=5, le=1000, description="documents the backend ranks per query")
     category: str | None = Field(default=None, description="only retrieve this category (null = all)")
     query: QueryConfig = QueryConfig()
-    calibration: CalibrationConfig = CalibrationConfig()
+    calibration: Calibration = Calibration()  # lib/retrieval.py `suitability`; validated field by field
     embedded: EmbeddedSearchResource = Field(default_factory=EmbeddedSearchResource)
     azure: AzureAISearchResource = Field(default_factory=AzureAISearchResource)
 
@@ -92,10 +82,6 @@ class RetrievalConfig(StageConfig):
         if value is not None and value not in CATEGORIES:
             raise ValueError(f"category must be one of {', '.join(CATEGORIES)} or null, got {value!r}")
         return value
-
-    @property
-    def lib_calibration(self) -> Calibration:
-        return Calibration(**self.calibration.model_dump())
 
     def search_resource(self, warehouse: DuckDBWarehouse) -> SearchResource:
         """The backend selected by `backend:`; the embedded one searches `warehouse`."""

@@ -161,224 +161,54 @@ def _contains(words: Sequence[str], phrase: tuple[str, ...]) -> bool:
 
 
 # ---- what a segment is ---------------------------------------------------------------------------------------
+def _phrases(*lines: str) -> tuple[str, ...]:
+    """Comma-separated phrases (written as text so the vocabularies read as lists of words)."""
+    return tuple(p.strip() for line in lines for p in line.split(",") if p.strip())
+
+
 # Words that describe the customers of each campaign intent, for any business (weight 2 each).
 INTENT_AUDIENCE: dict[str, tuple[str, ...]] = {
-    "vip": (
-        "top tier",
-        "top-tier",
-        "highest value",
-        "spender",
-        "top spender",
-        "affluent",
-        "high net worth",
-        "high balance",
-        "wealth",
-        "private client",
-        "concierge",
-        "black card",
-        "gold tier",
-        "platinum tier",
-        "vip",
-        "high value",
-        "high spending",
-        "highest spending",
-        "big spender",
-        "big basket",
-        "large basket",
-        "large order",
-        "top customer",
-        "top household",
-        "most valued",
-        "valued",
-        "premium",
-        "exclusive",
-        "best customers",
-        "platinum",
-        "elite",
-        "enterprise",
-        "luxury",
-        "high average order",
-        "spend the most",
-        "highest tier",
-        "key account",
-        "biggest",
+    "vip": _phrases(
+        "top tier, top-tier, highest value, spender, top spender, affluent, high net worth, "
+        "high balance, wealth, private client, concierge, black card, gold tier, platinum tier, vip, "
+        "high value, high spending, highest spending, big spender, big basket, large basket, "
+        "large order, top customer, top household, most valued, valued, premium, exclusive, "
+        "best customers, platinum, elite, enterprise, luxury, high average order, spend the most, "
+        "highest tier, key account, biggest"
     ),
-    "win_back": (
-        "dropped",
-        "declining",
-        "decline",
-        "slipping",
-        "lost touch",
-        "gone quiet",
-        "went quiet",
-        "lapsing",
-        "winback",
-        "re-activate",
-        "no longer active",
-        "stopped visiting",
-        "overdue",
-        "fewer visits",
-        "abandoned",
-        "unsubscribed",
-        "at risk",
-        "risk",
-        "lapsed",
-        "lapse",
-        "inactive",
-        "dormant",
-        "churn",
-        "churned",
-        "win back",
-        "come back",
-        "miss you",
-        "used to",
-        "no longer",
-        "have not",
-        "has not",
-        "did not",
-        "not ordered",
-        "not purchased",
-        "not visited",
-        "not logged",
-        "not shopped",
-        "away",
-        "quiet",
-        "lately",
-        "re-engage",
-        "reactivate",
-        "reactivation",
-        "cancel",
-        "cancelled",
-        "pause",
-        "stopped",
-        "absent",
-        "disengaged",
-        "unspent",
-        "expiring",
-        "since their last",
-        "since your last",
-        "no delivery",
-        "no order",
-        "no purchase",
-        "not opened",
-        "not been",
+    "win_back": _phrases(
+        "dropped, declining, decline, slipping, lost touch, gone quiet, went quiet, lapsing, winback, "
+        "re-activate, no longer active, stopped visiting, overdue, fewer visits, abandoned, "
+        "unsubscribed, at risk, risk, lapsed, lapse, inactive, dormant, churn, churned, win back, "
+        "come back, miss you, used to, no longer, have not, has not, did not, not ordered, "
+        "not purchased, not visited, not logged, not shopped, away, quiet, lately, re-engage, "
+        "reactivate, reactivation, cancel, cancelled, pause, stopped, absent, disengaged, unspent, "
+        "expiring, since their last, since your last, no delivery, no order, no purchase, not opened, "
+        "not been"
     ),
-    "onboarding": (
-        "newcomer",
-        "first-timer",
-        "new member",
-        "recently joined",
-        "recently opened",
-        "newly opened",
-        "just opened",
-        "welcome series",
-        "prospect",
-        "trialist",
-        "first 30 days",
-        "first month",
-        "first week",
-        "new",
-        "first",
-        "first time",
-        "first-time",
-        "just",
-        "newcomer",
-        "welcome",
-        "getting started",
-        "beginner",
-        "sign up",
-        "signed up",
-        "just joined",
-        "joined",
-        "trial",
-        "onboarding",
-        "new account",
-        "starter",
-        "newly",
-        "fewer than 3",
-        "first order",
-        "first purchase",
-        "setting up",
-        "set up",
+    "onboarding": _phrases(
+        "newcomer, first-timer, new member, recently joined, recently opened, newly opened, just opened, "
+        "welcome series, prospect, trialist, first 30 days, first month, first week, new, first, "
+        "first time, first-time, just, newcomer, welcome, getting started, beginner, sign up, signed up, "
+        "just joined, joined, trial, onboarding, new account, starter, newly, fewer than 3, first order, "
+        "first purchase, setting up, set up"
     ),
-    "loyalty": (
-        "loyalist",
-        "devoted",
-        "dedicated",
-        "committed",
-        "consistent",
-        "consistently",
-        "veteran",
-        "tenure",
-        "times a week",
-        "per week",
-        "superfan",
-        "ambassador",
-        "long term",
-        "long-term",
-        "loyal",
-        "loyalty",
-        "frequent",
-        "regular",
-        "regulars",
-        "repeat",
-        "long time",
-        "long-time",
-        "long standing",
-        "long-standing",
-        "every week",
-        "weekly",
-        "often",
-        "member",
-        "points",
-        "rewards",
-        "champion",
-        "advocate",
-        "recommend",
-        "refer",
-        "referral",
-        "anniversary",
-        "enrolled",
-        "most active",
-        "power user",
-        "years",
-        "milestone",
+    "loyalty": _phrases(
+        "loyalist, devoted, dedicated, committed, consistent, consistently, veteran, tenure, "
+        "times a week, per week, superfan, ambassador, long term, long-term, loyal, loyalty, frequent, "
+        "regular, regulars, repeat, long time, long-time, long standing, long-standing, every week, "
+        "weekly, often, member, points, rewards, champion, advocate, recommend, refer, referral, "
+        "anniversary, enrolled, most active, power user, years, milestone"
     ),
-    "nurture": (
-        "mid-tier",
-        "mid tier",
-        "middle",
-        "moderate",
-        "steady",
-        "standard",
-        "general",
-        "occasional",
-        "now and then",
-        "typical",
-        "mailing list",
-        "average",
+    "nurture": _phrases(
+        "mid-tier, mid tier, middle, moderate, steady, standard, general, occasional, now and then, "
+        "typical, mailing list, average"
     ),
 }
 # An audience for everyone: eligible for every segment (unless it also names a specific segment).
-UNIVERSAL_AUDIENCE = (
-    "every",
-    "entire",
-    "whole",
-    "existing customers",
-    "current customers",
-    "all members",
-    "all",
-    "everyone",
-    "everybody",
-    "general",
-    "anyone",
-    "any",
-    "every customer",
-    "all customers",
-    "whole customer base",
-    "mailing list",
-    "all segments",
-    "public",
+UNIVERSAL_AUDIENCE = _phrases(
+    "all, everyone, everybody, general, anyone, any, every, entire, whole, all customers, every customer, ",
+    "all members, existing customers, current customers, whole customer base, mailing list, all segments, public",
 )
 # What a segment's intent needs, for the "no suitable content" outcome.
 INTENT_CONTENT = {
@@ -531,9 +361,7 @@ def universal_audiences(audiences: Sequence[str]) -> np.ndarray:
     return np.array([any(_contains(normalize_words(text), p) for p in phrases) for text in audiences], dtype=bool)
 
 
-def targeted_segments(
-    matches: pd.DataFrame, intents: Mapping[str, str], min_match: float, relative: float
-) -> pd.DataFrame:
+def targeted_segments(matches: pd.DataFrame, min_match: float, relative: float) -> pd.DataFrame:
     """documents x segments, True where the document is written for the segment: its audience matches the
     segment's description by at least `min_match` and by at least `relative` x its best-matching segment."""
     best = matches.max(axis=1)
@@ -580,6 +408,14 @@ class Calibration:
     strong_match: float = 6.0  # audience weight counted as a full match
     untargeted_ceiling: float = 0.65  # best score of a document whose audience names no segment
     other_ceiling: float = 0.45  # best score of a document written for other segments only
+
+    def __post_init__(self) -> None:
+        if self.min_match <= 0 or self.strong_match <= 0:
+            raise ValueError("min_match and strong_match must be > 0")
+        if not 0 < self.relative <= 1 or not 0 <= self.untargeted_ceiling <= 1:
+            raise ValueError("relative must be in (0, 1] and untargeted_ceiling in [0, 1]")
+        if not 0 <= self.other_ceiling < 0.5:
+            raise ValueError("other_ceiling must be in [0, 0.5): documents for other segments are never kept")
 
 
 def suitability(
@@ -629,9 +465,7 @@ def library_evidence(
     """Audience matches of every document (`documents`: document_id, audience) against every segment."""
     matches = audience_matches(documents["audience"].tolist(), segments)
     matches.index = documents["document_id"].tolist()
-    targeted = targeted_segments(
-        matches, {s.segment: s.intent for s in segments}, calibration.min_match, calibration.relative
-    )
+    targeted = targeted_segments(matches, calibration.min_match, calibration.relative)
     nurture = [s.segment for s in segments if s.intent == "nurture"]
     specific = targeted.drop(columns=nurture)
     universal = universal_audiences(documents["audience"].tolist()) & ~specific.any(axis=1).to_numpy()
