@@ -217,6 +217,22 @@ def test_audiences_are_matched_to_segments_and_to_everyone(descriptions):
     assert not targeted.loc["D-DEV"].any()
 
 
+def test_a_silent_audience_lets_the_title_and_keywords_speak(descriptions):
+    documents = pd.DataFrame(
+        {
+            "document_id": ["D-WELCOME", "D-PLAIN", "D-ALL"],
+            "title": ["Welcome: 20% Off Your First Order", "Spring Catalogue", "Welcome to Spring"],
+            "audience": ["customers", "customers", "All"],
+            "keywords": [json.dumps(["welcome offer"]), json.dumps([]), json.dumps(["welcome"])],
+        }
+    )
+    evidence = library_evidence(documents, descriptions)
+    assert evidence.targeted.loc["D-WELCOME", "new_customer"]  # nothing in the audience, the title says it
+    assert not evidence.targeted.loc["D-PLAIN"].any() and not evidence.universal[1]
+    # An explicit audience wins: "All" stays for everyone whatever its title says.
+    assert evidence.universal[2] and not evidence.targeted.loc["D-ALL", "new_customer"]
+
+
 def test_suitability_has_one_meaning_whatever_the_topical_score():
     index = ["for-it", "everyone", "other", "topic-only", "weak-topic"]
     score, reason = suitability(

@@ -408,6 +408,7 @@ class Calibration:
     strong_match: float = 6.0  # audience weight counted as a full match
     untargeted_ceiling: float = 0.65  # best score of a document whose audience names no segment
     other_ceiling: float = 0.45  # best score of a document written for other segments only
+    title_weight: float = 0.5  # weight of the title and keywords' match when the audience names no one
 
     def __post_init__(self) -> None:
         if self.min_match <= 0 or self.strong_match <= 0:
@@ -462,17 +463,31 @@ class LibraryEvidence:
 def library_evidence(
     documents: pd.DataFrame, segments: Sequence[SegmentDescription], calibration: Calibration = Calibration()
 ) -> LibraryEvidence:
-    """Audience matches of every document (`documents`: document_id, audience) against every segment."""
-    matches = audience_matches(documents["audience"].tolist(), segments)
+    """Audience matches of every document (`documents`: document_id, audience, title, keywords) against every
+    segment. When the audience text names no segment and not everyone ("customers", "shoppers"), the title and
+    keywords speak instead, at `calibration.title_weight` ("Welcome: 20% off your first order")."""
+    audiences = documents["audience"].tolist()
+    matches = audience_matches(audiences, segments)
+    everyone = universal_audiences(audiences)
+    silent = (matches.max(axis=1) < calibration.min_match).to_numpy() & ~everyone
+    if calibration.title_weight > 0 and "title" in documents and silent.any():
+        texts = [
+            f"{title}, {', '.join(words)}"
+            for title, words in zip(documents["title"], keyword_lists(documents), strict=True)
+        ]
+        from_titles = calibration.title_weight * audience_matches(texts, segments)
+        matches = matches + from_titles.mul(silent, axis=0)
     matches.index = documents["document_id"].tolist()
     targeted = targeted_segments(matches, calibration.min_match, calibration.relative)
     nurture = [s.segment for s in segments if s.intent == "nurture"]
     specific = targeted.drop(columns=nurture)
-    universal = universal_audiences(documents["audience"].tolist()) & ~specific.any(axis=1).to_numpy()
+    universal = everyone & ~specific.any(axis=1).to_numpy()
     return LibraryEvidence(matches, targeted, universal)
 
 
 def keyword_lists(documents: pd.DataFrame) -> list[list[str]]:
+    if "keywords" not in documents:
+        return [[] for _ in range(len(documents))]
     return [json.loads(k) if isinstance(k, str) else list(k) for k in documents["keywords"]]
 
 
