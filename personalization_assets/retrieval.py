@@ -191,7 +191,7 @@ def retrieved_content(
             passed=relevant.passed,
             severity=AssetCheckSeverity.ERROR if relevant.blocking else AssetCheckSeverity.WARN,
             description=relevant.description,
-            metadata={**relevant.metadata, "customers": customers},
+            metadata={**relevant.metadata, "customers": customers},  # type: ignore[dict-item]
         ),
         AssetCheckResult(
             check_name="documents_in_content_library",

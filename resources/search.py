@@ -506,7 +506,7 @@ class AzureAISearchResource(SearchResource):
                 "content": d.content,
                 "audience": d.audience,
                 "keywords": list(d.keywords),
-                "approval_date": f"{d.approval_date.isoformat()}T00:00:00Z",
+                "approval_date": f"{d.approval_date}T00:00:00Z",  # approved documents all have one
                 "source_url": d.source_url,
                 "content_sha256": d.sha256,
             }

@@ -38,7 +38,7 @@ from personalization_assets.lib.retrieval import (  # noqa: E402
     select_documents,
 )
 from personalization_assets.lib.segmentation import profile_segments  # noqa: E402
-from resources.search import AzureAISearchResource  # noqa: E402
+from resources.search import AzureAISearchResource, SearchResource  # noqa: E402
 from resources.warehouse import DuckDBWarehouse  # noqa: E402
 
 K = 4
@@ -86,18 +86,20 @@ def evaluate(backend: str, libraries: dict[str, tuple[Path, Path]], config: Retr
         warehouse = DuckDBWarehouse(path=str(Path(tempfile.mkdtemp()) / "warehouse.duckdb"))
         with warehouse.transaction() as connection:
             write_content_index(connection, documents, library.version)
+        search: SearchResource
         if backend == "embedded":
             search = config.embedded.model_copy(update={"warehouse": warehouse})
         else:
             emulator.reset_state()
-            search = AzureAISearchResource(
+            azure = AzureAISearchResource(
                 endpoint=emulator.endpoint,
                 auth="api_key",
                 api_key_env="EVAL_SEARCH_KEY",
                 admin_key_env="EVAL_SEARCH_KEY",
                 max_retries=0,
             )
-            search.upload_documents(library)
+            azure.upload_documents(library)
+            search = azure
         for description in descriptions:
             segment = description.segment
             plan = plan_segment(documents, descriptions, segment, config.calibration)
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             from tests.emulators.search import SearchEmulator
 
             with SearchEmulator() as emulator:
-                os.environ["EVAL_SEARCH_KEY"] = emulator.api_key
+                os.environ["EVAL_SEARCH_KEY"] = str(emulator.api_key)
                 table, scores = evaluate(backend, libraries, config, emulator)
         else:
             table, scores = evaluate(backend, libraries, config)
