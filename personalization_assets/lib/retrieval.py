@@ -10,12 +10,13 @@ library, never from phrase lists written for one library (issue 17):
    vocabularies describe customer situations (new, lapsed, loyal, high-value), not any business's products,
    so they work on a grocery, software or retail library alike. A document is *for* the segments whose
    description its audience matches best (`audience_matches`); a document for everyone ("All", "Everyone",
-   "all customers", "general shoppers") is eligible for every segment (`universal_audiences`).
+   "all customers", "general shoppers") is eligible for every segment (`universal_audiences`). An audience
+   that names no one ("customers") lets the title and keywords speak, at half weight (`library_evidence`).
 2. **Topic** — a full-text query (`segment_query`): the segment's own words, expanded with the library's own
-   vocabulary by pseudo-relevance feedback — the keywords that the documents written for this segment share
-   and documents for other segments do not (`feedback_phrases`). Either backend ranks the library with it
-   (BM25 coverage for the embedded backend, the semantic reranker for Azure AI Search), giving a topical
-   relevance in [0, 1].
+   vocabulary by pseudo-relevance feedback — the keyword and title words that the documents written for this
+   segment share and documents for other segments do not use (`feedback_phrases`). Either backend ranks the
+   library with it (BM25 coverage for the embedded backend, the semantic reranker for Azure AI Search), giving
+   a topical relevance in [0, 1].
 
 `suitability` combines them into one score with the same meaning on every library (see its docstring): at or
 above 0.5 the document suits the segment (written for it, or for everyone), below 0.5 it does not.
