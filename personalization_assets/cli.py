@@ -327,12 +327,12 @@ def command_search_upload(args: argparse.Namespace) -> int:
     index (fields + semantic configuration) if missing, upload every approved document, delete the ones no
     longer approved. Auth and endpoint come from its `azure:` section."""
     from personalization_assets.config import load_yaml_model
-    from personalization_assets.lib.retrieval import RetrievalConfig
+    from personalization_assets.config.retrieval import RetrievalConfig
     from resources.search import SearchServiceError, upload_content_library
 
-    config = load_yaml_model(Path(args.config) / "retrieval.yaml", RetrievalConfig)
+    config = load_yaml_model(Path(args.config) / RetrievalConfig.FILENAME, RetrievalConfig)
     try:
-        report = upload_content_library(args.content, config)
+        report = upload_content_library(args.content, config.azure)
     except SearchServiceError as error:  # names the index, endpoint, HTTP status and service error; never the key
         print(f"error: {error}", file=sys.stderr)
         return 1

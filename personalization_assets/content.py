@@ -25,12 +25,12 @@ from dagster._core.definitions.metadata import TableMetadataSet
 from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.config.segmentation import PipelineConfig
 from personalization_assets.constants import STORAGE_KINDS
+from personalization_assets.embedded.search import INDEX_FORMAT, write_content_index
 from personalization_assets.lib.content import load_content_library
 from personalization_assets.metadata import markdown_preview
 from personalization_assets.store.content import CONTENT_QUARANTINE_TABLE, write_content_quarantine
 from personalization_assets.workflows.safety import screen_library
 from resources.content_safety import ContentSafetyConfigError, ContentSafetyResource
-from resources.search import INDEX_FORMAT, write_content_index
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 

@@ -11,13 +11,12 @@ from dagster import (
 from personalization_assets import content, experimentation, generation, reporting, retrieval, safety, segmentation
 from personalization_assets.automation import build_automation
 from personalization_assets.config.generation import GenerationConfig
+from personalization_assets.config.retrieval import RetrievalConfig
 from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.deployment import executor_from_environment
 from personalization_assets.jobs import build_jobs
-from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import install_log_redaction, json_logger
 from resources.io_managers import io_manager_from_environment
-from resources.search import search_resource_from_config
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 
@@ -53,9 +52,7 @@ defs = Definitions(
         # Where asset tables are stored: PERSONALIZATION_IO_MANAGER = duckdb (default) | snowflake.
         "io_manager": io_manager_from_environment(warehouse),
         # Backend chosen by config/retrieval.yaml (`backend: embedded | azure`) when the code location loads.
-        "search": search_resource_from_config(
-            PipelineSettings().load(retrieval.RETRIEVAL_CONFIG_FILE, RetrievalConfig), warehouse
-        ),
+        "search": PipelineSettings().stage(RetrievalConfig).search_resource(warehouse),
         # Backend chosen by config/generation.yaml (`backend: embedded | azure | openai_compatible`).
         "llm": PipelineSettings().stage(GenerationConfig).llm_resource(),
         # Backend chosen by config/safety_thresholds.yaml (`backend: embedded | azure`).

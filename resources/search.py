@@ -1,60 +1,68 @@
 """Search over the approved content library: one resource interface; embedded and Azure AI Search backends.
 
-- `EmbeddedSearchResource` (default, offline): BM25 from DuckDB's full-text-search extension over the
-  `content_index` table in the warehouse (fields title, keywords, audience, content, weighted), and a second
-  full-text index over `content_passages` to find the part of each document that matched. The extension is
-  LOADed from the `duckdb-extension-fts` wheel; it is never installed from the network. Both indexes are built
-  by the `content_index` asset (`write_content_index`), once per content version; searching is read-only.
-- `AzureAISearchResource`: azure-search-documents `SearchClient`, semantic query with a configured semantic
-  configuration, reranker score when present. Entra ID (managed identity preferred) or an API key from an
-  environment variable; `upload_documents` creates the index if missing and syncs the library into it.
+- `EmbeddedSearchResource` (default, offline): BM25 over DuckDB full-text search in the warehouse
+  (`personalization_assets/embedded/search.py`), over the index the `content_index` asset builds.
+- `AzureAISearchResource`: azure-search-documents `SearchClient`, semantic ranking with the configured semantic
+  configuration (`query_type: semantic`, needs the semantic ranker enabled on the service) or plain full-text
+  ranking (`query_type: simple`). Entra ID (managed identity preferred) or API keys from environment variables:
+  a query key for searching, an admin key for `upload_documents`.
 
-Scores come back normalized to [0, 1] (`personalization_assets/lib/retrieval.py`: `normalize_bm25`,
-`normalize_reranker`), so one relevance threshold applies to both backends.
+Both return a `SearchAnswer`: hits with a topical relevance in [0, 1] and how the answer was ranked; the
+retrieval asset combines it with the documents' audience (lib/retrieval.py `suitability`).
 """
 
-from dataclasses import dataclass
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any, Literal
 
-import duckdb
-import numpy as np
 import pandas as pd
-from dagster import ConfigurableResource
-from pydantic import Field
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field, field_validator
 
-from personalization_assets.lib.content import ContentLibrary, load_content_library
-from personalization_assets.lib.retrieval import (
-    SEARCHABLE_FIELDS,
-    AzureSearchConfig,
-    RetrievalConfig,
-    SearchHit,
-    best_passage,
-    normalize_bm25,
-    normalize_reranker,
-    split_passages,
+from personalization_assets.embedded.search import (
+    DOCUMENTS_TABLE,
+    SearchIndexMissingError,
+    bm25_search,
+    stored_build,
 )
-from resources.azure_auth import AuthMode, read_api_key, require_secure_endpoint, token_credential
+from personalization_assets.lib.content import ContentLibrary, load_content_library
+from personalization_assets.lib.retrieval import SEARCHABLE_FIELDS, SearchHit, best_passage, normalize_reranker
+from resources.azure_auth import (
+    AuthMode,
+    read_api_key,
+    require_secure_endpoint,
+    token_credential,
+)
 from resources.azure_retry import read_only_post_retry_policy
-from resources.warehouse import SCHEMA, DuckDBWarehouse, table_exists
+from resources.warehouse import DuckDBWarehouse, table_exists
 
-DOCUMENTS_TABLE = "content_index"
-PASSAGES_TABLE = "content_passages"
-BUILD_TABLE = "content_index_build"
-DOCUMENTS_FTS = f"fts_{SCHEMA}_{DOCUMENTS_TABLE}"
-PASSAGES_FTS = f"fts_{SCHEMA}_{PASSAGES_TABLE}"
-FTS_STEMMER = "porter"
-FTS_STOPWORDS = "english"
-# Part of the stored build state: changing how passages or indexes are built forces a rebuild.
-INDEX_FORMAT = f"duckdb-fts/{FTS_STEMMER}/{FTS_STOPWORDS}/fields={','.join(SEARCHABLE_FIELDS)}/passages-v1"
+ENDPOINT_ENV = "AZURE_SEARCH_ENDPOINT"
+# Azure's answer when the semantic ranker is not enabled on the service (or its tier has none).
+SEMANTIC_UNAVAILABLE_CODES = ("SemanticQueriesNotAvailable", "FeatureNotSupportedInService")
 
 
 class SearchServiceError(RuntimeError):
     """The search backend failed (after its retries); the message says what and where, never a secret."""
 
 
-class SearchIndexMissingError(RuntimeError):
-    """The embedded full-text index has not been built (materialize `content_index` first)."""
+class SearchConfigurationError(SearchServiceError):
+    """The search service refuses the configuration (semantic ranker not enabled, key or role missing, index
+    schema differs): retrying cannot help; the message names the setting to change."""
+
+
+@dataclass(frozen=True)
+class SearchAnswer:
+    """A backend's answer: hits best first, and how it was ranked (shown in the asset's metadata)."""
+
+    hits: list[SearchHit]
+    ranking: str  # "bm25" | "semantic" | "semantic (partial)" | "full text"
+    partial_reason: str | None = None  # Azure @search.semanticPartialResponseReason
+    partial_type: str | None = None  # Azure @search.semanticPartialResponseType
+    notes: list[str] = field(default_factory=list)
 
 
 class SearchResource(ConfigurableResource):
@@ -64,96 +72,9 @@ class SearchResource(ConfigurableResource):
     def backend(self) -> str:
         raise NotImplementedError
 
-    def search(self, query: str, top: int, category: str | None = None) -> list[SearchHit]:
-        """Up to `top` hits, best first, scores normalized to [0, 1]; `category` restricts to one category."""
+    def search(self, query: str, top: int, category: str | None = None) -> SearchAnswer:
+        """Up to `top` hits, best first, topical scores in [0, 1]; `category` restricts to one category."""
         raise NotImplementedError
-
-
-# ---- embedded: DuckDB full-text search ---------------------------------------------------------------------
-def fts_extension_path() -> Path:
-    """The FTS extension file shipped in the duckdb-extension-fts wheel for the installed DuckDB version."""
-    import duckdb_extension_fts
-
-    path = (
-        Path(duckdb_extension_fts.__file__).parent
-        / "extensions"
-        / f"v{duckdb.__version__}"
-        / "fts.duckdb_extension"
-    )
-    if not path.exists():
-        raise SearchIndexMissingError(
-            f"DuckDB full-text-search extension not found at {path}: "
-            f"install duckdb-extension-fts=={duckdb.__version__}"
-        )
-    return path
-
-
-def load_fts(connection: duckdb.DuckDBPyConnection) -> None:
-    # LOAD from the wheel; never let DuckDB auto-install from the network.
-    connection.execute(f"LOAD '{fts_extension_path()}'")
-
-
-def passages_frame(documents: pd.DataFrame) -> pd.DataFrame:
-    """One row per passage of each document: passage_id, document_id, passage_no, text."""
-    per_document = documents.set_index("document_id")["content"].map(split_passages)
-    exploded = per_document.explode().dropna().rename("text").reset_index()
-    exploded["passage_no"] = exploded.groupby("document_id").cumcount().astype("int64")
-    exploded["passage_id"] = exploded["document_id"] + "#" + exploded["passage_no"].astype(str)
-    return exploded[["passage_id", "document_id", "passage_no", "text"]]
-
-
-@dataclass(frozen=True)
-class IndexBuild:
-    content_version: str
-    documents: int
-    passages: int
-    rebuilt: bool
-
-
-def stored_build(connection: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
-    """(content_version, index_format) of the index in the warehouse; None when absent or incomplete."""
-    if not all(table_exists(connection, t) for t in (BUILD_TABLE, DOCUMENTS_TABLE, PASSAGES_TABLE)):
-        return None
-    schemas = {row[0] for row in connection.execute("select schema_name from duckdb_schemas()").fetchall()}
-    if not {DOCUMENTS_FTS, PASSAGES_FTS} <= schemas:
-        return None
-    row = connection.execute(f"select content_version, index_format from {SCHEMA}.{BUILD_TABLE}").fetchone()
-    return (row[0], row[1]) if row else None
-
-
-def write_content_index(
-    connection: duckdb.DuckDBPyConnection, documents: pd.DataFrame, content_version: str, force: bool = False
-) -> IndexBuild:
-    """Replace the documents table, the passages table and both full-text indexes, unless already current.
-
-    Run inside `warehouse.transaction()`: tables and indexes change together or not at all.
-    """
-    load_fts(connection)
-    passages = passages_frame(documents)
-    if not force and stored_build(connection) == (content_version, INDEX_FORMAT):
-        return IndexBuild(content_version, len(documents), len(passages), rebuilt=False)
-    build = pd.DataFrame(
-        {
-            "content_version": [content_version],
-            "index_format": [INDEX_FORMAT],
-            "documents": [len(documents)],
-            "passages": [len(passages)],
-            "built_at": [pd.Timestamp.now(tz="UTC").tz_localize(None)],
-        }
-    )
-    for table, frame in ((DOCUMENTS_TABLE, documents), (PASSAGES_TABLE, passages), (BUILD_TABLE, build)):
-        connection.register("_frame", frame)
-        connection.execute(f"create or replace table {SCHEMA}.{table} as select * from _frame")
-        connection.unregister("_frame")
-    fields = ", ".join(f"'{f}'" for f in SEARCHABLE_FIELDS)
-    options = f"stemmer = '{FTS_STEMMER}', stopwords = '{FTS_STOPWORDS}', overwrite = 1"
-    connection.execute(
-        f"pragma create_fts_index('{SCHEMA}.{DOCUMENTS_TABLE}', 'document_id', {fields}, {options})"
-    )
-    connection.execute(
-        f"pragma create_fts_index('{SCHEMA}.{PASSAGES_TABLE}', 'passage_id', 'text', {options})"
-    )
-    return IndexBuild(content_version, len(documents), len(passages), rebuilt=True)
 
 
 def read_content_index(warehouse: DuckDBWarehouse, columns: list[str] | None = None) -> pd.DataFrame:
@@ -168,46 +89,42 @@ def read_content_index(warehouse: DuckDBWarehouse, columns: list[str] | None = N
         if not table_exists(connection, DOCUMENTS_TABLE):
             raise missing
         selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-        return connection.execute(
-            f"select {selected} from {SCHEMA}.{DOCUMENTS_TABLE} order by document_id"
-        ).fetchdf()
+        return connection.execute(f"select {selected} from main.{DOCUMENTS_TABLE} order by document_id").fetchdf()
 
 
+# ---- embedded ----------------------------------------------------------------------------------------------
 class EmbeddedSearchResource(SearchResource):
     """BM25 over the DuckDB full-text index built by the `content_index` asset (read-only at search time).
 
-    Raw score: sum over fields of `weight * BM25(field)` (title and keywords count double). Normalized score:
-    a logistic curve on the raw score divided by the query's IDF sum (`normalize_bm25`), so 0.5 means the
-    document explains `half_relevance_coverage` of the query.
+    Topical score: a logistic curve on the field-weighted BM25 divided by the query's IDF sum
+    (`normalize_bm25`), so 0.5 means the document explains `half_relevance_coverage` of the query.
     """
 
-    warehouse: DuckDBWarehouse
+    warehouse: DuckDBWarehouse = Field(default_factory=DuckDBWarehouse)
     field_weights: dict[str, float] = Field(
-        default_factory=lambda: {"title": 2.0, "keywords": 2.0, "audience": 1.5, "content": 1.0},
+        default_factory=lambda: {"title": 2.0, "keywords": 2.0, "audience": 1.0, "content": 1.0},
         description="BM25 weight per field (title, keywords, audience, content)",
     )
     half_relevance_coverage: float = Field(
-        default=0.3, description="query coverage (BM25 / query IDF sum) that scores 0.5; see normalize_bm25"
+        default=0.3, gt=0, description="query coverage (BM25 / query IDF sum) that scores 0.5"
     )
-    steepness: float = Field(default=2.0, description="slope of the logistic curve on coverage")
+    steepness: float = Field(default=2.0, gt=0, le=10, description="slope of the logistic curve on coverage")
+
+    @field_validator("field_weights")
+    @classmethod
+    def _known_fields(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SEARCHABLE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; expected some of {', '.join(SEARCHABLE_FIELDS)}")
+        if not value or any(weight < 0 for weight in value.values()) or not any(value.values()):
+            raise ValueError("field weights must be >= 0 with at least one positive")
+        return value
 
     @property
     def backend(self) -> str:
         return "embedded"
 
-    def _weighted_score_sql(self) -> str:
-        unknown = sorted(set(self.field_weights) - set(SEARCHABLE_FIELDS))
-        if unknown:
-            raise ValueError(f"field_weights: unknown field(s) {', '.join(unknown)}")
-        terms = [
-            f"{float(weight)!r} * "
-            f"coalesce({DOCUMENTS_FTS}.match_bm25(document_id, $query, fields := '{name}'), 0)"
-            for name, weight in self.field_weights.items()
-            if weight > 0
-        ]
-        return " + ".join(terms)
-
-    def search(self, query: str, top: int, category: str | None = None) -> list[SearchHit]:
+    def search(self, query: str, top: int, category: str | None = None) -> SearchAnswer:
         missing = SearchIndexMissingError(
             f"no full-text index of the content library in {self.warehouse.path}: materialize the asset "
             "'content_index' first"
@@ -217,83 +134,19 @@ class EmbeddedSearchResource(SearchResource):
         with self.warehouse.connect(read_only=True) as connection:
             if stored_build(connection) is None:
                 raise missing
-            load_fts(connection)
-            idf_total = self._query_idf(connection, query)
-            scored = connection.execute(
-                f"""
-                select document_id, title, category, score from (
-                    select document_id, title, category, {self._weighted_score_sql()} as score
-                    from {SCHEMA}.{DOCUMENTS_TABLE}
-                    where approval_date <= current_date and ($category is null or category = $category)
-                ) where score > 0
-                order by score desc, document_id
-                """,
-                {"query": query, "category": category},
-            ).fetchdf()
-            if scored.empty:
-                return []
-            scored["normalized"] = normalize_bm25(
-                scored["score"], idf_total, self.half_relevance_coverage, self.steepness
+            hits = bm25_search(
+                connection,
+                query,
+                top,
+                category,
+                self.field_weights,
+                self.half_relevance_coverage,
+                self.steepness,
             )
-            scored = scored.head(top)
-            passages = connection.execute(
-                f"""
-                select document_id, text from (
-                    select document_id, passage_no, text,
-                           row_number() over (
-                               partition by document_id order by score desc, passage_no
-                           ) as pick
-                    from (
-                        select document_id, passage_no, text,
-                               coalesce({PASSAGES_FTS}.match_bm25(passage_id, $query), 0) as score
-                        from {SCHEMA}.{PASSAGES_TABLE}
-                        where document_id in (select unnest($ids))
-                    )
-                ) where pick = 1
-                """,
-                {"query": query, "ids": scored["document_id"].tolist()},
-            ).fetchdf()
-        passage_by_id = dict(zip(passages["document_id"], passages["text"], strict=True))
-        return [
-            SearchHit(
-                document_id=row.document_id,
-                title=row.title,
-                category=row.category,
-                raw_score=float(row.score),
-                score=float(row.normalized),
-                passage=passage_by_id.get(row.document_id, ""),
-            )
-            for row in scored.itertuples(index=False)
-        ]
-
-    @staticmethod
-    def _query_idf(connection: duckdb.DuckDBPyConnection, query: str) -> float:
-        """Sum of the BM25 IDF of the query's distinct terms, as the index tokenizes, filters and stems them.
-
-        Terms the library never uses count with the highest IDF: they are part of the query nothing matched.
-        """
-        rows = connection.execute(
-            f"""
-            with tokens as (select unnest({DOCUMENTS_FTS}.tokenize($query)) as token),
-            terms as (
-                select distinct stem(token, '{FTS_STEMMER}') as term from tokens
-                where token <> '' and token not in (select sw from {DOCUMENTS_FTS}.stopwords)
-            )
-            select coalesce(d.df, 0) as df, (select num_docs from {DOCUMENTS_FTS}.stats) as n
-            from terms left join {DOCUMENTS_FTS}.dict d on d.term = terms.term
-            """,
-            {"query": query},
-        ).fetchall()
-        if not rows:
-            return 0.0
-        df = np.array([r[0] for r in rows], dtype=float)
-        n = float(rows[0][1])
-        return float(np.log((n - df + 0.5) / (df + 0.5) + 1.0).sum())
+        return SearchAnswer(hits, "bm25")
 
 
 # ---- Azure AI Search ---------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class UploadReport:
     index_name: str
@@ -303,32 +156,90 @@ class UploadReport:
     content_version: str
 
 
-class AzureAISearchResource(SearchResource):
-    """Azure AI Search through azure-search-documents, semantic ranking with the configured configuration.
+# The index the pipeline needs: field -> (EDM type, key, searchable, filterable).
+INDEX_FIELDS = {
+    "document_id": ("Edm.String", True, False, True),
+    "title": ("Edm.String", False, True, False),
+    "category": ("Edm.String", False, False, True),
+    "content": ("Edm.String", False, True, False),
+    "audience": ("Edm.String", False, True, False),
+    "keywords": ("Collection(Edm.String)", False, True, True),
+    "approval_date": ("Edm.DateTimeOffset", False, False, True),
+    "source_url": ("Edm.String", False, False, False),
+    "content_sha256": ("Edm.String", False, False, True),
+}
+SEMANTIC_FIELDS = {"title": ["title"], "content": ["content"], "keywords": ["keywords", "audience"]}
 
-    Normalized score: the semantic reranker score (0-4) divided by 4; for answers without reranker scores,
-    the BM25 `@search.score` relative to the best one in the answer.
+
+class AzureAISearchResource(SearchResource):
+    """Azure AI Search through azure-search-documents.
+
+    Topical score: `query_type: semantic` — the semantic reranker score (0-4) / 4; `semantic_error_handling`
+    is sent explicitly: `partial` (default) accepts an answer in which the ranker did not run for some or all
+    documents (HTTP 206); those documents get no topical credit (never a rescaled BM25) and are kept only on
+    their audience, and the reason is logged and shown in the metadata. `fail` turns such an answer into an
+    error. `query_type: simple` — plain full-text (BM25) ranking, scored `score / (score + full_text_half_score)`,
+    for services without the semantic ranker.
     """
 
-    endpoint: str = Field(description="https://<service>.search.windows.net (http only on loopback)")
+    endpoint: str = Field(
+        default="", description="https://<service>.search.windows.net; empty = the variable named by endpoint_env"
+    )
+    endpoint_env: str = Field(default=ENDPOINT_ENV, description="environment variable with the endpoint")
     index_name: str = "approved-content"
     semantic_configuration: str = "content-semantic"
+    query_type: Literal["semantic", "simple"] = Field(
+        default="semantic", description="semantic ranker (Basic tier or higher) or plain full-text ranking"
+    )
+    semantic_error_handling: Literal["partial", "fail"] = Field(
+        default="partial", description="what the service does when semantic ranking fails (sent explicitly)"
+    )
+    semantic_max_wait_ms: int | None = Field(
+        default=None, ge=700, description="upper bound on the semantic ranker's time (then a partial answer)"
+    )
+    full_text_half_score: float = Field(
+        default=4.0, gt=0, description="query_type simple: the BM25 @search.score that scores 0.5"
+    )
     auth: AuthMode = "managed_identity"
-    api_key_env: str = Field(
-        default="", description="environment variable holding the API key (auth: api_key)"
+    api_key_env: str = Field(default="AZURE_SEARCH_API_KEY", description="variable with the query key (auth: api_key)")
+    admin_key_env: str = Field(
+        default="AZURE_SEARCH_ADMIN_KEY", description="variable with the admin key for uploads (auth: api_key)"
     )
     managed_identity_client_id: str | None = None
-    ca_bundle_path: str | None = Field(
-        default=None, description="CA bundle for TLS verification (private CA)"
-    )
-    max_retries: int = 3
-    retry_backoff_seconds: float = 0.8
-    retry_backoff_max_seconds: float = 30.0
-    timeout_seconds: float = 30.0
+    ca_bundle_path: str | None = Field(default=None, description="CA bundle for TLS verification (private CA)")
+    max_retries: int = Field(default=3, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=0.8, ge=0)
+    retry_backoff_max_seconds: float = Field(default=30.0, ge=0)
+    timeout_seconds: float = Field(default=30.0, gt=0)
 
     @property
     def backend(self) -> str:
         return "azure"
+
+    # ---- configuration ----
+    def resolved_endpoint(self) -> str:
+        """The endpoint setting, else the environment variable `endpoint_env` (HTTPS, or HTTP on loopback)."""
+        value = self.endpoint
+        setting = "retrieval.yaml azure.endpoint"
+        if not value and self.endpoint_env:
+            value = EnvVar(self.endpoint_env).get_value() or ""
+            setting = f"retrieval.yaml azure.endpoint (or environment variable {self.endpoint_env})"
+        return require_secure_endpoint(value, setting)
+
+    def _key(self, admin: bool) -> str:
+        variable, setting = (
+            (self.admin_key_env, "retrieval.yaml azure.admin_key_env")
+            if admin
+            else (self.api_key_env, "retrieval.yaml azure.api_key_env")
+        )
+        read_api_key(variable, setting)  # validates the name and presence, messages never show the value
+        return str(EnvVar(variable).get_value()).strip()
+
+    def check_configuration(self) -> None:
+        """Raise MissingCredentialError/InsecureEndpointError now (at load) rather than at the first query."""
+        self.resolved_endpoint()
+        if self.auth == "api_key":
+            self._key(admin=False)
 
     def _client_kwargs(self) -> dict:
         return {
@@ -344,52 +255,97 @@ class AzureAISearchResource(SearchResource):
             ),
         }
 
-    def _credential(self):
+    def _credential(self, admin: bool = False):
         if self.auth == "api_key":
             from azure.core.credentials import AzureKeyCredential
 
-            return AzureKeyCredential(read_api_key(self.api_key_env, "retrieval.yaml azure.api_key_env"))
+            return AzureKeyCredential(self._key(admin))
         return token_credential(self.auth, self.managed_identity_client_id)
 
-    def _endpoint(self) -> str:
-        return require_secure_endpoint(self.endpoint, "retrieval.yaml azure.endpoint")
-
-    def search_client(self):
+    def search_client(self, admin: bool = False):
         from azure.search.documents import SearchClient
 
-        return SearchClient(self._endpoint(), self.index_name, self._credential(), **self._client_kwargs())
+        return SearchClient(self.resolved_endpoint(), self.index_name, self._credential(admin), **self._client_kwargs())
 
     def index_client(self):
         from azure.search.documents.indexes import SearchIndexClient
 
-        return SearchIndexClient(self._endpoint(), self._credential(), **self._client_kwargs())
+        return SearchIndexClient(self.resolved_endpoint(), self._credential(admin=True), **self._client_kwargs())
 
-    def _fail(self, action: str, error: Exception) -> SearchServiceError:
+    def _fail(self, action: str, error: Exception, admin: bool = False) -> SearchServiceError:
         status = getattr(error, "status_code", None)
         detail = getattr(error, "message", None) or str(error) or type(error).__name__
-        where = f"index '{self.index_name}' at {self.endpoint}"
+        code = getattr(getattr(error, "error", None), "code", None) or ""
+        where = f"index '{self.index_name}' at {self.endpoint or self.endpoint_env}"
+        if code in SEMANTIC_UNAVAILABLE_CODES or (
+            status == 400 and "semantic" in detail.lower() and "enabled" in detail.lower()
+        ):
+            return SearchConfigurationError(
+                f"Azure AI Search {action} failed for {where} (HTTP {status} {code or ''}): semantic ranking is "
+                "not enabled on this search service. Enable the semantic ranker (Basic tier or higher; the Free "
+                "plan allows a limited number of semantic queries a month), or set retrieval.yaml "
+                "azure.query_type: simple for plain full-text ranking"
+            )
+        if status in (401, 403):
+            if self.auth == "api_key":
+                variable = self.admin_key_env if admin else self.api_key_env
+                fix = f"check the key in environment variable {variable}" + (
+                    " (an admin key: uploads need one)" if admin else ""
+                )
+            else:
+                role = "Search Index Data Contributor" if admin else "Search Index Data Reader"
+                fix = f"grant the identity the role '{role}' on the search service"
+            return SearchConfigurationError(
+                f"Azure AI Search {action} failed for {where} (HTTP {status}): "
+                f"{'not authenticated' if status == 401 else 'not authorized'}; {fix}"
+            )
         return SearchServiceError(
             f"Azure AI Search {action} failed for {where}"
             f"{f' (HTTP {status})' if status else ''} after up to {self.max_retries} retries: "
             f"{type(error).__name__}: {detail.splitlines()[0][:300]}"
         )
 
-    def search(self, query: str, top: int, category: str | None = None) -> list[SearchHit]:
+    # ---- querying ----
+    def search(self, query: str, top: int, category: str | None = None) -> SearchAnswer:
         from azure.core.exceptions import AzureError
 
         filter_expression = f"category eq '{category.replace(chr(39), chr(39) * 2)}'" if category else None
+        semantic = self.query_type == "semantic"
+        options: dict[str, Any] = {}
+        if semantic:
+            options = {
+                "query_type": "semantic",
+                "semantic_configuration_name": self.semantic_configuration,
+                "query_caption": "extractive",
+                "semantic_error_mode": self.semantic_error_handling,
+            }
+            if self.semantic_max_wait_ms is not None:
+                options["semantic_max_wait_in_milliseconds"] = self.semantic_max_wait_ms
+        answer_info: dict[str, Any] = {}
+
+        def capture(response) -> None:
+            # The partial-answer fields are on the response body, not on the results the SDK yields.
+            http = response.http_response
+            answer_info["status"] = http.status_code
+            try:
+                body = json.loads(http.text())
+            except (ValueError, TypeError):
+                return
+            if isinstance(body, dict):
+                answer_info["reason"] = body.get("@search.semanticPartialResponseReason")
+                answer_info["type"] = body.get("@search.semanticPartialResponseType")
+
         client = self.search_client()  # configuration errors (endpoint, missing key) surface as they are
         try:
             with client:
                 results = list(
                     client.search(
                         search_text=query,
-                        query_type="semantic",
-                        semantic_configuration_name=self.semantic_configuration,
-                        query_caption="extractive",
                         top=top,
                         filter=filter_expression,
                         select=["document_id", "title", "category", "content", "approval_date"],
+                        raw_response_hook=capture,
+                        **options,
                     )
                 )
         except (AzureError, TypeError, ValueError, KeyError) as error:
@@ -398,17 +354,20 @@ class AzureAISearchResource(SearchResource):
 
         today = datetime.now(UTC).date()
         approved = [r for r in results if _approved(r.get("approval_date"), today)]
-        if not approved:
-            return []
-        rerankers = [r.get("@search.reranker_score") for r in approved]
-        if all(score is not None for score in rerankers):
-            raw = np.array(rerankers, dtype=float)
-            normalized = normalize_reranker(raw)
-        else:  # no semantic ranking in this answer: BM25 relative to the best hit
-            raw = np.array([r.get("@search.score") or 0.0 for r in approved], dtype=float)
-            normalized = raw / raw.max() if raw.max() > 0 else np.zeros_like(raw)
+        reason, partial_type = answer_info.get("reason"), answer_info.get("type")
+        partial = bool(reason) or answer_info.get("status") == 206
         hits = []
-        for result, raw_score, score in zip(approved, raw, normalized, strict=True):
+        for result in approved:
+            bm25 = float(result.get("@search.score") or 0.0)
+            reranker = result.get("@search.reranker_score")
+            if semantic:
+                # Without a reranker score the document has no topical score we stand behind: 0, unranked.
+                ranked = reranker is not None
+                raw = float(reranker) if ranked else bm25
+                score = float(normalize_reranker([raw])[0]) if ranked else 0.0
+            else:
+                ranked, raw = True, bm25
+                score = bm25 / (bm25 + self.full_text_half_score)
             captions = result.get("@search.captions") or []
             caption = getattr(captions[0], "text", None) if captions else None
             content = result.get("content") or ""
@@ -417,14 +376,25 @@ class AzureAISearchResource(SearchResource):
                     document_id=str(result["document_id"]),
                     title=str(result.get("title") or ""),
                     category=str(result.get("category") or ""),
-                    raw_score=float(raw_score),
-                    score=float(score),
+                    raw_score=raw,
+                    score=score,
                     # Map the caption onto our own passage so the snippet is verbatim document text.
                     passage=best_passage(content, caption or query) if content else "",
+                    ranked=ranked,
                 )
             )
-        return sorted(hits, key=lambda h: (-h.score, h.document_id))
+        hits.sort(key=lambda h: (not h.ranked, -h.score, h.document_id))
+        notes = []
+        if semantic and partial:
+            unranked = sum(1 for h in hits if not h.ranked)
+            notes.append(
+                f"semantic ranking partly failed ({reason or 'no reason given'}, {partial_type or 'unknown type'}): "
+                f"{unranked} of {len(hits)} document(s) without a reranker score get no topical credit"
+            )
+        ranking = ("semantic (partial)" if partial else "semantic") if semantic else "full text"
+        return SearchAnswer(hits, ranking, reason if semantic else None, partial_type if semantic else None, notes)
 
+    # ---- the index ----
     def index_definition(self):
         """The index: fields the pipeline needs and the semantic configuration used by `search`."""
         from azure.search.documents.indexes.models import (
@@ -479,11 +449,53 @@ class AzureAISearchResource(SearchResource):
             ),
         )
 
-    def upload_documents(self, library: ContentLibrary, batch_size: int = 500) -> UploadReport:
-        """Create the index if missing, upload every approved document, delete documents no longer approved.
+    def index_differences(self, index: Any) -> list[str]:
+        """What an existing index lacks or defines differently from `index_definition` (empty: usable)."""
+        problems = []
+        fields = {f.name: f for f in (index.fields or [])}
+        for name, (edm, key, searchable, filterable) in INDEX_FIELDS.items():
+            found = fields.get(name)
+            if found is None:
+                problems.append(f"field '{name}' is missing (want {edm})")
+                continue
+            found_type = str(getattr(found.type, "value", found.type))
+            if found_type != edm:
+                problems.append(f"field '{name}' is {found_type}, want {edm}")
+            if bool(found.key) != key and key:
+                problems.append(f"field '{name}' must be the key")
+            if searchable and not found.searchable:
+                problems.append(f"field '{name}' must be searchable")
+            if filterable and not found.filterable:
+                problems.append(f"field '{name}' must be filterable")
+        configurations = {
+            c.name: c for c in ((index.semantic_search.configurations or []) if index.semantic_search else [])
+        }
+        if self.query_type == "semantic":
+            chosen = configurations.get(self.semantic_configuration)
+            if chosen is None:
+                problems.append(
+                    f"semantic configuration '{self.semantic_configuration}' is missing"
+                    + (f" (the index has: {', '.join(sorted(configurations))})" if configurations else "")
+                )
+            else:
+                prioritized = chosen.prioritized_fields
+                have = {
+                    "title": [prioritized.title_field.field_name] if prioritized.title_field else [],
+                    "content": [f.field_name for f in prioritized.content_fields or []],
+                    "keywords": [f.field_name for f in prioritized.keywords_fields or []],
+                }
+                for group, want in SEMANTIC_FIELDS.items():
+                    if have[group] != want:
+                        problems.append(
+                            f"semantic configuration '{self.semantic_configuration}': {group} fields are "
+                            f"{have[group] or 'none'}, want {want}"
+                        )
+        return problems
 
-        Raises SearchServiceError naming the documents the service refused.
-        """
+    def upload_documents(self, library: ContentLibrary, batch_size: int = 500) -> UploadReport:
+        """Create the index if missing (or verify an existing one), upload every approved document, delete
+        documents no longer approved. Raises SearchConfigurationError saying what differs in an existing index,
+        SearchServiceError naming the documents the service refused."""
         from azure.core.exceptions import AzureError, ResourceNotFoundError
 
         documents = [
@@ -494,7 +506,7 @@ class AzureAISearchResource(SearchResource):
                 "content": d.content,
                 "audience": d.audience,
                 "keywords": list(d.keywords),
-                "approval_date": f"{d.approval_date.isoformat()}T00:00:00Z",
+                "approval_date": f"{d.approval_date}T00:00:00Z",  # approved documents all have one
                 "source_url": d.source_url,
                 "content_sha256": d.sha256,
             }
@@ -503,33 +515,34 @@ class AzureAISearchResource(SearchResource):
         try:
             with self.index_client() as index_client:
                 try:
-                    index_client.get_index(self.index_name)
+                    existing = index_client.get_index(self.index_name)
                     created = False
                 except ResourceNotFoundError:
                     index_client.create_index(self.index_definition())
                     created = True
-            with self.search_client() as client:
-                stored = {
-                    str(r["document_id"]) for r in client.search(search_text="*", select=["document_id"])
-                }
+            if not created:
+                differences = self.index_differences(existing)
+                if differences:
+                    raise SearchConfigurationError(
+                        f"Azure AI Search index '{self.index_name}' exists but differs from what the pipeline "
+                        f"needs: {'; '.join(differences)}. Fix the index (or delete it so search-upload "
+                        "creates it), or set retrieval.yaml azure.index_name to another index"
+                    )
+            with self.search_client(admin=True) as client:
+                stored = {str(r["document_id"]) for r in client.search(search_text="*", select=["document_id"])}
                 refused: list[str] = []
                 for start in range(0, len(documents), batch_size):
                     results = client.merge_or_upload_documents(documents[start : start + batch_size])
-                    refused += [
-                        f"{r.key} ({r.status_code}: {r.error_message})" for r in results if not r.succeeded
-                    ]
+                    refused += [f"{r.key} ({r.status_code}: {r.error_message})" for r in results if not r.succeeded]
                 stale = sorted(stored - {d["document_id"] for d in documents})
                 if stale:
                     results = client.delete_documents([{"document_id": key} for key in stale])
-                    refused += [
-                        f"{r.key} ({r.status_code}: {r.error_message})" for r in results if not r.succeeded
-                    ]
+                    refused += [f"{r.key} ({r.status_code}: {r.error_message})" for r in results if not r.succeeded]
         except AzureError as error:
-            raise self._fail("upload", error) from None
+            raise self._fail("upload", error, admin=True) from None
         if refused:
             raise SearchServiceError(
-                f"Azure AI Search index '{self.index_name}' refused {len(refused)} document(s): "
-                + "; ".join(refused)
+                f"Azure AI Search index '{self.index_name}' refused {len(refused)} document(s): " + "; ".join(refused)
             )
         return UploadReport(self.index_name, created, len(documents), stale, library.version)
 
@@ -546,43 +559,10 @@ def _approved(value: object, today: date) -> bool:
         return False
 
 
-# ---- configuration -> resource -----------------------------------------------------------------------------
-def azure_resource_from_config(azure: AzureSearchConfig) -> AzureAISearchResource:
-    return AzureAISearchResource(
-        endpoint=azure.endpoint,
-        index_name=azure.index_name,
-        semantic_configuration=azure.semantic_configuration,
-        auth=azure.auth,
-        api_key_env=azure.api_key_env,
-        managed_identity_client_id=azure.managed_identity_client_id,
-        ca_bundle_path=azure.ca_bundle_path,
-        max_retries=azure.max_retries,
-        retry_backoff_seconds=azure.retry_backoff_seconds,
-        retry_backoff_max_seconds=azure.retry_backoff_max_seconds,
-        timeout_seconds=azure.timeout_seconds,
-    )
-
-
-def search_resource_from_config(config: RetrievalConfig, warehouse: DuckDBWarehouse) -> SearchResource:
-    """The backend selected in config/retrieval.yaml (`backend: embedded | azure`)."""
-    if config.backend == "azure":
-        return azure_resource_from_config(config.azure)
-    return EmbeddedSearchResource(
-        warehouse=warehouse,
-        field_weights=dict(config.embedded.field_weights),
-        half_relevance_coverage=config.embedded.half_relevance_coverage,
-        steepness=config.embedded.steepness,
-    )
-
-
 def upload_content_library(
-    content_path: str | Path, config: RetrievalConfig, as_of: date | None = None
+    content_path: str | Path, azure: AzureAISearchResource, as_of: date | None = None
 ) -> UploadReport:
-    """Validate the content library and upload its approved documents to the configured Azure AI Search index.
-
-    For a CLI command (`personalize search-upload`). Needs `backend: azure` settings in config/retrieval.yaml.
-    """
-    if not config.azure.endpoint:
-        raise SearchServiceError("retrieval.yaml azure.endpoint is not set: nothing to upload to")
+    """Validate the content library and upload its approved documents to the configured Azure AI Search index
+    (`personalize search-upload`; the `azure:` section of config/retrieval.yaml, admin key for api_key auth)."""
     library = load_content_library(content_path, as_of=as_of)
-    return azure_resource_from_config(config.azure).upload_documents(library)
+    return azure.upload_documents(library)

@@ -26,6 +26,7 @@ from personalization_assets.cli import main
 from personalization_assets.jobs import CAMPAIGN_JOB, SEGMENTATION_JOB
 from personalization_assets.lib.customers import MAX_CSV_LINE_BYTES
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+from resources.azure_auth import MissingCredentialError
 from tests.reliability.pipeline import (
     KEY_ENVS,
     PROJECT_ROOT,
@@ -505,8 +506,12 @@ def run_entry(case: BadInput, prepared, warehouse, settings) -> str:
     """Materialize the assets that read the case's input, on the copy; returns the failure's messages."""
     build = configured_resources if case.services == "configured" else embedded_resources
     job, assets = ENTRY_ASSETS[case.entry]
+    try:
+        resources = build(settings, warehouse)
+    except MissingCredentialError as error:  # refused where the code location loads, before any run
+        return str(error)
     with prepared.instance() as instance:
-        result = run_job(build(settings, warehouse), instance, job, assets=assets)
+        result = run_job(resources, instance, job, assets=assets)
         assert not result.success, f"{case.name}: the run succeeded"
         assert sorted(instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)) == list(prepared.partitions)
     return failure_messages(result)

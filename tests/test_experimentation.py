@@ -17,6 +17,7 @@ from dagster import AssetKey, DagsterInstance, materialize
 from personalization_assets import experimentation, segmentation
 from personalization_assets.config import ConfigError
 from personalization_assets.config.experiment import ExperimentConfig
+from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.experimentation import (
     ARMS_BALANCED,
     ASSIGNMENT_COMPLETE,
@@ -38,7 +39,6 @@ from personalization_assets.lib.statistics import (
     compute_pooled_metrics,
 )
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
-from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.store import experiment as store
 from personalization_assets.store import safety as safety_store
 from personalization_assets.workflows import safety as safety_flow

@@ -28,15 +28,13 @@ import pyarrow as pa
 import pytest
 from dagster import DagsterInstance
 
-from personalization_assets.lib.content import load_content_library
-from personalization_assets.lib.retrieval import RetrievalConfig
+from personalization_assets.config.retrieval import RetrievalConfig
 from personalization_assets.lib.audit_chain import verify_audit_chain
+from personalization_assets.lib.content import load_content_library
 from personalization_assets.lib.safety import CATEGORIES, MAX_SEVERITY
-from personalization_assets.retrieval import RETRIEVAL_CONFIG_FILE
 from personalization_assets.store.safety import read_audit
 from personalization_assets.workflows.safety import decide_outcome
 from resources.content_safety import AZURE_CATEGORIES, AzureContentSafetyResource, merge_outcomes
-from resources.search import azure_resource_from_config
 from resources.warehouse import DuckDBWarehouse
 from tests.emulators import ContentSafetyEmulator, OpenAIResponsesEmulator, SearchEmulator
 from tests.emulators.composing_model import composing_responder
@@ -89,8 +87,8 @@ def services():
         running = Services(search, openai, content_safety)
         for service, emulator in zip(KEY_ENVS, running.all(), strict=True):
             patch.setenv(KEY_ENVS[service], emulator.api_key)
-        retrieval = RetrievalConfig.model_validate(emulator_config(search=search)[RETRIEVAL_CONFIG_FILE])
-        azure_resource_from_config(retrieval.azure).upload_documents(
+        retrieval = RetrievalConfig.model_validate(emulator_config(search=search)[RetrievalConfig.FILENAME])
+        retrieval.azure.upload_documents(
             load_content_library(PROJECT_ROOT / "data" / "content")
         )
         yield running

@@ -1016,15 +1016,12 @@ def test_response_cache_round_trip(warehouse):
 def test_every_sample_segment_and_tone_gets_a_valid_offline_message(instance, base_resources, warehouse, settings):
     """The shipped demo: sample customers -> segments -> embedded retrieval -> composer, all offline."""
     from personalization_assets import content, retrieval, segmentation
-    from personalization_assets.lib.retrieval import RetrievalConfig
-    from resources.search import search_resource_from_config
+    from personalization_assets.config.retrieval import RetrievalConfig
 
     resources = {
         **base_resources,
         "llm": EmbeddedComposerResource(),
-        "search": search_resource_from_config(
-            settings.load(retrieval.RETRIEVAL_CONFIG_FILE, RetrievalConfig), warehouse
-        ),
+        "search": settings.stage(RetrievalConfig).search_resource(warehouse),
     }
     inputs = [
         segmentation.load_customers,

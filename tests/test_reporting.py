@@ -16,19 +16,19 @@ import pyarrow as pa
 import pytest
 from markupsafe import escape
 
-from personalization_assets.workflows import safety as safety_flow
+from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.config.segmentation import SegmentationConfig
 from personalization_assets.lib import reporting
 from personalization_assets.lib.assignment import assign_arms
+from personalization_assets.lib.audit_chain import GENESIS_HASH, chain_audit_records, text_sha256
 from personalization_assets.lib.personalization import opening_lines, personal_field_values, render_message
 from personalization_assets.lib.privacy import hash_customer_id
-from personalization_assets.lib.audit_chain import GENESIS_HASH, chain_audit_records, text_sha256
 from personalization_assets.lib.segmentation import profile_segments
 from personalization_assets.lib.simulation import simulate_engagement
 from personalization_assets.lib.statistics import compute_experiment_metrics, compute_pooled_metrics
 from personalization_assets.lib.synthetic import generate_customers
-from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.segmentation import segment_customers
+from personalization_assets.workflows import safety as safety_flow
 from resources.content_safety import EmbeddedContentSafetyResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

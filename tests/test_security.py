@@ -27,20 +27,19 @@ from dagster import AssetKey
 from dagster._serdes import serialize_value
 
 from personalization_assets import definitions
+from personalization_assets.config.retrieval import RetrievalConfig
 from personalization_assets.constants import PER_SEGMENT_TABLES
 from personalization_assets.jobs import SEGMENTATION_JOB
 from personalization_assets.lib.audit_chain import verify_audit_chain
 from personalization_assets.lib.content import load_content_library
 from personalization_assets.lib.privacy import hash_customer_id
-from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import DEFAULT_CUSTOMER_ID_PATTERN
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
-from personalization_assets.retrieval import RETRIEVAL_CONFIG_FILE
 from personalization_assets.store.safety import AUDIT_TABLE, read_audit
 from resources.azure_auth import InsecureEndpointError, MissingCredentialError, require_secure_endpoint
 from resources.content_safety import AzureContentSafetyResource, ContentSafetyConfigError
 from resources.llm import AzureOpenAIResource, OpenAICompatibleResource
-from resources.search import AzureAISearchResource, azure_resource_from_config
+from resources.search import AzureAISearchResource
 from tests.emulators import ContentSafetyEmulator, OpenAIResponsesEmulator, SearchEmulator
 from tests.emulators.composing_model import composing_responder
 from tests.emulators.identity import ManagedIdentityEndpoint
@@ -161,8 +160,8 @@ def secured(tmp_path_factory):
             "content_safety": content_safety,
             "identity": identity,
         }
-        retrieval = RetrievalConfig.model_validate(emulator_config(search=search)[RETRIEVAL_CONFIG_FILE])
-        azure_resource_from_config(retrieval.azure).upload_documents(
+        retrieval = RetrievalConfig.model_validate(emulator_config(search=search)[RetrievalConfig.FILENAME])
+        retrieval.azure.upload_documents(
             load_content_library(PROJECT_ROOT / "data" / "content")
         )
 

@@ -19,11 +19,27 @@ the top 50 BM25 hits are re-ranked by query-term coverage of the prioritized fie
 unknown fields, bad filters and unknown semantic configurations answer 400 like the service; an unknown index
 answers 404.
 
+Service answers beyond faults (each set on the emulator, as a real service would be configured or behave):
+
+* ``semantic_enabled = False``: a semantic query answers 400 ``SemanticQueriesNotAvailable`` ("Semantic search
+  is not enabled for this service"), as a service without the semantic ranker does.
+* ``semantic_failure = "capacityOverloaded" | "maxWaitExceeded" | "transient"`` (with ``semantic_partial_type``
+  ``"baseResults"`` (default) or ``"rerankedResults"``): the semantic ranker fails for the next queries. With the
+  request's ``semanticErrorHandling: "partial"`` the answer is HTTP 206 carrying
+  ``@search.semanticPartialResponseReason`` / ``@search.semanticPartialResponseType``; base results have no
+  ``@search.rerankerScore`` and keep the BM25 order; reranked results miss their captions. With ``"fail"`` (the
+  service default when the field is absent) the query fails: 503 for capacity and transient failures, 504 for
+  an exceeded ``semanticMaxWaitInMilliseconds``. The ``semanticErrorHandling`` value is validated (400).
+* ``query_key``: a second key that may query (``search.post.search``, document lookups) but gets 403 on index
+  management and document writes, like an Azure query key; ``reader_token``: the same for a bearer token whose
+  identity has only the Search Index Data Reader role.
+
 Seed data without the SDK: ``emu.create_index({...})`` and ``emu.add_documents("idx", [...])``.
 """
 
 from __future__ import annotations
 
+import hmac
 import math
 import re
 import threading
@@ -85,9 +101,7 @@ class _FilterParser:
                 break
             match = _FILTER_TOKEN.match(text, position)
             if not match:
-                raise _bad_request(
-                    f"Invalid expression: unexpected character at position {position} in '{text}'."
-                )
+                raise _bad_request(f"Invalid expression: unexpected character at position {position} in '{text}'.")
             position = match.end()
             if match.group("str") is not None:
                 self.tokens.append(("literal", match.group("str")[1:-1].replace("''", "'")))
@@ -109,9 +123,7 @@ class _FilterParser:
     def parse(self) -> Predicate:
         predicate = self._or()
         if self.position != len(self.tokens):
-            raise _bad_request(
-                f"Invalid expression: unexpected '{self.tokens[self.position][1]}' in '{self.text}'."
-            )
+            raise _bad_request(f"Invalid expression: unexpected '{self.tokens[self.position][1]}' in '{self.text}'.")
         return predicate
 
     def _peek(self, kind: str | None = None, value: Any = None) -> bool:
@@ -123,9 +135,7 @@ class _FilterParser:
     def _take(self, kind: str, value: Any = None) -> Any:
         if not self._peek(kind, value):
             found = self.tokens[self.position][1] if self.position < len(self.tokens) else "end of expression"
-            raise _bad_request(
-                f"Invalid expression: expected {value or kind} but found '{found}' in '{self.text}'."
-            )
+            raise _bad_request(f"Invalid expression: expected {value or kind} but found '{found}' in '{self.text}'.")
         self.position += 1
         return self.tokens[self.position - 1][1]
 
@@ -190,9 +200,7 @@ class _FilterParser:
             self.position += 1
             quantifier = self._take("name")
             if quantifier not in ("any", "all"):
-                raise _bad_request(
-                    f"Invalid expression: sub-field paths are not supported ('{name}/{quantifier}')."
-                )
+                raise _bad_request(f"Invalid expression: sub-field paths are not supported ('{name}/{quantifier}').")
             return self._lambda(name, quantifier)
         is_variable = name in self._variables
         if not is_variable:
@@ -234,9 +242,7 @@ class _Index:
         fields = definition.get("fields") or []
         keys = [f["name"] for f in fields if f.get("key")]
         if len(keys) != 1:
-            raise _bad_request(
-                f"Index '{definition.get('name')}' must have exactly one key field, found {len(keys)}."
-            )
+            raise _bad_request(f"Index '{definition.get('name')}' must have exactly one key field, found {len(keys)}.")
         self.definition = definition
         self.name: str = definition["name"]
         self.key: str = keys[0]
@@ -251,18 +257,10 @@ class _Index:
         return self.fields[name]
 
     def searchable_fields(self) -> list[str]:
-        return [
-            name
-            for name, f in self.fields.items()
-            if f.get("type") in _STRING_TYPES and f.get("searchable", True)
-        ]
+        return [name for name, f in self.fields.items() if f.get("type") in _STRING_TYPES and f.get("searchable", True)]
 
     def retrievable_fields(self) -> list[str]:
-        return [
-            name
-            for name, f in self.fields.items()
-            if f.get("retrievable", True) and not f.get("hidden", False)
-        ]
+        return [name for name, f in self.fields.items() if f.get("retrievable", True) and not f.get("hidden", False)]
 
     def semantic_configuration(self, name: str | None) -> dict[str, Any]:
         semantic = self.definition.get("semantic") or {}
@@ -270,8 +268,7 @@ class _Index:
         chosen = name or semantic.get("defaultConfiguration")
         if not chosen:
             raise _bad_request(
-                f"Semantic search on index '{self.name}' needs 'semanticConfiguration' or a "
-                "defaultConfiguration."
+                f"Semantic search on index '{self.name}' needs 'semanticConfiguration' or a defaultConfiguration."
             )
         if chosen not in configurations:
             raise _bad_request(
@@ -291,6 +288,23 @@ class SearchEmulator(EmulatorServer):
         super().__init__(**kwargs)
         self._state_lock = threading.RLock()
         self._indexes: dict[str, _Index] = {}
+        self.semantic_enabled = True
+        self.semantic_failure: str | None = None
+        self.semantic_partial_type = "baseResults"
+        self.query_key: str | None = "emulator-query-key"
+        self.reader_token: str | None = "emulated-reader-token"
+
+    # ---- auth: admin key / full token, or query key / reader token (queries only) ----
+    def _read_only_credential(self, request: RecordedRequest) -> bool:
+        sent_key = request.headers.get(self.key_header.lower())
+        if self.query_key is not None and sent_key is not None and hmac.compare_digest(sent_key, self.query_key):
+            return True
+        authorization = request.headers.get("authorization", "")
+        bearer = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+        return bool(self.reader_token and bearer and hmac.compare_digest(bearer, self.reader_token))
+
+    def _authenticated(self, request: RecordedRequest) -> bool:
+        return super()._authenticated(request) or self._read_only_credential(request)
 
     # ---- seeding / inspection for tests ----
     def create_index(self, definition: dict[str, Any]) -> None:
@@ -312,6 +326,9 @@ class SearchEmulator(EmulatorServer):
     def reset_state(self) -> None:
         with self._state_lock:
             self._indexes.clear()
+            self.semantic_enabled = True
+            self.semantic_failure = None
+            self.semantic_partial_type = "baseResults"
 
     # ---- fault bodies ----
     def empty_body(self, request: RecordedRequest) -> Any:
@@ -326,14 +343,21 @@ class SearchEmulator(EmulatorServer):
     # ---- routing ----
     def handle(self, request: RecordedRequest) -> EmulatorResponse:
         method, path = request.method, request.path.rstrip("/") or "/"
+        reads = path.endswith("/docs/search.post.search") or (method == "GET" and "/docs" in path)
+        if not reads and self._read_only_credential(request):
+            raise EmulatorHTTPError(
+                403,
+                "Forbidden",
+                "Authorization failed: the credential may query the index but not manage indexes or write "
+                "documents (query key, or an identity without Search Index Data Contributor / Search Service "
+                "Contributor).",
+            )
         if path == "/indexes":
             if method == "POST":
                 return self._create_index(request.json, replace=False)
             if method == "GET":
                 with self._state_lock:
-                    return EmulatorResponse(
-                        200, {"value": [self._index_json(i) for i in self._indexes.values()]}
-                    )
+                    return EmulatorResponse(200, {"value": [self._index_json(i) for i in self._indexes.values()]})
         match = _INDEX_PATH.match(path)
         if match:
             name, rest = match.group("name"), match.group("rest") or ""
@@ -341,13 +365,11 @@ class SearchEmulator(EmulatorServer):
                 return self._index_resource(method, name, request)
             index = self._get_index(name)
             if rest == "/docs/search.post.search" and method == "POST":
-                return EmulatorResponse(200, self._search(index, request.json or {}))
+                return self._search_answer(index, request.json or {})
             if rest == "/docs/search.index" and method == "POST":
                 actions = (request.json or {}).get("value")
                 if not isinstance(actions, list):
-                    raise _bad_request(
-                        "The request body must be a JSON object with a 'value' array of index actions."
-                    )
+                    raise _bad_request("The request body must be a JSON object with a 'value' array of index actions.")
                 results, all_ok = self._index_batch(index, actions)
                 return EmulatorResponse(200 if all_ok else 207, {"value": results})
             if rest == "/docs/$count" and method == "GET":
@@ -379,9 +401,7 @@ class SearchEmulator(EmulatorServer):
         if method == "PUT":
             body = request.json or {}
             if body.get("name") != name:
-                raise _bad_request(
-                    f"Index name in the body ('{body.get('name')}') does not match the URL ('{name}')."
-                )
+                raise _bad_request(f"Index name in the body ('{body.get('name')}') does not match the URL ('{name}').")
             return self._create_index(body, replace=True)
         raise EmulatorHTTPError(405, "MethodNotAllowed", f"{method} is not supported on index '{name}'.")
 
@@ -392,9 +412,7 @@ class SearchEmulator(EmulatorServer):
         with self._state_lock:
             existing = self._indexes.get(new_index.name)
             if existing is not None and not replace:
-                raise EmulatorHTTPError(
-                    409, "ResourceNameAlreadyInUse", f"Index '{new_index.name}' already exists."
-                )
+                raise EmulatorHTTPError(409, "ResourceNameAlreadyInUse", f"Index '{new_index.name}' already exists.")
             if existing is not None:
                 new_index.documents = existing.documents  # updating the schema keeps the documents
             self._indexes[new_index.name] = new_index
@@ -451,14 +469,37 @@ class SearchEmulator(EmulatorServer):
         with self._state_lock:
             document = index.documents.get(key)
         if document is None:
-            raise EmulatorHTTPError(
-                404, "DocumentNotFound", f"Document with key '{key}' not found in '{index.name}'."
-            )
+            raise EmulatorHTTPError(404, "DocumentNotFound", f"Document with key '{key}' not found in '{index.name}'.")
         fields = [s.strip() for s in select.split(",")] if select and select != "*" else None
         return EmulatorResponse(200, self._project(index, document, fields))
 
     # ---- search ----
-    def _search(self, index: _Index, body: dict[str, Any]) -> dict[str, Any]:
+    def _search_answer(self, index: _Index, body: dict[str, Any]) -> EmulatorResponse:
+        semantic = str(body.get("queryType", "")).lower() == "semantic"
+        handling = body.get("semanticErrorHandling")
+        if handling is not None and handling not in ("partial", "fail"):
+            raise _bad_request(f"Invalid value '{handling}' for semanticErrorHandling; expected 'partial' or 'fail'.")
+        if semantic and not self.semantic_enabled:
+            raise EmulatorHTTPError(
+                400,
+                "SemanticQueriesNotAvailable",
+                "Semantic search is not enabled for this service. Enable the semantic ranker on the service "
+                "(Basic tier or higher) to use queryType 'semantic'.",
+            )
+        failure = self.semantic_failure if semantic else None
+        if failure is None:
+            return EmulatorResponse(200, self._search(index, body))
+        if handling != "partial":  # "fail", or absent: the service default
+            status = 504 if failure == "maxWaitExceeded" else 503
+            raise EmulatorHTTPError(
+                status, "SemanticRankingFailed", f"Semantic ranking failed ({failure}); semanticErrorHandling is fail."
+            )
+        response = self._search(index, body, partial_type=self.semantic_partial_type)
+        response["@search.semanticPartialResponseReason"] = failure
+        response["@search.semanticPartialResponseType"] = self.semantic_partial_type
+        return EmulatorResponse(206, response)
+
+    def _search(self, index: _Index, body: dict[str, Any], partial_type: str | None = None) -> dict[str, Any]:
         if body.get("vectorQueries"):
             raise _bad_request("Vector queries are not supported by the search emulator.")
         with self._state_lock:
@@ -484,9 +525,11 @@ class SearchEmulator(EmulatorServer):
         hits.sort(key=lambda hit: -hit[1])  # stable: ties keep upload order
 
         semantic = str(body.get("queryType", "")).lower() == "semantic"
+        reranked = semantic and partial_type != "baseResults"
         reranker: dict[int, float] = {}
         if semantic:
             configuration = index.semantic_configuration(body.get("semanticConfiguration"))
+        if reranked:
             query = body.get("semanticQuery") or body.get("search") or ""
             hits = hits[:SEMANTIC_RERANK_WINDOW]
             reranker = {id(doc): _reranker_score(doc, configuration, tokenize(query)) for doc, _ in hits}
@@ -498,23 +541,25 @@ class SearchEmulator(EmulatorServer):
         hits = hits[skip : skip + (DEFAULT_TOP if top is None else int(top))]
 
         select = _split_list(body.get("select"))
-        captions_requested = semantic and str(body.get("captions", "")).lower().startswith("extractive")
+        captions_requested = (
+            semantic and partial_type is None and str(body.get("captions", "")).lower().startswith("extractive")
+        )
         highlight = "highlight-false" not in str(body.get("captions", "")).lower()
         query_tokens = set(tokenize(body.get("semanticQuery") or body.get("search")))
         results = []
         for doc, score in hits:
             result = self._project(index, doc, select if select and select != ["*"] else None)
             result["@search.score"] = round(score, 6)
-            if semantic:
+            if reranked:
                 result["@search.rerankerScore"] = reranker[id(doc)]
-            if captions_requested or (semantic and body.get("answers")):
+            if captions_requested or (reranked and partial_type is None and body.get("answers")):
                 result["_caption"] = _caption(doc, configuration, query_tokens, highlight)
             results.append(result)
 
         response: dict[str, Any] = {}
         if body.get("count"):
             response["@odata.count"] = total
-        if semantic and str(body.get("answers", "")).lower().startswith("extractive"):
+        if reranked and partial_type is None and str(body.get("answers", "")).lower().startswith("extractive"):
             count_match = re.search(r"count-(\d+)", str(body["answers"]))
             count = int(count_match.group(1)) if count_match else 1
             response["@search.answers"] = [
@@ -559,9 +604,7 @@ def _doc_tokens(document: dict[str, Any], fields: list[str]) -> list[str]:
     return [token for name in fields for token in tokenize(document.get(name))]
 
 
-def _bm25(
-    documents: list[dict[str, Any]], fields: list[str], terms: list[str] | None, mode: str
-) -> list[float | None]:
+def _bm25(documents: list[dict[str, Any]], fields: list[str], terms: list[str] | None, mode: str) -> list[float | None]:
     """BM25 summed over fields; None for documents that do not match the query."""
     if terms is None:
         return [1.0] * len(documents)
@@ -584,9 +627,7 @@ def _bm25(
                 if not tf:
                     continue
                 matched.add(term)
-                idf = math.log(
-                    1 + (n_docs - document_frequency[term] + 0.5) / (document_frequency[term] + 0.5)
-                )
+                idf = math.log(1 + (n_docs - document_frequency[term] + 0.5) / (document_frequency[term] + 0.5))
                 norm = tf + BM25_K1 * (1 - BM25_B + BM25_B * lengths[i] / average)
                 total += idf * tf * (BM25_K1 + 1) / norm
         required = set(unique_terms) if str(mode).lower() == "all" else None
@@ -629,9 +670,7 @@ def _reranker_score(document: dict[str, Any], configuration: dict[str, Any], que
 
 def _caption(document: dict[str, Any], configuration: dict[str, Any], query: set[str], highlight: bool):
     names = _semantic_fields(configuration)["content"] or _semantic_fields(configuration)["title"]
-    sentences = [
-        s.strip() for name in names for s in _SENTENCE_SPLIT.split(str(document.get(name) or "")) if s.strip()
-    ]
+    sentences = [s.strip() for name in names for s in _SENTENCE_SPLIT.split(str(document.get(name) or "")) if s.strip()]
     if not sentences:
         return {"text": "", "highlights": ""}
     best = max(sentences, key=lambda s: len(query & set(tokenize(s))))  # first best on ties

@@ -24,15 +24,14 @@ from dagster import (
 
 from personalization_assets import definitions
 from personalization_assets.config.generation import GenerationConfig
+from personalization_assets.config.retrieval import RetrievalConfig
+from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.jobs import CAMPAIGN_JOB, SEGMENTATION_JOB
-from personalization_assets.lib.retrieval import RetrievalConfig
 from personalization_assets.observability import json_logger
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
-from personalization_assets.retrieval import RETRIEVAL_CONFIG_FILE
-from personalization_assets.config.safety import SafetyConfig
 from resources.content_safety import EmbeddedContentSafetyResource
 from resources.llm import EmbeddedComposerResource
-from resources.search import EmbeddedSearchResource, search_resource_from_config
+from resources.search import EmbeddedSearchResource
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
 
@@ -94,9 +93,7 @@ def configured_resources(settings: PipelineSettings, warehouse: DuckDBWarehouse)
     """The service resources that the YAML in `settings.config_dir` selects, as definitions.py builds them."""
     return {
         **embedded_resources(settings, warehouse),
-        "search": search_resource_from_config(
-            settings.load(RETRIEVAL_CONFIG_FILE, RetrievalConfig), warehouse
-        ),
+        "search": settings.stage(RetrievalConfig).search_resource(warehouse),
         "llm": settings.stage(GenerationConfig).llm_resource(),
         "content_safety": settings.stage(SafetyConfig).resource(),
     }
@@ -249,13 +246,13 @@ def emulator_config(search=None, openai=None, content_safety=None, timeout_secon
     """YAML edits selecting the Azure backend of each given emulator (API-key auth, fast retries)."""
     edits: dict[str, dict] = {}
     if search is not None:
-        edits[RETRIEVAL_CONFIG_FILE] = {
+        edits[RetrievalConfig.FILENAME] = {
             "backend": "azure",
-            "threshold": 0.2,  # the emulator's reranker is a stand-in that scores long queries low
             "azure": {
                 "endpoint": search.endpoint,
                 "auth": "api_key",
                 "api_key_env": KEY_ENVS["search"],
+                "admin_key_env": KEY_ENVS["search"],  # the emulator's key is an admin key
                 "ca_bundle_path": search.ca_bundle_path,
                 "timeout_seconds": timeout_seconds,
                 **FAST_SEARCH,
