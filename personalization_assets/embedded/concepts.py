@@ -158,7 +158,7 @@ _EN = {
     "swallow the pills|take all the pills|take the whole bottle|whole bottle|kill myself|end my life|"
     "favor if you died|favour if you died|if you died|if you were dead|if you were gone|do everyone a favor|"
     "hurt myself|cut myself|want to die|wanna die|better off dead|better off without you|nobody would miss|"
-    "no one would miss|no one will miss|nobody will miss|world would be better|commit suicide|"
+    "no one would miss you|no one will miss you|nobody will miss you|nobody would miss you|world would be better|commit suicide|"
     "jump in front of a train|jump off a bridge|jump off the roof|jump off a building|"
     "stop eating entirely|stop eating completely|eat nothing|nothing but water",
     "selfharm_weak": "nobody survives|no one survives|survive that fall|survive the fall|fatal fall|won't survive|will not survive|deep cuts|along the vein|vertical cuts|lethal dose|fatal dose|femoral artery|carotid|jugular|skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|garage|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"

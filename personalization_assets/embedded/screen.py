@@ -162,8 +162,14 @@ _IDIOMS = re.compile(
             r"warned\b",
             r"\bwarning: (?:these|this|our|the|highly|seriously|may|contains|addictive)\b",
             r"\bmiss(?:es|ed|ing)? out\b",
+            r"\bkill(?:s|ing)? (?:them|'?em|it|\w+) (?:on contact|at the root|at the source)\b",
+            r"\b(?:mosquito(?:e?s)?|fly|flies|ants?|fleas?|ticks?|roach(?:es)?|cockroach(?:es)?|bugs?|weeds?|germs?|"
+            r"bacteria|mou?lds?|lice|mites?|moths?|wasps?|slugs?|aphids?|insects?|pests?|bedbugs?|termites?|"
+            r"spiders?|midges?|gnats?|viruses|virus)\b[^.]{0,60}"
+            r"\bkill(?:s|ing|ed)? (?:them|'?em|it|most|all|every)\b",
             r"\b(?:break|breaks|breaking|broke) (?:it |things |them |this |that )?down "
-            r"(?=(?:the |all |every |each |our |your |those |these )?(?:rules|costs?|prices?|options|steps|basics|details|numbers|process|fees|plans?|"
+            r"(?=(?:the |all |every |each |our |your |those |these )?(?:rules|costs?|prices?|options|steps|basics|"
+            r"details|numbers|process|fees|plans?|"
             r"jargon|barriers|myths|menu|ingredients|science|data|results|terms|benefits|differences)\b|how |what "
             r"|why |for (?:you|u)\b)",
             r"\bburn(?:s|ing|ed|t)? (?:off |away |out )?(?:the |those |that |your |old |extra |some |more )*"

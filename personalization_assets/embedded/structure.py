@@ -94,6 +94,14 @@ _GET_RID = re.compile(
     rf"\b(?:get rid of|exterminate|eradicate|wipe out|purge|gas|cull|sterili[sz]e|deport|cleanse (?:\w+\s+)?of|"
     rf"round up|drive out|kick out|throw out|eliminate)\s+(?:all\s+)?({_GROUP_REF}|{_DEMONYM_REF})\b"
 )
+# Everyday removal verbs ("remove", "ban", "keep out") are hate only with a clear group: a known group word or a
+# capitalized name the text introduces as a group ("remove the Nuvari from our schools").
+_REMOVE_ACTIVE = (
+    r"\b(?:remove|expel|ban|bar|keep|get|kick|throw|drive|force|chase|run|push|clear|purge|rid)\s+(?:out\s+)?"
+    r"(?:all\s+|every\s+|any\s+)?(?:of\s+)?(?:the\s+|those\s+|these\s+)?({clear})\s+(?:out\s+)?(?:of|from)\s+"
+    r"(?:our|this|the|my)\s+(?:\w+\s+)?(?:schools?|country|nation|town|city|streets|neighbou?rhoods?|land|"
+    r"community|jobs|workplaces?|shops?|businesses|parks|society|island|state|county|village|area|estate)"
+)
 _HATE_HELP = re.compile(
     r"\b(?:report (?:hate|abuse)|anti ?(?:racism|hate|bullying|discrimination)|stand (?:up )?against|"
     r"combat(?:ting)? (?:hate|racism|dehumani\w+)|history of (?:propaganda|genocide)|propaganda (?:called|described|"
@@ -137,6 +145,10 @@ def _hate(sentence: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
             if not _PESTS.search(match.group(1)):
                 yield "hate", 5, label
                 return
+    for match in re.finditer(_REMOVE_ACTIVE.replace("{clear}", clear), sentence):
+        if not _PESTS.search(match.group(1)):
+            yield "hate", 5, "structure: removal of a group"
+            return
     for match in _GET_RID.finditer(sentence):
         if not _PESTS.search(match.group(1)):
             yield "hate", 5, "structure: elimination of a group"
@@ -166,7 +178,8 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
     ),
     (
         re.compile(
-            rf"\b(?:buy|purchase|get|pick up|grab)\s+(?:\S+\s+){{0,4}}{_GIFT}[^.]{{0,120}}?\b(?:send|text|email|"
+            rf"\b(?:buy|purchase|get|pick up|grab)\s+(?:\S+\s+){{0,4}}{_GIFT}[^.]{{0,120}}?(?<!we )(?<!we'll )"
+            rf"(?<!we will )\b(?:send|text|email|"
             rf"share|read|give|forward|photo|picture|scratch)\b[^.]{{0,40}}\b(?:codes?|numbers?|pins?|photos?|"
             rf"pictures?|back)\b"
         ),
@@ -214,8 +227,17 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
             r"(?:bank\s+)?(?:account|details|iban)\b(?! manag| holder| opening| team).{0,120}"
             r"\b(?:pay|payment|transfer|wire|remit|settle|invoice)"
         ),
-        4,
-        "payment to a new account",
+        3,
+        "new account mentioned with a payment",
+    ),
+    (
+        re.compile(
+            r"\b(?:old|previous|former|usual|existing) (?:bank |business )?(?:account|one|details|iban)\b[^.]{0,30}"
+            r"(?:is|was|has been|have been|are)?\s*(?:closed|no longer (?:in use|valid|active|used)|suspended|frozen|"
+            r"under (?:audit|review)|not (?:to be used|valid|active))"
+        ),
+        3,
+        "old account closed",
     ),
     (
         re.compile(
@@ -247,7 +269,8 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
     ),
     (
         re.compile(
-            r"\b(?:pay|settle|cover|confirm)\s+(?:a|the|an|your)?\s*(?:small|minor|outstanding|unpaid|pending|"
+            r"\b(?:pay|settle|cover|confirm)\s+(?:a|the|an|your)?\s*(?:[$€£]?\s?\d+(?:[.,]\d+)?\s*(?:usd|eur|gbp)?\s*)?"
+            r"(?:small|minor|outstanding|unpaid|pending|"
             r"required|one ?time)?\s*(?:redelivery|re delivery|customs|release|handling|shipping|postage|"
             r"delivery|clearance|import|storage|processing|claim|admin(?:istration)?|transfer|unlock|"
             r"activation|verification)\s+(?:fee|charge|duty|cost|tax|payment)"
@@ -257,17 +280,31 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
     ),
     (
         re.compile(
-            r"\b(?:you(?:'?ve| have)? (?:won|been selected|been chosen)|you are (?:our|a|the) (?:lucky )?winner|"
+            r"\b(?:small|minor|one ?time|processing|release|handling|customs|redelivery|clearance|unlock|activation|"
+            r"verification|transfer|admin(?:istration)?|claim|courier|storage)\s+(?:fee|charge|duty)\b"
+        ),
+        3,
+        "fee to release",
+    ),
+    (
+        re.compile(
+            r"\b(?:you(?:'?ve| have)? (?:won|been selected|been chosen)|"
+            r"(?:lucky|grand|prize|selected|chosen|confirmed|our|the|a)\s+"
+            r"winners?\b|"
             r"(?:claim|release|collect|receive) (?:your )?(?:prize|winnings|reward|jackpot|inheritance|"
-            r"compensation|refund|payout|funds|cash prize)|lottery|sweepstakes winner|unclaimed (?:prize|funds))"
+            r"compensation|refund|payout|funds|cash prize)|(?:tax |your )refund (?:of \S+ )?(?:is|has been) "
+            r"(?:ready|approved|waiting|available|on hold|pending)|lottery|sweepstakes winner|"
+            r"unclaimed (?:prize|funds))"
         ),
         2,
         "prize or funds claim",
     ),
     (
         re.compile(
-            rf"\b(?:double|triple|2x|3x|10x|multiply)\b[^.]{{0,40}}\b{_CRYPTO}\b|\b{_CRYPTO}\b[^.]{{0,40}}"
-            rf"\b(?:doubled|tripled|double|triple|2x)\b|\bsend\s+(?:\w+\s+){{0,3}}{_CRYPTO}\b[^.]{{0,80}}\b(?:back|"
+            rf"\d[\d.,]*\s?{_CRYPTO}\b.{{0,80}}?\b(?:back|returns?|returned|receive\w*|get|payout|paid out|"
+            rf"comes? back)\b.{{0,30}}?\d[\d.,]*\s?{_CRYPTO}\b|"
+            rf"\b(?:doubl\w*|tripl\w*|2x|3x|10x|multipl\w*)\b[^.]{{0,40}}\b{_CRYPTO}\b|\b{_CRYPTO}\b[^.]{{0,60}}"
+            rf"\b(?:doubl\w*|tripl\w*|2x|multipl\w*|guaranteed)\b|\bsend\s+(?:\w+\s+){{0,3}}{_CRYPTO}\b[^.]{{0,80}}\b(?:back|"
             rf"return|receive|get)\b[^.]{{0,20}}(?:double|twice|2x|\d+ ?x|\d+ ?%)|\bguaranteed\s+(?:\d+\s*%\s+)?"
             rf"(?:daily |weekly |monthly )?(?:returns?|profits?|income|gains)\b"
         ),
@@ -308,6 +345,15 @@ def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
     for pattern, severity, label in _SCAMS:
         if pattern.search(text):
             found[label] = max(severity, found.get(label, 0))
+    # Gift card codes asked for anywhere in the text (not "we'll email the code to your recipient").
+    codes = re.search(
+        r"(?<!we )(?<!we'll )(?<!we will )(?<!and we'll )\b(?:send|text|email|e mail|share|read|give|forward|whatsapp)"
+        r"\s+(?:me|us|them|him|her|it to me)?\s*(?:the|all the|those|these|all|your)?\s*(?:card\s+)?(?:codes?|"
+        r"numbers?|pins?|photos?|pictures?|pics?)\b",
+        text,
+    )
+    if re.search(_GIFT, text) and codes:
+        found["gift card codes requested"] = 6
     if not found:
         return
     urgent = _URGENT.search(text) is not None
@@ -315,6 +361,9 @@ def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
     # Weak shapes only count together: a held parcel or a prize with a fee to pay; changed details with a payment.
     if "payment by gift cards" in found and re.search(rf"\b{_DEBT}\b", text):
         found["payment by gift cards"] = 5
+    new_account = "new account mentioned with a payment" in found
+    if new_account and ("changed bank details" in found or "old account closed" in found):
+        found["payment to a new account"] = 5
     if "changed bank details" in found and pay:
         found["changed bank details"] = 5
     if "fee to release" in found and ("parcel held" in found or "prize or funds claim" in found or urgent):
@@ -339,8 +388,8 @@ def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
 _SELF_ACTS = [
     (
         r"\b(?:stop|quit|skip|skipping|stopping|ditch|ditching|forget|forgetting|drop|dropping|throw away|flush|"
-        r"cut out|cutting out|hide|hiding|ration|rationing)\s+(?:taking\s+|using\s+)?(?:all\s+)?(?:of\s+)?"
-        r"(?:your|ur|the|those|my|her|his)?\s*(?:\w+\s+)?(?:meds|medication|medications|medicine|insulin|"
+        r"cut out|cutting out|hide|hiding|ration|rationing)\s+(?:(?:taking|using)\s+(?:\w+\s+){0,2}|(?:all\s+)?"
+        r"(?:of\s+)?(?:your|ur|my|her|his)\s+(?:\w+\s+)?)(?:meds|medication|medications|medicine|insulin|"
         r"pills|antidepressants|prescriptions?|inhaler|dialysis|chemo|treatment|lithium|tablets|shots|"
         r"injections|doses|dose)\b",
         "stopping medication",
@@ -399,12 +448,16 @@ _ENCOURAGE = re.compile(
     r"nobody will|no one will|you'?ll (?:feel|look|be)|lose|drop|shed|results?|guaranteed|promise|trust me|"
     r"instead|skip|stop|take|swallow|do it|do this|start|begin|let'?s|the answer|solution|deserve)\b"
 )
+# Prevention and help framing: the act is warned against or the reader is pointed to help. A doctor merely
+# mentioned ("your doctor is lying to you") is not help framing.
 _HELP_FRAME = re.compile(
-    r"\b(?:never|don'?t|do not|without (?:talking|speaking|consulting|checking)|talk to|speak (?:to|with)|"
-    r"consult|ask your (?:doctor|pharmacist|gp|nurse|care team)|doctor|pharmacist|physician|dangerous|"
+    r"\b(?:(?:never|don'?t|do not|please don'?t)\s+(?:\w+\s+){0,2}(?:skip|stop|quit|miss|change|cut|ditch|ration|"
+    r"starve|purge|hurt|harm)|without (?:first )?(?:talking|speaking|consulting|checking)|(?:talk|speak|check) "
+    r"(?:to|with) (?:your |a |our )?(?:doctor|gp|pharmacist|nurse|dietitian|therapist|counsell?or|care team|"
+    r"diabetes team|clinician|someone)|consult|ask your (?:doctor|pharmacist|gp|nurse|care team)|dangerous|"
     r"danger|risks?|risky|warning signs?|get help|reach out|helpline|hotline|crisis|988|samaritans|"
-    r"lifeline|support line|you are not alone|you'?re not alone|recovery|prevention|therapist|counsell?or|"
-    r"emergency|call 911|call 999|call 112|in crisis|safety plan|support group|hospital|"
+    r"lifeline|support line|you are not alone|you'?re not alone|recovery|prevention|"
+    r"emergency|call 911|call 999|call 112|in crisis|safety plan|support group|"
     r"if you(?:'re| are) struggling|if you(?:'re| are) having thoughts)\b"
 )
 
@@ -479,6 +532,20 @@ _THREATS = [
         "would be a shame if",
     ),
     (
+        r"\b(?:shame|pity|tragedy) if (?:\w+\s+){0,4}(?:went up in (?:flames|smoke)|burn(?:ed|t|s)? down|caught fire|"
+        r"got (?:hurt|broken|smashed|damaged|vandali[sz]ed|torched|burned|burnt)|happened to|had an accident|"
+        r"were to (?:burn|break|get hurt|disappear))",
+        6,
+        "would be a shame if",
+    ),
+    (
+        r"\b(?:we|i|they|our (?:\w+\s+)?(?:guys|boys|lads|people|team|collectors|agents|men|crew))\s*(?:'re|are|'m|am|"
+        r"will be|'ll be|re|m)\s+coming (?:to|round to|over to|for|after)\s+(?:you\b|your (?:\w+\s+)?(?:house|"
+        r"home|place|shop|work|office|kids?|family|school|door|wife|husband|children|workplace))",
+        5,
+        "coming for you with a demand",
+    ),
+    (
         r"\b(?:accidents (?:happen|can happen|do happen)|have (?:a|an) (?:\w+\s+)?accident|(?:a|an) (?:nasty|"
         r"unfortunate|terrible|little|tragic|sudden|serious) accident|meet with (?:a|an) accident)\b",
         3,
@@ -508,10 +575,11 @@ _THREATS = [
         "threat idiom with a demand",
     ),
     (
-        r"\b(?:your|ur)\s+(?:\w+\s+)?(?:kneecaps?|knees|legs|fingers|teeth|kids|children|family|wife|face|"
-        r"house|shop|car)\s+(?:will|would|might|could|may|are going to|is going to)\s+(?:\w+\s+)?(?:get|be|end "
-        r"up)\s+(?:\w+\s+)?(?:hurt|broken|smashed|burned|burnt|torched|damaged|cut|stabbed|shot|in hospital|"
-        r"missing|on fire|ashes|in pieces|harmed)",
+        r"\b(?:your|ur)\s+(?:\w+\s+)?(?:kneecaps?|knees|legs|arms|fingers|teeth|kids|children|family|wife|"
+        r"husband|face|house|home|shop|store|car|van|truck|windows|tyres|tires|restaurant|salon|office|garage)\s+"
+        r"(?:will|would|might|could|may|are going to|is going to|'ll|'d)\s+(?:\w+\s+){0,5}(?:hurt|broken|smashed|"
+        r"burned|burnt|torched|damaged|cut|stabbed|shot|in hospital|missing|on fire|ashes|in pieces|harmed|"
+        r"slashed|kicked in|caved in|vandali[sz]ed|wrecked|trashed)",
         6,
         "harm to your people or property",
     ),
@@ -564,8 +632,8 @@ def _violence(text: str) -> Iterator[tuple[str, int, str]]:
                     continue
                 yield "violence", 5, f"structure: {label}"
                 return
-            if label in ("accident", "threat idiom with a demand"):
-                if demand or (label == "accident" and re.search(r"\b(?:would|could|might|may)\b", sentence)):
+            if label in ("accident", "threat idiom with a demand", "coming for you with a demand"):
+                if demand:
                     yield "violence", 5, f"structure: {label}"
                     return
                 continue
