@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 MODEL_PATH = Path(__file__).parent / "data" / "screen_model.npz"
-MODEL_THRESHOLD = 0.75
+MODEL_THRESHOLD = 0.7
 MODEL_HIGH = 0.9
 MIN_WORDS = 3  # the model judges only texts of at least this many words ...
 MIN_KNOWN = 0.6  # ... of which at least this share are in its vocabulary

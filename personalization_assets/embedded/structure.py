@@ -170,6 +170,14 @@ _PAY = (
     r"remit(?:ted)?|deposit(?:ed)?|made|done)"
 )
 _CRYPTO = r"(?:crypto|cryptocurrenc(?:y|ies)|bitcoin|btc|eth|ether|ethereum|usdt|tether|coins?|tokens?|doge)"
+# Secrecy asked for around a payment: business e-mail compromise ("keep this between us", "don't loop anyone in").
+_SECRECY = (
+    r"(?:confidential|secret|between us|between you and me|discreet|tell no one|without telling|no one else|"
+    r"keep (?:this|it) (?:quiet|private|to yourself|off (?:email|the record))|(?:don'?t|do not|no need to|please "
+    r"don'?t|without) (?:tell|loop|cc|copy|involve|inform|mention|discuss|check with|call|bother|include|let|"
+    r"alert|speak to|talk to|share (?:this|it) with)\b(?:\s+\w+){0,2}\s+(?:anyone|anybody|others|else|"
+    r"finance|accounts|the team|your manager|the bank|colleagues|in|on (?:this|it)|about (?:this|it)))"
+)
 _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
     (
         re.compile(rf"\b{_PAY}\b[^.]{{0,60}}\b(?:with|using|in|via|by|through|as)\s+(?:\S+\s+){{0,3}}{_GIFT}"),
@@ -241,10 +249,7 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
     ),
     (
         re.compile(
-            r"\b(?:wire|transfer|send|move|process)\b[^.]{0,60}(?:\$|€|£|\d|funds|money|payment).{0,120}"
-            r"(?:confidential|secret|between us|between you and me|don'?t tell|do not tell|do not discuss|"
-            r"don'?t discuss|don'?t mention|do not mention|keep (?:this|it) (?:quiet|private|to yourself)|"
-            r"tell no one|without telling|no one else|discreet)"
+            r"\b(?:wire|transfer|send|move|process)\b[^.]{0,60}(?:\$|€|£|\d|funds|money|payment).{0,120}" + _SECRECY
         ),
         6,
         "urgent secret transfer",
@@ -257,6 +262,14 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
         ),
         6,
         "urgent secret transfer",
+    ),
+    (
+        re.compile(
+            r"\b(?:wire|transfer|send|move|pay|remit)\b.{0,60}\bto (?:a|the|this|our|my) new (?:supplier|vendor|payee|"
+            r"beneficiary|partner|contractor|account)\b"
+        ),
+        3,
+        "transfer to a new payee",
     ),
     (
         re.compile(
@@ -281,7 +294,8 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
     (
         re.compile(
             r"\b(?:small|minor|one ?time|processing|release|handling|customs|redelivery|clearance|unlock|activation|"
-            r"verification|transfer|admin(?:istration)?|claim|courier|storage)\s+(?:fee|charge|duty)\b"
+            r"verification|transfer|admin(?:istration)?|claim|courier|storage|shipping|delivery|postage)\s+"
+            r"(?:fee|charge|duty)\b"
         ),
         3,
         "fee to release",
@@ -293,7 +307,9 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
             r"winners?\b|"
             r"(?:claim|release|collect|receive) (?:your )?(?:prize|winnings|reward|jackpot|inheritance|"
             r"compensation|refund|payout|funds|cash prize)|(?:tax |your )refund (?:of \S+ )?(?:is|has been) "
-            r"(?:ready|approved|waiting|available|on hold|pending)|lottery|sweepstakes winner|"
+            r"(?:ready|approved|waiting|available|on hold|pending)|\d[\d,]*(?:st|nd|rd|th) (?:visitor|customer|caller|"
+            r"shopper|user)|claim (?:your|the|a) (?:free |brand new |new )?\w+ (?:now|today|here|before)|lottery|"
+            r"sweepstakes winner|"
             r"unclaimed (?:prize|funds))"
         ),
         2,
@@ -326,7 +342,7 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
 ]
 _URGENT = re.compile(
     r"\b(?:urgent|urgently|asap|immediately|right away|right now|today|within (?:\d+|an?|one|two|24|48) "
-    r"(?:hours?|minutes?|days?)|before (?:end of day|eod|\d|tomorrow|noon|tonight|it is|it'?s)|final notice|"
+    r"(?:hours?|minutes?|days?)|before (?:end of day|eod|\d\w*|tomorrow|noon|tonight|it is|it'?s)|final notice|"
     r"or (?:it|your|we|the)|otherwise|to avoid)\b"
 )
 _PAY_REQUEST = re.compile(
@@ -362,11 +378,13 @@ def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
     if "payment by gift cards" in found and re.search(rf"\b{_DEBT}\b", text):
         found["payment by gift cards"] = 5
     new_account = "new account mentioned with a payment" in found
+    if "transfer to a new payee" in found and urgent:
+        found["transfer to a new payee"] = 5
     if new_account and ("changed bank details" in found or "old account closed" in found):
         found["payment to a new account"] = 5
     if "changed bank details" in found and pay:
         found["changed bank details"] = 5
-    if "fee to release" in found and ("parcel held" in found or "prize or funds claim" in found or urgent):
+    if "fee to release" in found and ("parcel held" in found or "prize or funds claim" in found):
         found["fee to release"] = 5
     if "parcel held" in found and re.search(r"\b(?:pay|fee|charge|duty|card|click|link|confirm)\b", text):
         found["parcel held"] = 4
