@@ -161,7 +161,7 @@ _EN = {
     "no one would miss you|no one will miss you|nobody will miss you|nobody would miss you|world would be better|commit suicide|"
     "jump in front of a train|jump off a bridge|jump off the roof|jump off a building|"
     "stop eating entirely|stop eating completely|eat nothing|nothing but water",
-    "selfharm_weak": "nobody survives|no one survives|survive that fall|survive the fall|fatal fall|won't survive|will not survive|deep cuts|along the vein|vertical cuts|lethal dose|fatal dose|femoral artery|carotid|jugular|skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|garage|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
+    "selfharm_weak": "nobody survives|no one survives|survive that fall|survive the fall|fatal fall|won't survive|will not survive|deep cuts|along the vein|vertical cuts|lethal dose|fatal dose|femoral artery|carotid|jugular|skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
     "jump in front|self harm|self-harm|self injury|suicide|suicidal|purging|starve|starving|"
     "make yourself sick|throw up after",
     "body_image": "failure|loser|weakness|weak|dress size|fit into|thin|thinner|skinny|fat|fatter|weight|pounds|kilos|lbs|calories|bones showing|thigh gap|"

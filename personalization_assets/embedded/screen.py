@@ -130,7 +130,9 @@ _IDIOMS = re.compile(
             r"\bdead sea\b",
             r"\bdead (?:tired|right|on|serious|set|center|centre|certain|simple|easy|quiet|ends?|skin|batter(?:y|"
             r"ies))\b",
-            r"\bcut(?:s|ting)? (?:yourself|urself) (?:a|an|some) (?:slice|piece|break|deal|discount|wedge)\b",
+            r"\bcut(?:s|ting)? (?:yourself|urself) (?:a|an|some|(?:a )?little) (?:\w+ )?"
+            r"(?:slice|piece|break|deal|discount|wedge|slack|"
+            r"credit)|\bcut(?:s|ting)? (?:yourself|urself) (?:some )?slack\b",
             r"\b(?:packs?|packed|packing) a punch\b",
             r"\bfruit punch\b",
             r"\bpunch (?:cards?|lines?|bowls?|list)\b",

@@ -414,11 +414,19 @@ _SELF_ACTS = [
     ),
     (r"\b(?:skipping|skip|no more|without|ditch(?:ing)?)\s+(?:your\s+)?insulin\b", "skipping insulin"),
     (
+        r"\b(?:you )?(?:don'?t|do not|never) (?:really |even )?need (?:your|ur|those|the|any|that) (?:\w+\s+)?(?:meds|"
+        r"medication|medicine|insulin|pills|antidepressants|inhaler|epipen|dialysis|chemo|treatment|lithium|"
+        r"tablets|prescriptions?)\b",
+        "stopping medication",
+    ),
+    (
         r"\b(?:stop|quit)\s+eating(?:\s+(?:entirely|completely|altogether|for\s+(?:\w+\s+)?(?:days?|weeks?|a week|"
         r"good)|until)|\s*$)|\b(?:don'?t|do not|never|just don'?t)\s+eat\s+(?:anything|at all|for\s+(?:\w+\s+)?"
         r"(?:days?|weeks?))|\beat (?:nothing|less than \d+|under \d+)|\bstarv(?:e|ing)\s+(?:yourself|urself)|"
         r"\b(?:make|making) (?:yourself|urself) (?:throw up|vomit|sick|puke|purge)|\bpurg(?:e|ing) after\b|"
-        r"\b(?:under|below|less than) [1-6]\d\d calories\b|\bfast(?:ing)? until you (?:faint|pass out|collapse)\b|"
+        r"\b(?:under|below|less than) [1-6]\d\d calories\b|\bcalories (?:under|below|less than|at|to) [1-7]\d\d\b|"
+        r"\bhide (?:the |your )?food\b|"
+        r"\bfast(?:ing)? until you (?:faint|pass out|collapse)\b|"
         r"\b(?:throw(?:ing)? up|vomit(?:ing)?) after (?:every|each|meals|eating)\b",
         "starving or purging",
     ),
@@ -464,7 +472,8 @@ _ENCOURAGE = re.compile(
     r"(?:^|\b)(?:just|try|you should|u should|you could|you need to|you have to|you gotta|go ahead|why not|"
     r"best way|fastest way|easiest way|quickest way|only way|secret is|trick is|tip|hack|works|worked for me|"
     r"nobody will|no one will|you'?ll (?:feel|look|be)|lose|drop|shed|results?|guaranteed|promise|trust me|"
-    r"instead|skip|stop|take|swallow|do it|do this|start|begin|let'?s|the answer|solution|deserve)\b"
+    r"instead|skip|stop|take|swallow|do it|do this|start|begin|let'?s|the answer|solution|deserve|keep|hide|"
+    r"nobody (?:notices|will notice|has to know|needs to know)|so (?:no one|nobody))\b"
 )
 # Prevention and help framing: the act is warned against or the reader is pointed to help. A doctor merely
 # mentioned ("your doctor is lying to you") is not help framing.
@@ -564,6 +573,12 @@ _THREATS = [
         "coming for you with a demand",
     ),
     (
+        r"\b(?:your|ur)\b[^.]{0,50}\b(?:might|may|could|would|will)(?: not|n'?t)? (?:be|stay|remain|look|feel) "
+        r"(?:so |as |very |that |too )?(?:safe|secure|healthy|pretty|intact|in one piece)\b",
+        3,
+        "threat idiom with a demand",
+    ),
+    (
         r"\b(?:accidents (?:happen|can happen|do happen)|have (?:a|an) (?:\w+\s+)?accident|(?:a|an) (?:nasty|"
         r"unfortunate|terrible|little|tragic|sudden|serious) accident|meet with (?:a|an) accident)\b",
         3,
@@ -606,6 +621,8 @@ _THREAT_RES = [(re.compile(p), s, label) for p, s, label in _THREATS]
 # A demand or condition that turns everyday wording ("we'll find you", "accidents happen") into a threat.
 _DEMAND = re.compile(
     r"\b(?:owe|owed|owing|debt|debts|loan|arrears|overdue|outstanding|balance|what you owe|the money|pay up|"
+    r"pay us|settle (?:the|your|up|it)|clear (?:the|your) (?:debt|balance|account|invoice)|or (?:we|our|my|i|they)|"
+    r"pay (?:\w+ )?by (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|tonight|noon)|"
     r"or else|unless|if you don'?t|if you do not|if it isn'?t|if the money|last (?:chance|warning)|"
     r"final (?:warning|notice)|or you|cops|police|tell anyone|keep talking|one more (?:review|word|complaint))\b"
 )
