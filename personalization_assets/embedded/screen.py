@@ -370,8 +370,8 @@ _RULES: list[_Rule] = [
     # ---- violence: context patterns ----
     _rule(
         "threat: knows where target lives",
-        r"\b(?:i|we)\b(?:\s+[\w']+){0,3}\s+(?:know|found out|"
-        r"have) (?:where|your address)(?: (?:you|u|he|she|they) (?:live|lives|sleep|sleeps|work|works))?",
+        r"\b(?:i|we)\b(?:\s+[\w']+){0,3}\s+(?:know|found out) (?:where|your address)"
+        r"(?: (?:you|u|he|she|they) (?:live|lives|sleep|sleeps|work|works))?",
         violence=5,
     ),
     _rule(

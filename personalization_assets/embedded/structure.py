@@ -573,6 +573,13 @@ _THREATS = [
         "coming for you with a demand",
     ),
     (
+        r"\b(?:we|i|they|my \w+|our \w+)(?:'ll| will| are going to|'re going to| gonna) make sure (?:you|your \w+) "
+        r"(?:can'?t|cannot|never|won'?t|will never|don'?t) (?:\w+ )?(?:walk|see|talk|work|stand|breathe|eat|sleep|"
+        r"drive|use (?:your|those) (?:hands|legs|arms))",
+        6,
+        "incapacitation threat",
+    ),
+    (
         r"\b(?:your|ur)\b[^.]{0,50}\b(?:might|may|could|would|will)(?: not|n'?t)? (?:be|stay|remain|look|feel) "
         r"(?:so |as |very |that |too )?(?:safe|secure|healthy|pretty|intact|in one piece)\b",
         3,
@@ -601,7 +608,11 @@ _THREATS = [
         "threat idiom",
     ),
     (
-        r"\b(?:we know where you (?:live|work|sleep|park)|watch your back|look(?:ing)? over your shoulder|count "
+        r"\b(?:we know where you (?:live|work|sleep|park)|(?:we|i|they)(?:'ve| have| got|'ve got| know) your (?:home |"
+        r"work )?address|(?:we|i|they|he|she|my \w+|our \w+)(?:'ve|'s| has| have| got|'s got|'ve got) (?:a |the |some |"
+        r"my |his |her |our )?(?:\w+ )?(?:crowbar|baseball bat|bat|knife|"
+        r"knives|gun|pistol|machete|axe|hammer|acid|petrol|blade|knuckle dusters?|brass knuckles)|"
+        r"watch your back|look(?:ing)? over your shoulder|count "
         r"your days|things (?:could|will|might|can|are going to) get (?:ugly|messy|painful|physical|violent)|"
         r"you(?:'ll| will) regret (?:it|this|ignoring|not paying))\b",
         5,
@@ -611,7 +622,8 @@ _THREATS = [
         r"\b(?:your|ur)\s+(?:\w+\s+)?(?:kneecaps?|knees|legs|arms|fingers|teeth|kids|children|family|wife|"
         r"husband|face|house|home|shop|store|car|van|truck|windows|tyres|tires|restaurant|salon|office|garage)\s+"
         r"(?:will|would|might|could|may|are going to|is going to|'ll|'d)\s+(?:\w+\s+){0,5}(?:hurt|broken|smashed|"
-        r"burned|burnt|torched|damaged|cut|stabbed|shot|in hospital|missing|on fire|ashes|in pieces|harmed|"
+        r"burned|burnt|torched|damaged|cut|stabbed|shot|in hospital|missing|on fire|ashes|in pieces|harmed|burn|"
+        r"go up in flames|catch fire|explode|cave in|"
         r"slashed|kicked in|caved in|vandali[sz]ed|wrecked|trashed)",
         6,
         "harm to your people or property",
@@ -621,6 +633,8 @@ _THREAT_RES = [(re.compile(p), s, label) for p, s, label in _THREATS]
 # A demand or condition that turns everyday wording ("we'll find you", "accidents happen") into a threat.
 _DEMAND = re.compile(
     r"\b(?:owe|owed|owing|debt|debts|loan|arrears|overdue|outstanding|balance|what you owe|the money|pay up|"
+    r"if (?:this|it|that|the \w+|you)\s+(?:isn'?t|is not|aren'?t|are not|don'?t|do not|doesn'?t|won'?t|can'?t)\s+"
+    r"(?:\w+\s+)?(?:paid|pay|settled|cleared|sorted)|"
     r"pay us|settle (?:the|your|up|it)|clear (?:the|your) (?:debt|balance|account|invoice)|or (?:we|our|my|i|they)|"
     r"pay (?:\w+ )?by (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday|tomorrow|tonight|noon)|"
     r"or else|unless|if you don'?t|if you do not|if it isn'?t|if the money|last (?:chance|warning)|"
