@@ -7,7 +7,10 @@ method and measured once. For each set: catch rate per category, false-block rat
 texts involving minors got the maximum severity, and screening time. `--show-errors` lists every miss and false
 block.
 
-    .venv/bin/python scripts/evaluate_safety_screen.py [--dev PATH ...] [--heldout PATH] [--show-errors]
+    .venv/bin/python scripts/evaluate_safety_screen.py [--dev PATH ...] [--heldout PATH] [--heldout-label NAME]
+        [--show-errors]
+
+`--dev` with no paths skips development text (`--dev` alone, then only the held-out set is scored).
 """
 
 from __future__ import annotations
@@ -107,11 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dev", type=Path, nargs="*", default=DEV, help="development JSONL files")
     parser.add_argument("--heldout", type=Path, default=HELDOUT, help="held-out JSONL file (skipped if absent)")
+    parser.add_argument(
+        "--heldout-label", default="held-out", help='name printed for the --heldout set (e.g. "v1, used set")'
+    )
     parser.add_argument("--show-errors", action="store_true", help="list misses and false blocks")
     args = parser.parse_args(argv)
-    sets = {"development": args.dev}
+    sets = {"development": args.dev} if args.dev else {}
     if args.heldout and args.heldout.is_file():
-        sets["held-out"] = [args.heldout]
+        sets[args.heldout_label] = [args.heldout]
     all_texts: list[str] = []
     for name, paths in sets.items():
         missing = [p for p in paths if not p.is_file()]

@@ -70,10 +70,10 @@ def cross_validate(frame: pd.DataFrame, texts: list[str]) -> None:
         unsafe_probability[test] = 1 - model.predict_proba(features)[:, list(model.classes_).index(SAFE)]
     unsafe = frame["label"].eq("unsafe").to_numpy()
     english_safe = (~unsafe) & frame["language"].fillna("en").eq("en").to_numpy()
-    for threshold in (0.5, 0.6, 0.7, 0.8, 0.9):
+    for threshold in (0.5, 0.6, 0.7, 0.75, 0.8, 0.9):
         flagged = unsafe_probability >= threshold
         print(
-            f"cv threshold {threshold:.1f}: unsafe flagged {flagged[unsafe].mean():.3f}, "
+            f"cv threshold {threshold:.2f}: unsafe flagged {flagged[unsafe].mean():.3f}, "
             f"safe English flagged {flagged[english_safe].mean():.4f}"
             + ("   <- MODEL_THRESHOLD" if threshold == MODEL_THRESHOLD else "")
         )

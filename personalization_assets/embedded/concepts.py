@@ -108,12 +108,15 @@ _EN = {
     "intent": "will|'ll|ll|going to|gonna|about to|let's|lets|should|must|need to|have to|gotta|deserve|"
     "want to|wanna|i'd love to|i swear|or else|unless|if you don't|if you do not|next time|i promise|we'll|"
     "i'll|you'll|shall|is coming|are coming|coming for|time to|can't wait to|plan to|intend to",
-    "threat": "pick _ teeth|picking _ teeth|teeth off the|teeth up off|not known for being gentle|won't be gentle|will not be gentle|won't be so nice|physical consequences|bodily harm|never walk again|never walk straight|walk straight again|hurt your family|harm your family|finish the job|finish what we started|broken arms|broken legs|broke _ arm|broke _ legs|break _ arms|snap _ neck|we know where|i know where|know where your|know which school|know _ school|do the same to you|you'll be next|you will be next|know where you live|know where your kids|know where you work|watch your back|sleep with one eye|"
-    "your days are numbered|you've been warned|last warning|final warning|or else|six feet under|body bag|"
+    "threat": "pick _ teeth|picking _ teeth|teeth off the|teeth up off|not known for being gentle|won't be gentle|will not be gentle|won't be so nice|physical consequences|bodily harm|never walk again|never walk straight|walk straight again|hurt your family|harm your family|finish the job|finish what we started|broken arms|broken legs|broke _ arm|broke _ legs|break _ arms|snap _ neck|we know where|i know where|know where your|know which school|know _ school|do the same to you|you'll be next|you will be next|know where you live|know where your kids|know where you work|sleep with one eye|"
+    "your days are numbered|or else|six feet under|body bag|"
     "end up in the hospital|end up in hospital|in a wheelchair|won't walk again|never walk again|"
-    "you'll regret|you will regret|you're dead|you are dead|dead man|dead meat|pay with your life|"
-    "pay in blood|we have people|accidents happen|something bad will happen|something might happen|"
+    "you're dead|you are dead|dead man|dead meat|pay with your life|"
+    "pay in blood|we have people|something bad will happen|"
     "nice family|shame if something|won't be so lucky|bullet|bullets|bleed|bleeding|blood",
+    # Everyday phrases that threaten only next to a harm, intent or demand ("accidents happen" in insurance copy).
+    "threat_weak": "you've been warned|last warning|final warning|you'll regret|you will regret|accidents happen|"
+    "something might happen|watch your back",
     "weapon": "knife|knives|gun|guns|rifle|pistol|machete|axe|hammer|bat|crowbar|acid|blade|shotgun|"
     "bomb|explosive|grenade|petrol|gasoline|noose",
     "group": "immigrant|immigrants|migrant|migrants|refugee|refugees|foreigner|foreigners|muslim|muslims|"
@@ -155,10 +158,10 @@ _EN = {
     "swallow the pills|take all the pills|take the whole bottle|whole bottle|kill myself|end my life|"
     "favor if you died|favour if you died|if you died|if you were dead|if you were gone|do everyone a favor|"
     "hurt myself|cut myself|want to die|wanna die|better off dead|better off without you|nobody would miss|"
-    "no one would miss|no one will miss|nobody will miss|world would be better|commit suicide|"
+    "no one would miss you|no one will miss you|nobody will miss you|nobody would miss you|world would be better|commit suicide|"
     "jump in front of a train|jump off a bridge|jump off the roof|jump off a building|"
     "stop eating entirely|stop eating completely|eat nothing|nothing but water",
-    "selfharm_weak": "nobody survives|no one survives|survive that fall|survive the fall|fatal fall|won't survive|will not survive|deep cuts|along the vein|vertical cuts|lethal dose|fatal dose|femoral artery|carotid|jugular|skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|garage|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
+    "selfharm_weak": "nobody survives|no one survives|survive that fall|survive the fall|fatal fall|won't survive|will not survive|deep cuts|along the vein|vertical cuts|lethal dose|fatal dose|femoral artery|carotid|jugular|skip dinner|skip breakfast|skip lunch|skip every meal|hunger is weakness|starving is|don't eat for|scars|fresh cuts|new cuts|your cuts|stop eating|skip meals|don't eat|do not eat|overdose|od on|jump off|jump from|"
     "jump in front|self harm|self-harm|self injury|suicide|suicidal|purging|starve|starving|"
     "make yourself sick|throw up after",
     "body_image": "failure|loser|weakness|weak|dress size|fit into|thin|thinner|skinny|fat|fatter|weight|pounds|kilos|lbs|calories|bones showing|thigh gap|"
@@ -678,6 +681,8 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
     context = bool(c["target"] or intent or strong or weak)
     if any(end - start > 1 for start, end in c["threat"]) or (c["threat"] and context):
         yield "violence", 5 if context else 4, f"concept {tag}: threat formula"
+    elif c.get("threat_weak") and (intent or strong or weak):
+        yield "violence", 5, f"concept {tag}: threat formula with intent or harm"
     body_target = _near(weak + strong, c["body"], 0, 4)
     if c["lethal"]:
         # Killing, stabbing, strangling, torture and rape are violence wherever they are named in marketing copy

@@ -28,6 +28,7 @@ from types import MappingProxyType
 from personalization_assets.embedded.concepts import concept_signals, mentions_minor
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
 from personalization_assets.embedded.model import MODEL_HIGH, screen_model
+from personalization_assets.embedded.structure import structural_signals
 from personalization_assets.lib.safety import (
     CATEGORIES,
     CONCERNS,
@@ -129,7 +130,9 @@ _IDIOMS = re.compile(
             r"\bdead sea\b",
             r"\bdead (?:tired|right|on|serious|set|center|centre|certain|simple|easy|quiet|ends?|skin|batter(?:y|"
             r"ies))\b",
-            r"\bcut(?:s|ting)? (?:yourself|urself) (?:a|an|some) (?:slice|piece|break|deal|discount|wedge)\b",
+            r"\bcut(?:s|ting)? (?:yourself|urself) (?:a|an|some|(?:a )?little) (?:\w+ )?"
+            r"(?:slice|piece|break|deal|discount|wedge|slack|"
+            r"credit)|\bcut(?:s|ting)? (?:yourself|urself) (?:some )?slack\b",
             r"\b(?:packs?|packed|packing) a punch\b",
             r"\bfruit punch\b",
             r"\bpunch (?:cards?|lines?|bowls?|list)\b",
@@ -150,6 +153,30 @@ _IDIOMS = re.compile(
             r"\bhook(?:s|ed|ing)? (?:it |them )?up (?:to |with )?(?:your|the|a|an|our|any) (?:\w+ )?(?:tv|speakers?|"
             r"devices?|printer|console|phone|laptop|router|stereo|hose|grill|trailer|camera|system|sink)\b",
             r"\bhunt(?:s|ing)? (?:down )?(?:the |a |your )?(?:perfect|best|bargains?|deals?|gifts?)\b",
+            # Sports and team colours: fans "bleed blue", "bleed green and gold", "bleed for the badge".
+            r"\bbleed(?:s|ing)? (?:(?:\w+ )?(?:blue|red|green|gold|orange|purple|black|maroon|white|silver|crimson|"
+            r"navy|yellow|claret|scarlet|teal|burgundy)(?: and (?:\w+ )?\w+)?|(?:the )?(?:team |club |school )?"
+            r"colou?rs|for (?:the|your|our|their) (?:badge|team|club|shirt|jersey|crest|colou?rs|city|squad))\b",
+            r"\b(?:blood|sweat|tears),? (?:sweat|tears|blood),? (?:and|&) (?:tears|sweat|blood|cheers)\b",
+            r"\b(?:penalty |overtime )?shoot ?outs?\b|\bsudden death\b|\btake no prisoners\b",
+            # "You've been warned" / "be warned" in marketing is playful urgency, not a threat.
+            r"\b(?:you'?ve|you have|you'?re|you are|consider yourselves?|be|been|fair) (?:been |officially |all )?"
+            r"warned\b",
+            r"\bwarning: (?:these|this|our|the|highly|seriously|may|contains|addictive)\b",
+            r"\bmiss(?:es|ed|ing)? out\b",
+            r"\bkill(?:s|ing)? (?:them|'?em|it|\w+) (?:on contact|at the root|at the source)\b",
+            r"\b(?:mosquito(?:e?s)?|fly|flies|ants?|fleas?|ticks?|roach(?:es)?|cockroach(?:es)?|bugs?|weeds?|germs?|"
+            r"bacteria|mou?lds?|lice|mites?|moths?|wasps?|slugs?|aphids?|insects?|pests?|bedbugs?|termites?|"
+            r"spiders?|midges?|gnats?|viruses|virus)\b[^.]{0,60}"
+            r"\bkill(?:s|ing|ed)? (?:them|'?em|it|most|all|every)\b",
+            r"\b(?:break|breaks|breaking|broke) (?:it |things |them |this |that )?down "
+            r"(?=(?:the |all |every |each |our |your |those |these )?(?:rules|costs?|prices?|options|steps|basics|"
+            r"details|numbers|process|fees|plans?|"
+            r"jargon|barriers|myths|menu|ingredients|science|data|results|terms|benefits|differences)\b|how |what "
+            r"|why |for (?:you|u)\b)",
+            r"\bburn(?:s|ing|ed|t)? (?:off |away |out )?(?:the |those |that |your |old |extra |some |more )*"
+            r"(?:stumps?|calories|fat|leaves|brush|rubbish|fuel|candles?|incense|wood|logs|cds?|dvds?|"
+            r"playlists?|discs?|midnight oil|bridges|energy|stubble)\b",
         ]
     )
 )
@@ -343,8 +370,8 @@ _RULES: list[_Rule] = [
     # ---- violence: context patterns ----
     _rule(
         "threat: knows where target lives",
-        r"\b(?:i|we)\b(?:\s+[\w']+){0,3}\s+(?:know|found out|"
-        r"have) (?:where|your address)(?: (?:you|u|he|she|they) (?:live|lives|sleep|sleeps|work|works))?",
+        r"\b(?:i|we)\b(?:\s+[\w']+){0,3}\s+(?:know|found out) (?:where|your address)"
+        r"(?: (?:you|u|he|she|they) (?:live|lives|sleep|sleeps|work|works))?",
         violence=5,
     ),
     _rule(
@@ -362,8 +389,7 @@ _RULES: list[_Rule] = [
     ),
     _rule(
         "threat: watch your back",
-        r"\b(?:watch your back|sleep with one eye open|better watch out|"
-        r"you(?:'ve| have) been warned|count your days|your days are numbered)\b",
+        r"\b(?:sleep with one eye open|your days are numbered)\b",
         violence=4,
     ),
     _rule(
@@ -1421,7 +1447,7 @@ def _scan_sentence(sentence: str, signals: dict[str, list[tuple[int, str]]]) -> 
 CONCEPT_MIN_SEVERITY = 4  # weaker concept signals (a mention, a verb without a target) are not reported
 # Changes when what the screen (or the phishing check run next to remote backends) finds changes; part of the
 # screening cache key, so outcomes stored by an older screen are not reused.
-SCREEN_VERSION = "2026-12-concepts-phishing-1"
+SCREEN_VERSION = "2026-12-structure-2"
 
 
 def phishing_check(text: str) -> tuple[int, tuple[str, ...]]:
@@ -1434,6 +1460,11 @@ def phishing_check(text: str) -> tuple[int, tuple[str, ...]]:
     found = [
         (s, label)
         for concern, s, label in concept_signals(normalized, judged, text)
+        if concern == PHISHING and s >= CONCEPT_MIN_SEVERITY
+    ]
+    found += [
+        (s, label)
+        for concern, s, label in structural_signals(_IDIOMS.sub(" ~ ", normalized), text)
         if concern == PHISHING and s >= CONCEPT_MIN_SEVERITY
     ]
     model = screen_model()
@@ -1470,6 +1501,10 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     for concern, severity, label in concept_signals(masked, language, text):
         if severity >= CONCEPT_MIN_SEVERITY:
             concepts[concern].append((severity, label))
+    if language in ("en", UNDETERMINED):
+        for concern, severity, label in structural_signals(masked, text):
+            if severity >= CONCEPT_MIN_SEVERITY:
+                concepts[concern].append((severity, label))
     # The concept layer decides on its own strongest signal; it does not corroborate the lexicon's weak ones.
     # The linear model raises the concern it finds most probable when it is confident the text is unsafe.
     model = screen_model()
