@@ -9,9 +9,9 @@ from dagster import (
 
 from personalization_assets import experimentation, generation, reporting, retrieval, safety, segmentation
 from personalization_assets.automation import build_automation
+from personalization_assets.config.retrieval import RetrievalConfig
 from personalization_assets.deployment import executor_from_environment
 from personalization_assets.jobs import build_jobs
-from personalization_assets.config.retrieval import RetrievalConfig
 from personalization_assets.observability import install_log_redaction, json_logger
 from resources.content_safety import content_safety_resource_from_config
 from resources.io_managers import io_manager_from_environment
