@@ -46,6 +46,7 @@ from personalization_assets.launch import (
     REFRESH_TAG,
     TRIGGER_TAG,
 )
+from personalization_assets.lib.content import is_document_file
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from resources.settings import PipelineSettings
 
@@ -59,7 +60,6 @@ CHANGED_TAG = "personalization/changed_inputs"
 
 # The asset that indexes the content library; a library-only change re-runs just the assets reading it.
 CONTENT_ASSET_KEY = AssetKey("content_index")
-CONTENT_GLOB = "*.json"
 SENSOR_INTERVAL_SECONDS = 60
 HASH_CHUNK_BYTES = 1 << 20
 
@@ -93,7 +93,8 @@ def input_files(settings: PipelineSettings) -> dict[str, list[Path]]:
     content = Path(settings.content_path)
     if not content.is_dir():
         raise FileNotFoundError(f"content library {content} is not a folder (setting content_path)")
-    return {"customers": [customers], "content": sorted(content.glob(CONTENT_GLOB))}
+    # The same files the content stage reads: hidden files and macOS `._*` companions never trigger a run.
+    return {"customers": [customers], "content": sorted(p for p in content.iterdir() if is_document_file(p))}
 
 
 def fingerprint_inputs(settings: PipelineSettings, previous: dict | None = None) -> dict[str, dict[str, str]]:

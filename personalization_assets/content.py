@@ -1,7 +1,7 @@
 """Stage 1b — the content library: the approved documents, indexed for retrieval, and the ones left out.
 
 `content_index` validates `data/content/*.json`, keeps the approved documents and writes the `content_index`
-table, its passages and their BM25 full-text indexes (resources/search.write_content_index), plus the
+table, its passages and their BM25 full-text indexes (embedded/search.write_content_index), plus the
 `content_quarantine` table of documents that failed validation, in one warehouse transaction. A bad document
 is left out and listed; the run stops only when fewer than `content.min_documents` approved documents remain.
 The index rebuilds only when the content version (hash of every approved document) or the index format changes.
@@ -27,6 +27,7 @@ from personalization_assets.config.segmentation import PipelineConfig
 from personalization_assets.constants import STORAGE_KINDS
 from personalization_assets.embedded.search import INDEX_FORMAT, write_content_index
 from personalization_assets.lib.content import load_content_library
+from personalization_assets.lib.inputs import InputError
 from personalization_assets.metadata import markdown_preview
 from personalization_assets.store.content import CONTENT_QUARANTINE_TABLE, write_content_quarantine
 from personalization_assets.workflows.safety import screen_library
@@ -60,6 +61,13 @@ def content_index(
         raise Failure(description=str(error)) from None
     documents = screening.kept
     unsafe = screening.quarantined
+    minimum = max(config.content.min_documents, 1)
+    if len(documents) < minimum:
+        raise InputError(
+            f"{library.folder}: {len(documents)} approved document(s) left after the safety screen quarantined "
+            f"{len(unsafe)} ({screening.summary()}), fewer than the minimum of {minimum} (content.min_documents "
+            "in config/pipeline.yaml); fix or replace the quarantined documents"
+        )
     quarantine = pd.concat(
         [
             library.quarantine_frame(),

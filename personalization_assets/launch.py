@@ -27,6 +27,7 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from personalization_assets.config import PROJECT_ROOT
+from personalization_assets.jobs import CAMPAIGN_JOB
 
 DEFINITIONS_MODULE = "personalization_assets.definitions"
 DEFINITIONS_ATTRIBUTE = "defs"
@@ -45,8 +46,6 @@ CLI_TRIGGER = "personalize_run"
 REFUSAL_ERRORS = frozenset(
     {
         "InputError",
-        "CustomerDataError",
-        "ContentLibraryError",
         "ConfigError",
         "MissingCredentialError",
         "InsecureEndpointError",
@@ -180,7 +179,6 @@ SERVED = "served"
 NO_CONTENT = "no suitable content"
 ALL_BLOCKED = "all variants blocked"
 FAILED = "failed"
-ALL_BLOCKED_PREFIX = "all variants blocked for segment"  # a Failure description the safety stage may raise
 
 
 def segment_status(outcome: RunOutcome) -> tuple[str, str]:
@@ -188,8 +186,6 @@ def segment_status(outcome: RunOutcome) -> tuple[str, str]:
     if not outcome.success:
         if outcome.no_suitable_content:
             return NO_CONTENT, outcome.failure
-        if outcome.failure.startswith(ALL_BLOCKED_PREFIX):
-            return ALL_BLOCKED, outcome.failure
         where = f"{outcome.failed_step}: " if outcome.failed_step else ""
         return FAILED, where + outcome.failure
     safety = outcome.metadata.get("safety_verdicts", {})
@@ -228,12 +224,14 @@ def outcome_of_run(instance: DagsterInstance, run) -> RunOutcome:
 def segment_outcomes(
     instance: DagsterInstance, partitions: Sequence[str], refresh_id: str | None = None
 ) -> dict[str, tuple[str, str]]:
-    """(status, reason) of each segment partition's latest finished run, of refresh `refresh_id` if given (a
-    re-execution from the UI keeps the tags, so it counts), else of any run. Segments without one: not run."""
+    """(status, reason) of each segment partition's latest finished campaign_job run, of refresh `refresh_id` if
+    given (a re-execution from the UI keeps the tags, so it counts), else of any. Only whole-campaign runs count:
+    a partial run (one asset of the partition) says nothing about what its customers receive. Segments without
+    one: not run."""
     outcomes: dict[str, tuple[str, str]] = {}
     for key in partitions:
         tags = {PARTITION_TAG: key, **({REFRESH_TAG: refresh_id} if refresh_id else {})}
-        runs = instance.get_runs(RunsFilter(tags=tags, statuses=FINISHED_STATUSES), limit=1)
+        runs = instance.get_runs(RunsFilter(job_name=CAMPAIGN_JOB, tags=tags, statuses=FINISHED_STATUSES), limit=1)
         if runs:
             outcomes[key] = segment_status(outcome_of_run(instance, runs[0]))
         else:

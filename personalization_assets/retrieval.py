@@ -12,7 +12,6 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     Failure,
@@ -22,7 +21,7 @@ from dagster import (
 
 from personalization_assets.config.retrieval import RetrievalConfig
 from personalization_assets.constants import SEGMENT_PARTITION_METADATA, STORAGE_KINDS
-from personalization_assets.gates import gated_output
+from personalization_assets.gates import blocking_spec, gated_output, warning_spec
 from personalization_assets.lib.retrieval import (
     MIN_DOCUMENTS_WARNING,
     describe_segments,
@@ -35,6 +34,7 @@ from personalization_assets.lib.retrieval import (
 )
 from personalization_assets.metadata import markdown_preview
 from personalization_assets.partitions import segment_partitions
+from personalization_assets.schemas import RetrievedContentFrame
 from resources.search import (
     DOCUMENTS_TABLE,
     SearchIndexMissingError,
@@ -59,24 +59,23 @@ def _preview(frame: pd.DataFrame) -> MetadataValue:
     group_name=GROUP,
     kinds=STORAGE_KINDS,
     deps=[AssetKey(DOCUMENTS_TABLE)],
+    dagster_type=RetrievedContentFrame,
     check_specs=[
-        AssetCheckSpec(
+        blocking_spec(
             "has_relevant_documents",
-            asset=RETRIEVED,
-            blocking=True,
-            description="The segment has at least one document at or above the threshold (warning below 3); "
+            RETRIEVED,
+            "The segment has at least one document at or above the threshold (warning below 3); "
             "none is the 'no suitable content' outcome.",
         ),
-        AssetCheckSpec(
+        blocking_spec(
             "documents_in_content_library",
-            asset=RETRIEVED,
-            blocking=True,
-            description="Every retrieved document_id is an approved document of the content library.",
+            RETRIEVED,
+            "Every retrieved document_id is an approved document of the content library.",
         ),
-        AssetCheckSpec(
+        warning_spec(
             "snippets_short_and_on_word_boundary",
-            asset=RETRIEVED,
-            description="Every snippet is at most 200 characters and is document text cut on a word boundary.",
+            RETRIEVED,
+            "Every snippet is at most 200 characters and is document text cut on a word boundary.",
         ),
     ],
 )

@@ -24,7 +24,6 @@ from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
     AssetKey,
-    Failure,
     MetadataValue,
     PreviewWarning,
     asset,
@@ -197,8 +196,8 @@ def safety_verdicts(
                 cache=cache,
             )
             field_screenings = fields_job.result()
-    except ContentSafetyConfigError as error:  # not a verdict on any text: stop the run, say what to fix
-        raise Failure(description=str(error)) from None
+    except ContentSafetyConfigError:  # not a verdict on any text: stop the run with the error that says what to fix
+        raise
     wall_seconds = time.perf_counter() - started
     cache_writes = cache.flush()
 

@@ -220,7 +220,5 @@ ASSET_TYPES: dict[str, DagsterType] = {
     "pooled_experiment_metrics": PooledExperimentMetricsFrame,
     "personalized_messages": PersonalizedMessagesFrame,
     "safety_verdicts": SafetyVerdictsFrame,
-}
-PENDING_TYPES: dict[str, DagsterType] = {
     "retrieved_content": RetrievedContentFrame,
 }

@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from personalization_assets.config import load_yaml_model  # noqa: E402
 from personalization_assets.config.retrieval import RetrievalConfig  # noqa: E402
 from personalization_assets.config.segmentation import SegmentationConfig  # noqa: E402
 from personalization_assets.embedded.search import write_content_index  # noqa: E402
-from personalization_assets.lib.content import ContentLibraryError, load_content_library  # noqa: E402
+from personalization_assets.lib.content import load_content_library  # noqa: E402
 from personalization_assets.lib.retrieval import (  # noqa: E402
     describe_segments,
     plan_segment,
@@ -75,28 +74,9 @@ def library_folders(root: Path) -> dict[str, tuple[Path, Path]]:
 
 
 def load_library(folder: Path):
-    """The library; export-style files (category in any case, approval datetimes with offsets, numeric versions)
-    are normalized into a temporary copy first when the strict loader refuses them."""
-    try:
-        return load_content_library(folder)
-    except ContentLibraryError:
-        copy = Path(tempfile.mkdtemp()) / folder.name
-        copy.mkdir()
-        for path in sorted(folder.glob("*.json")):
-            document = json.loads(path.read_text(encoding="utf-8"))
-            document["category"] = str(document.get("category", "")).lower()
-            approval = document.get("approval_date")
-            if isinstance(approval, str) and len(approval) > 10:
-                document["approval_date"] = datetime.fromisoformat(approval.replace("Z", "+00:00")).date().isoformat()
-            metadata = document.get("metadata") or {}
-            for key in ("version", "author"):
-                if key in metadata and not isinstance(metadata[key], str):
-                    metadata[key] = str(metadata[key])
-            last = metadata.get("last_updated")
-            if isinstance(last, str) and len(last) > 10:
-                metadata["last_updated"] = datetime.fromisoformat(last.replace("Z", "+00:00")).date().isoformat()
-            (copy / path.name).write_text(json.dumps(document), encoding="utf-8")
-        return load_content_library(copy)
+    """The library as the pipeline reads it (export-style files included: any category case, approval date-times
+    with offsets, numeric versions)."""
+    return load_content_library(folder)
 
 
 def evaluate(backend: str, libraries: dict[str, tuple[Path, Path]], config: RetrievalConfig, emulator=None):

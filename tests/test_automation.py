@@ -148,6 +148,21 @@ def test_input_change_sensor_requests_runs_only_for_changed_content(inputs, pers
     assert request.run_key != changed.run_requests[0].run_key
 
 
+def test_hidden_and_macos_companion_files_do_not_trigger_a_run(inputs, persistent_instance):
+    """The sensor watches the files the content stage reads: a `._DOC.json` or `.DS_Store` copied in by a Mac
+    is not a library change."""
+    sensor_def = build_input_change_sensor(
+        defs.resolve_job_def(SEGMENTATION_JOB), content_assets=[AssetKey("content_index")]
+    )
+    first = _tick(sensor_def, persistent_instance, inputs, None)
+    folder = Path(inputs.content_path)
+    (folder / "._DOC-PROMO-001.json").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    after = _tick(sensor_def, persistent_instance, inputs, first.cursor)
+    assert not after.run_requests
+    assert "unchanged" in after.skip_reason.skip_message
+
+
 def test_input_change_sensor_skips_with_the_missing_path(inputs, persistent_instance):
     sensor_def = build_input_change_sensor(defs.resolve_job_def(SEGMENTATION_JOB), content_assets=[])
     os.remove(inputs.customers_path)

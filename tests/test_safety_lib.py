@@ -848,3 +848,26 @@ def test_held_out_figures_do_not_regress():
         assert summary.at[category, "catch_rate"] >= floor, summary.to_string()
     english_safe = scored[scored["label"].eq("safe") & scored["language"].eq("en")]
     assert english_safe["blocked"].mean() <= 0.031
+
+
+def test_stemming_is_safe_from_concurrent_screening_threads():
+    """The safety stage screens texts in threads; a shared snowball stemmer corrupted the word another thread was
+    stemming (IndexError, which failed closed and blocked safe copy). Each thread now gets its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from personalization_assets.embedded.concepts import _stemmer
+
+    words = [
+        f"{stem}{suffix}"
+        for stem in ("connect", "generat", "organiz", "nation", "abandon", "kill")
+        for suffix in ("ing", "ed", "ation", "ational", "ingly", "s", "ers", "ness", "fulness")
+    ] * 40
+    expected = [_stemmer("en").stemWord(word) for word in words]
+
+    def stem_all(offset: int) -> list[str]:
+        return [_stemmer("en").stemWord(word) for word in words[offset:] + words[:offset]]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(stem_all, range(0, 8 * 37, 37)))
+    for offset, result in zip(range(0, 8 * 37, 37), results, strict=True):
+        assert result == expected[offset:] + expected[:offset]

@@ -21,6 +21,7 @@ returns (concern, severity, label) triples.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
@@ -34,9 +35,19 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[@/:.]+")
 _SENTENCES = re.compile(r"[.!?;]+(?:\s+|$)|\n+|\s+-\s+")
 
 
-@lru_cache(maxsize=4)
+# A snowballstemmer stemmer keeps the word it is working on in its own fields, so two threads sharing one corrupt
+# each other's word ("IndexError: string index out of range", which the fail-closed screen turns into a block).
+# The safety stage screens texts concurrently: one stemmer per language per thread.
+_STEMMERS = threading.local()
+
+
 def _stemmer(language: str):  # noqa: ANN202 - snowballstemmer has no types
-    return snowballstemmer.stemmer(_STEMMER_NAMES[language])
+    stemmers = getattr(_STEMMERS, "by_language", None)
+    if stemmers is None:
+        stemmers = _STEMMERS.by_language = {}
+    if language not in stemmers:
+        stemmers[language] = snowballstemmer.stemmer(_STEMMER_NAMES[language])
+    return stemmers[language]
 
 
 @lru_cache(maxsize=200_000)

@@ -319,7 +319,7 @@ def parse_document(path: Path) -> ContentDocument:
         raise _Refused([_describe_error(item) for item in error.errors()], document_id) from None
 
 
-def _is_document_file(path: Path) -> bool:
+def is_document_file(path: Path) -> bool:
     """`*.json` files, not hidden ones nor macOS `._*` companions (AppleDouble metadata, not JSON)."""
     return path.is_file() and path.suffix.lower() == ".json" and not path.name.startswith(".")
 
@@ -338,7 +338,7 @@ def load_content_library(folder: str | Path, as_of: date | None = None, min_docu
         raise InputError(f"{folder}: content library folder not found; set PERSONALIZATION_CONTENT")
     if not folder.is_dir():
         raise InputError(f"{folder}: expected a folder of *.json documents, found a file")
-    paths = sorted((p for p in folder.iterdir() if _is_document_file(p)), key=lambda p: p.name)
+    paths = sorted((p for p in folder.iterdir() if is_document_file(p)), key=lambda p: p.name)
     if not paths:
         raise InputError(f"{folder}: the content library is empty (no *.json documents found)")
 

@@ -109,9 +109,11 @@ def screen_library(
     (lib.safety.screen_documents), answering unchanged documents from the screening cache."""
     cache = ScreenCache(warehouse, resource, enabled=config.cache)
     texts = [document_text(row, LIBRARY_TEXT_COLUMNS) for row in documents.to_dict("records")]
-    screening = screen_documents(
-        documents, _cached_screener(resource, cache, texts), config.thresholds, LIBRARY_TEXT_COLUMNS
-    )
+    screen = _cached_screener(resource, cache, texts)
+    # Remote backends answer a document at a time: at most `max_concurrency` calls in flight.
+    with ThreadPoolExecutor(max_workers=config.max_concurrency, thread_name_prefix="library-screen") as pool:
+        outcomes = dict(zip(texts, pool.map(screen, texts), strict=True))
+    screening = screen_documents(documents, outcomes.__getitem__, config.thresholds, LIBRARY_TEXT_COLUMNS)
     cache.flush()
     return screening
 
