@@ -29,6 +29,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 from watchdog.events import PatternMatchingEventHandler
+from watchdog.observers.api import BaseObserver
 
 OPEN_SHARDS = 8  # run shards with open connections (the index and the runs in progress); older ones close
 
@@ -112,13 +113,19 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
 
     def watch(self, run_id: str, cursor: str | None, callback) -> None:
         """Dagster's watcher reacts to changes of the run's database file; the WAL file changes first."""
-        if not self._obs:
-            from watchdog.observers import Observer
-
-            self._obs = Observer()
-            self._obs.start()
+        observer = self._obs or self._start_observer()
         watchdog = _WalAwareWatchdog(self, run_id, callback, cursor)
-        self._watchers[run_id][callback] = (watchdog, self._obs.schedule(watchdog, self._base_dir, recursive=True))
+        self._watchers[run_id][callback] = (watchdog, observer.schedule(watchdog, self._base_dir, recursive=True))
+
+    def _start_observer(self) -> BaseObserver:
+        from watchdog.observers import Observer
+
+        observer = Observer()
+        observer.start()
+        # Dagster's SqliteEventLogStorage.__init__ sets `self._obs = None` without an annotation, so its inferred
+        # type is None; the attribute really holds the observer once one is started.
+        self._obs = observer  # type: ignore[assignment]
+        return observer
 
     def dispose(self) -> None:
         for shard in list(self._engines):

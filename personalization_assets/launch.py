@@ -104,6 +104,8 @@ def summarize_failure(instance: DagsterInstance, run_id: str) -> tuple[str, str,
     """(one line, exception class, step, full error) of the run's first step failure, else the run's."""
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
         event = record.event_log_entry.dagster_event
+        if event is None:  # a STEP_FAILURE record always carries its event
+            continue
         data = event.step_failure_data
         description = data.user_failure_data.description if data and data.user_failure_data else None
         error = _root_cause(data.error) if data and data.error else None

@@ -241,7 +241,10 @@ class JsonLogFormatter(JsonFormatter):
         if error:
             log_data["error"] = redact(error)
         if record.exc_info:
-            log_data["exception"] = redact(self.formatException(record.exc_info))
+            exception = self.formatException(record.exc_info)  # a list of lines when exc_info_as_array is set
+            log_data["exception"] = (
+                redact(exception) if isinstance(exception, str) else [redact(line) for line in exception]
+            )
         fields = getattr(record, "fields", None)
         if isinstance(fields, Mapping):
             log_data["fields"] = sanitize_fields(fields)

@@ -5,6 +5,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
 
@@ -187,7 +188,7 @@ def _build_report(
 
     (folder / LIFT_CHART).write_bytes(report.chart_png["lift"])
     served_url = f"http://127.0.0.1:{config.serve_port}/{folder.name}"
-    metadata: dict[str, object] = {
+    metadata: dict[str, Any] = {  # dagster validates the values (text, numbers, MetadataValue) when it stores them
         # First what the asset page shows as it is: the headline as text lines, the link to the report.
         **{f"headline {key}": text for key, text in report.headline_lines().items()},
         "report_url": MetadataValue.url(f"{served_url}/{REPORT_HTML}"),

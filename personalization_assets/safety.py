@@ -59,7 +59,9 @@ from personalization_assets.store.safety import (
     store_field_verdicts,
 )
 from personalization_assets.workflows.safety import (
+    FieldScreening,
     Rewriter,
+    Screening,
     audit_records,
     candidates_from_variants,
     field_audit_records,
@@ -236,7 +238,7 @@ def safety_verdicts(
             f"{len(message_variants) - len(candidates)} rejected by generation): the segment gets no message "
             "in the experiment"
         )
-    screenings = [*history, *field_screenings]
+    screenings: list[Screening | FieldScreening] = [*history, *field_screenings]
     metadata = {
         "backend": content_safety.backend_name,
         "variants_screened": len(verdicts),

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr, field_validator
@@ -46,8 +46,8 @@ from resources.azure_auth import (
 )
 from resources.azure_retry import read_only_post_retry_policy
 
-BACKEND_EMBEDDED = "embedded"
-BACKEND_AZURE = "azure"
+BACKEND_EMBEDDED: Final = "embedded"
+BACKEND_AZURE: Final = "azure"
 CONFIG_FILE = "safety_thresholds.yaml"
 ENV_ENDPOINT = "AZURE_CONTENT_SAFETY_ENDPOINT"
 # Azure's category names -> the warehouse columns (lib/safety.py CATEGORIES).
@@ -390,7 +390,8 @@ class AzureContentSafetyResource(ContentSafetyResource):
             errors.append(f"screening failed: {SERVICE_NAME} answer has no categoriesAnalysis list")
             analysis = []
         for item in analysis:
-            category = AZURE_CATEGORIES.get(item.get("category")) if isinstance(item, Mapping) else None
+            name = item.get("category") if isinstance(item, Mapping) else None
+            category = AZURE_CATEGORIES.get(name) if isinstance(name, str) else None
             if category is None:
                 continue  # a category we did not ask for
             severity = item.get("severity")

@@ -408,24 +408,20 @@ class AzureAISearchResource(SearchResource):
             SimpleField,
         )
 
-        string = SearchFieldDataType.String
+        # SearchableField is always Edm.String (Collection(Edm.String) with collection=True); it takes no type.
+        string = SearchFieldDataType.STRING
         return SearchIndex(
             name=self.index_name,
             fields=[
                 SimpleField(name="document_id", type=string, key=True, filterable=True),
-                SearchableField(name="title", type=string),
+                SearchableField(name="title"),
                 SimpleField(name="category", type=string, filterable=True, facetable=True),
-                SearchableField(name="content", type=string),
-                SearchableField(name="audience", type=string),
-                SearchableField(
-                    name="keywords",
-                    type=SearchFieldDataType.Collection(string),
-                    collection=True,
-                    filterable=True,
-                ),
+                SearchableField(name="content"),
+                SearchableField(name="audience"),
+                SearchableField(name="keywords", collection=True, filterable=True),
                 SimpleField(
                     name="approval_date",
-                    type=SearchFieldDataType.DateTimeOffset,
+                    type=SearchFieldDataType.DATE_TIME_OFFSET,
                     filterable=True,
                     sortable=True,
                 ),

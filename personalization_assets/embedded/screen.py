@@ -259,16 +259,22 @@ class _Verb:
 
 
 def _rule(label: str, pattern: str, intent_boost: bool = False, negatable: bool = False, **severities: int) -> _Rule:
+    return _checked_rule(label, pattern, severities, intent_boost, negatable)
+
+
+def _checked_rule(
+    label: str, pattern: str, severities: Mapping[str, int], intent_boost: bool = False, negatable: bool = False
+) -> _Rule:
     unknown = set(severities) - set(CATEGORIES)
     if unknown:
         raise ValueError(f"rule {label!r}: unknown categories {sorted(unknown)}")
-    return _Rule(label, re.compile(pattern), MappingProxyType(severities), intent_boost, negatable)
+    return _Rule(label, re.compile(pattern), MappingProxyType(dict(severities)), intent_boost, negatable)
 
 
 def _lexicon(category: str, weighted_terms: Mapping[str, int], prefix: str = "term") -> list[_Rule]:
     """One rule per lexicon term; terms are regex fragments matched on word boundaries."""
     return [
-        _rule(f"{prefix}: {_term_label(term)}", rf"(?<![\w'])(?:{term})(?![\w'])", **{category: weight})
+        _checked_rule(f"{prefix}: {_term_label(term)}", rf"(?<![\w'])(?:{term})(?![\w'])", {category: weight})
         for term, weight in weighted_terms.items()
     ]
 

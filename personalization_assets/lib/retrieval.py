@@ -295,7 +295,14 @@ def defining_features(
 
 
 def dominant_tier(tier_mix: object) -> str | None:
-    mix = json.loads(tier_mix) if isinstance(tier_mix, str) else dict(tier_mix or {})  # type: ignore
+    if isinstance(tier_mix, str):
+        mix = json.loads(tier_mix)
+    elif isinstance(tier_mix, Mapping):
+        mix = dict(tier_mix)
+    elif not tier_mix:
+        mix = {}
+    else:
+        raise TypeError(f"tier_mix must be JSON text or a mapping, not {type(tier_mix).__name__}")
     return max(mix, key=mix.get) if mix else None
 
 

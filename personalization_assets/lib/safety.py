@@ -290,7 +290,7 @@ def decide(
             reasons.append(f"screening incomplete: missing {category}")
             continue
         value = severities[category]
-        if is_missing(value):
+        if value is None or is_missing(value):
             reasons.append(f"screening incomplete: no {category} severity")
         elif not is_integral(value):
             reasons.append(f"screening invalid: {category} severity {value!r} is not an integer")
@@ -305,9 +305,16 @@ def decide(
 class Screened(Protocol):
     """What a screen returns for one text (the embedded ScreenResult and the resources' ScreenOutcome)."""
 
-    severities: Mapping[str, int]
-    blocklist_hits: tuple[str, ...]
-    errors: tuple[str, ...]
+    # Read-only properties: frozen dataclasses (ScreenResult, ScreenOutcome) satisfy them, and a read-only
+    # member is covariant, so a dict[str, int] field fits Mapping[str, int].
+    @property
+    def severities(self) -> Mapping[str, int]: ...
+
+    @property
+    def blocklist_hits(self) -> tuple[str, ...]: ...
+
+    @property
+    def errors(self) -> tuple[str, ...]: ...
 
 
 def decide_screened(

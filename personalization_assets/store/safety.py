@@ -236,15 +236,26 @@ def append_audit(warehouse: DuckDBWarehouse, records: pd.DataFrame, anchors: Seq
     raise AssertionError("unreachable")
 
 
+def _one_row(cursor: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
+    """The row of a query that always returns one (an aggregate, or the head record of a non-empty chain read in
+    the same transaction)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise AuditChainError(f"{AUDIT_TABLE}: a query that always returns a row returned none")
+    return row
+
+
 def _append_audit_once(
     connection: duckdb.DuckDBPyConnection, records: pd.DataFrame, anchors: Sequence[AuditAnchor]
 ) -> AuditAppend:
     connection.execute(AUDIT_DDL)
     table = f"{SCHEMA}.{AUDIT_TABLE}"
-    indexed = connection.execute(
-        "select count(*) from duckdb_indexes() where table_name = ? and index_name = ?",
-        [AUDIT_TABLE, f"{AUDIT_TABLE}_sequence"],
-    ).fetchone()[0]
+    indexed = _one_row(
+        connection.execute(
+            "select count(*) from duckdb_indexes() where table_name = ? and index_name = ?",
+            [AUDIT_TABLE, f"{AUDIT_TABLE}_sequence"],
+        )
+    )[0]
     if not indexed:  # a table from before the unique sequence: refuse a chain that already forked
         forked = connection.execute(
             f"select sequence from {table} group by sequence having count(*) > 1 order by sequence limit 5"
@@ -256,7 +267,7 @@ def _append_audit_once(
                 "`personalize audit-export` and restore a linear chain before screening again"
             )
         connection.execute(AUDIT_SEQUENCE_INDEX)
-    count, head_sequence = connection.execute(f"select count(*), max(sequence) from {table}").fetchone()
+    count, head_sequence = _one_row(connection.execute(f"select count(*), max(sequence) from {table}"))
     root_row = connection.execute(f"select record_hash from {table} where sequence = 0").fetchone()
     root = root_row[0] if root_row else None
     if count and root is None:
@@ -275,9 +286,9 @@ def _append_audit_once(
             )
     prev_hash, next_sequence = GENESIS_HASH, 0
     if count:
-        prev_hash = connection.execute(
-            f"select record_hash from {table} where sequence = ?", [head_sequence]
-        ).fetchone()[0]
+        prev_hash = _one_row(
+            connection.execute(f"select record_hash from {table} where sequence = ?", [head_sequence])
+        )[0]
         next_sequence = int(head_sequence) + 1
     chained = chain_audit_records(records, prev_hash, next_sequence)
     if not chained.empty:

@@ -7,6 +7,7 @@ import functools
 import io
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -15,6 +16,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.typing import RcKeyType
 
 from personalization_assets.lib.assignment import ordered_arms
 from personalization_assets.lib.reporting.attribution import Attribution
@@ -46,7 +48,7 @@ def available_font(preferred: Sequence[str] = PREFERRED_FONTS) -> str:
 
 # Charts are built on matplotlib's object API (Figure, not pyplot): no global backend or figure registry is
 # touched, so rendering is headless (Agg) in Dagster and leaves a notebook's own matplotlib set-up alone.
-CHART_STYLE = {
+CHART_STYLE: dict[RcKeyType, Any] = {
     "font.family": [available_font()],
     "font.size": 8.5,
     "axes.titlesize": 9.5,
@@ -254,10 +256,11 @@ def coverage_chart(coverage: pd.DataFrame, segments: pd.DataFrame, max_documents
 @_styled
 def attribution_chart(attribution: Attribution, confidence: float = 0.95) -> Figure:
     """Odds ratios with CIs: attributes that drive response (left), that change the messages' lift (right)."""
-    if not attribution.fitted or attribution.terms.empty:
+    outcome = attribution.outcome  # None when no model was fitted (Attribution.fitted)
+    if outcome is None or attribution.terms.empty:
         return _message_figure(attribution.note or "No attribution model.")
     effects = [
-        ("response", f"Who {METRIC_VERBS[attribution.outcome]}s"),
+        ("response", f"Who {METRIC_VERBS[outcome]}s"),
         ("uplift", "Who responds more to the new messages"),
     ]
     effects = [(e, t) for e, t in effects if (attribution.terms["effect"] == e).any()]
@@ -284,7 +287,7 @@ def attribution_chart(attribution: Attribution, confidence: float = 0.95) -> Fig
         axis.set_xlabel("Odds ratio per +1 SD (1 = no effect)")
         axis.grid(axis="y", visible=False)
     figure.suptitle(
-        f"What drives {METRIC_EVENTS[attribution.outcome]}: odds ratios with {confidence:.0%} confidence "
+        f"What drives {METRIC_EVENTS[outcome]}: odds ratios with {confidence:.0%} confidence "
         "intervals (filled = significant after Holm adjustment)",
         fontsize=8.5,
     )

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 import jinja2
 import pandas as pd
@@ -59,6 +60,21 @@ TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 TEMPLATE_NAME = "report.html.j2"
 
 
+class ReportFacts(TypedDict):
+    """Small figures the report's text quotes."""
+
+    segments: int
+    customers: int
+    engagement_rows: int
+    library_size: int
+    documents_used: int
+    missing_tables: list[str]
+    decided: list[Recommendation]  # segments with a statistically supported decision
+    open_questions: list[Recommendation]
+    without_message: list[Recommendation]  # segments without an example message in the report
+    segment_descriptions: list[str]
+
+
 @dataclass
 class Report:
     title: str
@@ -80,7 +96,7 @@ class Report:
     attribution: Attribution
     examples: list[ExampleMessage]
     personalized: PersonalizedMessages
-    facts: dict[str, object]  # small figures quoted in the text (customers, segments, missing tables, ...)
+    facts: ReportFacts  # small figures quoted in the text (customers, segments, missing tables, ...)
     # Segments of the campaign this report leaves out, with why: (segment, status, one-line reason).
     excluded: tuple[tuple[str, str, str], ...] = ()
 
@@ -190,7 +206,7 @@ def build_report(
         )
     examples = example_messages(recommendations, inputs.variants, inputs.content)
     shown = {example.segment_name for example in examples}
-    facts = {
+    facts: ReportFacts = {
         "segments": len(segments),
         "customers": int(segments["customers"].sum()),
         "engagement_rows": inputs.engagement_rows,

@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import SupportsFloat, SupportsIndex
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,19 @@ def _missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float | np.floating) and math.isnan(float(value)))
 
 
+def _number(value: object) -> float | None:
+    """A cell as a float; None when it is missing (None, NA, NaN). Raises TypeError, as float() does, for a
+    value that is not a number or a numeric string."""
+    if _missing(value):
+        return None
+    if isinstance(value, str | bytes | SupportsFloat | SupportsIndex):
+        return float(value)
+    raise TypeError(f"float() argument must be a string or a real number, not {type(value).__name__!r}")
+
+
 def fmt_pct(value: object, digits: int = 1) -> str:
-    return "–" if _missing(value) else f"{float(value) * 100:.{digits}f}%"
+    number = _number(value)
+    return "–" if number is None else f"{number * 100:.{digits}f}%"
 
 
 MINUS = "\u2212"  # a typographic minus: "−0.45" reads (and aligns) better than a hyphen
@@ -35,42 +47,48 @@ def _signed(value: float, digits: int) -> str:
 
 def fmt_pp(value: object, digits: int = 1, unit: bool = True) -> str:
     """A difference of two rates in percentage points, signed."""
-    return "–" if _missing(value) else _signed(float(value) * 100, digits) + (" pp" if unit else "")
+    number = _number(value)
+    return "–" if number is None else _signed(number * 100, digits) + (" pp" if unit else "")
 
 
 def fmt_ci_pp(low: object, high: object, digits: int = 1, unit: bool = True) -> str:
-    if _missing(low) or _missing(high):
+    low_number, high_number = _number(low), _number(high)
+    if low_number is None or high_number is None:
         return "–"
-    return f"{_signed(float(low) * 100, digits)} to {_signed(float(high) * 100, digits)}" + (" pp" if unit else "")
+    return f"{_signed(low_number * 100, digits)} to {_signed(high_number * 100, digits)}" + (" pp" if unit else "")
 
 
 def fmt_rel(value: object) -> str:
-    return "–" if _missing(value) else _signed(float(value) * 100, 0) + "%"
+    number = _number(value)
+    return "–" if number is None else _signed(number * 100, 0) + "%"
 
 
 def fmt_p(value: object) -> str:
-    if _missing(value):
+    number = _number(value)
+    if number is None:
         return "–"
-    return "<0.001" if float(value) < 0.001 else f"{float(value):.3f}"
+    return "<0.001" if number < 0.001 else f"{number:.3f}"
 
 
 def fmt_prob(value: object) -> str:
-    if _missing(value):
+    number = _number(value)
+    if number is None:
         return "–"
-    value = float(value)
-    if value > 0.999:
+    if number > 0.999:
         return ">99.9%"
-    if value < 0.001:
+    if number < 0.001:
         return "<0.1%"
-    return f"{value * 100:.0f}%" if 0.01 <= value <= 0.99 else f"{value * 100:.1f}%"
+    return f"{number * 100:.0f}%" if 0.01 <= number <= 0.99 else f"{number * 100:.1f}%"
 
 
 def fmt_int(value: object) -> str:
-    return "–" if _missing(value) else f"{int(round(float(value))):,}"
+    number = _number(value)
+    return "–" if number is None else f"{int(round(number)):,}"
 
 
 def fmt_money(value: object, digits: int = 2) -> str:
-    return "–" if _missing(value) else f"${float(value):,.{digits}f}"
+    number = _number(value)
+    return "–" if number is None else f"${number:,.{digits}f}"
 
 
 def _parse_json_list(value: object) -> list:

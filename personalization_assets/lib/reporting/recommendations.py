@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import pandas as pd
 
@@ -16,6 +17,7 @@ from personalization_assets.lib.reporting.formatting import (
     DisplayTable,
     _bool,
     _missing,
+    _number,
     _parse_json_list,
     fmt_ci_pp,
     fmt_int,
@@ -72,6 +74,14 @@ class Recommendation:
         return self.decision in (SEND, KEEP_CONTROL)
 
 
+class _SegmentFields(TypedDict):
+    """The Recommendation fields every decision for one segment shares."""
+
+    segment: str
+    segment_name: str
+    metric: str
+
+
 def _evidence(row: Mapping[str, object], confidence: float) -> str:
     metric = str(row["metric"])
     return (
@@ -95,16 +105,22 @@ def _power_caveat(row: Mapping[str, object]) -> str:
     mde, lift = row.get("mde_abs"), row.get("abs_lift")
     if _missing(mde):
         return ""
-    level = row.get("alpha_decision")
+    level = _number(row.get("alpha_decision"))
     text = (
         f"With {fmt_int(row['n_arm'])} customers in the arm, the campaign's decision rule"
-        + ("" if _missing(level) else f" (this comparison tested at {float(level):.2g})")
+        + ("" if level is None else f" (this comparison tested at {level:.2g})")
         + f" detects only lifts of {fmt_pp(mde, 2).lstrip('+')} or more in "
         f"{METRIC_LABELS.get(str(row['metric']), row['metric'])} with the planned power"
     )
-    needed = row.get("n_needed")
-    if not _missing(lift) and float(lift) > 0 and not _missing(needed) and float(needed) > 1.05 * float(row["n_arm"]):
-        factor = float(needed) / float(row["n_arm"])
+    lift_number, needed, n_arm = _number(lift), _number(row.get("n_needed")), _number(row["n_arm"])
+    if (
+        lift_number is not None
+        and lift_number > 0
+        and needed is not None
+        and n_arm is not None
+        and needed > 1.05 * n_arm
+    ):
+        factor = needed / n_arm
         times = f"{factor:.1f}" if factor < 10 else f"{factor:,.0f}"
         text += (
             f"; confirming the observed {fmt_pp(lift, 2)} would need about "
@@ -132,7 +148,7 @@ def recommend_segment(
     ``primary_metric`` yields a decision; otherwise the recommendation says the data cannot decide, shows the
     best estimate with its uncertainty and what sample would settle it.
     """
-    base = {"segment": segment, "segment_name": segment_name, "metric": primary_metric}
+    base: _SegmentFields = {"segment": segment, "segment_name": segment_name, "metric": primary_metric}
     rows = rows.assign(significant=_bool(rows["significant"])) if len(rows) else rows
     primary = rows[rows["metric"] == primary_metric] if len(rows) else rows
     testable = primary[primary["p_value"].notna() & primary["abs_lift"].notna()] if len(primary) else primary

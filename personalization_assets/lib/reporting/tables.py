@@ -211,7 +211,12 @@ def profiles_table(profiles: pd.DataFrame) -> DisplayTable:
     def top_key(value: object) -> str:
         if _missing(value):
             return "–"
-        mix = json.loads(value) if isinstance(value, str) else dict(value)
+        if isinstance(value, str):
+            mix = json.loads(value)
+        elif isinstance(value, Mapping):
+            mix = dict(value)
+        else:
+            raise TypeError(f"tier_mix must be JSON text or a mapping, not {type(value).__name__}")
         if not mix:
             return "–"
         tier, share = max(mix.items(), key=lambda item: item[1])
