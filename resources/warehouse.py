@@ -14,7 +14,7 @@ read-write connection to a local file (the "anchor") and hands out a cursor of i
 its own connection with its own transactions, so threads do not share one. The anchor is closed, releasing the
 file lock for other processes (parallel partition runs, the notebook kernel, a reader), when no cursor has been in
 use for `IDLE_RELEASE_SECONDS`, when it has been held `MAX_HOLD_SECONDS` and its last cursor closes, at the end of
-each run (`release_connections`, the resource's teardown), and never crosses a fork (a child opens its own).
+each run (`release_connections`, the resource's teardown), and before a fork (a child opens its own).
 DuckDB refuses a read-only connection in a process that holds the same file read-write, so a read-only
 `connect()` is a cursor of the anchor while one is open, and otherwise a read-only connection of its own as before.
 """
@@ -100,9 +100,23 @@ def _release_if_idle(path: str, anchor: _Anchor) -> None:
             _close_anchor(path)
 
 
+def _before_fork() -> None:
+    # A forked child must not inherit an open database: DuckDB would hand the child the parent's instance (its
+    # cache is keyed by path), without the file lock, and the child's writes would be lost. Idle ones are
+    # closed here, in the parent (they reopen on the next connect); one with a cursor in use at that moment
+    # stays open, as a short-lived connection did before.
+    _ANCHORS_LOCK.acquire()
+    for path, anchor in list(_ANCHORS.items()):
+        if anchor.users == 0:
+            _close_anchor(path)
+
+
+def _after_fork_in_parent() -> None:
+    _ANCHORS_LOCK.release()
+
+
 def _forget_after_fork() -> None:
-    # The parent's connection is not usable in a forked child (DuckDB's file lock belongs to the parent, and
-    # closing it here would checkpoint the parent's database): keep the objects alive, unused, and start afresh.
+    # In the child: never use or close what the parent had open (closing would checkpoint the parent's file).
     global _ANCHORS_LOCK
     _FORGOTTEN.extend(_ANCHORS.values())
     _ANCHORS.clear()
@@ -111,7 +125,7 @@ def _forget_after_fork() -> None:
 
 atexit.register(release_connections)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_forget_after_fork)
 
 
 class WarehouseLockedError(RuntimeError):
