@@ -28,6 +28,7 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from personalization_assets.config import PROJECT_ROOT
 from personalization_assets.jobs import CAMPAIGN_JOB
+from resources.warehouse import release_connections
 
 DEFINITIONS_MODULE = "personalization_assets.definitions"
 DEFINITIONS_ATTRIBUTE = "defs"
@@ -157,7 +158,10 @@ def launch_run(
         remote_job_origin=code_location_origin(job_name),
         job_code_origin=recon.get_python_origin(),
     )
-    result = execute_run(recon, run, instance)
+    try:
+        result = execute_run(recon, run, instance)
+    finally:
+        release_connections()  # the warehouse file lock, for other processes between runs
     failure, failure_class, step, detail = (
         ("", "", "", "") if result.success else summarize_failure(instance, run.run_id)
     )

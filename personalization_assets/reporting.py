@@ -17,7 +17,7 @@ from personalization_assets.lib import reporting
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 from personalization_assets.store.safety import latest_anchor, recorded_audit_heads
 from resources.settings import PipelineSettings
-from resources.warehouse import DuckDBWarehouse
+from resources.warehouse import DuckDBWarehouse, release_connections
 
 GROUP = "reporting"
 NOTEBOOK_TEMPLATE = PROJECT_ROOT / "notebooks" / "campaign_analysis.ipynb"
@@ -72,6 +72,9 @@ def campaign_report(
     # while this process builds the HTML and PDF, instead of after them.
     if config.notebook:
         _import_notebook_machinery()
+        # The kernel opens the file read-only, which DuckDB refuses while this process holds it read-write (the
+        # open connection an earlier step of this run may have left for reuse): release it first.
+        release_connections()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-notebook") as notebook_runner:
         notebook = (
             notebook_runner.submit(_timed_notebook, folder / REPORT_NOTEBOOK, config, experiment, warehouse, served)

@@ -9,7 +9,7 @@ from dagster import DagsterInstance, asset, materialize
 
 from personalization_assets.constants import SEGMENT_PARTITION_METADATA
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME, segment_partitions
-from resources.warehouse import DuckDBWarehouse, WarehouseIOManager
+from resources.warehouse import DuckDBWarehouse, WarehouseIOManager, release_connections
 
 ROWS = {"a": 3, "b": 2}
 
@@ -125,3 +125,64 @@ def test_delete_segments_only_touches_named_segments(warehouse):
 def test_instance_fixture_is_isolated():
     with DagsterInstance.ephemeral() as fresh:
         assert fresh.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME) == []
+
+
+def _read_only_count(path: str, result) -> None:
+    with duckdb.connect(path, read_only=True) as connection:
+        result.put(connection.execute("select count(*) from t").fetchone()[0])
+
+
+def test_released_connection_lets_another_process_read(warehouse):
+    with warehouse.transaction() as connection:
+        connection.execute("create table t as select 1 as x")
+    release_connections()  # what the end of every run does
+    context = multiprocessing.get_context("spawn")
+    result = context.Queue()
+    reader = context.Process(target=_read_only_count, args=(warehouse.path, result))
+    reader.start()
+    reader.join(60)
+    assert reader.exitcode == 0
+    assert result.get(timeout=5) == 1
+
+
+def test_read_only_connect_while_the_process_holds_the_file(warehouse):
+    # DuckDB refuses a second, read-only database of a file this process has open read-write.
+    with warehouse.transaction() as writer:
+        writer.execute("create table t as select 1 as x")
+        with warehouse.connect(read_only=True) as reader:  # its own transaction: the table is not committed yet
+            assert reader.execute("select count(*) from information_schema.tables").fetchone() == (0,)
+    with warehouse.connect(read_only=True) as reader:
+        assert reader.execute("select x from t").fetchone() == (1,)
+    release_connections()
+
+
+def test_threads_get_their_own_transactions(warehouse):
+    with warehouse.transaction() as connection:
+        connection.execute("create table t (x int)")
+    with warehouse.transaction() as first:
+        first.execute("insert into t values (1)")
+        with warehouse.connect() as second:  # another cursor: the uncommitted row is not visible to it
+            assert second.execute("select count(*) from t").fetchone() == (0,)
+    assert len(warehouse.read_table("t")) == 1
+    release_connections()
+
+
+def _write_in_child(path: str) -> None:
+    with DuckDBWarehouse(path=path).transaction() as connection:
+        connection.execute("insert into t values (2)")
+    release_connections()
+
+
+def test_forked_child_opens_its_own_connection(warehouse):
+    with warehouse.transaction() as connection:
+        connection.execute("create table t (x int)")
+        connection.execute("insert into t values (1)")
+    release_connections()
+    with warehouse.connect() as connection:  # the parent holds the file while the child is forked
+        connection.execute("select 1")
+        child = multiprocessing.get_context("fork").Process(target=_write_in_child, args=(warehouse.path,))
+    child.start()  # the child waits for the lock (the parent releases it when idle), then writes with its own
+    child.join(60)
+    assert child.exitcode == 0
+    assert sorted(warehouse.read_table("t")["x"]) == [1, 2]
+    release_connections()

@@ -30,6 +30,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -150,6 +151,7 @@ def normalize_words(text: str) -> list[str]:
     return [stem(word) for word in _WORD.findall(text.replace("_", " "))]
 
 
+@lru_cache(maxsize=8192)  # the same segment and content phrases are normalized for every document and segment
 def _phrase_words(phrase: str) -> tuple[str, ...]:
     return tuple(normalize_words(phrase))
 
