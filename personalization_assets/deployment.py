@@ -62,7 +62,5 @@ def executor_from_environment(environ: Mapping[str, str] = os.environ) -> Execut
     except yaml.YAMLError as error:
         raise ConfigError(f"{ENV_EXECUTOR_CONFIG}: {path} is not valid YAML ({error})") from None
     if not isinstance(settings, dict):
-        raise ConfigError(
-            f"{ENV_EXECUTOR_CONFIG}: {path} must hold a mapping of the {choice} executor's settings"
-        )
+        raise ConfigError(f"{ENV_EXECUTOR_CONFIG}: {path} must hold a mapping of the {choice} executor's settings")
     return executor.configured(settings, name=executor.name)

@@ -38,9 +38,7 @@ class AzureAuthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     auth: AuthMode = "managed_identity"
-    api_key_env: str = Field(
-        default="", description="environment variable holding the API key (auth: api_key)"
-    )
+    api_key_env: str = Field(default="", description="environment variable holding the API key (auth: api_key)")
     managed_identity_client_id: str | None = Field(
         default=None, description="client id of a user-assigned managed identity (system-assigned when unset)"
     )
@@ -59,9 +57,7 @@ def require_secure_endpoint(endpoint: str, setting: str) -> str:
     """Return the endpoint without a trailing slash; refuse plain HTTP except on loopback, and credentials in
     the URL. Messages never repeat credentials or a query string."""
     if not endpoint:
-        raise MissingCredentialError(
-            f"{setting} is not set: the endpoint of the selected Azure backend is required"
-        )
+        raise MissingCredentialError(f"{setting} is not set: the endpoint of the selected Azure backend is required")
     parsed = urlparse(endpoint)
     if "@" in parsed.netloc:
         raise InsecureEndpointError(
@@ -72,17 +68,14 @@ def require_secure_endpoint(endpoint: str, setting: str) -> str:
         raise InsecureEndpointError(f"{setting} must be an http(s) URL, got {_shown(endpoint)}")
     if parsed.scheme == "http" and parsed.hostname not in LOOPBACK_HOSTS:
         raise InsecureEndpointError(
-            f"{setting} must use https:// (plain http is allowed only for 127.0.0.1/localhost), "
-            f"got {_shown(endpoint)}"
+            f"{setting} must use https:// (plain http is allowed only for 127.0.0.1/localhost), got {_shown(endpoint)}"
         )
     return endpoint.rstrip("/")
 
 
 def read_api_key(env_var: str, setting: str) -> str:
     if not env_var:
-        raise MissingCredentialError(
-            f"{setting} is not set: auth is api_key but no environment variable is named"
-        )
+        raise MissingCredentialError(f"{setting} is not set: auth is api_key but no environment variable is named")
     if not ENV_VAR_NAME.fullmatch(env_var):
         # Most likely the key itself was pasted here: never repeat it.
         raise MissingCredentialError(

@@ -36,9 +36,7 @@ def io_manager_from_environment(
         return WarehouseIOManager(warehouse=warehouse)
     if choice == SNOWFLAKE:
         return _snowflake_io_manager(environ)
-    raise ConfigError(
-        f"{ENV_IO_MANAGER}={choice!r} is not an IO manager of this project; use one of {IO_MANAGERS}"
-    )
+    raise ConfigError(f"{ENV_IO_MANAGER}={choice!r} is not an IO manager of this project; use one of {IO_MANAGERS}")
 
 
 def _snowflake_io_manager(environ: Mapping[str, str]) -> ConfigurableIOManagerFactory:
@@ -46,9 +44,7 @@ def _snowflake_io_manager(environ: Mapping[str, str]) -> ConfigurableIOManagerFa
     if not any(environ.get(name) for name in SNOWFLAKE_SECRETS):
         missing.append(" or ".join(SNOWFLAKE_SECRETS))
     if missing:
-        raise ConfigError(
-            f"{ENV_IO_MANAGER}=snowflake needs the environment variable(s): {', '.join(missing)}"
-        )
+        raise ConfigError(f"{ENV_IO_MANAGER}=snowflake needs the environment variable(s): {', '.join(missing)}")
     try:
         from dagster_snowflake_pandas import SnowflakePandasIOManager
     except ImportError:

@@ -22,9 +22,7 @@ def sample_documents() -> dict[str, dict]:
 def source_documents(ids=WIN_BACK_DOCS) -> list[SourceDocument]:
     docs = sample_documents()
     return [
-        SourceDocument(
-            i, docs[i]["title"], docs[i]["content"][:200], docs[i]["category"], tuple(docs[i]["keywords"])
-        )
+        SourceDocument(i, docs[i]["title"], docs[i]["content"][:200], docs[i]["category"], tuple(docs[i]["keywords"]))
         for i in ids
     ]
 
@@ -86,8 +84,6 @@ def write_generation_inputs(
             connection.register(f"{name}_rows", frame)
         connection.execute("create or replace table content_index as select * from content_index_rows")
         connection.execute("create or replace table segment_profiles as select * from segment_profiles_rows")
-        connection.execute(
-            "create table if not exists retrieved_content as select * from retrieved_rows limit 0"
-        )
+        connection.execute("create table if not exists retrieved_content as select * from retrieved_rows limit 0")
         connection.execute("delete from retrieved_content where segment = ?", [segment])
         connection.execute("insert into retrieved_content by name select * from retrieved_rows")

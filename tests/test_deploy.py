@@ -48,9 +48,7 @@ def test_executor_choice_and_settings_file_errors_are_named(tmp_path):
     with pytest.raises(ConfigError, match=r"PERSONALIZATION_EXECUTOR='ray' is not an executor.*'celery'"):
         executor_from_environment({ENV_EXECUTOR: "ray"})
     missing = tmp_path / "nope.yaml"
-    with pytest.raises(
-        ConfigError, match=f"PERSONALIZATION_EXECUTOR_CONFIG: {missing} is not a readable file"
-    ):
+    with pytest.raises(ConfigError, match=f"PERSONALIZATION_EXECUTOR_CONFIG: {missing} is not a readable file"):
         executor_from_environment({ENV_EXECUTOR_CONFIG: str(missing)})
     listed = tmp_path / "list.yaml"
     listed.write_text("- max_concurrent: 2\n")

@@ -124,9 +124,7 @@ def _index_definition() -> SearchIndex:
 
 def _search_client(emu: SearchEmulator, credential=None, **kwargs) -> SearchClient:
     credential = credential or AzureKeyCredential(emu.api_key)
-    return SearchClient(
-        emu.endpoint, INDEX, credential, connection_verify=emu.ca_bundle_path or True, **kwargs
-    )
+    return SearchClient(emu.endpoint, INDEX, credential, connection_verify=emu.ca_bundle_path or True, **kwargs)
 
 
 def _seeded(emu: SearchEmulator) -> SearchEmulator:
@@ -137,9 +135,7 @@ def _seeded(emu: SearchEmulator) -> SearchEmulator:
 
 def _safety_client(emu: ContentSafetyEmulator, credential=None, **kwargs) -> ContentSafetyClient:
     credential = credential or AzureKeyCredential(emu.api_key)
-    return ContentSafetyClient(
-        emu.endpoint, credential, connection_verify=emu.ca_bundle_path or True, **kwargs
-    )
+    return ContentSafetyClient(emu.endpoint, credential, connection_verify=emu.ca_bundle_path or True, **kwargs)
 
 
 def _openai(emu: OpenAIResponsesEmulator, **kwargs) -> OpenAI:
@@ -214,11 +210,7 @@ def test_search_semantic_reranker_scores_and_captions(search_emulator):
 def test_search_rejects_unknown_index_non_filterable_field_and_bad_filter(search_emulator):
     client = _search_client(_seeded(search_emulator), **NO_RETRY)
     with pytest.raises(ResourceNotFoundError):
-        list(
-            SearchClient(
-                search_emulator.endpoint, "missing", AzureKeyCredential(search_emulator.api_key)
-            ).search("x")
-        )
+        list(SearchClient(search_emulator.endpoint, "missing", AzureKeyCredential(search_emulator.api_key)).search("x"))
     with pytest.raises(HttpResponseError, match="not filterable") as not_filterable:
         list(client.search("*", filter="title eq 'x'"))
     assert not_filterable.value.status_code == 400
@@ -231,9 +223,7 @@ def test_search_rejects_unknown_index_non_filterable_field_and_bad_filter(search
 def test_search_token_auth_over_tls(search_emulator_tls):
     emu = search_emulator_tls
     credential = StaticTokenCredential(emu.token)
-    SearchIndexClient(emu.endpoint, credential, connection_verify=emu.ca_bundle_path).create_index(
-        _index_definition()
-    )
+    SearchIndexClient(emu.endpoint, credential, connection_verify=emu.ca_bundle_path).create_index(_index_definition())
     client = _search_client(emu, credential)
     client.upload_documents(DOCS)
     assert [h["id"] for h in client.search("spring sale")][0] == "c2"
@@ -310,10 +300,7 @@ def test_openai_client_with_base_url_and_key(openai_emulator):
     assert response.usage.input_tokens == -(-prompt_words * 13 // 10)  # ceil(words * 1.3)
     assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
     request = openai_emulator.requests[-1]
-    assert (
-        request.path == "/v1/responses"
-        and request.headers["authorization"] == f"Bearer {openai_emulator.api_key}"
-    )
+    assert request.path == "/v1/responses" and request.headers["authorization"] == f"Bearer {openai_emulator.api_key}"
     assert request.json["instructions"] == "Be brief." and request.json["model"] == "gpt-4.1-mini"
 
 
@@ -332,9 +319,7 @@ def test_azure_openai_key_auth_hits_openai_path_with_api_version(openai_emulator
     assert request.path == "/openai/responses" and request.query == {"api-version": "2025-04-01-preview"}
     assert request.auth_scheme == "api-key" and request.json["input"] == messages
 
-    bad = AzureOpenAI(
-        azure_endpoint=emu.endpoint, api_key="wrong", api_version="2025-04-01-preview", max_retries=0
-    )
+    bad = AzureOpenAI(azure_endpoint=emu.endpoint, api_key="wrong", api_version="2025-04-01-preview", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.responses.create(model="gpt-deploy", input="x")
 
@@ -363,9 +348,7 @@ class MessageVariant(BaseModel):
 
 
 def test_structured_output_satisfies_schema_and_can_be_refused(openai_emulator):
-    parsed = _openai(openai_emulator).responses.parse(
-        model="gpt-4.1-mini", input="draft", text_format=MessageVariant
-    )
+    parsed = _openai(openai_emulator).responses.parse(model="gpt-4.1-mini", input="draft", text_format=MessageVariant)
     variant = parsed.output_parsed
     assert isinstance(variant, MessageVariant) and variant.cited_content_ids and variant.subject
     sent_format = openai_emulator.requests[-1].json["text"]["format"]
@@ -388,18 +371,14 @@ def test_structured_output_satisfies_schema_and_can_be_refused(openai_emulator):
 
     openai_emulator.supports_structured_output = False
     with pytest.raises(openai.BadRequestError) as refused:
-        _openai(openai_emulator).responses.parse(
-            model="gpt-4.1-mini", input="draft", text_format=MessageVariant
-        )
+        _openai(openai_emulator).responses.parse(model="gpt-4.1-mini", input="draft", text_format=MessageVariant)
     assert "json_schema" in str(refused.value)
 
 
 def test_custom_responder_receives_the_request_json(openai_emulator):
     seen = []
     openai_emulator.responder = lambda body: seen.append(body) or json.dumps({"echo": body["input"]})
-    assert (
-        _openai(openai_emulator).responses.create(model="m", input="ping").output_text == '{"echo": "ping"}'
-    )
+    assert _openai(openai_emulator).responses.create(model="m", input="ping").output_text == '{"echo": "ping"}'
     assert seen[0]["model"] == "m"
 
 
@@ -444,9 +423,7 @@ def test_latency_applies_to_every_answer_and_requests_run_concurrently():
         client = _openai(emu)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(
-                pool.map(lambda i: client.responses.create(model="m", input=f"q{i}").output_text, range(8))
-            )
+            answers = list(pool.map(lambda i: client.responses.create(model="m", input=f"q{i}").output_text, range(8)))
         elapsed = time.monotonic() - started
     assert sorted(answers) == [f"Emulated answer to: q{i}" for i in range(8)]
     assert 0.8 <= elapsed < 2.4  # two waves of four parallel 0.4 s answers; serial would take 3.2 s
@@ -465,9 +442,7 @@ def test_content_safety_severity_levels_with_key(content_safety_emulator):
     only = client.analyze_text(AnalyzeTextOptions(text="Big SALE today", categories=["Sexual"]))
     assert _categories(only) == {"Sexual": 4}
     request = content_safety_emulator.requests[-1]
-    assert (
-        request.path == "/contentsafety/text:analyze" and request.auth_scheme == "ocp-apim-subscription-key"
-    )
+    assert request.path == "/contentsafety/text:analyze" and request.auth_scheme == "ocp-apim-subscription-key"
 
 
 def test_a_fault_can_target_the_requests_whose_body_contains_a_text(content_safety_emulator):
@@ -490,9 +465,7 @@ def test_content_safety_token_auth_over_tls(content_safety_emulator_tls):
     assert set(_categories(result).values()) == {0}
     assert emu.requests[-1].auth_scheme == "bearer" and credential.scopes == [(COGNITIVE_SCOPE,)]
     with pytest.raises(ClientAuthenticationError):
-        _safety_client(emu, AzureKeyCredential("wrong"), **NO_RETRY).analyze_text(
-            AnalyzeTextOptions(text="x")
-        )
+        _safety_client(emu, AzureKeyCredential("wrong"), **NO_RETRY).analyze_text(AnalyzeTextOptions(text="x"))
 
 
 def test_managed_identity_token_is_accepted_over_tls(managed_identity, content_safety_emulator_tls):
@@ -534,9 +507,7 @@ def test_content_safety_blocklist_hit_and_halt(content_safety_emulator):
     assert halted.categories_analysis == []
     full = client.analyze_text(AnalyzeTextOptions(text=text, blocklist_names=["competitors"]))
     assert len(full.blocklists_match) == 1 and _categories(full)["Violence"] == 4
-    clean = client.analyze_text(
-        AnalyzeTextOptions(text="megamarts are fine", blocklist_names=["competitors"])
-    )
+    clean = client.analyze_text(AnalyzeTextOptions(text="megamarts are fine", blocklist_names=["competitors"]))
     assert clean.blocklists_match == []  # whole-word match only
     with pytest.raises(ResourceNotFoundError):
         client.analyze_text(AnalyzeTextOptions(text="x", blocklist_names=["missing"]))
@@ -544,9 +515,7 @@ def test_content_safety_blocklist_hit_and_halt(content_safety_emulator):
 
 def test_content_safety_rejects_text_over_10000_characters(content_safety_emulator):
     with pytest.raises(HttpResponseError) as too_long:
-        _safety_client(content_safety_emulator, **NO_RETRY).analyze_text(
-            AnalyzeTextOptions(text="a" * 10_001)
-        )
+        _safety_client(content_safety_emulator, **NO_RETRY).analyze_text(AnalyzeTextOptions(text="a" * 10_001))
     assert too_long.value.status_code == 400 and too_long.value.error.code == "InvalidRequestBody"
 
 

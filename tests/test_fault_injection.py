@@ -88,9 +88,7 @@ def services():
         for service, emulator in zip(KEY_ENVS, running.all(), strict=True):
             patch.setenv(KEY_ENVS[service], emulator.api_key)
         retrieval = RetrievalConfig.model_validate(emulator_config(search=search)[RetrievalConfig.FILENAME])
-        retrieval.azure.upload_documents(
-            load_content_library(PROJECT_ROOT / "data" / "content")
-        )
+        retrieval.azure.upload_documents(load_content_library(PROJECT_ROOT / "data" / "content"))
         yield running
 
 
@@ -142,9 +140,7 @@ def assert_audit_appended(case: Case, appended: int) -> pd.DataFrame:
     """The earlier records are untouched, `appended` were added after them, and the whole chain verifies."""
     audit = read_audit(case.warehouse)
     assert len(audit) == len(case.audit_before) + appended
-    pd.testing.assert_frame_equal(
-        audit.iloc[: len(case.audit_before)].reset_index(drop=True), case.audit_before
-    )
+    pd.testing.assert_frame_equal(audit.iloc[: len(case.audit_before)].reset_index(drop=True), case.audit_before)
     verification = verify_audit_chain(audit)
     assert verification.ok, verification.message
     return audit.iloc[len(case.audit_before) :]
@@ -217,9 +213,7 @@ def test_persistent_faults_fail_the_partition_clearly_and_keep_earlier_rows(make
     service, kind, failed_asset, expected = PERSISTENT_FAULTS[name]
     case = make_case(timeout_seconds=0.3)
     emulator = getattr(services, service)
-    emulator.inject(
-        kind, times=None, seconds=1.0, path_contains=SEARCH_QUERY if service == "search" else None
-    )
+    emulator.inject(kind, times=None, seconds=1.0, path_contains=SEARCH_QUERY if service == "search" else None)
 
     result = run_job(case.resources, case.instance)
     assert not result.success
@@ -231,9 +225,7 @@ def test_persistent_faults_fail_the_partition_clearly_and_keep_earlier_rows(make
     written = materialized(result)
     assert failed_asset not in written
     # Only assets that finished before the failure were replaced; every other table holds its earlier rows.
-    assert set(changed_tables(case.before, snapshot(case.warehouse.path))) <= {
-        f"main.{asset}" for asset in written
-    }
+    assert set(changed_tables(case.before, snapshot(case.warehouse.path))) <= {f"main.{asset}" for asset in written}
     assert_audit_appended(case, appended=0)
 
 
@@ -298,9 +290,7 @@ def test_a_safety_outage_reaches_no_customer(make_case, services):
     assert len(assignments) > 0 and set(assignments["arm"]) == {"control"}
     assert assignments["variant_id"].isna().all()
     assert case.warehouse.read_table("personalized_messages", "where segment = ?", [SEGMENT]).empty
-    assert set(case.warehouse.read_table("experiment_metrics", "where segment = ?", [SEGMENT])["arm"]) <= {
-        "control"
-    }
+    assert set(case.warehouse.read_table("experiment_metrics", "where segment = ?", [SEGMENT])["arm"]) <= {"control"}
     assert_audit_appended(case, appended=TONES + FIELD_TEXTS)
 
 
@@ -361,14 +351,10 @@ def test_a_process_killed_mid_partition_leaves_the_warehouse_consistent(prepared
         result = run_job(resources, instance, assets=["safety_verdicts"])
     assert result.success and all(checks_passed(result).values())
     verdicts = warehouse.read_table("safety_verdicts")
-    assert (
-        len(verdicts) == len(verdicts_before) and verdicts["source_variant_id"].is_unique
-    )  # none lost, none doubled
+    assert len(verdicts) == len(verdicts_before) and verdicts["source_variant_id"].is_unique  # none lost, none doubled
     assert sorted(verdicts["tone"]) == sorted(verdicts_before["tone"])
     audit = read_audit(warehouse)
-    pd.testing.assert_frame_equal(
-        audit.iloc[: len(killed_run_audit)].reset_index(drop=True), killed_run_audit
-    )
+    pd.testing.assert_frame_equal(audit.iloc[: len(killed_run_audit)].reset_index(drop=True), killed_run_audit)
     assert len(audit) == len(killed_run_audit) + TONES + FIELD_TEXTS and verify_audit_chain(audit).ok
 
 
@@ -423,11 +409,7 @@ def truly_safe(answer: dict, text: str, thresholds: dict[str, int]) -> bool:
     for item in answer["categoriesAnalysis"]:
         if item["category"] in AZURE_CATEGORIES:
             severities.setdefault(AZURE_CATEGORIES[item["category"]], []).append(item["severity"])
-    valid = all(
-        type(value) is int and 0 <= value <= MAX_SEVERITY
-        for values in severities.values()
-        for value in values
-    )
+    valid = all(type(value) is int and 0 <= value <= MAX_SEVERITY for values in severities.values() for value in values)
     return (
         valid
         and set(severities) == set(CATEGORIES)
@@ -443,15 +425,11 @@ def test_approved_always_means_fully_screened_below_threshold_and_no_blocklist_h
     with ScriptedContentSafety() as emulator:
         for number in range(50):
             emulator.clear_faults()
-            subject = f"Case {number}: fresh trail picks" + (
-                f" from {LOCAL_TERM}" if rng.random() < 0.25 else ""
-            )
+            subject = f"Case {number}: fresh trail picks" + (f" from {LOCAL_TERM}" if rng.random() < 0.25 else "")
             body = f"Case {number}: our spring collection is here for every trail."
             answers = {subject: random_answer(rng), body: random_answer(rng)}
             emulator.answers.update(answers)
-            thresholds = {
-                c: 4 if rng.random() < 0.8 else rng.randint(0, MAX_SEVERITY + 1) for c in CATEGORIES
-            }
+            thresholds = {c: 4 if rng.random() < 0.8 else rng.randint(0, MAX_SEVERITY + 1) for c in CATEGORIES}
             kind = None if rng.random() < 0.65 else rng.choice(PROPERTY_FAULTS)
             if kind:
                 emulator.inject(kind, times=rng.choice([1, 2, 3, None]), retry_after=0.01, seconds=0.1)
@@ -468,9 +446,7 @@ def test_approved_always_means_fully_screened_below_threshold_and_no_blocklist_h
             )
             with pytest.MonkeyPatch.context() as patch:
                 patch.setenv("PROPERTY_TEST_KEY", emulator.api_key)
-                outcome = merge_outcomes(
-                    [resource.screen(subject), resource.screen(body)], ["subject", "body"]
-                )
+                outcome = merge_outcomes([resource.screen(subject), resource.screen(body)], ["subject", "body"])
             decision, reasons = decide_outcome(outcome, thresholds)
 
             described = f"case {number}: {kind=}, {thresholds=}, {answers=}, {outcome=}, {reasons=}"
@@ -487,6 +463,4 @@ def test_approved_always_means_fully_screened_below_threshold_and_no_blocklist_h
                 assert decision == "approved", described  # the gate is not simply closed
             outcomes[decision] += 1
             outcomes["faulted"] += kind is not None
-    assert min(outcomes.values()) >= 5, (
-        outcomes
-    )  # the random cases reach both decisions, with and without faults
+    assert min(outcomes.values()) >= 5, outcomes  # the random cases reach both decisions, with and without faults

@@ -31,9 +31,7 @@ def test_default_is_the_duckdb_warehouse_io_manager(tmp_path):
 
 def test_unknown_choice_and_missing_settings_are_named(tmp_path):
     warehouse = DuckDBWarehouse(path=str(tmp_path / "w.duckdb"))
-    with pytest.raises(
-        ConfigError, match=r"PERSONALIZATION_IO_MANAGER='postgress' is not an IO manager.*snowflake"
-    ):
+    with pytest.raises(ConfigError, match=r"PERSONALIZATION_IO_MANAGER='postgress' is not an IO manager.*snowflake"):
         io_manager_from_environment(warehouse, {ENV_IO_MANAGER: "postgress"})
     partial = {ENV_IO_MANAGER: "snowflake", "SNOWFLAKE_ACCOUNT": "acme"}
     with pytest.raises(ConfigError) as raised:

@@ -161,9 +161,7 @@ def secured(tmp_path_factory):
             "identity": identity,
         }
         retrieval = RetrievalConfig.model_validate(emulator_config(search=search)[RetrievalConfig.FILENAME])
-        retrieval.azure.upload_documents(
-            load_content_library(PROJECT_ROOT / "data" / "content")
-        )
+        retrieval.azure.upload_documents(load_content_library(PROJECT_ROOT / "data" / "content"))
 
         inputs = quarantining_inputs(folder, services)
         quarantined_ids = inputs.pop("ids")

@@ -70,14 +70,10 @@ def effective_weights(arms: Sequence[str], weights: Mapping[str, float] | None =
         return {arm: 1.0 / len(present) for arm in present}
     missing = [arm for arm in present if arm not in weights]
     if missing:
-        raise ValueError(
-            f"arm weights: no weight configured for arm(s) {missing}; configured: {sorted(weights)}"
-        )
+        raise ValueError(f"arm weights: no weight configured for arm(s) {missing}; configured: {sorted(weights)}")
     raw = np.array([float(weights[arm]) for arm in present])
     if not np.all(np.isfinite(raw)) or np.any(raw < 0):
-        raise ValueError(
-            f"arm weights must be finite and non-negative, got {dict(zip(present, raw, strict=True))}"
-        )
+        raise ValueError(f"arm weights must be finite and non-negative, got {dict(zip(present, raw, strict=True))}")
     total = raw.sum()
     if total <= 0:
         raise ValueError(f"arm weights of the present arms {present} sum to 0; at least one must be positive")
@@ -89,9 +85,7 @@ def _variant_arms(variants: Sequence[tuple[str, str]]) -> dict[str, str]:
     variant_by_arm: dict[str, str] = {}
     for variant_id, tone in variants:
         if tone == CONTROL:
-            raise ValueError(
-                f"variant {variant_id!r} has tone {CONTROL!r}, which is reserved for the control arm"
-            )
+            raise ValueError(f"variant {variant_id!r} has tone {CONTROL!r}, which is reserved for the control arm")
         if tone in variant_by_arm:
             raise ValueError(
                 f"variants {variant_by_arm[tone]!r} and {variant_id!r} share tone {tone!r}; "
@@ -118,9 +112,7 @@ def assign_arms(
     """
     missing = [column for column in ("segment", "customer_id") if column not in customers.columns]
     if missing:
-        raise ValueError(
-            f"assign_arms: customers frame lacks column(s) {missing}; has {list(customers.columns)}"
-        )
+        raise ValueError(f"assign_arms: customers frame lacks column(s) {missing}; has {list(customers.columns)}")
     variant_by_arm = _variant_arms(variants)
     arm_weights = effective_weights([CONTROL, *variant_by_arm], weights)
     arm_names = np.array(list(arm_weights), dtype=object)
@@ -185,18 +177,14 @@ def check_balance(
     expected = effective_weights(list(weights), weights)
     unexpected = sorted(set(assignments["arm"].unique()) - set(expected))
     if unexpected:
-        raise ValueError(
-            f"check_balance: arm(s) {unexpected} were assigned but have no expected weight {expected}"
-        )
+        raise ValueError(f"check_balance: arm(s) {unexpected} were assigned but have no expected weight {expected}")
     if assignments.empty:
         return pd.DataFrame({column: pd.Series(dtype=object) for column in BALANCE_COLUMNS})
 
     counts = assignments.groupby(["segment", "arm"], observed=True).size().unstack("arm", fill_value=0)
     counts = counts.reindex(columns=list(expected), fill_value=0)
     srm = pd.DataFrame(
-        [
-            sample_ratio_mismatch(row, expected) for _, row in counts.iterrows()
-        ],  # one test per segment, not per row
+        [sample_ratio_mismatch(row, expected) for _, row in counts.iterrows()],  # one test per segment, not per row
         index=counts.index,
         columns=["srm_chi2", "srm_p_value"],
     )

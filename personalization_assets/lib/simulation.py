@@ -83,17 +83,13 @@ def draw_arm_uplifts(
     """
     low, high = clip
     if sd < 0 or low > high or low <= -1:
-        raise ValueError(
-            f"uplift distribution needs sd >= 0 and -1 < clip low <= clip high, got sd={sd}, clip={clip}"
-        )
+        raise ValueError(f"uplift distribution needs sd >= 0 and -1 < clip low <= clip high, got sd={sd}, clip={clip}")
     uplifts = {}
     for arm in arms:  # a handful of arms, one scalar draw each
         if arm == CONTROL or aa_mode:
             uplifts[arm] = 0.0
             continue
-        draw = stats.norm(loc=mean, scale=sd).rvs(
-            random_state=np.random.default_rng([seed, _arm_stream(arm)])
-        )
+        draw = stats.norm(loc=mean, scale=sd).rvs(random_state=np.random.default_rng([seed, _arm_stream(arm)]))
         uplifts[arm] = float(np.clip(draw, low, high))
     return uplifts
 
@@ -127,9 +123,7 @@ def _validated_history(frame: pd.DataFrame, column: str, baseline: float) -> np.
     invalid = frame[column].notna() & (values.isna() | (values < 0) | (values > 1))
     if invalid.any():
         examples = frame.loc[invalid, column].head(3).tolist()
-        raise ValueError(
-            f"{column}: {int(invalid.sum())} value(s) outside [0, 1] or not numeric, e.g. {examples}"
-        )
+        raise ValueError(f"{column}: {int(invalid.sum())} value(s) outside [0, 1] or not numeric, e.g. {examples}")
     return values.fillna(baseline).to_numpy(float)
 
 
@@ -151,14 +145,10 @@ def _stage_probabilities(
     required = ["customer_id", "arm", *HISTORY_COLUMNS]
     missing = [column for column in required if column not in frame.columns]
     if missing:
-        raise ValueError(
-            f"simulate_engagement: frame lacks column(s) {missing}; join customer features first"
-        )
+        raise ValueError(f"simulate_engagement: frame lacks column(s) {missing}; join customer features first")
     unknown_arms = sorted(set(frame["arm"].unique()) - set(uplifts) - {CONTROL})
     if unknown_arms:
-        raise ValueError(
-            f"simulate_engagement: no uplift given for arm(s) {unknown_arms}; uplifts: {dict(uplifts)}"
-        )
+        raise ValueError(f"simulate_engagement: no uplift given for arm(s) {unknown_arms}; uplifts: {dict(uplifts)}")
     if any(value <= -1 for value in uplifts.values()):
         raise ValueError(f"uplifts must be > -1 (relative change), got {dict(uplifts)}")
     if noise_sd < 0 or not 0 <= history_weight <= 1:
@@ -275,8 +265,7 @@ def _as_flag(values: pd.Series, column: str, where: str) -> pd.Series:
     if invalid.any():
         examples = values[invalid].head(3).tolist()
         raise ValueError(
-            f"{where}: column {column!r} has {int(invalid.sum())} value(s) that are not a yes/no flag, "
-            f"e.g. {examples}"
+            f"{where}: column {column!r} has {int(invalid.sum())} value(s) that are not a yes/no flag, e.g. {examples}"
         )
     return truthy
 
@@ -290,10 +279,7 @@ def _flags_from_events(events: pd.DataFrame, where: str) -> pd.DataFrame:
         raise ValueError(
             f"{where}: unknown event_type value(s) {unknown}; expected one of {sorted(EVENT_TYPE_ALIASES)}"
         )
-    present = (
-        pd.crosstab(events["customer_id"], canonical).reindex(columns=["send", *_EVENT_FLAG], fill_value=0)
-        > 0
-    )
+    present = pd.crosstab(events["customer_id"], canonical).reindex(columns=["send", *_EVENT_FLAG], fill_value=0) > 0
     unsent = present.index[~present["send"]]
     if len(unsent):
         raise ValueError(
@@ -303,9 +289,7 @@ def _flags_from_events(events: pd.DataFrame, where: str) -> pd.DataFrame:
     flags = present.drop(columns="send").rename(columns=_EVENT_FLAG).rename_axis(columns=None).reset_index()
     if REVENUE_METRIC in events.columns:
         revenue = pd.to_numeric(events[REVENUE_METRIC], errors="coerce").fillna(0.0)
-        flags = flags.merge(
-            revenue.groupby(events["customer_id"]).sum().rename(REVENUE_METRIC), on="customer_id"
-        )
+        flags = flags.merge(revenue.groupby(events["customer_id"]).sum().rename(REVENUE_METRIC), on="customer_id")
     return flags
 
 

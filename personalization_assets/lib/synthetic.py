@@ -50,9 +50,7 @@ def generate_customers(count: int, seed: int = 42) -> pd.DataFrame:
 
     age = np.clip(np.round(rng.normal(41, 13, count) + 2.5 * spend), 18, 85).astype(np.int64)
     purchase_frequency = np.round(np.clip(rng.gamma(2.6, 2.2, count) * np.exp(0.55 * affinity), 0, 60), 1)
-    avg_order_value = np.round(
-        np.exp(4.55 + 0.5 * spend + 0.004 * (age - 41) + rng.normal(0, 0.25, count)), 2
-    )
+    avg_order_value = np.round(np.exp(4.55 + 0.5 * spend + 0.004 * (age - 41) + rng.normal(0, 0.25, count)), 2)
 
     # Recency: engaged customers come back within days; a lapsed minority (incl. former frequent buyers) has not.
     lapsed = rng.random(count) < 1 / (1 + np.exp(1.2 + 0.9 * affinity))
@@ -66,9 +64,7 @@ def generate_customers(count: int, seed: int = 42) -> pd.DataFrame:
         return np.round(1 / (1 + np.exp(-(center + rng.normal(0, spread, count)))), 3)
 
     historical_open_rate = rate(-0.9 + 0.8 * affinity - 0.9 * lapsed, 0.45)
-    historical_click_rate = np.round(
-        historical_open_rate * rate(-1.6 + 0.5 * affinity - 0.006 * (age - 41), 0.4), 3
-    )
+    historical_click_rate = np.round(historical_open_rate * rate(-1.6 + 0.5 * affinity - 0.006 * (age - 41), 0.4), 3)
 
     tier_score = 0.8 * spend + 0.5 * affinity + rng.normal(0, 0.5, count)
     tier = TIERS[np.digitize(tier_score, [-0.3, 0.7, 1.6])]

@@ -318,9 +318,7 @@ class EmulatorServer:
         if times is not None and times < 1:
             raise ValueError(f"times must be >= 1 or None (forever), got {times}")
         with self._lock:
-            self._faults.append(
-                Fault(kind, times, retry_after, seconds, path_contains, full_length, body_contains)
-            )
+            self._faults.append(Fault(kind, times, retry_after, seconds, path_contains, full_length, body_contains))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -443,18 +441,14 @@ class EmulatorServer:
         if fault.kind in ("500", "503"):
             status = int(fault.kind)
             code = "InternalServerError" if status == 500 else "ServiceUnavailable"
-            return self._send(
-                handler, request, self._error_response(status, code, f"Emulated {status} fault.")
-            )
+            return self._send(handler, request, self._error_response(status, code, f"Emulated {status} fault."))
         if fault.kind == "timeout":
             self._stopping.wait(fault.seconds)
             return self._drop(handler)
         if fault.kind == "truncated":
             return self._send_truncated(handler, request, self._routed(request), fault.full_length)
         if fault.kind == "malformed":
-            return self._send(
-                handler, request, EmulatorResponse(200, "<html><body>upstream proxy error</body>")
-            )
+            return self._send(handler, request, EmulatorResponse(200, "<html><body>upstream proxy error</body>"))
         if fault.kind == "wrong_schema":
             return self._send(handler, request, EmulatorResponse(200, self.wrong_schema_body(request)))
         if fault.kind == "empty":

@@ -15,9 +15,7 @@ from tests.reliability.warehouse_jobs import warehouse, wide_table
 
 
 def insert_part_then_die(self, context, table_slice, obj, connection):
-    connection.execute(
-        f"insert into {table_slice.schema}.{table_slice.table} by name select * from obj limit 1000"
-    )
+    connection.execute(f"insert into {table_slice.schema}.{table_slice.table} by name select * from obj limit 1000")
     os.kill(os.getpid(), signal.SIGKILL)
 
 

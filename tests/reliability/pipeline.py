@@ -162,9 +162,7 @@ def snapshot(path: str | Path) -> dict[str, tuple[int, str]]:
     """Row count and an order-independent MD5 of the rows of every table (every schema, so the full-text
     index tables count too)."""
     with duckdb.connect(str(path), read_only=True) as connection:
-        tables = connection.execute(
-            "select schema_name, table_name from duckdb_tables() order by all"
-        ).fetchall()
+        tables = connection.execute("select schema_name, table_name from duckdb_tables() order by all").fetchall()
         return {
             f"{schema}.{table}": connection.execute(
                 f"select count(*), coalesce(md5(string_agg(h, '' order by h)), '') from "
@@ -183,9 +181,7 @@ def table_text(path: str | Path) -> str:
     with duckdb.connect(str(path), read_only=True) as connection:
         tables = connection.execute("select schema_name, table_name from duckdb_tables()").fetchall()
         return "\n".join(
-            str(
-                connection.execute(f'select string_agg(t::varchar, chr(10)) from "{s}"."{t}" t').fetchone()[0]
-            )
+            str(connection.execute(f'select string_agg(t::varchar, chr(10)) from "{s}"."{t}" t').fetchone()[0])
             for s, t in tables
         )
 
