@@ -9,11 +9,10 @@ Per segment partition:
 - `experiment_metrics`: each arm against control per metric, with CIs, campaign-adjusted p-values, power, MDE
   and the chance to beat control (docs/statistics.md).
 - `personalized_messages`: for customers in a tone arm, the variant plus a name-free personal opening line.
-Across segments: `pooled_experiment_metrics`, stratified by segment.
-
-The safety gate is enforced in the data path: only variants with status `valid` in message_variants AND
-decision `approved` in safety_verdicts get an arm or a message. Checks are evaluated on the frame an asset is
-about to store; a failed blocking check stops the asset before the write (gates.gated_output).
+Across segments: `pooled_experiment_metrics`, stratified by segment. The safety gate is enforced in the data
+path: only variants with status `valid` in message_variants AND decision `approved` in safety_verdicts get an arm
+or a message. Checks are evaluated on the frame an asset is about to store; a failed blocking check stops the
+asset before the write (gates.gated_output).
 """
 
 from collections.abc import Iterator
