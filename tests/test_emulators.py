@@ -426,7 +426,8 @@ def test_latency_applies_to_every_answer_and_requests_run_concurrently():
             answers = list(pool.map(lambda i: client.responses.create(model="m", input=f"q{i}").output_text, range(8)))
         elapsed = time.monotonic() - started
     assert sorted(answers) == [f"Emulated answer to: q{i}" for i in range(8)]
-    assert 0.8 <= elapsed < 2.4  # two waves of four parallel 0.4 s answers; serial would take 3.2 s
+    assert elapsed >= 0.8  # every answer waited its 0.4 s: at least two waves of four
+    assert emu.max_in_flight > 1  # answered concurrently (serially it would stay 1)
     assert len(emu.requests) == 8
 
 

@@ -234,6 +234,9 @@ class EmulatorServer:
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
+        # Requests waiting out `latency_seconds` at the same time, now and at most: shows concurrency without a clock.
+        self._in_flight = 0
+        self.max_in_flight = 0
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -410,9 +413,14 @@ class EmulatorServer:
         )
         with self._lock:
             self._requests.append(request)
-
-        if self.latency_seconds > 0 and self._stopping.wait(self.latency_seconds):
-            return self._drop(handler)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            if self.latency_seconds > 0 and self._stopping.wait(self.latency_seconds):
+                return self._drop(handler)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
         if not self._authenticated(request):
             response = self._error_response(
