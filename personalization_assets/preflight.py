@@ -11,6 +11,7 @@ from dagster import DagsterError, build_resources
 
 from personalization_assets import config as config_package
 from personalization_assets.config import ConfigError, StageConfig
+from resources.azure_auth import MissingCredentialError
 
 
 def stage_config_models() -> list[type[StageConfig]]:
@@ -43,9 +44,13 @@ def preflight() -> list[str]:
         except ConfigError as error:
             problems.append(str(error))
     try:
-        with build_resources(resources):
-            pass
-    except (DagsterError, ConfigError, ValueError, OSError) as error:
+        with build_resources(resources) as built:
+            # The model client reads its key variable when it is built (not at import): build it here, so a
+            # missing key is refused now rather than at the first segment's generation step. No request is sent.
+            client = getattr(built.llm, "client", None) if "llm" in resources else None
+            if callable(client):
+                client()
+    except (DagsterError, ConfigError, ValueError, OSError, MissingCredentialError) as error:
         problems.append(f"resources: {_first_line(error)}")
     if problems:
         raise ConfigError("\n".join(problems))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from dagster import DagsterRunStatus, RunsFilter
 
 from personalization_assets.cli import _summary, main
@@ -220,6 +221,30 @@ def test_a_missing_credential_variable_is_refused_before_any_stage_runs(tmp_path
     assert completed.returncode == 2
     assert completed.stderr.startswith("error: PERSONALIZATION_IO_MANAGER=snowflake needs the environment variable")
     assert "SNOWFLAKE_ACCOUNT" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    with instance_of(env) as instance:
+        assert instance.get_runs() == []
+
+
+def test_a_missing_model_key_is_refused_before_any_stage_runs(tmp_path):
+    """The Azure OpenAI key variable is checked by the preflight, not at the first generation step."""
+    env = isolated_pipeline_env(tmp_path)
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    generation = yaml.safe_load((config / "generation.yaml").read_text())
+    generation["backend"] = "azure"
+    generation["azure"] = {
+        **(generation.get("azure") or {}),
+        "endpoint": "https://example-openai.openai.azure.com",
+        "auth": "api_key",
+        "api_key_env": "PERSONALIZATION_TEST_MISSING_OPENAI_KEY",
+    }
+    (config / "generation.yaml").write_text(yaml.safe_dump(generation))
+    env["PERSONALIZATION_CONFIG"] = str(config)
+    env.pop("PERSONALIZATION_TEST_MISSING_OPENAI_KEY", None)
+    completed = personalize(env, "run")
+    assert completed.returncode == 2
+    assert "PERSONALIZATION_TEST_MISSING_OPENAI_KEY" in completed.stderr
     assert "Traceback" not in completed.stderr
     with instance_of(env) as instance:
         assert instance.get_runs() == []
