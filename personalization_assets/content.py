@@ -13,7 +13,6 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     DataVersion,
-    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -31,7 +30,7 @@ from personalization_assets.lib.inputs import InputError
 from personalization_assets.metadata import markdown_preview
 from personalization_assets.store.content import CONTENT_QUARANTINE_TABLE, write_content_quarantine
 from personalization_assets.workflows.safety import screen_library
-from resources.content_safety import ContentSafetyConfigError, ContentSafetyResource
+from resources.content_safety import ContentSafetyResource
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
 
@@ -55,10 +54,9 @@ def content_index(
     """
     config = settings.stage(PipelineConfig)
     library = load_content_library(settings.content_path, min_documents=config.content.min_documents)
-    try:
-        screening = screen_library(library.to_frame(), content_safety, settings.stage(SafetyConfig), warehouse)
-    except ContentSafetyConfigError as error:  # a refused key or role: not a verdict on any document
-        raise Failure(description=str(error)) from None
+    # A refused key or role raises ContentSafetyConfigError: not a verdict on any document; the run stops with it
+    # (the CLI shows its one line and exits 2).
+    screening = screen_library(library.to_frame(), content_safety, settings.stage(SafetyConfig), warehouse)
     documents = screening.kept
     unsafe = screening.quarantined
     minimum = max(config.content.min_documents, 1)
