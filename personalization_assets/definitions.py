@@ -23,6 +23,8 @@ from resources.warehouse import DuckDBWarehouse
 STAGE_MODULES = [segmentation, content, retrieval, generation, safety, experimentation, reporting]
 
 warehouse = DuckDBWarehouse()
+# Every stage's settings, read once here: the launchpad shows them, and the backends below are chosen from them.
+settings = PipelineSettings.from_config_dir()
 
 # Redact secrets and raw customer ids in log records before Dagster stores them (docs/operating.md).
 install_log_redaction()
@@ -47,15 +49,15 @@ defs = Definitions(
     executor=executor_from_environment(),
     asset_checks=load_asset_checks_from_modules(STAGE_MODULES),
     resources={
-        "settings": PipelineSettings(),
+        "settings": settings,
         "warehouse": warehouse,
         # Where asset tables are stored: PERSONALIZATION_IO_MANAGER = duckdb (default) | snowflake.
         "io_manager": io_manager_from_environment(warehouse),
         # Backend chosen by config/retrieval.yaml (`backend: embedded | azure`) when the code location loads.
-        "search": PipelineSettings().stage(RetrievalConfig).search_resource(warehouse),
+        "search": settings.stage(RetrievalConfig).search_resource(warehouse),
         # Backend chosen by config/generation.yaml (`backend: embedded | azure | openai_compatible`).
-        "llm": PipelineSettings().stage(GenerationConfig).llm_resource(),
+        "llm": settings.stage(GenerationConfig).llm_resource(),
         # Backend chosen by config/safety_thresholds.yaml (`backend: embedded | azure`).
-        "content_safety": PipelineSettings().stage(SafetyConfig).validated_resource(),
+        "content_safety": settings.stage(SafetyConfig).validated_resource(),
     },
 )

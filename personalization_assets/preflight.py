@@ -4,28 +4,10 @@ and every resource can be built (an `EnvVar` that is not set fails here). A refu
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from dagster import DagsterError, build_resources
 
-from personalization_assets import config as config_package
-from personalization_assets.config import ConfigError, StageConfig
+from personalization_assets.config import ConfigError, stage_config_models
 from resources.azure_auth import MissingCredentialError
-
-
-def stage_config_models() -> list[type[StageConfig]]:
-    """Every StageConfig model of personalization_assets/config/ (one per stage's YAML file)."""
-    for module in pkgutil.iter_modules(config_package.__path__):
-        importlib.import_module(f"{config_package.__name__}.{module.name}")
-    models: list[type[StageConfig]] = []
-    pending = list(StageConfig.__subclasses__())
-    while pending:
-        model = pending.pop()
-        pending.extend(model.__subclasses__())
-        if "FILENAME" in vars(model) and model not in models:
-            models.append(model)
-    return sorted(models, key=lambda model: model.FILENAME)
 
 
 def preflight() -> list[str]:

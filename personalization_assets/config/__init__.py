@@ -67,9 +67,15 @@ def parse_model(model: type[ModelT], data: object, source: str) -> ModelT:
 
 def load_yaml_model(path: str | os.PathLike[str], model: type[ModelT]) -> ModelT:
     """Read a YAML file into `model`. A missing file yields the model's defaults."""
+    return parse_model(model, read_yaml_mapping(path), str(path))
+
+
+def read_yaml_mapping(path: str | os.PathLike[str]) -> dict:
+    """The top-level mapping of a YAML file, not yet validated ({} for a missing or empty file); a file that is
+    not UTF-8, not YAML or not a mapping is a ConfigError naming the file (and line and column)."""
     path = Path(path)
     if not path.exists():
-        return parse_model(model, {}, str(path))
+        return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as error:
@@ -81,7 +87,7 @@ def load_yaml_model(path: str | os.PathLike[str], model: type[ModelT]) -> ModelT
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
-    return parse_model(model, data, str(path))
+    return data or {}
 
 
 class StageConfig(StrictModel):
@@ -89,3 +95,20 @@ class StageConfig(StrictModel):
     resource (`settings.stage(Model)`); subclasses name their file in `FILENAME`."""
 
     FILENAME: ClassVar[str]
+
+
+def stage_config_models() -> list[type[StageConfig]]:
+    """Every StageConfig model of this package (one per stage's YAML file), in file-name order."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    models: list[type[StageConfig]] = []
+    pending = list(StageConfig.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        if "FILENAME" in vars(model) and model not in models:
+            models.append(model)
+    return sorted(models, key=lambda model: model.FILENAME)
