@@ -7,7 +7,6 @@
 - Endpoints must be HTTPS; plain HTTP is accepted only for loopback hosts (local emulators, Ollama, vLLM).
 """
 
-import os
 import re
 import threading
 import time
@@ -15,6 +14,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from azure.core.credentials import TokenCredential
+from dagster import EnvVar
 from pydantic import BaseModel, ConfigDict, Field
 
 AuthMode = Literal["managed_identity", "default_credential", "api_key"]
@@ -82,7 +82,7 @@ def read_api_key(env_var: str, setting: str) -> str:
             f"{setting} must name an environment variable (letters, digits, underscores), not hold the key: "
             "put the key in an environment variable and name that variable here"
         )
-    value = os.environ.get(env_var, "")
+    value = EnvVar(env_var).get_value() or ""
     if not value.strip():
         raise MissingCredentialError(
             f"environment variable {env_var} (named by {setting}) is not set or empty: the API key for the "

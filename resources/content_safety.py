@@ -16,14 +16,13 @@ mistakes (no endpoint, no key, a missing CA file) and credentials the service re
 `ContentSafetyConfigError`: they are not a verdict on the text, and the run stops with that one line.
 """
 
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr, field_validator
 
 from personalization_assets.embedded.screen import SCREEN_VERSION, phishing_check, screen_text
@@ -237,7 +236,7 @@ class AzureContentSafetyResource(ContentSafetyResource):
     @field_validator("endpoint")
     @classmethod
     def _endpoint_from_environment(cls, value: str) -> str:
-        return value or os.environ.get(ENV_ENDPOINT, "")
+        return value or EnvVar(ENV_ENDPOINT).get_value() or ""
 
     @property
     def backend_name(self) -> str:
