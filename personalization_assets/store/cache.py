@@ -28,6 +28,7 @@ class WarehouseCache:
         self.enabled = enabled and warehouse is not None
         self._pending: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
+        self._layout_checked = False  # the table is known to exist with CACHE_COLUMNS: no need to ask again
 
     def lookup(self, keys: Iterable[str]) -> dict[str, str]:
         """The stored payloads of those `keys` that have one, pending ones included (one query for all)."""
@@ -77,10 +78,13 @@ class WarehouseCache:
             connection.register("new_cache_rows", rows)
             connection.execute(f"insert or ignore into {SCHEMA}.{self.table} by name select * from new_cache_rows")
             connection.unregister("new_cache_rows")
+        self._layout_checked = True
         return len(pending)
 
     def _layout_is_current(self) -> bool:
         """Whether the table exists with this class's columns (an older release's layout counts as absent)."""
+        if self._layout_checked:
+            return True
         warehouse = self._warehouse
         if warehouse is None or not warehouse.table_exists(self.table):
             return False
@@ -92,4 +96,5 @@ class WarehouseCache:
                 " order by ordinal_position",
                 [SCHEMA, self.table],
             ).fetchall()
-        return tuple(name for (name,) in columns) == CACHE_COLUMNS
+        self._layout_checked = tuple(name for (name,) in columns) == CACHE_COLUMNS
+        return self._layout_checked
