@@ -28,6 +28,7 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from personalization_assets.config import PROJECT_ROOT
 from personalization_assets.jobs import CAMPAIGN_JOB
+from personalization_assets.run_launcher import PROCESS_TAG, process_alive
 from resources.warehouse import release_connections
 
 DEFINITIONS_MODULE = "personalization_assets.definitions"
@@ -248,33 +249,21 @@ def segment_outcomes(
 
 # --- Runs whose process is gone -------------------------------------------------------------------------------
 
-PROCESS_TAG = "personalization/process"  # "<pid>@<host>" of the `personalize run` executing the run
-
 
 def process_tag() -> dict[str, str]:
     return {PROCESS_TAG: f"{os.getpid()}@{socket.gethostname()}"}
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
-
-
 def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
     """Mark failed the unfinished runs of `personalize run` processes on this host that no longer exist (killed,
-    crashed, machine rebooted): without it they would stay STARTED for ever, as a run launched by the UI's
-    default run launcher does until `run_monitoring.max_runtime_seconds` (dagster.yaml). Returns their ids."""
+    crashed, machine rebooted) at the start of the next one, also when no daemon runs (with a daemon, its run
+    monitoring does it too: personalization_assets.run_launcher). Returns their ids."""
     host = socket.gethostname()
     failed = []
     unfinished = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
     for run in instance.get_runs(RunsFilter(tags={TRIGGER_TAG: CLI_TRIGGER}, statuses=unfinished)):
         pid, _, run_host = run.tags.get(PROCESS_TAG, "").partition("@")
-        if run_host != host or not pid.isdigit() or _process_alive(int(pid)):
+        if run_host != host or not pid.isdigit() or process_alive(int(pid)):
             continue
         instance.report_run_failed(run, f"the `personalize run` process {pid} that executed this run is gone")
         failed.append(run.run_id)
