@@ -61,7 +61,19 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, Engine] = OrderedDict()
         self._engines_lock = threading.Lock()
         self._stamp: tuple[str, str] | None = None  # a run shard's alembic_version DDL and revision (see above)
+        self._tables_present: set[str] = set()
         super().__init__(base_dir, inst_data)
+
+    def has_table(self, table_name: str) -> bool:
+        """Dagster asks for every asset-check event and dynamic-partition lookup whether an index-shard table exists
+        (a new engine and a schema query each time, ~10 ms). A table that exists stays (migrations add tables),
+        so a yes is remembered; a no is asked again."""
+        if table_name in self._tables_present:
+            return True
+        present = super().has_table(table_name)
+        if present:
+            self._tables_present.add(table_name)
+        return present
 
     @classmethod
     def config_type(cls):
@@ -149,6 +161,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def wipe(self) -> None:
         for shard in list(self._engines):
             self._close_shard(shard)
+        self._tables_present.clear()
         super().wipe()
 
     def watch(self, run_id: str, cursor: str | None, callback) -> None:
