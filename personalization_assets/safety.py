@@ -7,7 +7,9 @@ takes the text it sends from `safety_verdicts` rows with `decision == 'approved'
 Fail-closed: a variant is approved only when both texts were fully screened (every concern, valid severities, no
 error, a language the screen judges) and every severity is below its threshold with no blocklist hit. A variant
 blocked for its content may be rewritten by the generation stage's `llm` (workflows/safety.py) and is screened
-again. Credentials the service refuses (HTTP 401/403) stop the run with a one-line configuration error.
+again. With `second_opinion.enabled`, a variant approved near a threshold is also judged by that `llm`; the second
+opinion can only block (and blocks when it cannot be had). Credentials the service refuses (HTTP 401/403) stop
+the run with a one-line configuration error.
 
 Every screening decision is appended to `safety_audit` (store/safety.py: hashes, not text) in one transaction
 that reads the chain head and appends; the head is also kept in this asset's materialization metadata. The three
@@ -62,6 +64,7 @@ from personalization_assets.workflows.safety import (
     FieldScreening,
     Rewriter,
     Screening,
+    SecondOpinion,
     audit_records,
     candidates_from_variants,
     field_audit_records,
@@ -179,6 +182,17 @@ def safety_verdicts(
     segment = context.partition_key
     candidates = candidates_from_variants(message_variants)
     cache = ScreenCache(warehouse, content_safety, enabled=config.cache)
+    # None when off; a ConfigError (before anything is screened) when enabled with the embedded composer.
+    opinion_resource = config.second_opinion_resource(llm)
+    second_opinion = (
+        SecondOpinion(
+            opinion_resource,
+            config.second_opinion.margin,
+            ScreenCache(warehouse, opinion_resource, enabled=config.cache),
+        )
+        if opinion_resource is not None
+        else None
+    )
     field_values = read_personal_field_values(warehouse, segment)
     started = time.perf_counter()
     try:
@@ -196,12 +210,15 @@ def safety_verdicts(
                 rewriter=lambda: Rewriter(settings, llm, warehouse, segment),
                 log=context.log.warning,
                 cache=cache,
+                second_opinion=second_opinion,
             )
             field_screenings = fields_job.result()
     except ContentSafetyConfigError:  # not a verdict on any text: stop the run with the error that says what to fix
         raise
     wall_seconds = time.perf_counter() - started
     cache_writes = cache.flush()
+    if second_opinion is not None and second_opinion.cache is not None:
+        cache_writes += second_opinion.cache.flush()
 
     records = audit_records(segment, context.run.run_id, history)
     if field_screenings:
@@ -239,6 +256,7 @@ def safety_verdicts(
             "in the experiment"
         )
     screenings: list[Screening | FieldScreening] = [*history, *field_screenings]
+    opinions = [s for s in history if s.second_opinion is not None]
     metadata = {
         "backend": content_safety.backend_name,
         "variants_screened": len(verdicts),
@@ -253,6 +271,18 @@ def safety_verdicts(
         "cache_entries_written": cache_writes,
         "screening_seconds": MetadataValue.float(round(wall_seconds, 3)),
         "thresholds": _thresholds(config),
+        "second_opinion": (
+            f"{opinion_resource.backend_name}, margin {config.second_opinion.margin}" if opinion_resource else "off"
+        ),
+        "second_opinions": len(opinions),
+        "second_opinion_blocked": sum(s.decision == BLOCKED for s in opinions),
+        "second_opinion_unavailable": sum(
+            bool(s.second_opinion.errors) for s in opinions if s.second_opinion is not None
+        ),
+        "second_opinion_requests": sum(s.second_opinion.requests for s in opinions if s.second_opinion is not None),
+        "second_opinion_cached": sum(
+            s.second_opinion.backend.endswith(CACHED_BACKEND_SUFFIX) for s in opinions if s.second_opinion is not None
+        ),
         "blocked_reasons": _md(
             pd.DataFrame(
                 {"tone": blocked["tone"], "reasons": blocked["reasons"].map(lambda r: "; ".join(json.loads(r)))}
