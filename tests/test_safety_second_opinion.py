@@ -417,7 +417,8 @@ def test_a_backend_without_structured_output_is_asked_for_json_in_the_prompt(ope
 
 
 def test_second_opinions_run_with_bounded_concurrency(monkeypatch):
-    with OpenAIResponsesEmulator(latency_seconds=0.3) as emulator:
+    emulator = OpenAIResponsesEmulator(latency_seconds=0.3)
+    with emulator:
         emulator.responder = responder_for({})
         final = screen_near(compatible_llm(emulator, monkeypatch), max_concurrency=3, extra=8)
         assert len(second_opinion_requests(emulator)) == 9  # friendly and the eight extra texts
