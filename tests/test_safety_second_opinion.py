@@ -32,6 +32,7 @@ from tests.emulators.openai_responses import (
     last_user_text,
 )
 from tests.test_safety import (
+    azure_resource,
     checks_of,
     failure_message,
     metadata_of,
@@ -314,6 +315,35 @@ def test_a_blocked_variant_is_rewritten_and_the_rewrite_screened_again(
     assert json.loads(audit.loc[audit["variant_id"] == "v-friendly", "reasons"].iloc[0])[0].startswith(
         "LLM second opinion: violence severity 5"
     )
+
+
+def test_with_the_azure_screen_both_opinions_are_cached_and_audited_together(
+    instance, base_resources, warehouse, tmp_path, openai_emulator, content_safety_emulator, monkeypatch
+):
+    base_resources["settings"] = opinion_settings(base_resources, tmp_path)
+    content_safety_emulator.trigger_words = {"lesser folk": ("Hate", 3)}
+    openai_emulator.responder = responder_for({"lesser folk": opinion(hate=5)})
+    write_inputs(warehouse, variant_rows({"informational": "Made for people, not for the lesser folk."}))
+    screen = azure_resource(content_safety_emulator, monkeypatch)
+    llm = azure_llm(openai_emulator, monkeypatch)
+    first = run_safety(instance, base_resources, screen, llm=llm)
+    assert first.success
+    informational = verdicts_by_tone(warehouse)["informational"]
+    assert informational["decision"] == "blocked"
+    assert json.loads(informational["reasons"]) == ["LLM second opinion: hate severity 5 >= 4"]
+    assert informational["backend"] == "azure + LLM second opinion (azure gpt-4o-mini)"
+    assert len(second_opinion_requests(openai_emulator)) == 1
+
+    second = run_safety(instance, base_resources, screen, llm=llm)
+    assert second.success
+    assert len(second_opinion_requests(openai_emulator)) == 1  # nothing asked again
+    audit = store.read_audit(warehouse)
+    assert audit.loc[audit["variant_id"] == "v-informational", "backend"].iloc[-1] == (
+        "azure (cached) + LLM second opinion (azure gpt-4o-mini) (cached)"
+    )
+    metadata = metadata_of(second)
+    assert (metadata["cached_screenings"], metadata["second_opinion_cached"]) == (3, 1)
+    assert metadata["second_opinion_blocked"] == 1
 
 
 def test_when_disabled_nothing_is_sent(instance, base_resources, warehouse, tmp_path, openai_emulator, monkeypatch):

@@ -149,14 +149,12 @@ def with_second_opinion(screening: Screening, opinion: ScreenOutcome, thresholds
         errors=(*screen.errors, *opinion.errors),
         detail=detail,
     )
-    if decision == APPROVED:
-        return replace(screening, outcome=outcome, second_opinion=opinion)
     return replace(
         screening,
         outcome=outcome,
-        decision=BLOCKED,
+        decision=screening.decision if decision == APPROVED else BLOCKED,
         reasons=(*screening.reasons, *reasons),
-        screened_at=datetime.now(UTC),
+        screened_at=datetime.now(UTC),  # the decision is made now
         second_opinion=opinion,
     )
 
