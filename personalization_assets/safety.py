@@ -71,6 +71,7 @@ from personalization_assets.workflows.safety import (
     field_verdicts,
     screen_personal_fields,
     screen_with_rewrites,
+    second_opinion_counts,
     verdicts_frame,
 )
 from resources.content_safety import ContentSafetyConfigError, ContentSafetyResource
@@ -256,7 +257,6 @@ def safety_verdicts(
             "in the experiment"
         )
     screenings: list[Screening | FieldScreening] = [*history, *field_screenings]
-    opinions = [s for s in history if s.second_opinion is not None]
     metadata = {
         "backend": content_safety.backend_name,
         "variants_screened": len(verdicts),
@@ -274,15 +274,7 @@ def safety_verdicts(
         "second_opinion": (
             f"{opinion_resource.backend_name}, margin {config.second_opinion.margin}" if opinion_resource else "off"
         ),
-        "second_opinions": len(opinions),
-        "second_opinion_blocked": sum(s.decision == BLOCKED for s in opinions),
-        "second_opinion_unavailable": sum(
-            bool(s.second_opinion.errors) for s in opinions if s.second_opinion is not None
-        ),
-        "second_opinion_requests": sum(s.second_opinion.requests for s in opinions if s.second_opinion is not None),
-        "second_opinion_cached": sum(
-            s.second_opinion.backend.endswith(CACHED_BACKEND_SUFFIX) for s in opinions if s.second_opinion is not None
-        ),
+        **second_opinion_counts(history),
         "blocked_reasons": _md(
             pd.DataFrame(
                 {"tone": blocked["tone"], "reasons": blocked["reasons"].map(lambda r: "; ".join(json.loads(r)))}

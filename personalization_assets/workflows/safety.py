@@ -31,7 +31,7 @@ from personalization_assets.lib.safety import (
     screen_documents,
 )
 from personalization_assets.store.generation import ResponseCache
-from personalization_assets.store.safety import ScreenCache
+from personalization_assets.store.safety import CACHED_BACKEND_SUFFIX, ScreenCache
 from personalization_assets.workflows.generation import Variant, regenerate_variant, variant_request_for
 from resources.content_safety import (
     SECOND_OPINION,
@@ -188,6 +188,19 @@ class SecondOpinion:
         for i, future in futures.items():
             reviewed[i] = with_second_opinion(screenings[i], future.result(), thresholds)
         return reviewed
+
+
+def second_opinion_counts(screenings: Sequence[Screening]) -> dict[str, int]:
+    """How many screenings got a second opinion, how many were blocked after it (unavailable ones included),
+    how many of those could not get one, the LLM requests made and the answers taken from the cache."""
+    answers = [(s, s.second_opinion) for s in screenings if s.second_opinion is not None]
+    return {
+        "second_opinions": len(answers),
+        "second_opinion_blocked": sum(s.decision == BLOCKED for s, _ in answers),
+        "second_opinion_unavailable": sum(bool(answer.errors) for _, answer in answers),
+        "second_opinion_requests": sum(answer.requests for _, answer in answers),
+        "second_opinion_cached": sum(answer.backend.endswith(CACHED_BACKEND_SUFFIX) for _, answer in answers),
+    }
 
 
 def screen_library(
