@@ -190,6 +190,8 @@ def safety_verdicts(
             opinion_resource,
             config.second_opinion.margin,
             ScreenCache(warehouse, opinion_resource, enabled=config.cache),
+            screen=content_safety,
+            model_margin=config.second_opinion.model_margin,
         )
         if opinion_resource is not None
         else None

@@ -32,7 +32,8 @@ from typing import Any, Final
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr, field_validator
 
-from personalization_assets.embedded.screen import SCREEN_VERSION, phishing_check, screen_text
+from personalization_assets.embedded.model import MODEL_THRESHOLD, SAFE, screen_model
+from personalization_assets.embedded.screen import SCREEN_VERSION, masked_text, phishing_check, screen_text
 from personalization_assets.lib.safety import (
     AZURE_MAX_TEXT_CHARS,
     CATEGORIES,
@@ -167,6 +168,11 @@ class ContentSafetyResource(ConfigurableResource):
     def validate_configuration(self) -> None:
         """Raise ContentSafetyConfigError for a setting that cannot work (checked when definitions load)."""
 
+    def near_model_boundary(self, text: str, margin: float) -> bool:
+        """Whether a model behind this backend scored `text` unsafe with a probability within `margin` below its
+        decision threshold. Only the embedded screen exposes such a score; other backends say False."""
+        return False
+
     def screen(self, text: str) -> ScreenOutcome:
         """Screen one text. Failures come back as `errors`, not exceptions (configuration errors do raise)."""
         if not isinstance(text, str):
@@ -199,6 +205,20 @@ class EmbeddedContentSafetyResource(ContentSafetyResource):
     @property
     def cacheable(self) -> bool:
         return False  # local and deterministic: screening again is as cheap as a cache lookup
+
+    def model_score(self, text: str) -> float | None:
+        """The linear model's unsafe probability for `text`, as the screen computes it (idioms masked), or None
+        when no model is shipped or the text is unlike the prose it was trained on (then it does not judge)."""
+        model = screen_model()
+        masked = masked_text(text)
+        if model is None or not model.familiar(masked):
+            return None
+        return 1.0 - float(model.probabilities([masked])[0][model.classes.index(SAFE)])
+
+    def near_model_boundary(self, text: str, margin: float) -> bool:
+        """The model found `text` safe, but with an unsafe probability of at least MODEL_THRESHOLD - margin."""
+        score = self.model_score(text) if margin > 0 else None
+        return score is not None and MODEL_THRESHOLD - margin <= score < MODEL_THRESHOLD
 
     def _screen(self, text: str) -> ScreenOutcome:
         result = screen_text(text, self.blocklist_terms)

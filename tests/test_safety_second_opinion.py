@@ -11,6 +11,7 @@ import pytest
 
 from personalization_assets.config import ConfigError
 from personalization_assets.config.safety import SafetyConfig
+from personalization_assets.embedded.model import MODEL_THRESHOLD
 from personalization_assets.lib.safety import CONCERNS
 from personalization_assets.store import safety as store
 from personalization_assets.workflows import safety as flow
@@ -454,3 +455,53 @@ def test_second_opinions_run_with_bounded_concurrency(monkeypatch):
         assert len(second_opinion_requests(emulator)) == 9  # friendly and the eight extra texts
         assert 2 <= emulator.max_in_flight <= 3
     assert all(s.decision == "approved" for s in final)
+
+
+# --- Texts the embedded screen's model found safe, but only just ------------------------------------------------
+
+MODEL_NEAR = "Confirm your login details on our new portal."  # the model's unsafe probability ~0.49 today
+
+
+def test_a_text_near_the_models_boundary_is_sent_and_the_others_are_not(openai_emulator, monkeypatch):
+    screen = EmbeddedContentSafetyResource()
+    score = screen.model_score(MODEL_NEAR)
+    assert score is not None and score < MODEL_THRESHOLD, f"pick another text: the model scores it {score}"
+    assert max(screen.screen(MODEL_NEAR).severities.values()) <= 1  # not near by severity
+    margin = MODEL_THRESHOLD - score + 0.005  # the boundary just below this text's score
+    candidates = flow.candidates_from_variants(variant_rows())
+    for candidate in candidates:
+        for text in (candidate.subject, candidate.body):
+            other = screen.model_score(text) or 0.0
+            assert other < MODEL_THRESHOLD - margin, f"a plain variant scores {other}: pick another text"
+    near = flow.Candidate("v-near", "v-near", "friendly", MODEL_NEAR, candidates[0].body, "[]")
+    openai_emulator.responder = responder_for({MODEL_NEAR: opinion(phishing=True)})
+    llm = compatible_llm(openai_emulator, monkeypatch)
+
+    def screened(model_margin: float) -> list[flow.Screening]:
+        final, _ = flow.screen_with_rewrites(
+            screen,
+            [*candidates, near],
+            dict.fromkeys(CONCERNS, 4),
+            max_concurrency=6,
+            rewrite_attempts=0,
+            rewriter=None,
+            second_opinion=flow.SecondOpinion(
+                LLMSecondOpinionResource.for_llm(llm), 1, screen=screen, model_margin=model_margin
+            ),
+        )
+        return final
+
+    final = screened(margin)
+    assert len(second_opinion_requests(openai_emulator)) == 1
+    assert MODEL_NEAR in last_user_text(second_opinion_requests(openai_emulator)[0])
+    assert [s.decision for s in final] == ["approved", "approved", "approved", "blocked"]
+    assert final[-1].reasons == ("LLM second opinion: phishing severity 6 >= 4",)
+
+    openai_emulator.reset()
+    assert [s.decision for s in screened(0.0)] == ["approved"] * 4  # model_margin 0: severities only
+    assert openai_emulator.request_count() == 0
+
+
+def test_only_the_embedded_screen_exposes_a_model_score(content_safety_emulator, monkeypatch):
+    assert azure_resource(content_safety_emulator, monkeypatch).near_model_boundary(MODEL_NEAR, 0.7) is False
+    assert EmbeddedContentSafetyResource().model_score("Tier 3") is None  # too short for the model to judge

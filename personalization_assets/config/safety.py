@@ -43,6 +43,13 @@ class SecondOpinionConfig(StrictModel):
         description="a text is near a threshold when a concern's severity is at least threshold - margin "
         "(and below the threshold)",
     )
+    model_margin: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=0.7,
+        description="embedded backend: also a text its linear model found safe with an unsafe probability of at "
+        "least 0.7 (the model's threshold) - model_margin; 0 = severities only",
+    )
 
 
 class SafetyConfig(StageConfig):

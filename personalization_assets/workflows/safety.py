@@ -168,11 +168,19 @@ class SecondOpinion:
     resource: ContentSafetyResource
     margin: int
     cache: ScreenCache | None = None
+    screen: ContentSafetyResource | None = None  # the backend that screened, when its model score counts too
+    model_margin: float = 0.0
 
     def wanted(self, screening: Screening, thresholds: Mapping[str, int]) -> bool:
-        """Approved by the screen, but near a threshold."""
-        return screening.decision == APPROVED and bool(
-            near_threshold(screening.outcome.severities, thresholds, self.margin)
+        """Approved by the screen, but near a threshold: by severity, or (embedded screen) by its model's
+        unsafe probability on the subject or the body (each judged alone, as the screen does)."""
+        if screening.decision != APPROVED:
+            return False
+        if near_threshold(screening.outcome.severities, thresholds, self.margin):
+            return True
+        candidate = screening.candidate
+        return self.screen is not None and any(
+            self.screen.near_model_boundary(text, self.model_margin) for text in (candidate.subject, candidate.body)
         )
 
     def review(
