@@ -7,7 +7,9 @@ takes the text it sends from `safety_verdicts` rows with `decision == 'approved'
 Fail-closed: a variant is approved only when both texts were fully screened (every concern, valid severities, no
 error, a language the screen judges) and every severity is below its threshold with no blocklist hit. A variant
 blocked for its content may be rewritten by the generation stage's `llm` (workflows/safety.py) and is screened
-again. Credentials the service refuses (HTTP 401/403) stop the run with a one-line configuration error.
+again. With `second_opinion.enabled`, a variant approved near a threshold is also judged by that `llm`; the second
+opinion can only block (and blocks when it cannot be had). Credentials the service refuses (HTTP 401/403) stop
+the run with a one-line configuration error.
 
 Every screening decision is appended to `safety_audit` (store/safety.py: hashes, not text) in one transaction
 that reads the chain head and appends; the head is also kept in this asset's materialization metadata. The three
@@ -62,12 +64,14 @@ from personalization_assets.workflows.safety import (
     FieldScreening,
     Rewriter,
     Screening,
+    SecondOpinion,
     audit_records,
     candidates_from_variants,
     field_audit_records,
     field_verdicts,
     screen_personal_fields,
     screen_with_rewrites,
+    second_opinion_counts,
     verdicts_frame,
 )
 from resources.content_safety import ContentSafetyConfigError, ContentSafetyResource
@@ -179,6 +183,19 @@ def safety_verdicts(
     segment = context.partition_key
     candidates = candidates_from_variants(message_variants)
     cache = ScreenCache(warehouse, content_safety, enabled=config.cache)
+    # None when off; a ConfigError (before anything is screened) when enabled with the embedded composer.
+    opinion_resource = config.second_opinion_resource(llm)
+    second_opinion = (
+        SecondOpinion(
+            opinion_resource,
+            config.second_opinion.margin,
+            ScreenCache(warehouse, opinion_resource, enabled=config.cache),
+            screen=content_safety,
+            model_margin=config.second_opinion.model_margin,
+        )
+        if opinion_resource is not None
+        else None
+    )
     field_values = read_personal_field_values(warehouse, segment)
     started = time.perf_counter()
     try:
@@ -196,12 +213,15 @@ def safety_verdicts(
                 rewriter=lambda: Rewriter(settings, llm, warehouse, segment),
                 log=context.log.warning,
                 cache=cache,
+                second_opinion=second_opinion,
             )
             field_screenings = fields_job.result()
     except ContentSafetyConfigError:  # not a verdict on any text: stop the run with the error that says what to fix
         raise
     wall_seconds = time.perf_counter() - started
     cache_writes = cache.flush()
+    if second_opinion is not None and second_opinion.cache is not None:
+        cache_writes += second_opinion.cache.flush()
 
     records = audit_records(segment, context.run.run_id, history)
     if field_screenings:
@@ -253,6 +273,10 @@ def safety_verdicts(
         "cache_entries_written": cache_writes,
         "screening_seconds": MetadataValue.float(round(wall_seconds, 3)),
         "thresholds": _thresholds(config),
+        "second_opinion": (
+            f"{opinion_resource.backend_name}, margin {config.second_opinion.margin}" if opinion_resource else "off"
+        ),
+        **second_opinion_counts(history),
         "blocked_reasons": _md(
             pd.DataFrame(
                 {"tone": blocked["tone"], "reasons": blocked["reasons"].map(lambda r: "; ".join(json.loads(r)))}

@@ -2,6 +2,8 @@
 
 One configuration layer: the `azure:` section validates straight into `AzureContentSafetyResource` (the resource
 the pipeline uses), so every Azure setting is declared once; `resource()` returns the configured backend.
+`second_opinion` (off by default) asks the generation stage's LLM about variant texts approved close to a
+threshold; enabling it while generation uses the embedded composer is a ConfigError naming both files.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from personalization_assets.config import StageConfig
+from personalization_assets.config import ConfigError, StageConfig, StrictModel
 from personalization_assets.lib.safety import DEFAULT_THRESHOLDS, validate_thresholds
 from resources.content_safety import (
     BACKEND_AZURE,
@@ -20,7 +22,34 @@ from resources.content_safety import (
     ContentSafetyConfigError,
     ContentSafetyResource,
     EmbeddedContentSafetyResource,
+    LLMSecondOpinionResource,
 )
+from resources.llm import BACKEND_EMBEDDED as LLM_BACKEND_EMBEDDED
+from resources.llm import LLMResource
+
+
+class SecondOpinionConfig(StrictModel):
+    """`second_opinion:` - an LLM's opinion on variant texts the screen approved close to a threshold."""
+
+    enabled: bool = Field(
+        default=False,
+        description="ask the generation stage's LLM (generation.yaml backend azure or openai_compatible) about "
+        "approved variant texts near a threshold; it can only block, never approve",
+    )
+    margin: int = Field(
+        default=1,
+        ge=1,
+        le=7,
+        description="a text is near a threshold when a concern's severity is at least threshold - margin "
+        "(and below the threshold)",
+    )
+    model_margin: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=0.7,
+        description="embedded backend: also a text its linear model found safe with an unsafe probability of at "
+        "least 0.7 (the model's threshold) - model_margin; 0 = severities only",
+    )
 
 
 class SafetyConfig(StageConfig):
@@ -44,6 +73,7 @@ class SafetyConfig(StageConfig):
     # Validated when the file loads (the endpoint falls back to AZURE_CONTENT_SAFETY_ENDPOINT), used only when
     # backend is azure or a blocklist is synced.
     azure: AzureContentSafetyResource = Field(default_factory=AzureContentSafetyResource)
+    second_opinion: SecondOpinionConfig = Field(default_factory=SecondOpinionConfig)
 
     @field_validator("thresholds")
     @classmethod
@@ -76,11 +106,30 @@ class SafetyConfig(StageConfig):
             return EmbeddedContentSafetyResource(blocklist_terms=list(self.blocklist))
         return self.azure.model_copy(update={"blocklist_terms": list(self.blocklist)})
 
-    def validated_resource(self) -> ContentSafetyResource:
-        """`resource()`, its endpoint and credential settings checked now (at definitions load)."""
+    def validated_resource(self, llm: LLMResource | None = None) -> ContentSafetyResource:
+        """`resource()`, its endpoint and credential settings checked now (at definitions load); with the `llm`
+        resource, also that an enabled second opinion has an LLM to ask (`second_opinion_resource`)."""
         resource = self.resource()
         resource.validate_configuration()
+        if llm is not None:
+            self.second_opinion_resource(llm)
         return resource
+
+    def second_opinion_resource(self, llm: LLMResource) -> LLMSecondOpinionResource | None:
+        """The LLM second opinion on the generation stage's `llm`, or None when it is not enabled.
+
+        Enabled with the embedded composer (which cannot judge text) is a ConfigError: a safety check the user
+        switched on must not silently not run."""
+        if not self.second_opinion.enabled:
+            return None
+        if llm.backend_name == LLM_BACKEND_EMBEDDED:
+            raise ConfigError(
+                f"{self.FILENAME}: second_opinion.enabled is true, but the generation stage uses the embedded "
+                "composer (generation.yaml backend: embedded), which cannot judge text. Configure an LLM in "
+                "generation.yaml (backend: azure or openai_compatible) or set second_opinion.enabled: false in "
+                f"{self.FILENAME}"
+            )
+        return LLMSecondOpinionResource.for_llm(llm)
 
 
 def sync_configured_blocklist(config: SafetyConfig) -> BlocklistSync:

@@ -1,7 +1,8 @@
 """How the safety stage screens: each variant's subject and body on the configured backend (bounded concurrency,
-cached outcomes of paid backends), rewrites of variants blocked for their content through the generation stage's
-model, the customer field values the opening lines quote, the frames the asset stores and the audit records,
-and `personalize screen` over JSON lines. No Dagster imports; personalization_assets/safety.py wires it.
+cached outcomes of paid backends), the optional LLM second opinion on texts approved near a threshold, rewrites
+of variants blocked for their content through the generation stage's model, the customer field values the
+opening lines quote, the frames the asset stores and the audit records, and `personalize screen` over JSON
+lines. No Dagster imports; personalization_assets/safety.py wires it.
 """
 
 from __future__ import annotations
@@ -23,15 +24,22 @@ from personalization_assets.lib.safety import (
     APPROVED,
     BLOCKED,
     CONCERNS,
+    MAX_SEVERITY,
     LibraryScreening,
     decide_screened,
     document_text,
     screen_documents,
 )
 from personalization_assets.store.generation import ResponseCache
-from personalization_assets.store.safety import ScreenCache
+from personalization_assets.store.safety import CACHED_BACKEND_SUFFIX, ScreenCache
 from personalization_assets.workflows.generation import Variant, regenerate_variant, variant_request_for
-from resources.content_safety import ContentSafetyResource, ScreenOutcome, merge_outcomes
+from resources.content_safety import (
+    SECOND_OPINION,
+    SECOND_OPINION_UNAVAILABLE,
+    ContentSafetyResource,
+    ScreenOutcome,
+    merge_outcomes,
+)
 from resources.llm import LLMResource
 from resources.search import read_content_index
 from resources.settings import PipelineSettings
@@ -94,12 +102,113 @@ class Screening:
     reasons: tuple[str, ...]
     screened_at: datetime
     notes: tuple[str, ...] = ()  # what happened after this screening (a failed rewrite)
+    second_opinion: ScreenOutcome | None = None  # the LLM's outcome, when it was asked
 
     @property
     def rewritable(self) -> bool:
         """Blocked for its content: screening completed, or the service found a blocklist term. A service
-        failure is not fixed by rewriting."""
+        failure (or an unavailable second opinion) is not fixed by rewriting."""
         return self.decision == BLOCKED and (not self.outcome.errors or bool(self.outcome.blocklist_hits))
+
+    @property
+    def backend(self) -> str:
+        """The screen's backend, and the second opinion's when one was asked."""
+        if self.second_opinion is None:
+            return self.outcome.backend
+        return f"{self.outcome.backend} + {self.second_opinion.backend}"
+
+
+# --- LLM second opinion ---------------------------------------------------------------------------------------
+
+
+def near_threshold(severities: Mapping[str, int], thresholds: Mapping[str, int], margin: int) -> list[str]:
+    """The concerns whose severity is below their threshold by at most `margin` (threshold - margin <= severity
+    < threshold). A threshold above the scale (8: never blocks) has nothing near it."""
+    return [
+        concern
+        for concern in CONCERNS
+        if concern in severities
+        and thresholds[concern] <= MAX_SEVERITY
+        and thresholds[concern] - margin <= severities[concern] < thresholds[concern]
+    ]
+
+
+def with_second_opinion(screening: Screening, opinion: ScreenOutcome, thresholds: Mapping[str, int]) -> Screening:
+    """The screening after the LLM's opinion: only ever stricter. Severities are the higher of the two per concern;
+    blocked if the opinion reaches a threshold ("LLM second opinion: violence severity 5 >= 4") or could not be
+    had ("LLM second opinion unavailable: ..."); otherwise the screen's decision stands."""
+    decision, reasons = decide_outcome(opinion, thresholds)
+    reasons = [r if r.startswith(SECOND_OPINION_UNAVAILABLE) else f"{SECOND_OPINION}: {r}" for r in reasons]
+    screen = screening.outcome
+    detail = dict(screen.detail)
+    for concern, labels in opinion.detail.items():
+        detail[concern] = detail.get(concern, ()) + labels
+    outcome = replace(
+        screen,
+        severities={c: max(v, opinion.severities.get(c, v)) for c, v in screen.severities.items()},
+        errors=(*screen.errors, *opinion.errors),
+        detail=detail,
+    )
+    return replace(
+        screening,
+        outcome=outcome,
+        decision=screening.decision if decision == APPROVED else BLOCKED,
+        reasons=(*screening.reasons, *reasons),
+        screened_at=datetime.now(UTC),  # the decision is made now
+        second_opinion=opinion,
+    )
+
+
+@dataclass(frozen=True)
+class SecondOpinion:
+    """Who gives the second opinion (SafetyConfig.second_opinion_resource), how near a threshold a text must be
+    to get one, and the screening cache its complete answers go to (safety_screen_cache, keyed by the model
+    and prompt). Calls run in the screening pool, so at most `max_concurrency` are in flight."""
+
+    resource: ContentSafetyResource
+    margin: int
+    cache: ScreenCache | None = None
+    screen: ContentSafetyResource | None = None  # the backend that screened, when its model score counts too
+    model_margin: float = 0.0
+
+    def wanted(self, screening: Screening, thresholds: Mapping[str, int]) -> bool:
+        """Approved by the screen, but near a threshold: by severity, or (embedded screen) by its model's
+        unsafe probability on the subject or the body (each judged alone, as the screen does)."""
+        if screening.decision != APPROVED:
+            return False
+        if near_threshold(screening.outcome.severities, thresholds, self.margin):
+            return True
+        candidate = screening.candidate
+        return self.screen is not None and any(
+            self.screen.near_model_boundary(text, self.model_margin) for text in (candidate.subject, candidate.body)
+        )
+
+    def review(
+        self, screenings: Sequence[Screening], thresholds: Mapping[str, int], pool: ThreadPoolExecutor
+    ) -> list[Screening]:
+        """`screenings`, those near a threshold after the LLM's opinion on their whole text (subject, blank
+        line, body: the text the audit hash covers)."""
+        wanted = [i for i, screening in enumerate(screenings) if self.wanted(screening, thresholds)]
+        texts = {i: screened_text(screenings[i].candidate.subject, screenings[i].candidate.body) for i in wanted}
+        ask = _cached_screener(self.resource, self.cache, list(texts.values()))
+        futures = {i: pool.submit(ask, text) for i, text in texts.items()}
+        reviewed = list(screenings)
+        for i, future in futures.items():
+            reviewed[i] = with_second_opinion(screenings[i], future.result(), thresholds)
+        return reviewed
+
+
+def second_opinion_counts(screenings: Sequence[Screening]) -> dict[str, int]:
+    """How many screenings got a second opinion, how many were blocked after it (unavailable ones included),
+    how many of those could not get one, the LLM requests made and the answers taken from the cache."""
+    answers = [(s, s.second_opinion) for s in screenings if s.second_opinion is not None]
+    return {
+        "second_opinions": len(answers),
+        "second_opinion_blocked": sum(s.decision == BLOCKED for s, _ in answers),
+        "second_opinion_unavailable": sum(bool(answer.errors) for _, answer in answers),
+        "second_opinion_requests": sum(answer.requests for _, answer in answers),
+        "second_opinion_cached": sum(answer.backend.endswith(CACHED_BACKEND_SUFFIX) for _, answer in answers),
+    }
 
 
 def screen_library(
@@ -142,9 +251,11 @@ def screen_candidates(
     thresholds: dict[str, int],
     pool: ThreadPoolExecutor,
     cache: ScreenCache | None = None,
+    second_opinion: SecondOpinion | None = None,
 ) -> list[Screening]:
     """Screen subject and body of every candidate, all calls in `pool` at once; one decision per candidate.
-    Texts with an outcome in `cache` are not sent; new complete outcomes are added to it."""
+    Texts with an outcome in `cache` are not sent; new complete outcomes are added to it. With
+    `second_opinion`, candidates approved near a threshold are then judged by the LLM as well."""
     screen = _cached_screener(resource, cache, [t for c in candidates for t in (c.subject, c.body)])
     futures = [
         (pool.submit(screen, candidate.subject), pool.submit(screen, candidate.body)) for candidate in candidates
@@ -159,6 +270,8 @@ def screen_candidates(
         )
         decision, reasons = decide_outcome(outcome, thresholds, extra)
         screenings.append(Screening(candidate, outcome, decision, tuple(reasons), datetime.now(UTC)))
+    if second_opinion is not None:
+        screenings = second_opinion.review(screenings, thresholds, pool)
     return screenings
 
 
@@ -250,13 +363,15 @@ def screen_with_rewrites(
     rewriter: Callable[[], Rewriter] | None,
     log: Callable[[str], None] = lambda message: None,
     cache: ScreenCache | None = None,
+    second_opinion: SecondOpinion | None = None,
 ) -> tuple[list[Screening], list[Screening]]:
     """Screen every candidate; rewrite and re-screen those blocked for content (`rewrite_attempts` rounds).
+    With `second_opinion`, every screening (rewrites too) approved near a threshold also gets the LLM's.
 
     Returns (final screening per candidate in input order, every screening made in order, for the audit).
     """
     with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="screen") as pool:
-        final = screen_candidates(resource, candidates, thresholds, pool, cache)
+        final = screen_candidates(resource, candidates, thresholds, pool, cache, second_opinion)
         history = list(final)
         writer = None
         for _ in range(rewrite_attempts):
@@ -285,7 +400,7 @@ def screen_with_rewrites(
             order = sorted(rewritten)
             for i, screening in zip(
                 order,
-                screen_candidates(resource, [rewritten[i] for i in order], thresholds, pool, cache),
+                screen_candidates(resource, [rewritten[i] for i in order], thresholds, pool, cache, second_opinion),
                 strict=True,
             ):
                 final[i] = screening
@@ -331,7 +446,7 @@ def verdicts_frame(segment: str, screenings: Sequence[Screening]) -> pd.DataFram
                 "blocklist_hits": json.dumps(list(s.outcome.blocklist_hits), ensure_ascii=False),
                 "decision": s.decision,
                 "reasons": json.dumps([*s.reasons, *s.notes], ensure_ascii=False),
-                "backend": s.outcome.backend,
+                "backend": s.backend,
                 "screened_at": s.screened_at,
                 "attempts": c.attempt + 1,
                 "rewritten": c.attempt > 0,
@@ -345,10 +460,10 @@ def verdicts_frame(segment: str, screenings: Sequence[Screening]) -> pd.DataFram
 def _audit_frame(
     segment: str,
     run_id: str,
-    decisions: Iterable[tuple[str, str, ScreenOutcome, str, Sequence[str], datetime]],
+    decisions: Iterable[tuple[str, str, ScreenOutcome, str, Sequence[str], datetime, str]],
 ) -> pd.DataFrame:
-    """One audit record per (variant_id, text screened, outcome, decision, reasons, screened_at): hashes and
-    severities, never the text."""
+    """One audit record per (variant_id, text screened, outcome, decision, reasons, screened_at, backend):
+    hashes and severities, never the text."""
     return pd.DataFrame(
         [
             {
@@ -361,9 +476,9 @@ def _audit_frame(
                 "severities": {category: outcome.severities.get(category) for category in CONCERNS},
                 "decision": decision,
                 "reasons": list(reasons),
-                "backend": outcome.backend,
+                "backend": backend,
             }
-            for variant_id, text, outcome, decision, reasons, screened_at in decisions
+            for variant_id, text, outcome, decision, reasons, screened_at, backend in decisions
         ],
         columns=list(AUDIT_FIELDS),
     )
@@ -382,6 +497,7 @@ def audit_records(segment: str, run_id: str, screenings: Sequence[Screening]) ->
                 s.decision,
                 s.reasons,
                 s.screened_at,
+                s.backend,
             )
             for s in screenings
         ),
@@ -482,7 +598,10 @@ def field_audit_records(segment: str, run_id: str, screenings: Sequence[FieldScr
     return _audit_frame(
         segment,
         run_id,
-        ((PERSONAL_FIELDS_VARIANT, s.text, s.outcome, s.decision, s.reasons, s.screened_at) for s in screenings),
+        (
+            (PERSONAL_FIELDS_VARIANT, s.text, s.outcome, s.decision, s.reasons, s.screened_at, s.outcome.backend)
+            for s in screenings
+        ),
     )
 
 
