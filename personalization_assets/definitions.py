@@ -25,6 +25,8 @@ STAGE_MODULES = [segmentation, content, retrieval, generation, safety, experimen
 warehouse = DuckDBWarehouse()
 # Every stage's settings, read once here: the launchpad shows them, and the backends below are chosen from them.
 settings = PipelineSettings.from_config_dir()
+# Backend chosen by config/generation.yaml (`backend: embedded | azure | openai_compatible`).
+llm = settings.stage(GenerationConfig).llm_resource()
 
 # Redact secrets and raw customer ids in log records before Dagster stores them (docs/operating.md).
 install_log_redaction()
@@ -55,9 +57,9 @@ defs = Definitions(
         "io_manager": io_manager_from_environment(warehouse),
         # Backend chosen by config/retrieval.yaml (`backend: embedded | azure`) when the code location loads.
         "search": settings.stage(RetrievalConfig).search_resource(warehouse),
-        # Backend chosen by config/generation.yaml (`backend: embedded | azure | openai_compatible`).
-        "llm": settings.stage(GenerationConfig).llm_resource(),
-        # Backend chosen by config/safety_thresholds.yaml (`backend: embedded | azure`).
-        "content_safety": settings.stage(SafetyConfig).validated_resource(),
+        "llm": llm,
+        # Backend chosen by config/safety_thresholds.yaml (`backend: embedded | azure`); its optional LLM second
+        # opinion asks `llm` (refused here, at load, when that is the embedded composer).
+        "content_safety": settings.stage(SafetyConfig).validated_resource(llm=llm),
     },
 )

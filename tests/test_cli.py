@@ -177,6 +177,22 @@ def test_every_stage_setting_is_checked_before_any_stage_runs(tmp_path):
         assert instance.get_runs() == []  # refused before the segmentation stage ran
 
 
+def test_a_second_opinion_without_an_llm_is_refused_before_any_stage_runs(tmp_path):
+    env = isolated_pipeline_env(tmp_path)
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    thresholds = (config / "safety_thresholds.yaml").read_text()
+    assert "  enabled: false" in thresholds
+    (config / "safety_thresholds.yaml").write_text(thresholds.replace("  enabled: false", "  enabled: true", 1))
+    env["PERSONALIZATION_CONFIG"] = str(config)
+    completed = personalize(env, "run")
+    assert completed.returncode == 2
+    assert "second_opinion.enabled is true, but the generation stage uses the embedded composer" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    with instance_of(env) as instance:
+        assert instance.get_runs() == []
+
+
 def test_stage_config_models_cover_every_stage_file():
     from personalization_assets.preflight import stage_config_models
 
