@@ -747,7 +747,7 @@ def test_notebook_executes_and_reproduces_the_headline(materialized):
     assert materialized["metadata"]["headline"].value in markdown
     assert any(m.startswith("| Segment") and "Distinct opening lines" in m for m in markdown)
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 3  # lift, funnel, attribution
+    assert len(images) == 4  # lift, funnel, coverage, attribution: the PNG files the report embeds
 
 
 def test_reporting_config_rejects_unknown_keys(tmp_path):
