@@ -333,6 +333,7 @@ def execute_notebook(
     parameters: Mapping[str, object],
     timeout_seconds: int = 600,
     before_report_data: Callable[[], None] | None = None,
+    kernel_niceness: int = 0,
 ) -> Path:
     """Execute ``template`` with ``parameters`` injected by papermill after its cell tagged "parameters" and save
     the executed notebook to ``output``. A failing cell raises nbclient's CellExecutionError naming the cell; the
@@ -341,7 +342,8 @@ def execute_notebook(
 
     ``before_report_data`` is called (in this thread) before the first code cell tagged "report-data": it may
     block until the report's data exist, so the kernel starts and runs the cells before it (imports) early, and
-    it may raise to abandon the notebook."""
+    it may raise to abandon the notebook. ``kernel_niceness`` > 0 starts the kernel at that lower CPU priority
+    (``nice``), so a notebook executed beside more urgent work takes the processor when that work waits."""
     import nbformat
     from nbclient import NotebookClient
     from papermill.iorw import load_notebook_node
@@ -371,9 +373,26 @@ def execute_notebook(
         # The kernel listens on loopback only: its "running over TCP without encryption" warning is noise.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
         on_cell_execute=on_cell_execute,
+        **({"kernel_manager_class": _nice_kernel_manager(kernel_niceness)} if kernel_niceness > 0 else {}),
     )
     try:
         client.execute()
     finally:
         nbformat.write(notebook, output)
     return output
+
+
+def _nice_kernel_manager(niceness: int):
+    """jupyter_client's kernel manager, launching the kernel under ``nice -n niceness`` (where ``nice`` exists)."""
+    import shutil
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    nice = shutil.which("nice")
+
+    class NiceKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            command = super().format_kernel_cmd(extra_arguments)
+            return [nice, "-n", str(niceness), *command] if nice else command
+
+    return NiceKernelManager
