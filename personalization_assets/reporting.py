@@ -6,12 +6,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
 
 from personalization_assets.config import PROJECT_ROOT
@@ -166,16 +164,6 @@ def _timed_notebook(
     return time.perf_counter() - started
 
 
-def _fit_attribution(
-    warehouse: DuckDBWarehouse, config: ReportingConfig, confidence: float, served: list[str]
-) -> tuple[pd.DataFrame, reporting.Attribution]:
-    """The attribution sample of the served segments (as ``restrict_to_segments`` keeps it) and its model."""
-    with warehouse.connect(read_only=True) as connection:
-        sample = reporting.read_attribution_sample(connection, config.attribution_sample_rows, config.sample_seed)
-    sample = sample[sample["segment"].isin(served)].reset_index(drop=True)
-    return sample, reporting.feature_attribution(sample, config.attribution_metric, confidence)
-
-
 def _build_report(
     context: AssetExecutionContext,
     config: ReportingConfig,
@@ -191,30 +179,12 @@ def _build_report(
 ) -> MaterializeResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    confidence = 1 - experiment.statistics.alpha
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-attribution") as attribution_runner:
-        # The attribution model (its sample query and fit: the longest part at scale, mostly in DuckDB and numpy,
-        # which release the GIL) runs beside the other queries and the charts that do not depend on it.
-        attribution = attribution_runner.submit(_fit_attribution, warehouse, config, confidence, served)
-        with warehouse.connect(read_only=True) as connection:
-            inputs = reporting.read_inputs(
-                connection,
-                config.attribution_sample_rows,
-                config.sample_seed,
-                config.personalized_sample_per_tone,
-                with_sample=False,
-            )
-        inputs = reporting.restrict_to_segments(inputs, served)
-        timings["read"] = time.perf_counter() - started
-        started = time.perf_counter()
-        drawn: dict[str, bytes] = {}
-        for name, make in reporting.chart_makers(inputs, confidence).items():
-            if attribution.done():
-                break  # the PDF worker can start on the text now; the remaining charts follow
-            drawn[name] = reporting.figure_png(make())
-        sample, model = attribution.result()
-    inputs = replace(inputs, attribution_sample=sample)
-    timings["attribution (charts meanwhile)"] = time.perf_counter() - started
+    with warehouse.connect(read_only=True) as connection:
+        inputs = reporting.read_inputs(
+            connection, config.attribution_sample_rows, config.sample_seed, config.personalized_sample_per_tone
+        )
+    inputs = reporting.restrict_to_segments(inputs, served)
+    timings["read"] = time.perf_counter() - started
     if inputs.missing_tables:
         context.log.warning(
             f"tables not in the warehouse yet (their sections stay empty): {', '.join(inputs.missing_tables)}"
@@ -230,7 +200,7 @@ def _build_report(
         inputs,
         primary_metric=config.primary_metric,
         attribution_metric=config.attribution_metric,
-        confidence=confidence,
+        confidence=1 - experiment.statistics.alpha,
         power=experiment.statistics.power,
         correction=experiment.statistics.correction,
         arm_weights=experiment.assignment.weights,
@@ -240,7 +210,6 @@ def _build_report(
         generated_at=generated_at,
         excluded=excluded,
         charts=False,  # drawn below, while the PDF worker already lays out the text
-        attribution=model,
     )
     timings["tables"] = time.perf_counter() - started
     if pdf_worker is not None:  # the PDF's page links its charts by file name; the worker waits for each file
@@ -248,8 +217,7 @@ def _build_report(
             reporting.render_html(report), folder, folder / REPORT_PDF, wait_for=list(reporting.CHART_FILES.values())
         )
     started = time.perf_counter()
-    # Each PNG drawn once (some already, above): for the PDF, the HTML and the notebook.
-    report = reporting.render_charts(report, folder, drawn)
+    report = reporting.render_charts(report, folder)  # each PNG drawn once: for the PDF, the HTML and the notebook
     html = reporting.render_html(report)
     html_path = folder / REPORT_HTML
     html_path.write_text(html, encoding="utf-8")

@@ -42,7 +42,6 @@ from personalization_assets.lib.reporting.document import (
     TEMPLATES_DIR,
     Report,
     build_report,
-    chart_makers,
     execute_notebook,
     html_to_pdf,
     render_charts,
@@ -87,7 +86,6 @@ from personalization_assets.lib.reporting.inputs import (
     campaign_segments,
     empty_table,
     personalized_sample_sql,
-    read_attribution_sample,
     read_inputs,
     restrict_to_segments,
 )
@@ -134,8 +132,7 @@ __all__ = [
     "TABLE_COLUMNS", "FUNNEL_COLUMNS", "PERSONALIZED_SUMMARY_COLUMNS", "PERSONALIZED_SAMPLE_COLUMNS",
     "PERSONAL_FIELDS_COLUMNS", "PERSONAL_FIELDS_SQL",
     "ATTRIBUTION_FEATURES", "SAMPLE_COLUMNS", "FUNNEL_SQL", "SAMPLE_SQL", "PERSONALIZED_SUMMARY_SQL",
-    "ReportInputs", "empty_table", "personalized_sample_sql", "read_inputs", "read_attribution_sample",
-    "campaign_segments",
+    "ReportInputs", "empty_table", "personalized_sample_sql", "read_inputs", "campaign_segments",
     "restrict_to_segments",
     # recommendations
     "SEND", "LEAN", "UNDECIDED", "KEEP_CONTROL", "CONTROL_ONLY", "NO_DATA", "DECISION_LABELS",
@@ -151,8 +148,7 @@ __all__ = [
     "TONE_COLORS", "EXTRA_COLORS", "CHART_STYLE", "tone_color", "figure_png", "png_data_uri",
     "lift_chart", "funnel_chart", "coverage_chart", "attribution_chart",
     # document
-    "TEMPLATES_DIR", "TEMPLATE_NAME", "CHART_FILES", "Report", "build_report", "chart_makers", "render_charts",
-    "render_html",
+    "TEMPLATES_DIR", "TEMPLATE_NAME", "CHART_FILES", "Report", "build_report", "render_charts", "render_html",
     "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook",
     # the PDF in a child process; the notebook's data
     "PdfWorker", "PdfRenderError", "REPORT_DATA_DIR", "REPORT_DATA_FILE", "report_payload", "report_frames",

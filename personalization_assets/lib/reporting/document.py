@@ -157,7 +157,6 @@ def build_report(
     generated_at: datetime | None = None,
     excluded: Sequence[tuple[str, str, str]] = (),
     charts: bool = True,
-    attribution: Attribution | None = None,
 ) -> Report:
     """Every number, table, chart and sentence of the report, from the warehouse's tables.
 
@@ -167,8 +166,7 @@ def build_report(
     ``recorded_audit_head`` is the safety audit head kept outside the warehouse (see ``safety_summary``).
     ``excluded`` names the campaign's segments left out of ``inputs`` and why; the report says so.
     ``charts=False`` leaves the charts undrawn: ``charts`` then holds their file names (``CHART_FILES``, for an
-    HTML page rendered before they exist, e.g. the PDF's), and ``render_charts`` draws them.
-    ``attribution``: the attribution model, if already fitted (else it is fitted on ``inputs.attribution_sample``)."""
+    HTML page rendered before they exist, e.g. the PDF's), and ``render_charts`` draws them."""
     if primary_metric not in BINARY_METRICS:
         raise ValueError(f"primary_metric must be one of {list(BINARY_METRICS)}, got {primary_metric!r}")
     generated_at = generated_at or datetime.now().astimezone()
@@ -180,9 +178,13 @@ def build_report(
         inputs.retrieved, inputs.variants, inputs.verdicts, segments, len(inputs.content)
     )
     costs, cost_totals = cost_table(inputs.variants, segments)
-    if attribution is None:
-        attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
-    makers = chart_makers(inputs, confidence, attribution)
+    attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
+    chart_makers: dict[str, Callable[[], Figure]] = {
+        "lift": lambda: lift_chart(inputs.metrics, inputs.pooled, segments, confidence),
+        "funnel": lambda: funnel_chart(inputs.funnel, segments),
+        "coverage": lambda: coverage_chart(coverage, segments),
+        "attribution": lambda: attribution_chart(attribution, confidence),
+    }
     tables = {
         "results": results_table(inputs.metrics, segments, primary_metric, confidence, inputs.pooled),
         "funnel": funnel_table(inputs.funnel, segments),
@@ -260,35 +262,18 @@ def build_report(
         ),
         facts=facts,
         excluded=tuple(excluded),
-        chart_makers=makers,
+        chart_makers=chart_makers,
     )
     return render_charts(report) if charts else report
 
 
-def chart_makers(
-    inputs: ReportInputs, confidence: float = 0.95, attribution: Attribution | None = None
-) -> dict[str, Callable[[], Figure]]:
-    """How to draw each of the report's charts (``CHART_FILES`` order); the attribution chart only with its model.
-    The report step draws the others while the attribution model is still being fitted."""
-    segments = campaign_segments(inputs)
-    _, coverage = retrieval_coverage(inputs.retrieved, inputs.variants, inputs.verdicts, segments, len(inputs.content))
-    makers: dict[str, Callable[[], Figure]] = {
-        "lift": lambda: lift_chart(inputs.metrics, inputs.pooled, segments, confidence),
-        "funnel": lambda: funnel_chart(inputs.funnel, segments),
-        "coverage": lambda: coverage_chart(coverage, segments),
-    }
-    if attribution is not None:
-        makers["attribution"] = lambda: attribution_chart(attribution, confidence)
-    return makers
-
-
-def render_charts(report: Report, folder: Path | None = None, drawn: Mapping[str, bytes] | None = None) -> Report:
+def render_charts(report: Report, folder: Path | None = None) -> Report:
     """``report`` with its charts drawn: PNG bytes in ``chart_png``, data URIs in ``charts``. With ``folder``, each
     PNG is also written there under its ``CHART_FILES`` name as soon as it is drawn (atomically: a PDF renderer
-    waiting for the file never reads half of it). ``drawn``: charts already drawn (PNG by name), not drawn again."""
+    waiting for the file never reads half of it)."""
     chart_png = {}
     for name, make in report.chart_makers.items():
-        png = (drawn or {}).get(name) or figure_png(make())
+        png = figure_png(make())
         chart_png[name] = png
         if folder is not None:
             staging = folder / f".{CHART_FILES[name]}.tmp"

@@ -172,25 +172,8 @@ order by s.segment, s.arm, hash(s.customer_id || ?), s.customer_id
 """
 
 
-def read_attribution_sample(
-    connection, sample_rows: int = 200_000, seed: int = 0, existing: set[str] | None = None
-) -> pd.DataFrame:
-    """The attribution model's sample (``SAMPLE_SQL``): engagement joined with customer attributes; empty (with
-    ``SAMPLE_COLUMNS``) while either table is missing. The report step runs it on its own cursor, in a thread,
-    beside the other queries: at a million customers it is the longest one."""
-    if sample_rows < 1:
-        raise ValueError(f"sample_rows must be at least 1, got {sample_rows}")
-    existing = _existing_tables(connection) if existing is None else existing
-    if not {"engagement", "customers"} <= existing:
-        return empty_table("sample")
-    return connection.execute(SAMPLE_SQL, [str(seed), int(sample_rows)]).fetchdf()
-
-
-def read_inputs(
-    connection, sample_rows: int = 200_000, seed: int = 0, messages_per_tone: int = 2, with_sample: bool = True
-) -> ReportInputs:
-    """Read the report's tables through an open (read-only) DuckDB connection; absent tables: empty frames.
-    ``with_sample=False`` leaves ``attribution_sample`` empty (the caller reads it with ``read_attribution_sample``)."""
+def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0, messages_per_tone: int = 2) -> ReportInputs:
+    """Read the report's tables through an open (read-only) DuckDB connection; absent tables: empty frames."""
     if sample_rows < 1:
         raise ValueError(f"sample_rows must be at least 1, got {sample_rows}")
     if messages_per_tone < 0:
@@ -210,8 +193,8 @@ def read_inputs(
     if "engagement" in existing:
         funnel = connection.execute(FUNNEL_SQL).fetchdf()
         engagement_rows = int(funnel["sent"].sum()) if len(funnel) else 0
-    if with_sample:
-        sample = read_attribution_sample(connection, sample_rows, seed, existing)
+        if "customers" in existing:
+            sample = connection.execute(SAMPLE_SQL, [str(seed), int(sample_rows)]).fetchdf()
     personalized_summary = empty_table("personalized_summary")
     personalized_sample = empty_table("personalized_sample")
     if "personalized_messages" in existing:
