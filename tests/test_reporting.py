@@ -801,7 +801,7 @@ def test_notebook_shows_the_report_s_own_charts_and_numbers(materialized):
     expected = reporting.headline_frame([overall, *recommendations], reporting.campaign_segments(inputs))
     assert list(headline["segment"]) == list(expected["segment"])
     assert np.allclose(headline["abs_lift"].astype(float), expected["abs_lift"].astype(float), equal_nan=True)
-    # The attribution model fitted beside the other queries equals the one fitted on read_inputs' sample.
+    # The attribution model the report fitted is the one fitted on read_inputs' sample.
     terms = pd.read_parquet(folder / reporting.REPORT_DATA_DIR / "attribution_terms.parquet")
     reference = reporting.feature_attribution(inputs.attribution_sample, "conversion", 0.95).terms
     assert list(terms["term"]) == list(reference["term"])

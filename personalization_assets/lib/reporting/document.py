@@ -3,6 +3,7 @@ page (Jinja template in ``personalization_assets/templates``), its PDF, and the 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -282,7 +283,10 @@ def render_charts(report: Report, folder: Path | None = None) -> Report:
     return replace(report, chart_png=chart_png, charts={name: png_data_uri(png) for name, png in chart_png.items()})
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """The template environment, built once per process: the report renders its page twice (for the PDF, with
+    chart files; for the HTML file, with data URIs), and compiling the template is most of a render's cost."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
