@@ -82,6 +82,17 @@ def report_payload(report: Report) -> dict[str, Any]:
             "by_reason": _table(safety.by_reason),
         },
         "cost_usd": report.cost_totals.get("cost_usd", 0.0),
+        "examples": [
+            {
+                "segment_name": example.segment_name,
+                "tone": example.tone,
+                "status": example.status,
+                "subject": example.subject,
+                "body": example.body,
+                "citations": [{"title": c.title, "source_url": c.source_url} for c in example.citations],
+            }
+            for example in report.examples
+        ],
         "personalized": {
             "available": personalized.available,
             "messages": personalized.messages,
