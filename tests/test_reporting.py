@@ -411,6 +411,28 @@ def test_attribution_models_an_earlier_stage_when_conversions_are_too_few():
     )
 
 
+def test_attribution_estimates_equal_statsmodels_with_its_own_rank_check():
+    """The Gram-matrix rank check that lets the fit skip statsmodels' QR changes no estimate."""
+    from statsmodels.discrete.discrete_model import Logit
+
+    from personalization_assets.lib.reporting.attribution import _design
+
+    sample = attribution_sample()
+    design, _ = _design(sample)
+    reference = Logit(sample["converted"].astype(float), design, check_rank=True).fit(disp=0, maxiter=100)
+    terms = reporting.feature_attribution(sample, "conversion").terms.set_index("term")
+    assert np.allclose(terms["odds_ratio"], np.exp(reference.params[terms.index]), rtol=1e-12)
+    assert np.allclose(terms["p_value"], reference.pvalues[terms.index], rtol=1e-9)
+
+
+def test_a_collinear_design_is_not_taken_for_full_rank():
+    from personalization_assets.lib.reporting.attribution import _design, _full_rank
+
+    design, _ = _design(attribution_sample(rows=2_000))
+    assert _full_rank(design)
+    assert not _full_rank(design.assign(copy_of_age=2 * design["age"]))
+
+
 def test_attribution_without_data_explains_why():
     attribution = reporting.feature_attribution(reporting.empty_table("sample"))
     assert not attribution.fitted and "No engagement" in attribution.note
@@ -747,7 +769,97 @@ def test_notebook_executes_and_reproduces_the_headline(materialized):
     assert materialized["metadata"]["headline"].value in markdown
     assert any(m.startswith("| Segment") and "Distinct opening lines" in m for m in markdown)
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 3  # lift, funnel, attribution
+    assert len(images) == 4  # lift, funnel, coverage, attribution: the PNG files the report embeds
+
+
+def test_notebook_shows_the_report_s_own_charts_and_numbers(materialized):
+    """The notebook displays what the report step computed (report_data/, the chart files), not a recomputation."""
+    import base64
+
+    import nbformat
+
+    folder = materialized["folder"]
+    notebook = nbformat.read(folder / "campaign_analysis.ipynb", as_version=4)
+    images = [
+        base64.b64decode(o["data"]["image/png"])
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if "image/png" in o.get("data", {})
+    ]
+    charts = [(folder / name).read_bytes() for name in reporting.CHART_FILES.values()]
+    assert images == charts  # the very PNGs the report embeds, in report order
+    html = (folder / "campaign_report.html").read_text()
+    assert all(reporting.png_data_uri(png) in html for png in charts)
+
+    payload = json.loads((folder / reporting.REPORT_DATA_DIR / reporting.REPORT_DATA_FILE).read_text())
+    assert payload["headline_markdown"] == materialized["metadata"]["headline"].value
+    assert payload["segments_served"] == materialized["metadata"]["segments_served"].value.split(", ")
+    headline = pd.read_parquet(folder / reporting.REPORT_DATA_DIR / "headline.parquet")
+    inputs = materialized["inputs"]
+    recommendations, overall = reporting.recommend(inputs)
+    expected = reporting.headline_frame([overall, *recommendations], reporting.campaign_segments(inputs))
+    assert list(headline["segment"]) == list(expected["segment"])
+    assert np.allclose(headline["abs_lift"].astype(float), expected["abs_lift"].astype(float), equal_nan=True)
+    # The attribution model the report fitted is the one fitted on read_inputs' sample.
+    terms = pd.read_parquet(folder / reporting.REPORT_DATA_DIR / "attribution_terms.parquet")
+    reference = reporting.feature_attribution(inputs.attribution_sample, "conversion", 0.95).terms
+    assert list(terms["term"]) == list(reference["term"])
+    assert np.allclose(terms["odds_ratio"], reference["odds_ratio"], rtol=1e-12)
+
+
+def test_notebook_cells_before_the_report_data_run_while_the_step_works(tmp_path):
+    """The kernel starts and runs the cells before the first "report-data" cell at once; the hook then decides:
+    here it gives up, so the data cells never run and the notebook (saved for debugging) says how far it got."""
+    import nbformat
+
+    template = tmp_path / "template.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("report_data = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("ready = 'imports done'"),
+        nbformat.v4.new_code_cell("print(report_data)", metadata={"tags": [reporting.REPORT_DATA_TAG]}),
+    ]
+    nbformat.write(notebook, template)
+    calls = []
+
+    def abandon() -> None:
+        calls.append("waited")
+        raise RuntimeError("the report step stopped before it wrote the report's data")
+
+    output = tmp_path / "out" / "executed.ipynb"
+    with pytest.raises(RuntimeError, match="stopped before it wrote"):
+        reporting.execute_notebook(template, output, {"report_data": "x"}, before_report_data=abandon)
+    assert calls == ["waited"]
+    executed = nbformat.read(output, as_version=4)
+    counts = [cell.execution_count for cell in executed.cells]
+    assert counts[:-1] == [1, 2, 3]  # parameters, injected parameters, the import cell
+    assert counts[-1] is None  # the data cell never ran
+
+
+def test_pdf_worker_waits_for_the_charts_it_links(tmp_path):
+    """The PDF child lays out a page whose image does not exist yet; it is written after render() returned."""
+    from pypdf import PdfReader
+
+    png = reporting.figure_png(reporting.charts._message_figure("drawn after the page was sent"))
+    html = '<html><body><h1>Report</h1><img src="chart.png" style="width: 80%"></body></html>'
+    with reporting.PdfWorker() as worker:
+        worker.render(html, tmp_path, tmp_path / "out.pdf", wait_for=["chart.png"], timeout=300)
+        (tmp_path / ".chart.png.tmp").write_bytes(png)
+        (tmp_path / ".chart.png.tmp").rename(tmp_path / "chart.png")
+        assert worker.pages() == 1
+    reader = PdfReader(tmp_path / "out.pdf")
+    assert len(reader.pages[0].images) == 1
+    assert "Report" in reader.pages[0].extract_text()
+
+
+def test_pdf_worker_names_a_chart_that_never_came(tmp_path):
+    html = '<html><body><img src="missing.png"></body></html>'
+    with reporting.PdfWorker() as worker:
+        worker.render(html, tmp_path, tmp_path / "out.pdf", wait_for=["missing.png"], timeout=0.2)
+        with pytest.raises(reporting.PdfRenderError, match="missing.png was not drawn"):
+            worker.pages()
+    assert not (tmp_path / "out.pdf").exists()
 
 
 def test_reporting_config_rejects_unknown_keys(tmp_path):

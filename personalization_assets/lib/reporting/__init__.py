@@ -8,6 +8,10 @@ function that touches the warehouse) <- ``recommendations`` <- ``tables``, ``inp
     inputs = read_inputs(read_only_duckdb_connection, sample_rows=200_000)
     report = build_report(inputs, primary_metric="conversion", title="...", generated_at=now)
     html = render_html(report); pdf = html_to_pdf(html)
+
+The report step itself draws the charts after the tables (``build_report(..., charts=False)``, then
+``render_charts``) so that ``PdfWorker`` lays out the PDF meanwhile, and hands the report's sections to the
+notebook with ``write_report_data`` (``handoff``).
 """
 
 from personalization_assets.lib.reporting.attribution import (
@@ -31,13 +35,16 @@ from personalization_assets.lib.reporting.charts import (
     tone_color,
 )
 from personalization_assets.lib.reporting.document import (
+    CHART_FILES,
     NOTEBOOK_KERNEL,
+    REPORT_DATA_TAG,
     TEMPLATE_NAME,
     TEMPLATES_DIR,
     Report,
     build_report,
     execute_notebook,
     html_to_pdf,
+    render_charts,
     render_html,
 )
 from personalization_assets.lib.reporting.formatting import (
@@ -55,6 +62,13 @@ from personalization_assets.lib.reporting.formatting import (
     fmt_pp,
     fmt_prob,
     fmt_rel,
+)
+from personalization_assets.lib.reporting.handoff import (
+    REPORT_DATA_DIR,
+    REPORT_DATA_FILE,
+    report_frames,
+    report_payload,
+    write_report_data,
 )
 from personalization_assets.lib.reporting.inputs import (
     ATTRIBUTION_FEATURES,
@@ -75,6 +89,7 @@ from personalization_assets.lib.reporting.inputs import (
     read_inputs,
     restrict_to_segments,
 )
+from personalization_assets.lib.reporting.pdf_worker import PdfRenderError, PdfWorker
 from personalization_assets.lib.reporting.recommendations import (
     CONTROL_ONLY,
     DECISION_LABELS,
@@ -133,6 +148,9 @@ __all__ = [
     "TONE_COLORS", "EXTRA_COLORS", "CHART_STYLE", "tone_color", "figure_png", "png_data_uri",
     "lift_chart", "funnel_chart", "coverage_chart", "attribution_chart",
     # document
-    "TEMPLATES_DIR", "TEMPLATE_NAME", "Report", "build_report", "render_html", "html_to_pdf",
-    "NOTEBOOK_KERNEL", "execute_notebook",
+    "TEMPLATES_DIR", "TEMPLATE_NAME", "CHART_FILES", "Report", "build_report", "render_charts", "render_html",
+    "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook",
+    # the PDF in a child process; the notebook's data
+    "PdfWorker", "PdfRenderError", "REPORT_DATA_DIR", "REPORT_DATA_FILE", "report_payload", "report_frames",
+    "write_report_data",
 ]  # fmt: skip

@@ -123,7 +123,19 @@ def _design(sample: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, obj
             term = f"{feature}:message"
             design[term] = design[feature] * centred
             meta[term] = {**meta[feature], "effect": "uplift"}
-    return design, meta
+    # One column-major block: the model reads it as one 2-D array without interleaving a block per column
+    # (a copy that costs a quarter of a second at 200,000 rows).
+    values = np.empty(design.shape, order="F")
+    for j, column in enumerate(design.columns):
+        values[:, j] = design[column].to_numpy(dtype=float)
+    return pd.DataFrame(values, index=design.index, columns=design.columns), meta
+
+
+def _full_rank(design: pd.DataFrame) -> bool:
+    """Whether the design has full column rank, from its small Gram matrix (X'X): milliseconds, where statsmodels'
+    own check factorizes the whole matrix. Stricter than that check, so "full" here is full there too."""
+    values = design.to_numpy()
+    return int(np.linalg.matrix_rank(values.T @ values)) == design.shape[1]
 
 
 def feature_attribution(
@@ -143,6 +155,7 @@ def feature_attribution(
     sample = sample.dropna(subset=["arm", *ATTRIBUTION_FEATURES]).reset_index(drop=True)
     design, meta = _design(sample)
     parameters = design.shape[1] - 1
+    check_rank = not _full_rank(design)  # statsmodels' check then only runs where it can matter
     funnel = list(OUTCOME_FLAGS)
     tried = []
     for metric in reversed(funnel[: funnel.index(outcome_metric) + 1]):
@@ -155,7 +168,7 @@ def feature_attribution(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", ConvergenceWarning)
-                result = Logit(outcome, design).fit(disp=0, maxiter=100)
+                result = Logit(outcome, design, check_rank=check_rank).fit(disp=0, maxiter=100)
         except (PerfectSeparationError, ConvergenceWarning, np.linalg.LinAlgError) as error:
             tried.append(f"{METRIC_EVENTS[metric]} (model did not converge: {type(error).__name__})")
             continue

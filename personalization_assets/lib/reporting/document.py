@@ -3,14 +3,17 @@ page (Jinja template in ``personalization_assets/templates``), its PDF, and the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import functools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TypedDict
 
 import jinja2
 import pandas as pd
+from matplotlib.figure import Figure
 
 from personalization_assets.lib.reporting.attribution import Attribution, feature_attribution
 from personalization_assets.lib.reporting.charts import (
@@ -58,6 +61,8 @@ from personalization_assets.lib.statistics import BINARY_METRICS
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 TEMPLATE_NAME = "report.html.j2"
+# The charts' files next to the report (the PDF embeds them from there; the HTML page embeds data URIs).
+CHART_FILES = {name: f"{name}.png" for name in ("lift", "funnel", "coverage", "attribution")}
 
 
 class ReportFacts(TypedDict):
@@ -88,7 +93,7 @@ class Report:
     overall: Recommendation
     headline: pd.DataFrame
     headline_table: DisplayTable
-    charts: dict[str, str]  # name -> PNG data URI
+    charts: dict[str, str]  # name -> PNG data URI (or its file name, CHART_FILES, until render_charts)
     chart_png: dict[str, bytes]  # name -> the same PNG (rendered once; written next to the report)
     tables: dict[str, DisplayTable]
     safety: SafetySummary
@@ -99,6 +104,8 @@ class Report:
     facts: ReportFacts  # small figures quoted in the text (customers, segments, missing tables, ...)
     # Segments of the campaign this report leaves out, with why: (segment, status, one-line reason).
     excluded: tuple[tuple[str, str, str], ...] = ()
+    # name -> how to draw the chart (render_charts calls each once)
+    chart_makers: dict[str, Callable[[], Figure]] = field(default_factory=dict, repr=False, compare=False)
 
     def headline_lines(self, width: int = 12) -> dict[str, str]:
         """The headline as one line of plain text per segment (pooled first): the recommendation, then the
@@ -150,6 +157,7 @@ def build_report(
     run_label: str = "",
     generated_at: datetime | None = None,
     excluded: Sequence[tuple[str, str, str]] = (),
+    charts: bool = True,
 ) -> Report:
     """Every number, table, chart and sentence of the report, from the warehouse's tables.
 
@@ -157,7 +165,9 @@ def build_report(
     the report states them and checks the split against the weights; the statistics come from
     experiment_metrics.
     ``recorded_audit_head`` is the safety audit head kept outside the warehouse (see ``safety_summary``).
-    ``excluded`` names the campaign's segments left out of ``inputs`` and why; the report says so."""
+    ``excluded`` names the campaign's segments left out of ``inputs`` and why; the report says so.
+    ``charts=False`` leaves the charts undrawn: ``charts`` then holds their file names (``CHART_FILES``, for an
+    HTML page rendered before they exist, e.g. the PDF's), and ``render_charts`` draws them."""
     if primary_metric not in BINARY_METRICS:
         raise ValueError(f"primary_metric must be one of {list(BINARY_METRICS)}, got {primary_metric!r}")
     generated_at = generated_at or datetime.now().astimezone()
@@ -170,13 +180,12 @@ def build_report(
     )
     costs, cost_totals = cost_table(inputs.variants, segments)
     attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
-    chart_png = {
-        "lift": figure_png(lift_chart(inputs.metrics, inputs.pooled, segments, confidence)),
-        "funnel": figure_png(funnel_chart(inputs.funnel, segments)),
-        "coverage": figure_png(coverage_chart(coverage, segments)),
-        "attribution": figure_png(attribution_chart(attribution, confidence)),
+    chart_makers: dict[str, Callable[[], Figure]] = {
+        "lift": lambda: lift_chart(inputs.metrics, inputs.pooled, segments, confidence),
+        "funnel": lambda: funnel_chart(inputs.funnel, segments),
+        "coverage": lambda: coverage_chart(coverage, segments),
+        "attribution": lambda: attribution_chart(attribution, confidence),
     }
-    charts = {name: png_data_uri(png) for name, png in chart_png.items()}
     tables = {
         "results": results_table(inputs.metrics, segments, primary_metric, confidence, inputs.pooled),
         "funnel": funnel_table(inputs.funnel, segments),
@@ -218,7 +227,7 @@ def build_report(
         "without_message": [r for r in recommendations if r.segment_name not in shown],
         "segment_descriptions": [str(d) for d in inputs.profiles["description"].dropna()],
     }
-    return Report(
+    report = Report(
         title=title,
         generated_at=generated_at,
         run_label=run_label,
@@ -230,8 +239,8 @@ def build_report(
         overall=overall,
         headline=headline,
         headline_table=format_headline(headline, primary_metric, confidence),
-        charts=charts,
-        chart_png=chart_png,
+        charts=dict(CHART_FILES),
+        chart_png={},
         tables=tables,
         safety=safety_summary(
             inputs.verdicts,
@@ -254,10 +263,30 @@ def build_report(
         ),
         facts=facts,
         excluded=tuple(excluded),
+        chart_makers=chart_makers,
     )
+    return render_charts(report) if charts else report
 
 
+def render_charts(report: Report, folder: Path | None = None) -> Report:
+    """``report`` with its charts drawn: PNG bytes in ``chart_png``, data URIs in ``charts``. With ``folder``, each
+    PNG is also written there under its ``CHART_FILES`` name as soon as it is drawn (atomically: a PDF renderer
+    waiting for the file never reads half of it)."""
+    chart_png = {}
+    for name, make in report.chart_makers.items():
+        png = figure_png(make())
+        chart_png[name] = png
+        if folder is not None:
+            staging = folder / f".{CHART_FILES[name]}.tmp"
+            staging.write_bytes(png)
+            os.replace(staging, folder / CHART_FILES[name])
+    return replace(report, chart_png=chart_png, charts={name: png_data_uri(png) for name, png in chart_png.items()})
+
+
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """The template environment, built once per process: the report renders its page twice (for the PDF, with
+    chart files; for the HTML file, with data URIs), and compiling the template is most of a render's cost."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -299,13 +328,26 @@ def html_to_pdf(html: str) -> tuple[bytes, int]:
 NOTEBOOK_KERNEL = "python3"  # ipykernel's spec: jupyter_client runs it with this interpreter (sys.executable)
 
 
+REPORT_DATA_TAG = "report-data"  # cells that read the report's data: executed once it is written
+
+
 def execute_notebook(
-    template: Path, output: Path, parameters: Mapping[str, object], timeout_seconds: int = 600
+    template: Path,
+    output: Path,
+    parameters: Mapping[str, object],
+    timeout_seconds: int = 600,
+    before_report_data: Callable[[], None] | None = None,
+    kernel_niceness: int = 0,
 ) -> Path:
     """Execute ``template`` with ``parameters`` injected by papermill after its cell tagged "parameters" and save
     the executed notebook to ``output``. A failing cell raises nbclient's CellExecutionError naming the cell; the
     partly executed notebook is saved first, for debugging. (nbclient runs it, in this thread, so the report can
-    build the PDF meanwhile; papermill only writes the parameters cell.)"""
+    build the PDF meanwhile; papermill only writes the parameters cell.)
+
+    ``before_report_data`` is called (in this thread) before the first code cell tagged "report-data": it may
+    block until the report's data exist, so the kernel starts and runs the cells before it (imports) early, and
+    it may raise to abandon the notebook. ``kernel_niceness`` > 0 starts the kernel at that lower CPU priority
+    (``nice``), so a notebook executed beside more urgent work takes the processor when that work waits."""
     import nbformat
     from nbclient import NotebookClient
     from papermill.iorw import load_notebook_node
@@ -320,6 +362,13 @@ def execute_notebook(
         "language": "python",
     }
     output.parent.mkdir(parents=True, exist_ok=True)
+    waiting = [before_report_data]
+
+    def on_cell_execute(cell, cell_index: int) -> None:
+        if waiting[0] is not None and REPORT_DATA_TAG in cell.get("metadata", {}).get("tags", []):
+            wait, waiting[0] = waiting[0], None
+            wait()
+
     client = NotebookClient(
         notebook,
         kernel_name=NOTEBOOK_KERNEL,
@@ -327,9 +376,27 @@ def execute_notebook(
         resources={"metadata": {"path": str(output.parent)}},
         # The kernel listens on loopback only: its "running over TCP without encryption" warning is noise.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        on_cell_execute=on_cell_execute,
+        **({"kernel_manager_class": _nice_kernel_manager(kernel_niceness)} if kernel_niceness > 0 else {}),
     )
     try:
         client.execute()
     finally:
         nbformat.write(notebook, output)
     return output
+
+
+def _nice_kernel_manager(niceness: int):
+    """jupyter_client's kernel manager, launching the kernel under ``nice -n niceness`` (where ``nice`` exists)."""
+    import shutil
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    nice = shutil.which("nice")
+
+    class NiceKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            command = super().format_kernel_cmd(extra_arguments)
+            return [nice, "-n", str(niceness), *command] if nice else command
+
+    return NiceKernelManager
