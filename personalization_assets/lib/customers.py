@@ -329,7 +329,7 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
     )
     empty_rows = int(blank.sum()) + sum(1 for rest in stripped_delimiters if not rest)
     return CustomerFile(
-        frame=frame.loc[~blank].reset_index(drop=True),
+        frame=frame.loc[~blank].reset_index(drop=True) if blank.any() else frame,  # no copy when none is blank
         source=str(path),
         malformed=malformed,
         empty_rows=empty_rows,
@@ -562,11 +562,15 @@ def validate_customers(
             f"{source}: {len(rejected)} invalid row(s); correct them, {QUARANTINE_FIX}\n  - " + "\n  - ".join(problems)
         )
 
-    valid = typed.loc[~invalid].drop(columns="_line").reset_index(drop=True)
+    # One copy of the required columns (a 1M-row frame: filter, drop and reset each copied every column).
+    keep = list(REQUIRED_COLUMNS)
+    valid = pd.DataFrame(
+        {column: typed[column].to_numpy()[~invalid] if invalid.any() else typed[column] for column in keep}
+    )
+    valid.index = pd.RangeIndex(len(valid))
     valid["age"] = valid["age"].astype("int64")
     for column in (ID_COLUMN, *TEXT_COLUMNS):
         valid[column] = valid[column].astype(ARROW_STRING)
-    valid = valid[list(REQUIRED_COLUMNS)]
     if valid.empty:
         raise InputError(
             f"{source}: no valid customer rows remain after quarantining {len(rejected)}; see the "
