@@ -489,12 +489,17 @@ _FR = {
 }
 
 _LEXICONS = {"en": _EN, "de": _DE, "es": _ES, "fr": _FR}
-_CONCEPTS: dict[str, dict[str, dict[str, list[tuple[str, ...]]]]] = {
-    language: {
-        name: _index(_phrases(language, spec, STRICT_CONCEPTS.get(name, MIN_STEM))) for name, spec in lexicon.items()
+
+
+@lru_cache(maxsize=len(_LEXICONS))
+def _concepts(language: str) -> dict[str, dict[str, list[tuple[str, ...]]]]:
+    """One language's concept lists stemmed and indexed, built on first use (stemming all four languages' lists
+    cost ~0.1 s at import; a process that screens only English text never stems the others)."""
+    return {
+        name: _index(_phrases(language, spec, STRICT_CONCEPTS.get(name, MIN_STEM)))
+        for name, spec in _LEXICONS[language].items()
     }
-    for language, lexicon in _LEXICONS.items()
-}
+
 
 # Benign idioms of German, Spanish and French marketing copy (English ones are masked by embedded/screen.py).
 _IDIOMS = re.compile(
@@ -676,7 +681,7 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
     if not raw:
         return
     tokens = _token_keys(language, raw)
-    c = {name: _find(tokens, phrases) for name, phrases in _CONCEPTS[language].items()}
+    c = {name: _find(tokens, phrases) for name, phrases in _concepts(language).items()}
     for name in ("harm_strong", "harm_weak", "selfharm_act", "selfharm_weak"):
         c[name] = [span for span in c[name] if not _negated(raw, span[0])]
     tag = f"[{language}]"
@@ -796,7 +801,7 @@ def concept_signals(text: str, language: str, raw_text: str | None = None) -> li
     if not any(concern == "self_harm" for concern, *_ in out):
         for lang in languages:
             tokens = _token_keys(lang, [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(masked)) if t])
-            concepts = _CONCEPTS[lang]
+            concepts = _concepts(lang)
             if len(_find(tokens, concepts["selfharm_weak"])) >= 2 and not _find(tokens, concepts["prevention"]):
                 out.append(("self_harm", 4, f"concept [{lang}]: repeated self-harm pushes"))
                 break
@@ -804,7 +809,7 @@ def concept_signals(text: str, language: str, raw_text: str | None = None) -> li
     if any(concern == "sexual" and s >= 5 for concern, s, _ in out) and not any("minor" in lb for *_, lb in out):
         for lang in languages:
             raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(masked)) if t]
-            if _find(_token_keys(lang, raw), _CONCEPTS[lang]["minor"]):
+            if _find(_token_keys(lang, raw), _concepts(lang)["minor"]):
                 out.append(("sexual", 5, f"concept [{lang}]: sexual content + minor"))
                 break
     return out
@@ -816,4 +821,4 @@ def mentions_minor(text: str, language: str) -> bool:
         return True
     languages = SUPPORTED_LANGUAGES if language == UNDETERMINED else (language,)
     raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(text)) if t]
-    return any(_find(_token_keys(lang, raw), _CONCEPTS[lang]["minor"]) for lang in languages)
+    return any(_find(_token_keys(lang, raw), _concepts(lang)["minor"]) for lang in languages)
