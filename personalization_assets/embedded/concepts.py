@@ -508,7 +508,7 @@ _IDIOMS = re.compile(
     r"precios de muerte|de muerte|matar el tiempo|ofertas que matan|rompe(?:r)? precios|precios "
     r"rompedores|arrasa\w*|bombazo|a tope|prix casses|prix qui tuent|qui tue|ca tue|tuer le temps|"
     r"prix cassés|une tuerie|canon|bombe de bain|casser les prix|cassons les prix|a tomber|craquer|"
-    r"craquez|explose(?:z|r)? les compteurs|frapper fort|frappe fort|coup de coeur|coup de foudre|"
+    r"craquez|explose(?:z|r)? les compteurs|exploser? (?:les|vos|tes|nos) papilles|frapper fort|frappe fort|coup de coeur|coup de foudre|"
     r"kill (?:them|'?em|him|her|you) with kindness|cut (?:you|u) (?:a|in on the) deal|beat (?:you|u) to it|"
     r"beat (?:the|your) (?:heat|crowds?|rush|clock|odds|competition|traffic|queues?|lines?))\b"
 )
@@ -522,6 +522,14 @@ _SUSPICIOUS_HOST = re.compile(
     r"|\d+\.\d+\.\d+\.\d+|[a-z]\d[a-z]|bit\.ly|tinyurl|t\.co/|\.(?:xyz|top|tk|ml|ga|"
     r"click|link|live|online|site)\b"
 )
+
+
+_FALSE_FRIENDS = re.compile(r"\b(?:bite|bites|gift|gifts|mist|die|hell|kind|chat|pain|coin|preservative)\b")
+
+
+def suspicious_links(raw_text: str) -> list[str]:
+    """Links in the text whose host looks like a log-in or look-alike page, a raw IP or a shortener."""
+    return [url for url in _URL.findall(raw_text.casefold()) if _SUSPICIOUS_HOST.search(url)]
 
 
 def _tokens(sentence: str) -> list[str]:
@@ -794,7 +802,10 @@ def concept_signals(text: str, language: str, raw_text: str | None = None) -> li
     masked = _IDIOMS.sub(" ~ ", _URL.sub(" ~ ", text))
     out: list[tuple[str, int, str]] = []
     for lang in languages:
-        for sentence in _SENTENCES.split(masked):
+        # Text of undetermined language is mostly short English copy: English words that are something else
+        # in German, Spanish or French ("every bite", "gift card") are not read in those languages.
+        judged = _FALSE_FRIENDS.sub(" ~ ", masked) if language == UNDETERMINED and lang != "en" else masked
+        for sentence in _SENTENCES.split(judged):
             if sentence.strip(" ~"):
                 out.extend(_sentence_signals(sentence, lang, urls))
     # Several self-harm pushes across sentences ("Skip dinner. Skip breakfast.") add up to one.

@@ -485,8 +485,15 @@ _HELP_FRAME = re.compile(
     r"danger|risks?|risky|warning signs?|get help|reach out|helpline|hotline|crisis|988|samaritans|"
     r"lifeline|support line|you are not alone|you'?re not alone|recovery|prevention|"
     r"emergency|call 911|call 999|call 112|in crisis|safety plan|support group|"
-    r"if you(?:'re| are) struggling|if you(?:'re| are) having thoughts)\b"
+    r"if you(?:'re| are) struggling|if you(?:'re| are) having thoughts|"
+    r"(?:do not|don'?t|never) (?:take|exceed|use|give) (?:more than|the (?:stated|recommended|maximum))|"
+    r"(?:stated|recommended|maximum) (?:daily )?dose|out of (?:the )?reach of children|can damage your)\b"
 )
+
+
+def help_framed(text: str) -> bool:
+    """Whether text warns against self-harm or points to help (the `_HELP_FRAME` words)."""
+    return _HELP_FRAME.search(text) is not None
 
 
 def _self_harm(text: str) -> Iterator[tuple[str, int, str]]:
