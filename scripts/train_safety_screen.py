@@ -25,7 +25,13 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from personalization_assets.embedded.model import MODEL_PATH, MODEL_THRESHOLD, SAFE, model_text, vectorizers  # noqa: E402
+from personalization_assets.embedded.model import (  # noqa: E402
+    MODEL_PATH,
+    MODEL_THRESHOLD,
+    SAFE,
+    model_text,
+    vectorizers,
+)
 from personalization_assets.embedded.screen import masked_text  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
@@ -173,13 +179,16 @@ def training_frame() -> pd.DataFrame:
     return frame
 
 
+REGULARIZATION = 30.0  # LogisticRegression C
+
+
 def fit(texts: list[str], targets: list[str]):
     from scipy.sparse import hstack
     from sklearn.linear_model import LogisticRegression
 
     char, word = vectorizers()
     features = hstack([char.fit_transform(texts), word.fit_transform(texts)]).tocsr()
-    model = LogisticRegression(C=30, max_iter=3000, class_weight="balanced").fit(features, targets)
+    model = LogisticRegression(C=REGULARIZATION, max_iter=3000, class_weight="balanced").fit(features, targets)
     return char, word, model
 
 
@@ -243,7 +252,13 @@ def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) 
         path = Path(directory) / "calibration_model.npz"
         save(char, word, model, path)
         calibration_model = ScreenModel(path)
-    split = frame[held].reset_index(drop=True)
+    probes = pd.concat(
+        [pd.read_json(path, lines=True).assign(source=path.name) for path in sorted(DATA.glob("safety_probe_*.jsonl"))],
+        ignore_index=True,
+    )
+    probes = probes.assign(target=probes["category"].fillna(SAFE).where(probes["label"].eq("unsafe"), SAFE))
+    split = pd.concat([frame[held], probes.reindex(columns=frame.columns)], ignore_index=True)
+    split["language"] = split["language"].fillna("en")
     original = screen_module.screen_model
     screen_module.screen_model = lambda: None  # type: ignore[assignment] - rules, concepts and structure alone
     try:
@@ -256,11 +271,20 @@ def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) 
     unsafe = split["label"].eq("unsafe").to_numpy()
     parts = {
         "composed (held-out frames)": split["source"].eq(COMPOSED.name),
-        "v2 (used)": split["source"].ne(COMPOSED.name),
+        "v2 (used)": split["source"].eq("safety_v2/heldout.jsonl"),
+        "round-2 probes (never trained on)": split["source"].str.startswith("safety_probe_"),
     }
     print(f"calibration split: {len(split)} texts; model trained on {int((~held).sum())}")
+    english_safe_all = ~unsafe & split["language"].eq("en").to_numpy()
     for threshold in (None, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9):
-        blocked = scored["blocked"].to_numpy() | ((probability >= threshold) & familiar if threshold else False)
+        flagged = (probability >= threshold) & familiar if threshold else np.zeros(len(split), dtype=bool)
+        blocked = scored["blocked"].to_numpy() | flagged
+        print(
+            f"{'rules only' if threshold is None else f'model >= {threshold:.2f}':<14} whole split: unsafe caught "
+            f"{blocked[unsafe].sum()}/{unsafe.sum()}, safe English blocked {blocked[english_safe_all].sum()}/"
+            f"{english_safe_all.sum()} = {blocked[english_safe_all].mean():.3f}"
+            + ("   <- MODEL_THRESHOLD" if threshold == MODEL_THRESHOLD else "")
+        )
         for part, mask in parts.items():
             mask = mask.to_numpy()
             cells = []
@@ -270,12 +294,11 @@ def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) 
             english_safe = mask & ~unsafe & split["language"].eq("en").to_numpy()
             other_safe = mask & ~unsafe & split["language"].ne("en").to_numpy()
             print(
-                f"{'rules only' if threshold is None else f'model >= {threshold:.2f}':<14} {part:<27} "
+                f"{'':<14} {part:<34} "
                 + ", ".join(cells)
                 + f"; all unsafe {blocked[mask & unsafe].sum()}/{(mask & unsafe).sum()}"
                 + f"; safe en blocked {blocked[english_safe].sum()}/{english_safe.sum()}"
                 + f", de/es/fr {blocked[other_safe].sum()}/{other_safe.sum()}"
-                + ("   <- MODEL_THRESHOLD" if threshold == MODEL_THRESHOLD else "")
             )
         if show_errors and threshold == MODEL_THRESHOLD:
             for i in np.flatnonzero(blocked != unsafe):
@@ -291,7 +314,12 @@ def main(argv: list[str] | None = None) -> int:
         "--calibrate", action="store_true", help="score the whole screen on the calibration split first"
     )
     parser.add_argument("--show-errors", action="store_true", help="with --calibrate: list the split's errors")
+    parser.add_argument("--c", type=float, default=None, help="override the regularization C (experiments)")
+    parser.add_argument("--no-save", action="store_true", help="do not write the model (experiments)")
     args = parser.parse_args(argv)
+    if args.c is not None:
+        global REGULARIZATION
+        REGULARIZATION = args.c
     if args.compose:
         composed = compose_grid()
         composed.to_json(COMPOSED, orient="records", lines=True, force_ascii=False)
@@ -302,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         cross_validate(frame, texts)
     if args.calibrate:
         calibrate(frame, texts, args.show_errors)
+    if args.no_save:
+        return 0
     char, word, model = fit(texts, frame["target"].tolist())
     save(char, word, model, MODEL_PATH)
     print(

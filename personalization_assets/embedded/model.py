@@ -8,8 +8,10 @@ nothing is downloaded or trained at run time. Character n-grams carry over to wo
 ("Kreditkartendaten", "apuñalaré"), which is what the rules alone missed on text written after them.
 
 The screen uses it only to raise a concern: when the model gives a text an unsafe probability of at least
-`MODEL_THRESHOLD`, the most probable concern gets severity 4 (5 from `MODEL_HIGH`). The threshold was chosen on
-cross-validated development text to keep safe English copy under 1% blocked (docs/safety_screen.md).
+`MODEL_THRESHOLD`, the most probable concern gets severity 4 (5 from `MODEL_HIGH`). The threshold is calibrated on
+an internal split held out of training (whole frames of the composed round-3 grid, the used v2 held-out set and the
+round-2 probes): the lowest threshold at which the whole screen blocks at most 2% of the split's safe English copy
+(docs/safety_screen.md, "Round 3").
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 MODEL_PATH = Path(__file__).parent / "data" / "screen_model.npz"
-MODEL_THRESHOLD = 0.7
+MODEL_THRESHOLD = 0.8  # round 3: calibrated on a held-out split (scripts/train_safety_screen.py --calibrate)
 MODEL_HIGH = 0.9
 MIN_WORDS = 3  # the model judges only texts of at least this many words ...
 MIN_KNOWN = 0.6  # ... of which at least this share are in its vocabulary
