@@ -4,7 +4,8 @@
 Development text: tests/data/safety_eval.jsonl, tests/data/safety_dev_*.jsonl (including the round-3 composed grid)
 and, since round 3, the two held-out sets that were each measured once in rounds 1 and 2
 (tests/heldout/safety/heldout.jsonl, tests/heldout/safety_v2/heldout.jsonl): the screen's rules and model were built
-on these. Held-out text: pass it with --heldout (the newest held-out set is measured once, by the lead). For each set: catch rate per category, false-block rate, both per language, how many
+on these. Held-out text: pass it with --heldout (the newest held-out set is measured once, by the lead).
+For each set: catch rate per category, false-block rate, both per language, how many
 texts involving minors got the maximum severity, and screening time. `--show-errors` lists every miss and false
 block.
 

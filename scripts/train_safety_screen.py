@@ -106,25 +106,44 @@ def compose_grid(seed: int = 3) -> pd.DataFrame:
                 payload = _fill(frame, slots, rng, {"brand": "acme"})
                 payload = payload[0].upper() + payload[1:]
                 rows.append(
-                    {"text": en_wrap(payload), "label": "unsafe", "category": category, "language": "en",
-                     "minor": bool(_MINOR_FRAME.search(frame)), "group": f"en:{category}:{index}"}
+                    {
+                        "text": en_wrap(payload),
+                        "label": "unsafe",
+                        "category": category,
+                        "language": "en",
+                        "minor": bool(_MINOR_FRAME.search(frame)),
+                        "group": f"en:{category}:{index}",
+                    }
                 )
     safe = en["safe"]
-    for index, frame in enumerate(safe["frames"]):
+    for frame in safe["frames"]:
         for _ in range(60):
             lead = _SLOT.findall(frame)
             payload = _fill(frame, safe["slots"], rng, {})
             key = next((v for v in safe["slots"].get(lead[0], []) if v and v in payload), payload) if lead else payload
             rows.append(
-                {"text": en_wrap(payload), "label": "safe", "category": None, "language": "en", "minor": False,
-                 "group": f"en:safe:{key}"}
+                {
+                    "text": en_wrap(payload),
+                    "label": "safe",
+                    "category": None,
+                    "language": "en",
+                    "minor": False,
+                    "group": f"en:safe:{key}",
+                }
             )
     for _ in range(150):  # plain business copy, no payload
         name = rng.choice(business)
         rows.append(
-            {"text": wrap("en", rng.choice(en["businesses"][name]), formats, [name], en["businesses"][name],
-                          en["names"]), "label": "safe", "category": None, "language": "en", "minor": False,
-             "group": f"en:plain:{name}"}
+            {
+                "text": wrap(
+                    "en", rng.choice(en["businesses"][name]), formats, [name], en["businesses"][name], en["names"]
+                ),
+                "label": "safe",
+                "category": None,
+                "language": "en",
+                "minor": False,
+                "group": f"en:plain:{name}",
+            }
         )
     for language in ("de", "es", "fr"):
         spec_l = grid[language]
@@ -134,16 +153,28 @@ def compose_grid(seed: int = 3) -> pd.DataFrame:
                 for _ in range(6):
                     payload = _fill(frame, spec["slots"], rng, {})
                     rows.append(
-                        {"text": wrap(language, payload, spec_l["formats"], spec_l["brands"], spec_l["benign"], names),
-                         "label": "unsafe", "category": category, "language": language,
-                         "minor": bool(_MINOR_FRAME.search(frame)), "group": f"{language}:{category}:{index}"}
+                        {
+                            "text": wrap(
+                                language, payload, spec_l["formats"], spec_l["brands"], spec_l["benign"], names
+                            ),
+                            "label": "unsafe",
+                            "category": category,
+                            "language": language,
+                            "minor": bool(_MINOR_FRAME.search(frame)),
+                            "group": f"{language}:{category}:{index}",
+                        }
                     )
         for sentence in spec_l["safe"]:
             for _ in range(4):
                 rows.append(
-                    {"text": wrap(language, sentence, spec_l["formats"], spec_l["brands"], spec_l["benign"], names),
-                     "label": "safe", "category": None, "language": language, "minor": False,
-                     "group": f"{language}:safe:{sentence}"}
+                    {
+                        "text": wrap(language, sentence, spec_l["formats"], spec_l["brands"], spec_l["benign"], names),
+                        "label": "safe",
+                        "category": None,
+                        "language": language,
+                        "minor": False,
+                        "group": f"{language}:safe:{sentence}",
+                    }
                 )
     frame = pd.DataFrame(rows).drop_duplicates("text").reset_index(drop=True)
     return frame.assign(split="dev-round3-composed")
@@ -159,8 +190,12 @@ def calibration_groups(groups: pd.Series) -> pd.Series:
 def training_frame() -> pd.DataFrame:
     """Every development text with `target` (safe or its concern), `source` (file name) and, for the composed
     grid, `group` (its frame)."""
-    frames = [pd.read_json(path, lines=True).assign(source=path.name if path.parent.name == "data" else
-                                                    f"{path.parent.name}/{path.name}") for path in dev_files()]
+    frames = [
+        pd.read_json(path, lines=True).assign(
+            source=path.name if path.parent.name == "data" else f"{path.parent.name}/{path.name}"
+        )
+        for path in dev_files()
+    ]
     dev = pd.concat(frames, ignore_index=True)
     if "label" in dev:
         dev["label"] = dev["label"].fillna(dev["category"].map(lambda c: "safe" if c in (None, "safe") else "unsafe"))
@@ -260,7 +295,8 @@ def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) 
     split = pd.concat([frame[held], probes.reindex(columns=frame.columns)], ignore_index=True)
     split["language"] = split["language"].fillna("en")
     original = screen_module.screen_model
-    screen_module.screen_model = lambda: None  # type: ignore[assignment] - rules, concepts and structure alone
+    # rules, concepts and structure alone:
+    screen_module.screen_model = lambda: None  # type: ignore[assignment]
     try:
         scored = evaluate_examples(split, screen_module.screen_text)
     finally:

@@ -106,6 +106,8 @@ _IDIOMS = re.compile(
             r"\bbreak(?:s|ing)? in for (?:you|u)\b",
             r"\bshot (?:by|on|with) (?:\w+ ){0,2}(?:photographers?|iphones?|cameras?|film|\d+ ?mm)\b",
             r"\bpen(?:etration)? ?test(?:s|ing|ers?)?\b",
+            r"\b(?:these|those|new|fresh|sick|clean|retro|limited) kicks\b",
+            r"\b(?:don'?t|do not|never|avoid|stop) get(?:ting)? (?:sun)?burn(?:ed|t)\b",
             r"\battack(?:s|ing)? (?:your |the |our |their )?(?:it |computer |company )?(?:systems?|networks?|"
             r"servers?|apps?|websites?|defen[cs]es|infrastructure|code)\b",
             r"\b(?:feel|check|examine)(?:ing)? (?:your|their|her|his) (?:boobs|breasts?|chest|balls|testicles)\b",
@@ -1490,6 +1492,28 @@ _SCAM_WARNING = re.compile(
     r"(?:pediremos|pedimos|pedira)|nunca compartas|ne (?:vous|te) demanderons jamais|ne communiquez jamais)"
 )
 WARNING_CAP = 3
+# Crisis-line copy addresses the reader's own thoughts ("if you're having thoughts of ending your life, call 988"):
+# with help framing, even the strongest self-harm wording in it is lowered.
+_CRISIS_COPY = re.compile(
+    r"\b(?:thoughts? (?:of|about)|thinking (?:of|about)|considering|feel(?:ing)? like|urges? to) (?:\w+ ){0,2}"
+    r"(?:ending (?:your|their|it)|ending your life|suicide|killing (?:yourself|themselves)|self-?harm|hurting "
+    r"(?:yourself|themselves)|taking (?:your|their) (?:own )?life)"
+)
+# Suicide endorsed as an answer ("suicide is a valid choice", "ending it would be the brave option").
+_ENDORSED = re.compile(
+    r"\b(?:suicide|ending it(?: all)?|ending your (?:own )?life|killing yourself|taking your (?:own )?life|an "
+    r"overdose|self-?harm|cutting) (?:is|'s|would be|could be|might be|really is) (?:honestly |really |totally |just )?"
+    r"(?:a |the |your )?(?:valid|good|reasonable|right|best|brave|only|smart|fine|kindest|easiest|real) "
+    r"(?:choice|option|answer|way out|decision|move|solution|way)"
+)
+# Help framing that is itself undermined ("don't call a hotline, they'll just stop you", "suicide is a valid
+# choice") does not lower anything.
+_HELP_UNDERMINED = re.compile(
+    r"\b(?:(?:don'?t|do not|never|no need to) (?:call|contact|ring|text|tell|talk to|reach out to|listen to) (?:a |the "
+    r"|any |your )?(?:hotline|helpline|crisis line|doctor|therapist|counsell?or|anyone|someone|988|samaritans|"
+    r"family|parents)|(?:valid|good|right|best|brave|only) (?:choice|option|way out|decision)|go for it|"
+    r"do it quietly|they'?ll (?:just )?(?:stop|save) you)"
+)
 
 
 def _warns_of_scam(masked: str, raw: str) -> bool:
@@ -1564,12 +1588,25 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     if judged is not None:
         concern, probability = judged
         concepts[concern].append((5 if probability >= MODEL_HIGH else 4, f"model: unsafe p={probability:.2f}"))
+    if _ENDORSED.search(masked):
+        concepts["self_harm"].append((5, "self-harm endorsed as a choice"))
     # Warnings and help: a scam warning names credentials, prevention copy names methods (see _SCAM_WARNING).
     if _warns_of_scam(masked, text):
         signals[PHISHING] = _capped(signals[PHISHING], WARNING_CAP, "scam warning")
         concepts[PHISHING] = _capped(concepts[PHISHING], WARNING_CAP, "scam warning")
+        # The model's unsafe probability on a security notice comes from its credential words, whichever
+        # concern it names: its signal is lowered too (the rules still judge every other concern).
+        for concern in CONCERNS:
+            model_signals = [(s, label) for s, label in concepts[concern] if label.startswith("model:")]
+            others = [(s, label) for s, label in concepts[concern] if not label.startswith("model:")]
+            concepts[concern] = others + _capped(model_signals, WARNING_CAP, "scam warning")
     harm_to_self = signals["self_harm"] + concepts["self_harm"]
-    if harm_to_self and max(s for s, _ in harm_to_self) < HELP_KEEPS and help_framed(masked):
+    if (
+        harm_to_self
+        and (max(s for s, _ in harm_to_self) < HELP_KEEPS or _CRISIS_COPY.search(masked))
+        and help_framed(masked)
+        and not _HELP_UNDERMINED.search(masked)
+    ):
         signals["self_harm"] = _capped(signals["self_harm"], WARNING_CAP, "prevention or help")
         concepts["self_harm"] = _capped(concepts["self_harm"], WARNING_CAP, "prevention or help")
     # Sexual content involving minors is always the top severity.
@@ -1591,5 +1628,7 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
 _MINORS = re.compile(
     r"\b(?:child|children|kids?|minors?|underage|preteens?|teens?|teenagers?|little "
     r"(?:girls?|boys?)|schoolgirls?|schoolboys?|1[0-7] ?(?:yo|y o|year olds?|years old)|"
-    r"[1-9] ?(?:yo|year olds?|years old))\b"
+    r"[1-9] ?(?:yo|year olds?|years old)|ages? (?:1[0-7]|[1-9])(?: ?(?:-|to|and) ?(?:1[0-7]|[1-9]))?|young "
+    r"(?:campers|pupils|students|ones|kids|boys|girls|children|teens)|(?:primary|middle|junior high|elementary) "
+    r"school(?:ers)?|schoolkids?)\b"
 )
