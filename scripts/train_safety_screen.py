@@ -52,7 +52,7 @@ def dev_files() -> list[Path]:
 CONTENT = ROOT / "data" / "content"
 CALIBRATION_SHARE = 0.25  # of the composed grid's frames (whole frames), held out with v2 to calibrate the threshold
 _SLOT = re.compile(r"\{(\w+)\}")
-_MINOR_FRAME = re.compile(r"\{minor\}|14-jährig|13 años|13 ans")
+_MINOR_FRAME = re.compile(r"\{minor2?\}|with the kids|14-jährig|13 años|13 ans")
 
 
 def _fill(template: str, slots: dict, rng: random.Random, fixed: dict[str, str]) -> str:
@@ -303,7 +303,13 @@ def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) 
         screen_module.screen_model = original
     masked = [masked_text(t) for t in split["text"]]
     probability = 1 - calibration_model.probabilities(masked)[:, calibration_model.classes.index(SAFE)]
-    familiar = np.array([calibration_model.familiar(m) for m in masked])
+    # the model flags what it finds familiar, and not under a scam warning (embedded.screen lowers that signal)
+    familiar = np.array(
+        [
+            calibration_model.familiar(m) and not screen_module._warns_of_scam(m, raw)
+            for m, raw in zip(masked, split["text"], strict=True)
+        ]
+    )
     unsafe = split["label"].eq("unsafe").to_numpy()
     parts = {
         "composed (held-out frames)": split["source"].eq(COMPOSED.name),

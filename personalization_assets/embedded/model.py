@@ -10,8 +10,9 @@ nothing is downloaded or trained at run time. Character n-grams carry over to wo
 The screen uses it only to raise a concern: when the model gives a text an unsafe probability of at least
 `MODEL_THRESHOLD`, the most probable concern gets severity 4 (5 from `MODEL_HIGH`). The threshold is calibrated on
 an internal split held out of training (whole frames of the composed round-3 grid, the used v2 held-out set and the
-round-2 probes): the lowest threshold at which the whole screen blocks at most 2% of the split's safe English copy
-(docs/safety_screen.md, "Round 3").
+round-2 probes): the lowest threshold at which the model adds at most 1.5% of the split's safe English copy to what
+the rules block, keeping the rest of the 2% goal for the rules' own false blocks on fresh text (docs/safety_screen.md,
+"Round 3").
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 MODEL_PATH = Path(__file__).parent / "data" / "screen_model.npz"
-MODEL_THRESHOLD = 0.8  # round 3: calibrated on a held-out split (scripts/train_safety_screen.py --calibrate)
+MODEL_THRESHOLD = 0.7  # round 3: calibrated on a held-out split (scripts/train_safety_screen.py --calibrate)
 MODEL_HIGH = 0.9
 MIN_WORDS = 3  # the model judges only texts of at least this many words ...
 MIN_KNOWN = 0.6  # ... of which at least this share are in its vocabulary

@@ -1488,8 +1488,10 @@ _SCAM_WARNING = re.compile(
     r"(?:it'?s|it is|that'?s|that is|is|are) (?:always )?(?:a |an )?(?:scam|scammer|scammers|fraud|fraudster|"
     r"fraudsters|phishing|fake)\b|hang up|not even (?:with |to )?us|(?:has|have) not changed|(?:hasn'?t|haven'?t) "
     r"changed|only (?:log in|sign in|enter \w+) (?:through|via|in|on)|report (?:it|scams?|fraud|phishing|"
-    r"suspicious)|niemals am telefon|geben sie (?:\w+ ){0,4}(?:nie|niemals) weiter|nunca (?:te|le|les|os) "
-    r"(?:pediremos|pedimos|pedira)|nunca compartas|ne (?:vous|te) demanderons jamais|ne communiquez jamais)"
+    r"suspicious)|niemals am telefon|geben sie (?:\w+ ){0,4}(?:nie|niemals) weiter|geben sie (?:ihn|sie|es) "
+    r"nicht weiter|nicht weitergeben|nunca (?:te|le|les|os) (?:pediremos|pedimos|pedira)|nunca compartas|"
+    r"no (?:lo|la|los|las) compartas|no compartas|ne (?:le |la |les )?partagez pas|ne le communiquez "
+    r"(?:a personne|pas)|ne (?:vous|te) demanderons jamais|ne communiquez jamais)"
 )
 WARNING_CAP = 3
 # Crisis-line copy addresses the reader's own thoughts ("if you're having thoughts of ending your life, call 988"):
@@ -1630,5 +1632,5 @@ _MINORS = re.compile(
     r"(?:girls?|boys?)|schoolgirls?|schoolboys?|1[0-7] ?(?:yo|y o|year olds?|years old)|"
     r"[1-9] ?(?:yo|year olds?|years old)|ages? (?:1[0-7]|[1-9])(?: ?(?:-|to|and) ?(?:1[0-7]|[1-9]))?|young "
     r"(?:campers|pupils|students|ones|kids|boys|girls|children|teens)|(?:primary|middle|junior high|elementary) "
-    r"school(?:ers)?|schoolkids?)\b"
+    r"school(?:ers)?|schoolkids?|(?:year|grade|class) (?:1[0-2]|[1-9]) (?:girls?|boys?|pupils?|students?|kids?))\b"
 )

@@ -639,7 +639,8 @@ _THREATS = [
 _THREAT_RES = [(re.compile(p), s, label) for p, s, label in _THREATS]
 # A demand or condition that turns everyday wording ("we'll find you", "accidents happen") into a threat.
 _DEMAND = re.compile(
-    r"\b(?:owe|owed|owing|debt|debts|loan|arrears|overdue|outstanding|balance|what you owe|the money|pay up|"
+    r"\b(?:owe|owed|owing|debt|debts|loan|arrears|overdue|outstanding|(?<!card )(?<!points )(?<!gift )balance|"
+    r"what you owe|the money|pay up|"
     r"if (?:this|it|that|the \w+|you)\s+(?:isn'?t|is not|aren'?t|are not|don'?t|do not|doesn'?t|won'?t|can'?t)\s+"
     r"(?:\w+\s+)?(?:paid|pay|settled|cleared|sorted)|"
     r"pay us|settle (?:the|your|up|it)|clear (?:the|your) (?:debt|balance|account|invoice)|or (?:we|our|my|i|they)|"
