@@ -314,7 +314,7 @@ def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) 
     parts = {
         "composed (held-out frames)": split["source"].eq(COMPOSED.name),
         "v2 (used)": split["source"].eq("safety_v2/heldout.jsonl"),
-        "round-2 probes (never trained on)": split["source"].str.startswith("safety_probe_"),
+        "probes (model never trained on)": split["source"].str.startswith("safety_probe_"),
     }
     print(f"calibration split: {len(split)} texts; model trained on {int((~held).sum())}")
     english_safe_all = ~unsafe & split["language"].eq("en").to_numpy()

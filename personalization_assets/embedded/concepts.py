@@ -185,7 +185,7 @@ _EN = {
     "nobody cares|no one cares|deserve|worthless|you're worthless|you are worthless|why not|tonight|"
     "instead of|works best|make sure|don't tell|do not tell|hide the|hide it|under 500|under 800|"
     "thinspo|pro ana|pro-ana|pro mia|proana",
-    "sexual_explicit": "shag|shag her|shag him|screw her|screw him|brains out|creampie|rim you|rimming|dick pic|cock pic|and swallow|begging for it|fingered|finger her|fingering her|to bang|bang you|bang her|bang me|banged|banging her|get laid|two guys at once|take two guys|erect penis|erect|uncensored clip|uncensored video|make me hard|makes me hard|got me hard|gets me hard|so hard for|i'm hard|=nudes|make me wet|makes me wet|fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
+    "sexual_explicit": "jerk _ off|jerking _ off|jerks _ off|jerked _ off|jack _ off|jacking _ off|wank _ off|wanking _ off|hidden camera _ changing|hidden camera _ undressing|hidden camera _ showering|hidden camera _ naked|shag|shag her|shag him|screw her|screw him|brains out|creampie|rim you|rimming|dick pic|cock pic|and swallow|begging for it|fingered|finger her|fingering her|to bang|bang you|bang her|bang me|banged|banging her|get laid|two guys at once|take two guys|erect penis|erect|uncensored clip|uncensored video|make me hard|makes me hard|got me hard|gets me hard|so hard for|i'm hard|=nudes|make me wet|makes me wet|fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
     "blowjob|blow job|handjob|hand job|cum|cumming|orgasm|masturbate|masturbation|jerk off|jack off|"
     "horny|nudes|naked pics|nude pics|nude photos|naked photos|send nudes|sex tape|sex video|have sex|"
     "sex with|suck my|suck your|lick my|ride me|spread your legs|spread her legs|"
@@ -508,7 +508,8 @@ _IDIOMS = re.compile(
     r"precios de muerte|de muerte|matar el tiempo|ofertas que matan|rompe(?:r)? precios|precios "
     r"rompedores|arrasa\w*|bombazo|a tope|prix casses|prix qui tuent|qui tue|ca tue|tuer le temps|"
     r"prix cassés|une tuerie|canon|bombe de bain|casser les prix|cassons les prix|a tomber|craquer|"
-    r"craquez|explose(?:z|r)? les compteurs|exploser? (?:les|vos|tes|nos) papilles|frapper fort|frappe fort|coup de coeur|coup de foudre|"
+    r"craquez|explose(?:z|r)? les compteurs|um den verstand|matar(?:te|nos|lo|la|los|las)? de (?:gusto|risa|placer)|"
+    r"morir(?:se|te)? de (?:gusto|risa|placer|ganas)|exploser? (?:les|vos|tes|nos) papilles|frapper fort|frappe fort|coup de coeur|coup de foudre|"
     r"kill (?:them|'?em|him|her|you) with kindness|cut (?:you|u) (?:a|in on the) deal|beat (?:you|u) to it|"
     r"beat (?:the|your) (?:heat|crowds?|rush|clock|odds|competition|traffic|queues?|lines?))\b"
 )

@@ -73,8 +73,8 @@ _WEAK_DEHUMANIZE = (
 _BE = r"(?:are|is|'re|r|were|remain|seem|become|have become|are all|are just|are nothing but|are basically)"
 _FILLER = r"(?:\s+(?:all|just|nothing but|basically|really|simply|no more than|little more than|like|literally))*"
 _REMOVE = (
-    r"(?:should|must|need to|needs to|ought to|deserve to|have to|has to|will|are going to|gotta)\s+be\s+"
-    r"(?:\w+\s+)?(?:exterminated|eradicated|wiped out|wiped off|purged|gassed|culled|sterili[sz]ed|"
+    r"(?:should|must|need to|needs to|ought to|deserve to|have to|has to|will|are going to|gotta)\s+"
+    r"(?:have\s+)?(?:been|be)\s+(?:\w+\s+)?(?:finished off|killed|exterminated|eradicated|wiped out|wiped off|purged|gassed|culled|sterili[sz]ed|"
     r"eliminated|removed|deported|expelled|driven out|kicked out|thrown out|rounded up|locked up|caged|"
     r"put down|got rid of|gotten rid of|cleansed|erased|banned from (?:\w+\s*){1,3}|shipped back|sent back|"
     r"kept out|hunted|shot|hanged|burned)"
@@ -92,6 +92,7 @@ _NOT_BELONG = (
 )
 _GET_RID = re.compile(
     rf"\b(?:get rid of|exterminate|eradicate|wipe out|purge|gas|cull|sterili[sz]e|deport|cleanse (?:\w+\s+)?of|"
+    rf"(?:keep|make|get)\s+(?:\w+\s+){{0,3}}?(?:clean|free|clear|rid)\s+of(?:\s+\w+){{0,3}}?(?:\s+and)?(?:\s+of)?|"
     rf"round up|drive out|kick out|throw out|eliminate)\s+(?:all\s+)?({_GROUP_REF}|{_DEMONYM_REF})\b"
 )
 # Everyday removal verbs ("remove", "ban", "keep out") are hate only with a clear group: a known group word or a
@@ -138,7 +139,7 @@ def _hate(sentence: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
                 yield "hate", 6, "structure: group + dehumanizing predicate"
                 return
     for pattern, label in (
-        (rf"\b({subject})\s+{_REMOVE}\b", "structure: group + elimination"),
+        (rf"\b({subject}),?\s+(?:(?:who|that)\s+(?:\w+\s+)?)?{_REMOVE}\b", "structure: group + elimination"),
         (rf"\b({subject})\s+(?:\w+\s+)?(?:{_NOT_BELONG})\b", "structure: group + exclusion"),
     ):
         for match in re.finditer(pattern, sentence):
