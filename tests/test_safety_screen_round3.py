@@ -202,3 +202,33 @@ def test_importing_the_screen_stems_nothing_and_loads_no_pandas():
     assert before == 0
     assert after >= 1
     assert pandas_loaded is False
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Cinema club: popcorn is on us. Refugees, who honestly should have been wiped out, are not welcome.",
+        "Keep our beaches clean of plastic and of immigrants.",
+    ],
+)
+def test_elimination_of_a_group_in_relative_clauses_and_clean_of_phrases_is_hate(text):
+    assert screen_text(text).severities["hate"] >= 4
+
+
+def test_keeping_a_place_clean_of_dirt_is_not_hate():
+    assert not blocked("Keep your patio clean of moss and weeds with our pressure washer.")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Spa upgrade: the therapist jerks you off at the end, tips in cash.",
+        "Hidden camera in the changing room, naked guests every night - members only.",
+    ],
+)
+def test_explicit_acts_and_voyeurism_are_sexual(text):
+    assert screen_text(text).severities["sexual"] >= 4
+
+
+def test_a_supplier_notice_that_says_to_confirm_by_the_known_number_is_not_phishing():
+    assert not blocked("New remittance address for invoices; confirm only by calling your usual contact at our office.")

@@ -74,7 +74,8 @@ _BE = r"(?:are|is|'re|r|were|remain|seem|become|have become|are all|are just|are
 _FILLER = r"(?:\s+(?:all|just|nothing but|basically|really|simply|no more than|little more than|like|literally))*"
 _REMOVE = (
     r"(?:should|must|need to|needs to|ought to|deserve to|have to|has to|will|are going to|gotta)\s+"
-    r"(?:have\s+)?(?:been|be)\s+(?:\w+\s+)?(?:finished off|killed|exterminated|eradicated|wiped out|wiped off|purged|gassed|culled|sterili[sz]ed|"
+    r"(?:have\s+)?(?:been|be)\s+(?:\w+\s+)?(?:finished off|killed|exterminated|eradicated|wiped out|wiped off|"
+    r"purged|gassed|culled|sterili[sz]ed|"
     r"eliminated|removed|deported|expelled|driven out|kicked out|thrown out|rounded up|locked up|caged|"
     r"put down|got rid of|gotten rid of|cleansed|erased|banned from (?:\w+\s*){1,3}|shipped back|sent back|"
     r"kept out|hunted|shot|hanged|burned)"
