@@ -342,6 +342,13 @@ def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) 
                 + f"; safe en blocked {blocked[english_safe].sum()}/{english_safe.sum()}"
                 + f", de/es/fr {blocked[other_safe].sum()}/{other_safe.sum()}"
             )
+            if threshold == MODEL_THRESHOLD:
+                by_language = []
+                for language in ("en", "de", "es", "fr"):
+                    rows = mask & unsafe & split["language"].eq(language).to_numpy()
+                    if rows.any():
+                        by_language.append(f"{language} {blocked[rows].sum()}/{rows.sum()}")
+                print(f"{'':<14} {'':<34} unsafe caught by language: " + ", ".join(by_language))
         if show_errors and threshold == MODEL_THRESHOLD:
             for i in np.flatnonzero(blocked != unsafe):
                 kind = "MISSED" if unsafe[i] else "FALSE BLOCK"
