@@ -274,7 +274,8 @@ def calibration_mask(frame: pd.DataFrame) -> pd.Series:
 
 def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) -> None:
     """Train without the calibration split, then screen the split with the whole screen: rules alone, and rules
-    plus the model at each threshold. Prints catch per concern and safe copy blocked, per part of the split."""
+    plus the model at each threshold (short texts need at least SHORT_THRESHOLD, as in ScreenModel.threshold).
+    Prints catch per concern and safe copy blocked, per part of the split."""
     import tempfile
 
     import personalization_assets.embedded.screen as screen_module
@@ -319,7 +320,11 @@ def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) 
     print(f"calibration split: {len(split)} texts; model trained on {int((~held).sum())}")
     english_safe_all = ~unsafe & split["language"].eq("en").to_numpy()
     for threshold in (None, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9):
-        flagged = (probability >= threshold) & familiar if threshold else np.zeros(len(split), dtype=bool)
+        if threshold:
+            needed = np.array([calibration_model.threshold(m, threshold) for m in masked])
+            flagged = (probability >= needed) & familiar
+        else:
+            flagged = np.zeros(len(split), dtype=bool)
         blocked = scored["blocked"].to_numpy() | flagged
         print(
             f"{'rules only' if threshold is None else f'model >= {threshold:.2f}':<14} whole split: unsafe caught "

@@ -232,3 +232,17 @@ def test_explicit_acts_and_voyeurism_are_sexual(text):
 
 def test_a_supplier_notice_that_says_to_confirm_by_the_known_number_is_not_phishing():
     assert not blocked("New remittance address for invoices; confirm only by calling your usual contact at our office.")
+
+
+def test_short_texts_need_more_confidence_from_the_model():
+    from personalization_assets.embedded.model import MODEL_THRESHOLD, SHORT_THRESHOLD, SHORT_WORDS, screen_model
+    from personalization_assets.lib.safety import normalize_text
+
+    model = screen_model()
+    assert model is not None
+    short = normalize_text("Go tonight: late-night opening until 10pm.")
+    long = normalize_text("Go tonight: our late-night opening runs until 10pm with live music and free parking.")
+    assert model.words(short) < SHORT_WORDS <= model.words(long)
+    assert model.threshold(short) == SHORT_THRESHOLD > MODEL_THRESHOLD
+    assert model.threshold(long) == MODEL_THRESHOLD
+    assert not blocked("Go tonight: late-night opening until 10pm.")

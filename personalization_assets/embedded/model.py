@@ -2,7 +2,8 @@
 logistic regression over {safe, hate, violence, self_harm, sexual, phishing}.
 
 It is trained by scripts/train_safety_screen.py on the project's own development texts
-(tests/data/safety_eval.jsonl and tests/data/safety_dev_*.jsonl) plus the sentences of the approved content
+(tests/data/safety_eval.jsonl, tests/data/safety_dev_*.jsonl including the round-3 composed grid, and the used v1/v2
+held-out sets) plus the sentences of the approved content
 library as safe copy, and shipped as weights in embedded/data/screen_model.npz (vocabularies, idf, coefficients):
 nothing is downloaded or trained at run time. Character n-grams carry over to word forms the rules never listed
 ("Kreditkartendaten", "apuñalaré"), which is what the rules alone missed on text written after them.
@@ -10,9 +11,9 @@ nothing is downloaded or trained at run time. Character n-grams carry over to wo
 The screen uses it only to raise a concern: when the model gives a text an unsafe probability of at least
 `MODEL_THRESHOLD`, the most probable concern gets severity 4 (5 from `MODEL_HIGH`). The threshold is calibrated on
 an internal split held out of training (whole frames of the composed round-3 grid, the used v2 held-out set and the
-round-2 probes): the lowest threshold at which the model adds at most 1.5% of the split's safe English copy to what
-the rules block, keeping the rest of the 2% goal for the rules' own false blocks on fresh text (docs/safety_screen.md,
-"Round 3").
+probes): the lowest threshold at which the model adds at most 1% of the split's safe English copy to what the rules
+block, keeping the rest of the 2% goal for the rules' own false blocks on fresh text (docs/safety_screen.md,
+"Round 3"). Texts of fewer than `SHORT_WORDS` words need `SHORT_THRESHOLD`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import numpy as np
 MODEL_PATH = Path(__file__).parent / "data" / "screen_model.npz"
 MODEL_THRESHOLD = 0.7  # round 3: calibrated on a held-out split (scripts/train_safety_screen.py --calibrate)
 MODEL_HIGH = 0.9
+SHORT_WORDS = 10  # a text of fewer words gives the model little evidence: it needs ...
+SHORT_THRESHOLD = 0.85  # ... at least this unsafe probability (calibrated with MODEL_THRESHOLD)
 MIN_WORDS = 3  # the model judges only texts of at least this many words ...
 MIN_KNOWN = 0.6  # ... of which at least this share are in its vocabulary
 SAFE = "safe"
@@ -87,6 +90,15 @@ class ScreenModel:
             return False
         return sum(word in self._vocabulary for word in words) / len(words) >= MIN_KNOWN
 
+    def words(self, normalized: str) -> int:
+        """How many words the model reads in the text."""
+        return len(self._words(model_text(normalized)))
+
+    def threshold(self, normalized: str, threshold: float = MODEL_THRESHOLD) -> float:
+        """The unsafe probability the text needs: `threshold`, or `SHORT_THRESHOLD` for a short text (a subject
+        line, "Go tonight: late-night opening until 10pm") whose few words are weak evidence."""
+        return max(threshold, SHORT_THRESHOLD) if self.words(normalized) < SHORT_WORDS else threshold
+
     def judge(self, normalized: str) -> tuple[str, float] | None:
         """(most probable unsafe concern, unsafe probability) when the text is unsafe by the model, else None
         (also for text unlike the training prose, see `familiar`)."""
@@ -94,7 +106,7 @@ class ScreenModel:
             return None
         probabilities = self.probabilities([normalized])[0]
         unsafe = 1.0 - float(probabilities[self._safe])
-        if unsafe < MODEL_THRESHOLD:
+        if unsafe < self.threshold(normalized):
             return None
         ranked = [i for i in np.argsort(probabilities)[::-1] if i != self._safe]
         return self.classes[ranked[0]], unsafe
