@@ -107,6 +107,7 @@ _IDIOMS = re.compile(
             r"\bshot (?:by|on|with) (?:\w+ ){0,2}(?:photographers?|iphones?|cameras?|film|\d+ ?mm)\b",
             r"\bpen(?:etration)? ?test(?:s|ing|ers?)?\b",
             r"\b(?:these|those|new|fresh|sick|clean|retro|limited) kicks\b",
+            r"\b(?:beat|whip|kick|knock|lick)(?:s|ing)? (?:you|u|them|'?em|yourself) into (?:\w+ ){0,3}shape\b",
             r"\b(?:don'?t|do not|never|avoid|stop) get(?:ting)? (?:sun)?burn(?:ed|t)\b",
             r"\battack(?:s|ing)? (?:your |the |our |their )?(?:it |computer |company )?(?:systems?|networks?|"
             r"servers?|apps?|websites?|defen[cs]es|infrastructure|code)\b",
