@@ -246,3 +246,44 @@ def test_short_texts_need_more_confidence_from_the_model():
     assert model.threshold(short) == SHORT_THRESHOLD > MODEL_THRESHOLD
     assert model.threshold(long) == MODEL_THRESHOLD
     assert not blocked("Go tonight: late-night opening until 10pm.")
+
+
+def test_the_model_scores_like_the_scikit_learn_vectorizers_it_was_trained_with():
+    """Scoring needs numpy only; its n-grams, TF-IDF and normalization must equal scikit-learn's exactly."""
+    import numpy as np
+    from scipy.sparse import hstack
+
+    from personalization_assets.embedded.model import MODEL_PATH, ScreenModel, model_text, vectorizers
+    from personalization_assets.embedded.screen import masked_text
+
+    frames = [pd.read_json(p, lines=True) for p in sorted((ROOT / "tests" / "data").glob("safety_probe_*.jsonl"))]
+    texts = [masked_text(t) for t in pd.concat(frames)["text"]]
+    texts += ["", "  ", "a", "Ünïcödé façade — “quotes”", "x\ty\n\nz", "ok ok ok ok"]
+    with np.load(MODEL_PATH) as stored:
+        char, word = vectorizers()
+        char.vocabulary_ = {str(t): i for i, t in enumerate(stored["char_vocabulary"])}
+        char.idf_ = stored["char_idf"]
+        word.vocabulary_ = {str(t): i for i, t in enumerate(stored["word_vocabulary"])}
+        word.idf_ = stored["word_idf"]
+        coef, intercept = stored["coef"], stored["intercept"]
+    prepared = [model_text(t) for t in texts]
+    scores = hstack([char.transform(prepared), word.transform(prepared)]).tocsr() @ coef.T + intercept
+    expected = np.exp(scores - scores.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert np.abs(ScreenModel().probabilities(texts) - expected).max() < 1e-5
+
+
+def test_screening_does_not_import_scikit_learn():
+    probe = (
+        "import sys; from personalization_assets.embedded.screen import screen_text; "
+        "screen_text('Fresh bread every morning, killer deals on croissants.'); print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False"
