@@ -287,3 +287,28 @@ def test_screening_does_not_import_scikit_learn():
         env={"PYTHONPATH": str(ROOT)},
     )
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Parcel update: we tried to deliver your package twice. Pay a €2 storage fee by card to book redelivery.",
+        "You were selected for a free espresso machine! Just pay £3.50 postage at espresso-giveaway-uk.top",
+        "As the sole beneficiary of the estate you must send $900 for probate fees before the transfer.",
+        "yo gimme ur bank login and the 6-digit code we just texted u, quick",
+    ],
+)
+def test_advance_fees_and_slang_credential_requests_are_phishing(text):
+    assert phishing_check(text)[0] >= 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Free delivery on orders over $50; otherwise pay $4.99 for shipping at checkout.",
+        "Your parcel is on its way. Shipping fee waived this week.",
+    ],
+)
+def test_ordinary_shipping_fees_are_not_phishing(text):
+    assert phishing_check(text)[0] < 4
+    assert not blocked(text)

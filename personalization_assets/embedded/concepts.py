@@ -185,7 +185,7 @@ _EN = {
     "nobody cares|no one cares|deserve|worthless|you're worthless|you are worthless|why not|tonight|"
     "instead of|works best|make sure|don't tell|do not tell|hide the|hide it|under 500|under 800|"
     "thinspo|pro ana|pro-ana|pro mia|proana",
-    "sexual_explicit": "jerk _ off|jerking _ off|jerks _ off|jerked _ off|jack _ off|jacking _ off|wank _ off|wanking _ off|hidden camera _ changing|hidden camera _ undressing|hidden camera _ showering|hidden camera _ naked|shag|shag her|shag him|screw her|screw him|brains out|creampie|rim you|rimming|dick pic|cock pic|and swallow|begging for it|fingered|finger her|fingering her|to bang|bang you|bang her|bang me|banged|banging her|get laid|two guys at once|take two guys|erect penis|erect|uncensored clip|uncensored video|make me hard|makes me hard|got me hard|gets me hard|so hard for|i'm hard|=nudes|make me wet|makes me wet|fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
+    "sexual_explicit": "dick pics|cock pics|nude pics|squirting|squirt|sext a|sext with|sexting with|sext your|jerk _ off|jerking _ off|jerks _ off|jerked _ off|jack _ off|jacking _ off|wank _ off|wanking _ off|hidden camera _ changing|hidden camera _ undressing|hidden camera _ showering|hidden camera _ naked|shag|shag her|shag him|screw her|screw him|brains out|creampie|rim you|rimming|dick pic|cock pic|and swallow|begging for it|fingered|finger her|fingering her|to bang|bang you|bang her|bang me|banged|banging her|get laid|two guys at once|take two guys|erect penis|erect|uncensored clip|uncensored video|make me hard|makes me hard|got me hard|gets me hard|so hard for|i'm hard|=nudes|make me wet|makes me wet|fuck|fucking|fucked|porn|porno|pornography|pussy|cunt|tits|titties|boobs|"
     "blowjob|blow job|handjob|hand job|cum|cumming|orgasm|masturbate|masturbation|jerk off|jack off|"
     "horny|nudes|naked pics|nude pics|nude photos|naked photos|send nudes|sex tape|sex video|have sex|"
     "sex with|suck my|suck your|lick my|ride me|spread your legs|spread her legs|"
@@ -202,7 +202,7 @@ _EN = {
     "schoolboys|young girl|young girls|young boy|young boys|twelve year old|13 year old|14 year old|"
     "15 year old|12 year old|11 year old|10 year old|16 year old|17 year old|13 yo|14 yo|15 yo|12 yo|"
     "middle school|high school girl|high schooler|toddler|loli|jailbait|under 18|not 18|barely legal",
-    "cred": "send us the =codes|pay _ with gift cards|pay with gift cards|gift card codes|codes on the back|your login|login on this page|seed phrase|recovery words|12 word|code from the sms|code in the sms|code we texted|code from your phone|code from the text|card number|3 digit code|three digit code|network password|email password|mailbox password|card number|credit card number|debit card number|card details|credit card details|card info|"
+    "cred": "6 digit code|six digit code|4 digit code|digit code we|code we just texted|code we just sent|code we sent|security answers|steam login|apple id password|send us the =codes|pay _ with gift cards|pay with gift cards|gift card codes|codes on the back|your login|login on this page|seed phrase|recovery words|12 word|code from the sms|code in the sms|code we texted|code from your phone|code from the text|card number|3 digit code|three digit code|network password|email password|mailbox password|card number|credit card number|debit card number|card details|credit card details|card info|"
     "full card|cvv|cvc|cvv2|security code|your pin|the pin|and pin|card pin|atm pin|pin code|pin number|password|passcode|login details|"
     "log in details|login credentials|credentials|username and password|one time code|one-time code|"
     "one time password|otp|verification code|sms code|authentication code|2fa code|auth code|"
@@ -210,7 +210,7 @@ _EN = {
     "routing number|sort code|iban|social security number|ssn|online banking|bank login|expiry date|"
     "expiration date|mother's maiden name|maiden name|security question|seed phrase|recovery phrase|"
     "gift card codes|gift card numbers",
-    "request": "pay _ with|pay with|need your|needs your|require your|requires your|we need|asking for your|ask for your|give us your|reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|"
+    "request": "gimme|give me|give me your|hand over|drop me|dm me|dm us|tell me your|tell us your|pay _ with|pay with|need your|needs your|require your|requires your|we need|asking for your|ask for your|give us your|reply with|reply|respond with|send|send us|send me|text us|text back|email us|provide|"
     "share|give me your|tell us|tell me|call us with|read out|read us|call us and read|forward",
     "enter": "confirm|verify|validate|update|enter|type|submit|fill in|fill out|re-enter|reactivate|unlock|restore|keep it at",
     "login": "restore it at|restore your account|restore access at|verify it at|unlock it at|log in|login|sign in|signin|log on|verify your account|confirm your account|validate your "
@@ -370,7 +370,7 @@ _ES = {
     "instruction": "compra|comprar|menor de lo que crees|forma mas rapida|como|cuantas|cuanto|mejor manera|forma mas facil|mas rapido|mas rapida|sin dolor|"
     "suficiente para|consejos|paso a paso|deberias|tienes que|hazlo|solo hazlo|intenta|prueba|nadie|esta "
     "noche|asegurate|no se lo digas|escondelo",
-    "sexual_explicit": "follatela|follatelo|lo esta pidiendo|te la meto|follar|follo|folla|follarte|follando|porno|pornografia|polla|verga|pija|coño|"
+    "sexual_explicit": "te la chupa|te la chupan|me la chupa|se la chupa|chupapollas|follan|follamos|te follan|te follo|cabalgan|te cabalgan|follatela|follatelo|lo esta pidiendo|te la meto|follar|follo|folla|follarte|follando|porno|pornografia|polla|verga|pija|coño|"
     "chocho|tetas|mamada|chupamela|chupame|correrse|semen|orgasmo|masturbar|masturbarse|"
     "cachonda|cachondo|fotos desnuda|fotos desnudo|fotos intimas|video "
     "sexual|tener sexo|sexo con|lameme|montame|abrete de piernas|erecion|pene|vagina|genitales|"

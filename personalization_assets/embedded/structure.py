@@ -289,9 +289,11 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
             r"required|one ?time)?\s*(?:redelivery|re delivery|customs|release|handling|shipping|postage|"
             r"delivery|clearance|import|storage|processing|claim|admin(?:istration)?|transfer|unlock|"
             r"activation|verification)\s+(?:fee|charge|duty|cost|tax|payment)"
+            r"|\b(?:pay|send|transfer|wire)\s+(?:a |the |just )?[$€£]\s?\d[\d,]*(?:[.,]\d+)?\s+"
+            r"(?:(?:for|as|in|to cover)\s+)?(?:the |a |an |your )?(?:\w+\s+){0,2}(?:fees?|charges?|postage|shipping|duty|taxes|p&p)\b"
         ),
         3,
-        "fee to release",
+        "pay a fee to release",
     ),
     (
         re.compile(
@@ -304,7 +306,8 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
     ),
     (
         re.compile(
-            r"\b(?:you(?:'?ve| have)? (?:won|been selected|been chosen)|"
+            r"\b(?:you(?:'?ve| have)? (?:won|been selected|been chosen)|you (?:were|are) (?:selected|chosen)|"
+            r"(?:the|a|sole) beneficiary|"
             r"(?:lucky|grand|prize|selected|chosen|confirmed|our|the|a)\s+"
             r"winners?\b|"
             r"(?:claim|release|collect|receive) (?:your )?(?:prize|winnings|reward|jackpot|inheritance|"
@@ -388,6 +391,17 @@ def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
         found["changed bank details"] = 5
     if "fee to release" in found and ("parcel held" in found or "prize or funds claim" in found):
         found["fee to release"] = 5
+    # A fee the reader is told to pay, next to a parcel on its way back or a prize, inheritance or job kit.
+    if "pay a fee to release" in found and (
+        "parcel held" in found
+        or "prize or funds claim" in found
+        or re.search(
+            r"\b(?:parcel|package|redeliver\w*|tried to deliver|shipment|courier|customs|beneficiary|inheritance|"
+            r"you were (?:selected|chosen)|giveaway|free (?:gift|phone|iphone|laptop|dyson)|work laptop|to receive)\b",
+            text,
+        )
+    ):
+        found["pay a fee to release"] = 5
     if "parcel held" in found and re.search(r"\b(?:pay|fee|charge|duty|card|click|link|confirm)\b", text):
         found["parcel held"] = 4
     if "prize or funds claim" in found and re.search(
