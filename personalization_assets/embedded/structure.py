@@ -290,7 +290,8 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
             r"delivery|clearance|import|storage|processing|claim|admin(?:istration)?|transfer|unlock|"
             r"activation|verification)\s+(?:fee|charge|duty|cost|tax|payment)"
             r"|\b(?:pay|send|transfer|wire)\s+(?:a |the |just )?[$€£]\s?\d[\d,]*(?:[.,]\d+)?\s+"
-            r"(?:(?:for|as|in|to cover)\s+)?(?:the |a |an |your )?(?:\w+\s+){0,2}(?:fees?|charges?|postage|shipping|duty|taxes|p&p)\b"
+            r"(?:(?:for|as|in|to cover)\s+)?(?:the |a |an |your )?(?:\w+\s+){0,2}"
+            r"(?:fees?|charges?|postage|shipping|duty|taxes|p&p)\b"
         ),
         3,
         "pay a fee to release",
