@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Evaluate the embedded content-safety screen: development and held-out catch and false-block rates.
 
-Development text: tests/data/safety_eval.jsonl and tests/data/safety_dev_*.jsonl (the screen's rules and model
-were built on these). Held-out text: tests/heldout/safety/heldout.jsonl, written by another author by another
-method and measured once. For each set: catch rate per category, false-block rate, both per language, how many
+Development text: tests/data/safety_eval.jsonl, tests/data/safety_dev_*.jsonl (including the round-3 composed grid)
+and, since round 3, the two held-out sets that were each measured once in rounds 1 and 2
+(tests/heldout/safety/heldout.jsonl, tests/heldout/safety_v2/heldout.jsonl): the screen's rules and model were built
+on these. Held-out text: pass it with --heldout (the newest held-out set is measured once, by the lead).
+For each set: catch rate per category, false-block rate, both per language, how many
 texts involving minors got the maximum severity, and screening time. `--show-errors` lists every miss and false
 block.
 
@@ -29,18 +31,29 @@ sys.path.insert(0, str(ROOT))
 from personalization_assets.embedded.screen import screen_text  # noqa: E402 - path set up above
 from personalization_assets.lib.safety import CONCERNS, MAX_SEVERITY, evaluate_examples, evaluation_summary  # noqa: E402
 
-DEV = [ROOT / "tests" / "data" / "safety_eval.jsonl", *sorted((ROOT / "tests" / "data").glob("safety_dev_*.jsonl"))]
-HELDOUT = ROOT / "tests" / "heldout" / "safety" / "heldout.jsonl"
+USED_HELDOUT = [  # measured once each (rounds 1 and 2); development text since round 3
+    ROOT / "tests" / "heldout" / "safety" / "heldout.jsonl",
+    ROOT / "tests" / "heldout" / "safety_v2" / "heldout.jsonl",
+]
+DEV = [
+    ROOT / "tests" / "data" / "safety_eval.jsonl",
+    *sorted((ROOT / "tests" / "data").glob("safety_dev_*.jsonl")),
+    *USED_HELDOUT,
+]
+HELDOUT = None  # no default: the held-out set of a round is named on the command line and measured once
 
 
 def load(paths: list[Path]) -> pd.DataFrame:
     """Labelled texts in one frame: label safe|unsafe, category (None when safe), language, minor."""
-    frame = pd.concat([pd.read_json(path, lines=True).assign(source=path.name) for path in paths], ignore_index=True)
+    frame = pd.concat(
+        [pd.read_json(path, lines=True).assign(source=f"{path.parent.name}/{path.name}") for path in paths],
+        ignore_index=True,
+    )
     if "category" not in frame:
         frame["category"] = None
     category = frame["category"].where(frame["category"].notna(), None)
-    if "label" not in frame:
-        frame["label"] = category.map(lambda c: "safe" if c in (None, "safe") else "unsafe")
+    derived = category.map(lambda c: "safe" if c in (None, "safe") else "unsafe")
+    frame["label"] = frame["label"].fillna(derived) if "label" in frame else derived
     frame["category"] = category.where(frame["label"].eq("unsafe"), None)
     frame["language"] = frame["language"].fillna("en") if "language" in frame else "en"
     frame["minor"] = frame["minor"].map(lambda v: v is True or v == 1) if "minor" in frame else False
@@ -111,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dev", type=Path, nargs="*", default=DEV, help="development JSONL files")
     parser.add_argument("--heldout", type=Path, default=HELDOUT, help="held-out JSONL file (skipped if absent)")
     parser.add_argument(
+        "--by-source", action="store_true", help="also print each development file's figures on its own"
+    )
+    parser.add_argument(
         "--heldout-label", default="held-out", help='name printed for the --heldout set (e.g. "v1, used set")'
     )
     parser.add_argument("--show-errors", action="store_true", help="list misses and false blocks")
@@ -125,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"labelled data file not found: {missing[0]}")
         scored = evaluate_examples(load(paths), screen_text)
         report(name, scored)
+        if args.by_source and len(paths) > 1:
+            for source, part in scored.groupby("source", sort=False):
+                report(f"{name} / {source}", part.reset_index(drop=True))
         all_texts += scored["text"].tolist()
         if args.show_errors:
             errors = scored[scored["blocked"] != scored["label"].eq("unsafe")]

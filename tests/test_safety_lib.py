@@ -26,6 +26,7 @@ from personalization_assets.lib.safety import (
     CATEGORIES,
     CONCERNS,
     DEFAULT_THRESHOLDS,
+    MAX_SEVERITY,
     decide,
     decide_screened,
     evaluate_examples,
@@ -119,7 +120,7 @@ def test_marketing_idioms_and_product_copy_are_not_blocked(idiom):
 def test_threats_incitement_and_explicit_content_are_blocked_in_their_category(text, category):
     severities = screen_text(text).severities
     assert severities[category] >= 4, severities
-    assert max(severities, key=severities.get) == category
+    assert max(severities, key=lambda c: severities[c]) == category
 
 
 def test_idiom_does_not_hide_a_real_threat_in_the_same_text():
@@ -369,7 +370,7 @@ def test_decide_accepts_integral_numpy_and_float_values_and_ignores_extra_catego
         "phishing": np.int8(3),
         "jailbreak": 9,
     }
-    assert decide(severities, (), {}) == ("approved", [])
+    assert decide(severities, (), {}) == ("approved", [])  # type: ignore[arg-type]
 
 
 def test_decide_fails_closed_when_severities_is_not_a_mapping():
@@ -831,23 +832,29 @@ def test_library_screening_quarantines_text_in_an_unsupported_language():
     assert screening.quarantined["reasons"].str.startswith("language not supported").all()
 
 
-HELDOUT = Path(__file__).parent / "heldout" / "safety" / "heldout.jsonl"
+# The v1 and v2 held-out sets were each measured once (rounds 1 and 2, figures in docs/safety_screen.md); since
+# round 3 they are development text (the model trains on them), so these are in-sample floors: a regression fails.
+USED_HELDOUT = [
+    Path(__file__).parent / "heldout" / "safety" / "heldout.jsonl",
+    Path(__file__).parent / "heldout" / "safety_v2" / "heldout.jsonl",
+]
 
 
-@pytest.mark.skipif(not HELDOUT.is_file(), reason="held-out set not in this checkout (branch heldout)")
-def test_held_out_figures_do_not_regress():
-    """The figures measured once at the freeze (docs/safety_screen.md), rounded down: a regression fails. They are
-    not the goals (0.95 per category, 0.02 safe English), which the screen does not reach on this text."""
-    frame = pd.read_json(HELDOUT, lines=True)
+@pytest.mark.parametrize("path", USED_HELDOUT, ids=lambda p: p.parent.name)
+def test_used_held_out_sets_stay_caught(path):
+    if not path.is_file():
+        pytest.skip(f"{path} not in this checkout")
+    frame = pd.read_json(path, lines=True)
     frame["label"] = frame["category"].map(lambda c: "safe" if c == "safe" else "unsafe")
     frame["category"] = frame["category"].where(frame["label"].eq("unsafe"), None)
     scored = evaluate_examples(frame, screen_text)
     summary = evaluation_summary(scored).set_index("category")
-    floors = {"hate": 0.53, "violence": 0.85, "self_harm": 0.67, "sexual": 0.9, "phishing": 0.73, "all": 0.74}
-    for category, floor in floors.items():
-        assert summary.at[category, "catch_rate"] >= floor, summary.to_string()
+    for category in [*CONCERNS, "all"]:
+        assert summary.at[category, "catch_rate"] >= 0.95, summary.to_string()
     english_safe = scored[scored["label"].eq("safe") & scored["language"].eq("en")]
-    assert english_safe["blocked"].mean() <= 0.031
+    assert english_safe["blocked"].mean() <= 0.02
+    minors = scored[scored["label"].eq("unsafe") & scored["minor"].astype(bool)]
+    assert (minors["severity_sexual"] == MAX_SEVERITY).all()
 
 
 def test_stemming_is_safe_from_concurrent_screening_threads():

@@ -25,10 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from personalization_assets.embedded.concepts import concept_signals, mentions_minor
+from personalization_assets.embedded.concepts import concept_signals, mentions_minor, suspicious_links
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
 from personalization_assets.embedded.model import MODEL_HIGH, screen_model
-from personalization_assets.embedded.structure import structural_signals
+from personalization_assets.embedded.structure import help_framed, structural_signals
 from personalization_assets.lib.safety import (
     CATEGORIES,
     CONCERNS,
@@ -94,6 +94,27 @@ _IDIOMS = re.compile(
             r"\bexplosive (?:savings?|sales?|growth|flavou?rs?|deals?|performance|power|results?|taste|sound|"
             r"speed|energy|workouts?)\b",
             r"\bkill(?:s|ed|ing)? it\b",
+            # Round 3: hyperbole about a thing, not a person (the object decides, so "kill your boss" still counts).
+            r"\bkill(?:s|ing)? two birds with one stone\b",
+            r"\bkill(?:s|ing)? (?:your |the |those |all |any |every )?(?:excuses|cravings?|boredom|awkward "
+            r"silences?|silences?|procrastination|stress|frizz|odou?rs?|bacteria|germs|weeds)\b",
+            r"\bmurder(?:s|ing|ed)? (?:the |this |that |a |your |every )?(?:\w+ )?(?:game|look|fit|set|playlist|track|"
+            r"dance ?floor|karaoke|mystery|mysteries|to-?do list|workout|runway|catwalk|stage)\b",
+            r"\bshoot(?:s|ing)? (?:your |the |our |a |an |their |his |her )?(?:\w+ ){0,2}(?:portraits?|photos?|"
+            r"headshots?|weddings?|campaigns?|lookbooks?|videos?|films?|scenes?|engagements?|events?|"
+            r"commercials?|reels?|content)\b",
+            r"\bbreak(?:s|ing)? in for (?:you|u)\b",
+            r"\bshot (?:by|on|with) (?:\w+ ){0,2}(?:photographers?|iphones?|cameras?|film|\d+ ?mm)\b",
+            r"\bpen(?:etration)? ?test(?:s|ing|ers?)?\b",
+            r"\b(?:these|those|new|fresh|sick|clean|retro|limited) kicks\b",
+            r"\b(?:beat|whip|kick|knock|lick)(?:s|ing)? (?:you|u|them|'?em|yourself) into (?:\w+ ){0,3}shape\b",
+            r"\b(?:don'?t|do not|never|avoid|stop) get(?:ting)? (?:sun)?burn(?:ed|t)\b",
+            r"\battack(?:s|ing)? (?:your |the |our |their )?(?:it |computer |company )?(?:systems?|networks?|"
+            r"servers?|apps?|websites?|defen[cs]es|infrastructure|code)\b",
+            r"\b(?:feel|check|examine)(?:ing)? (?:your|their|her|his) (?:boobs|breasts?|chest|balls|testicles)\b",
+            r"\b(?:sauce|sauces|chil(?:l)?is?|peppers?|habaneros?|jalape\w*|curry|wings|workout|class|hiit|leg day|"
+            r"burpees|bootcamp|puzzle|level|boss fight|finale|plot twist)\b[^.!?\n]{0,40}\b(?:will|gonna|is going "
+            r"to|'ll|might|could) (?:destroy|wreck|murder|kill|ruin|hurt|break) (?:you|u|your \w+)\b",
             r"\b(?:is|are|'re|'s|was|were) killing (?:me|us)\b",
             r"\bkill(?:s|ing)? (?:some )?time\b",
             r"\bkill(?:s|ing)? the (?:lights|engine|music|game|look|"
@@ -1450,10 +1471,62 @@ def _scan_sentence(sentence: str, signals: dict[str, list[tuple[int, str]]]) -> 
                     signals["violence"].append((min(MAX_SEVERITY, score), " + ".join(parts)))
 
 
+HELP_KEEPS = 6  # a self-harm signal this strong ("kill yourself") keeps its severity in help-framed text
 CONCEPT_MIN_SEVERITY = 4  # weaker concept signals (a mention, a verb without a target) are not reported
 # Changes when what the screen (or the phishing check run next to remote backends) finds changes; part of the
 # screening cache key, so outcomes stored by an older screen are not reused.
-SCREEN_VERSION = "2026-12-structure-2"
+SCREEN_VERSION = "2026-12-round-3"
+
+
+# Round 3: security notices name what a scam asks for ("someone may ask for your PIN - we never will", "if
+# anyone asks you to forward a code, it's a scam", "our bank details have not changed"). A text that warns this
+# way gets at most WARNING_CAP for phishing, unless it also carries a look-alike or raw link (a phisher's "we will
+# never ask for your password, confirm at secure-bank-login.com" keeps its severity).
+_SCAM_WARNING = re.compile(
+    r"\b(?:we(?: will|'ll)? never (?:ask|call|text|email|e-mail|request|accept|send|contact|need)|we never will|"
+    r"never (?:share|give|tell|disclose|send|forward|read out|enter|type|reveal)|(?:don'?t|do not) (?:ever )?"
+    r"(?:share|give (?:out|away)?|disclose|forward|reveal|read out)|nobody legitimate|no legitimate|"
+    r"(?:it'?s|it is|that'?s|that is|is|are) (?:always )?(?:a |an )?(?:scam|scammer|scammers|fraud|fraudster|"
+    r"fraudsters|phishing|fake)\b|hang up|not even (?:with |to )?us|"
+    r"(?:only|always) (?:by )?(?:calling|call|ring|phone) (?:your|the|us on the) (?:usual|known|regular|existing)|"
+    r"(?:the )?number you already (?:have|know)|(?:has|have) not changed|(?:hasn'?t|haven'?t) "
+    r"changed|only (?:log in|sign in|enter \w+) (?:through|via|in|on)|report (?:it|scams?|fraud|phishing|"
+    r"suspicious)|niemals am telefon|geben sie (?:\w+ ){0,4}(?:nie|niemals) weiter|geben sie (?:ihn|sie|es) "
+    r"nicht weiter|nicht weitergeben|nunca (?:te|le|les|os) (?:pediremos|pedimos|pedira)|nunca compartas|"
+    r"no (?:lo|la|los|las) compartas|no compartas|ne (?:le |la |les )?partagez pas|ne le communiquez "
+    r"(?:a personne|pas)|ne (?:vous|te) demanderons jamais|ne communiquez jamais)"
+)
+WARNING_CAP = 3
+# Crisis-line copy addresses the reader's own thoughts ("if you're having thoughts of ending your life, call 988"):
+# with help framing, even the strongest self-harm wording in it is lowered.
+_CRISIS_COPY = re.compile(
+    r"\b(?:thoughts? (?:of|about)|thinking (?:of|about)|considering|feel(?:ing)? like|urges? to) (?:\w+ ){0,2}"
+    r"(?:ending (?:your|their|it)|ending your life|suicide|killing (?:yourself|themselves)|self-?harm|hurting "
+    r"(?:yourself|themselves)|taking (?:your|their) (?:own )?life)"
+)
+# Suicide endorsed as an answer ("suicide is a valid choice", "ending it would be the brave option").
+_ENDORSED = re.compile(
+    r"\b(?:suicide|ending it(?: all)?|ending your (?:own )?life|killing yourself|taking your (?:own )?life|an "
+    r"overdose|self-?harm|cutting) (?:is|'s|would be|could be|might be|really is) (?:honestly |really |totally |just )?"
+    r"(?:a |the |your )?(?:valid|good|reasonable|right|best|brave|only|smart|fine|kindest|easiest|real) "
+    r"(?:choice|option|answer|way out|decision|move|solution|way)"
+)
+# Help framing that is itself undermined ("don't call a hotline, they'll just stop you", "suicide is a valid
+# choice") does not lower anything.
+_HELP_UNDERMINED = re.compile(
+    r"\b(?:(?:don'?t|do not|never|no need to) (?:call|contact|ring|text|tell|talk to|reach out to|listen to) (?:a |the "
+    r"|any |your )?(?:hotline|helpline|crisis line|doctor|therapist|counsell?or|anyone|someone|988|samaritans|"
+    r"family|parents)|(?:valid|good|right|best|brave|only) (?:choice|option|way out|decision)|go for it|"
+    r"do it quietly|they'?ll (?:just )?(?:stop|save) you)"
+)
+
+
+def _warns_of_scam(masked: str, raw: str) -> bool:
+    return _SCAM_WARNING.search(masked) is not None and not suspicious_links(raw)
+
+
+def _capped(signals: list[tuple[int, str]], cap: int, reason: str) -> list[tuple[int, str]]:
+    return [(min(cap, s), f"{label} (lowered: {reason})" if s > cap else label) for s, label in signals]
 
 
 def phishing_check(text: str) -> tuple[int, tuple[str, ...]]:
@@ -1477,6 +1550,8 @@ def phishing_check(text: str) -> tuple[int, tuple[str, ...]]:
     verdict = model.judge(_IDIOMS.sub(" ~ ", normalized)) if model is not None else None
     if verdict is not None and verdict[0] == PHISHING:
         found.append((5 if verdict[1] >= MODEL_HIGH else 4, f"model: phishing p={verdict[1]:.2f}"))
+    if _warns_of_scam(_IDIOMS.sub(" ~ ", normalized), text):
+        found = _capped(found, WARNING_CAP, "scam warning")
     return max((s for s, _ in found), default=0), tuple(dict.fromkeys(label for _, label in found))
 
 
@@ -1518,6 +1593,27 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     if judged is not None:
         concern, probability = judged
         concepts[concern].append((5 if probability >= MODEL_HIGH else 4, f"model: unsafe p={probability:.2f}"))
+    if _ENDORSED.search(masked):
+        concepts["self_harm"].append((5, "self-harm endorsed as a choice"))
+    # Warnings and help: a scam warning names credentials, prevention copy names methods (see _SCAM_WARNING).
+    if _warns_of_scam(masked, text):
+        signals[PHISHING] = _capped(signals[PHISHING], WARNING_CAP, "scam warning")
+        concepts[PHISHING] = _capped(concepts[PHISHING], WARNING_CAP, "scam warning")
+        # The model's unsafe probability on a security notice comes from its credential words, whichever
+        # concern it names: its signal is lowered too (the rules still judge every other concern).
+        for concern in CONCERNS:
+            model_signals = [(s, label) for s, label in concepts[concern] if label.startswith("model:")]
+            others = [(s, label) for s, label in concepts[concern] if not label.startswith("model:")]
+            concepts[concern] = others + _capped(model_signals, WARNING_CAP, "scam warning")
+    harm_to_self = signals["self_harm"] + concepts["self_harm"]
+    if (
+        harm_to_self
+        and (max(s for s, _ in harm_to_self) < HELP_KEEPS or _CRISIS_COPY.search(masked))
+        and help_framed(masked)
+        and not _HELP_UNDERMINED.search(masked)
+    ):
+        signals["self_harm"] = _capped(signals["self_harm"], WARNING_CAP, "prevention or help")
+        concepts["self_harm"] = _capped(concepts["self_harm"], WARNING_CAP, "prevention or help")
     # Sexual content involving minors is always the top severity.
     sexual = signals["sexual"] + concepts["sexual"]
     if any(s >= 3 for s, _ in sexual) and (
@@ -1537,5 +1633,7 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
 _MINORS = re.compile(
     r"\b(?:child|children|kids?|minors?|underage|preteens?|teens?|teenagers?|little "
     r"(?:girls?|boys?)|schoolgirls?|schoolboys?|1[0-7] ?(?:yo|y o|year olds?|years old)|"
-    r"[1-9] ?(?:yo|year olds?|years old))\b"
+    r"[1-9] ?(?:yo|year olds?|years old)|ages? (?:1[0-7]|[1-9])(?: ?(?:-|to|and) ?(?:1[0-7]|[1-9]))?|young "
+    r"(?:campers|pupils|students|ones|kids|boys|girls|children|teens)|(?:primary|middle|junior high|elementary) "
+    r"school(?:ers)?|schoolkids?|(?:year|grade|class) (?:1[0-2]|[1-9]) (?:girls?|boys?|pupils?|students?|kids?))\b"
 )

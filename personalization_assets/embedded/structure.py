@@ -73,8 +73,9 @@ _WEAK_DEHUMANIZE = (
 _BE = r"(?:are|is|'re|r|were|remain|seem|become|have become|are all|are just|are nothing but|are basically)"
 _FILLER = r"(?:\s+(?:all|just|nothing but|basically|really|simply|no more than|little more than|like|literally))*"
 _REMOVE = (
-    r"(?:should|must|need to|needs to|ought to|deserve to|have to|has to|will|are going to|gotta)\s+be\s+"
-    r"(?:\w+\s+)?(?:exterminated|eradicated|wiped out|wiped off|purged|gassed|culled|sterili[sz]ed|"
+    r"(?:should|must|need to|needs to|ought to|deserve to|have to|has to|will|are going to|gotta)\s+"
+    r"(?:have\s+)?(?:been|be)\s+(?:\w+\s+)?(?:finished off|killed|exterminated|eradicated|wiped out|wiped off|"
+    r"purged|gassed|culled|sterili[sz]ed|"
     r"eliminated|removed|deported|expelled|driven out|kicked out|thrown out|rounded up|locked up|caged|"
     r"put down|got rid of|gotten rid of|cleansed|erased|banned from (?:\w+\s*){1,3}|shipped back|sent back|"
     r"kept out|hunted|shot|hanged|burned)"
@@ -92,6 +93,7 @@ _NOT_BELONG = (
 )
 _GET_RID = re.compile(
     rf"\b(?:get rid of|exterminate|eradicate|wipe out|purge|gas|cull|sterili[sz]e|deport|cleanse (?:\w+\s+)?of|"
+    rf"(?:keep|make|get)\s+(?:\w+\s+){{0,3}}?(?:clean|free|clear|rid)\s+of(?:\s+\w+){{0,3}}?(?:\s+and)?(?:\s+of)?|"
     rf"round up|drive out|kick out|throw out|eliminate)\s+(?:all\s+)?({_GROUP_REF}|{_DEMONYM_REF})\b"
 )
 # Everyday removal verbs ("remove", "ban", "keep out") are hate only with a clear group: a known group word or a
@@ -138,7 +140,7 @@ def _hate(sentence: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
                 yield "hate", 6, "structure: group + dehumanizing predicate"
                 return
     for pattern, label in (
-        (rf"\b({subject})\s+{_REMOVE}\b", "structure: group + elimination"),
+        (rf"\b({subject}),?\s+(?:(?:who|that)\s+(?:\w+\s+)?)?{_REMOVE}\b", "structure: group + elimination"),
         (rf"\b({subject})\s+(?:\w+\s+)?(?:{_NOT_BELONG})\b", "structure: group + exclusion"),
     ):
         for match in re.finditer(pattern, sentence):
@@ -287,9 +289,12 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
             r"required|one ?time)?\s*(?:redelivery|re delivery|customs|release|handling|shipping|postage|"
             r"delivery|clearance|import|storage|processing|claim|admin(?:istration)?|transfer|unlock|"
             r"activation|verification)\s+(?:fee|charge|duty|cost|tax|payment)"
+            r"|\b(?:pay|send|transfer|wire)\s+(?:a |the |just )?[$€£]\s?\d[\d,]*(?:[.,]\d+)?\s+"
+            r"(?:(?:for|as|in|to cover)\s+)?(?:the |a |an |your )?(?:\w+\s+){0,2}"
+            r"(?:fees?|charges?|postage|shipping|duty|taxes|p&p)\b"
         ),
         3,
-        "fee to release",
+        "pay a fee to release",
     ),
     (
         re.compile(
@@ -302,7 +307,8 @@ _SCAMS: list[tuple[re.Pattern[str], int, str]] = [
     ),
     (
         re.compile(
-            r"\b(?:you(?:'?ve| have)? (?:won|been selected|been chosen)|"
+            r"\b(?:you(?:'?ve| have)? (?:won|been selected|been chosen)|you (?:were|are) (?:selected|chosen)|"
+            r"(?:the|a|sole) beneficiary|"
             r"(?:lucky|grand|prize|selected|chosen|confirmed|our|the|a)\s+"
             r"winners?\b|"
             r"(?:claim|release|collect|receive) (?:your )?(?:prize|winnings|reward|jackpot|inheritance|"
@@ -386,6 +392,17 @@ def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
         found["changed bank details"] = 5
     if "fee to release" in found and ("parcel held" in found or "prize or funds claim" in found):
         found["fee to release"] = 5
+    # A fee the reader is told to pay, next to a parcel on its way back or a prize, inheritance or job kit.
+    if "pay a fee to release" in found and (
+        "parcel held" in found
+        or "prize or funds claim" in found
+        or re.search(
+            r"\b(?:parcel|package|redeliver\w*|tried to deliver|shipment|courier|customs|beneficiary|inheritance|"
+            r"you were (?:selected|chosen)|giveaway|free (?:gift|phone|iphone|laptop|dyson)|work laptop|to receive)\b",
+            text,
+        )
+    ):
+        found["pay a fee to release"] = 5
     if "parcel held" in found and re.search(r"\b(?:pay|fee|charge|duty|card|click|link|confirm)\b", text):
         found["parcel held"] = 4
     if "prize or funds claim" in found and re.search(
@@ -485,8 +502,15 @@ _HELP_FRAME = re.compile(
     r"danger|risks?|risky|warning signs?|get help|reach out|helpline|hotline|crisis|988|samaritans|"
     r"lifeline|support line|you are not alone|you'?re not alone|recovery|prevention|"
     r"emergency|call 911|call 999|call 112|in crisis|safety plan|support group|"
-    r"if you(?:'re| are) struggling|if you(?:'re| are) having thoughts)\b"
+    r"if you(?:'re| are) struggling|if you(?:'re| are) having thoughts|"
+    r"(?:do not|don'?t|never) (?:take|exceed|use|give) (?:more than|the (?:stated|recommended|maximum))|"
+    r"(?:stated|recommended|maximum) (?:daily )?dose|out of (?:the )?reach of children|can damage your)\b"
 )
+
+
+def help_framed(text: str) -> bool:
+    """Whether text warns against self-harm or points to help (the `_HELP_FRAME` words)."""
+    return _HELP_FRAME.search(text) is not None
 
 
 def _self_harm(text: str) -> Iterator[tuple[str, int, str]]:
@@ -632,7 +656,8 @@ _THREATS = [
 _THREAT_RES = [(re.compile(p), s, label) for p, s, label in _THREATS]
 # A demand or condition that turns everyday wording ("we'll find you", "accidents happen") into a threat.
 _DEMAND = re.compile(
-    r"\b(?:owe|owed|owing|debt|debts|loan|arrears|overdue|outstanding|balance|what you owe|the money|pay up|"
+    r"\b(?:owe|owed|owing|debt|debts|loan|arrears|overdue|outstanding|(?<!card )(?<!points )(?<!gift )balance|"
+    r"what you owe|the money|pay up|"
     r"if (?:this|it|that|the \w+|you)\s+(?:isn'?t|is not|aren'?t|are not|don'?t|do not|doesn'?t|won'?t|can'?t)\s+"
     r"(?:\w+\s+)?(?:paid|pay|settled|cleared|sorted)|"
     r"pay us|settle (?:the|your|up|it)|clear (?:the|your) (?:debt|balance|account|invoice)|or (?:we|our|my|i|they)|"

@@ -14,14 +14,17 @@ import json
 import math
 import numbers
 import re
+import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where frames are built, not at import (the screen does not need it)
+    import pandas as pd
 
 CATEGORIES: tuple[str, ...] = ("hate", "violence", "self_harm", "sexual")  # Azure's four harm categories
 PHISHING = "phishing"  # the project's own fifth concern, screened next to every backend
@@ -266,7 +269,10 @@ def is_integral(value: object) -> bool:
 
 
 def is_missing(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None:
+        return True
+    pandas = sys.modules.get("pandas")  # pd.NA / pd.NaT can only exist once pandas is imported
+    if pandas is not None and (value is pandas.NA or value is pandas.NaT):
         return True
     return isinstance(value, float | np.floating) and math.isnan(float(value))
 
@@ -485,6 +491,8 @@ def screen_documents(
             )
     bad = {q["document_id"] for q in quarantined}
     kept = documents.loc[~documents["document_id"].isin(bad)].reset_index(drop=True)
+    import pandas as pd
+
     frame = pd.DataFrame(quarantined, columns=list(QUARANTINE_COLUMNS))
     return LibraryScreening(kept, frame.astype(dict.fromkeys(CONCERNS, "Int64")))
 
@@ -524,6 +532,8 @@ def evaluate_examples(
     bad_labels = sorted(set(examples["label"]) - {"safe", "unsafe"})
     if bad_labels:
         raise ValueError(f"evaluation labels must be 'safe' or 'unsafe', found {bad_labels}")
+    import pandas as pd
+
     results = [screen(text) for text in examples["text"]]
     scored = examples.reset_index(drop=True).copy()
     severity_frame = pd.DataFrame(
@@ -570,6 +580,8 @@ def evaluation_summary(scored: pd.DataFrame, by: str | None = None) -> pd.DataFr
                     "false_blocks": 0,
                 }
             )
+    import pandas as pd
+
     summary = pd.DataFrame(rows)
     summary["missed"] = summary["unsafe"] - summary["caught"]
     summary["passed"] = summary["safe"] - summary["false_blocks"]
