@@ -32,7 +32,7 @@ from typing import Any, Final
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr, field_validator
 
-from personalization_assets.embedded.model import MODEL_THRESHOLD, SAFE, screen_model
+from personalization_assets.embedded.model import SAFE, screen_model
 from personalization_assets.embedded.screen import SCREEN_VERSION, masked_text, phishing_check, screen_text
 from personalization_assets.lib.safety import (
     AZURE_MAX_TEXT_CHARS,
@@ -206,19 +206,22 @@ class EmbeddedContentSafetyResource(ContentSafetyResource):
     def cacheable(self) -> bool:
         return False  # local and deterministic: screening again is as cheap as a cache lookup
 
-    def model_score(self, text: str) -> float | None:
-        """The linear model's unsafe probability for `text`, as the screen computes it (idioms masked), or None
-        when no model is shipped or the text is unlike the prose it was trained on (then it does not judge)."""
+    def model_gap(self, text: str) -> float | None:
+        """How far the linear model's unsafe probability for `text` (idioms masked, as the screen reads it) lies
+        below the probability that would block it (MODEL_THRESHOLD; more for a short text such as a subject line,
+        embedded.model.SHORT_THRESHOLD). Negative when the model blocks it; None when no model is shipped or the
+        text is unlike the prose it was trained on (then it does not judge)."""
         model = screen_model()
         masked = masked_text(text)
         if model is None or not model.familiar(masked):
             return None
-        return 1.0 - float(model.probabilities([masked])[0][model.classes.index(SAFE)])
+        unsafe = 1.0 - float(model.probabilities([masked])[0][model.classes.index(SAFE)])
+        return model.threshold(masked) - unsafe
 
     def near_model_boundary(self, text: str, margin: float) -> bool:
-        """The model found `text` safe, but with an unsafe probability of at least MODEL_THRESHOLD - margin."""
-        score = self.model_score(text) if margin > 0 else None
-        return score is not None and MODEL_THRESHOLD - margin <= score < MODEL_THRESHOLD
+        """The model found `text` safe, but with an unsafe probability at most `margin` below its threshold."""
+        gap = self.model_gap(text) if margin > 0 else None
+        return gap is not None and 0 < gap <= margin
 
     def _screen(self, text: str) -> ScreenOutcome:
         result = screen_text(text, self.blocklist_terms)

@@ -11,7 +11,6 @@ import pytest
 
 from personalization_assets.config import ConfigError
 from personalization_assets.config.safety import SafetyConfig
-from personalization_assets.embedded.model import MODEL_THRESHOLD
 from personalization_assets.lib.safety import CONCERNS
 from personalization_assets.store import safety as store
 from personalization_assets.workflows import safety as flow
@@ -110,14 +109,18 @@ def near_violence() -> int:
     return severity
 
 
-def opinion_settings(base_resources, tmp_path, *, enabled=True, margin=1, rewrite_attempts=0, **changes):
+def opinion_settings(
+    base_resources, tmp_path, *, enabled=True, margin=1, model_margin=0.0, rewrite_attempts=0, **changes
+):
+    """Second opinion on near severities only (model_margin 0): which plain variants the model scores close to
+    its boundary depends on the shipped weights; that route has its own tests below."""
     thresholds = {**dict.fromkeys(CONCERNS, 4), "violence": near_violence() + 1}
     return settings_with(
         base_resources["settings"],
         tmp_path,
         thresholds=thresholds,
         rewrite_attempts=rewrite_attempts,
-        second_opinion={"enabled": enabled, "margin": margin},
+        second_opinion={"enabled": enabled, "margin": margin, "model_margin": model_margin},
         **changes,
     )
 
@@ -459,20 +462,20 @@ def test_second_opinions_run_with_bounded_concurrency(monkeypatch):
 
 # --- Texts the embedded screen's model found safe, but only just ------------------------------------------------
 
-MODEL_NEAR = "Confirm your login details on our new portal."  # the model's unsafe probability ~0.49 today
+MODEL_NEAR = "Verify your account on our new portal to keep your rewards active."  # ~0.11 below blocking today
 
 
 def test_a_text_near_the_models_boundary_is_sent_and_the_others_are_not(openai_emulator, monkeypatch):
     screen = EmbeddedContentSafetyResource()
-    score = screen.model_score(MODEL_NEAR)
-    assert score is not None and score < MODEL_THRESHOLD, f"pick another text: the model scores it {score}"
+    gap = screen.model_gap(MODEL_NEAR)
+    assert gap is not None and gap > 0, f"pick another text: the model's gap to blocking it is {gap}"
     assert max(screen.screen(MODEL_NEAR).severities.values()) <= 1  # not near by severity
-    margin = MODEL_THRESHOLD - score + 0.005  # the boundary just below this text's score
+    margin = gap + 0.005  # the boundary just beyond this text's gap
     candidates = flow.candidates_from_variants(variant_rows())
     for candidate in candidates:
         for text in (candidate.subject, candidate.body):
-            other = screen.model_score(text) or 0.0
-            assert other < MODEL_THRESHOLD - margin, f"a plain variant scores {other}: pick another text"
+            other = screen.model_gap(text)
+            assert other is None or other > margin, f"a plain variant is {other} from blocking: pick another text"
     near = flow.Candidate("v-near", "v-near", "friendly", MODEL_NEAR, candidates[0].body, "[]")
     openai_emulator.responder = responder_for({MODEL_NEAR: opinion(phishing=True)})
     llm = compatible_llm(openai_emulator, monkeypatch)
@@ -504,4 +507,22 @@ def test_a_text_near_the_models_boundary_is_sent_and_the_others_are_not(openai_e
 
 def test_only_the_embedded_screen_exposes_a_model_score(content_safety_emulator, monkeypatch):
     assert azure_resource(content_safety_emulator, monkeypatch).near_model_boundary(MODEL_NEAR, 0.7) is False
-    assert EmbeddedContentSafetyResource().model_score("Tier 3") is None  # too short for the model to judge
+    assert EmbeddedContentSafetyResource().model_gap("Tier 3") is None  # too short for the model to judge
+
+
+def test_a_short_text_is_near_the_boundary_by_its_own_higher_threshold():
+    from personalization_assets.embedded.model import MODEL_THRESHOLD, SHORT_THRESHOLD, screen_model
+    from personalization_assets.embedded.screen import masked_text
+
+    screen = EmbeddedContentSafetyResource()
+    model = screen_model()
+    assert model is not None
+    subject, body = "Confirm your login details now", MODEL_NEAR + " " + MODEL_NEAR
+    assert model.threshold(masked_text(subject)) == max(MODEL_THRESHOLD, SHORT_THRESHOLD)
+    for text in (subject, body):
+        gap = screen.model_gap(text)
+        assert gap is not None
+        unsafe = model.threshold(masked_text(text)) - gap
+        assert 0.0 <= unsafe <= 1.0
+        assert screen.near_model_boundary(text, gap + 0.001) is (gap > 0)
+        assert screen.near_model_boundary(text, max(gap - 0.001, 0.0)) is False

@@ -47,8 +47,8 @@ class SecondOpinionConfig(StrictModel):
         default=0.2,
         ge=0.0,
         le=0.7,
-        description="embedded backend: also a text its linear model found safe with an unsafe probability of at "
-        "least 0.7 (the model's threshold) - model_margin; 0 = severities only",
+        description="embedded backend: also a text its linear model found safe with an unsafe probability at most "
+        "model_margin below the one that blocks it (0.7; 0.85 for a short text); 0 = severities only",
     )
 
 
