@@ -49,7 +49,9 @@ def _run_config(verbose: bool) -> dict:
     return {"loggers": {"console": {"config": {"log_level": "INFO" if verbose else "CRITICAL"}}}}
 
 
-RELEASE_ABOVE_BYTES = 512 * 2**20
+RELEASE_ABOVE_BYTES = 512 * 2**20  # without a loaded size noted: release above this resident size
+RELEASE_GROWTH_BYTES = 256 * 2**20  # with one: release when runs have grown the process by this much
+_loaded_bytes: int | None = None
 
 
 def _resident_bytes() -> int:
@@ -57,15 +59,25 @@ def _resident_bytes() -> int:
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError):  # not Linux: always release
-        return RELEASE_ABOVE_BYTES
+        return RELEASE_ABOVE_BYTES + (_loaded_bytes or 0) + RELEASE_GROWTH_BYTES
+
+
+def note_loaded_size() -> None:
+    """Remember the process's size once the code is loaded: what runs add on top is what release_memory frees."""
+    global _loaded_bytes
+    _loaded_bytes = _resident_bytes()
 
 
 def release_memory() -> None:
     """Hand memory a finished run freed back to the OS, so the next run in this process starts low: frames
     that reference cycles kept alive (Dagster's run contexts), Arrow's allocator pool (mimalloc keeps freed
     pages) and glibc's heap. Without it the process carried hundreds of MiB from one run into the next.
-    Skipped while the process is small: a full collection costs ~0.2 s, most of a small segment's run."""
-    if _resident_bytes() < RELEASE_ABOVE_BYTES:
+    Skipped while the runs have not grown the process much (the code alone is ~500 MiB): a full collection
+    costs ~0.2 s, most of a small segment's run."""
+    if _loaded_bytes is None:
+        if _resident_bytes() < RELEASE_ABOVE_BYTES:
+            return
+    elif _resident_bytes() - _loaded_bytes < RELEASE_GROWTH_BYTES:
         return
     import pyarrow
 
@@ -158,8 +170,9 @@ def command_run(args: argparse.Namespace) -> int:
     from personalization_assets.preflight import preflight
 
     started = time.perf_counter()
-    preflight()  # ConfigError: main() prints it and exits 2, before any stage ran
     instance = DagsterInstance.get()
+    preflight(instance)  # ConfigError: main() prints it and exits 2, before any stage ran
+    note_loaded_size()
     for run_id in fail_orphaned_runs(instance):
         print(f"marked run {run_id[:8]} failed: the process that executed it is gone", file=sys.stderr)
     # SIGTERM (a `kill`, a CI timeout) interrupts the run like Ctrl-C, so Dagster records it as failed.
