@@ -27,6 +27,7 @@ from types import MappingProxyType
 
 from personalization_assets.embedded.concepts import concept_signals, mentions_minor, suspicious_links
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
+from personalization_assets.embedded.minors import minor_signal
 from personalization_assets.embedded.model import MODEL_HIGH, screen_model
 from personalization_assets.embedded.structure import help_framed, structural_signals
 from personalization_assets.lib.safety import (
@@ -103,6 +104,8 @@ _IDIOMS = re.compile(
             r"\bshoot(?:s|ing)? (?:your |the |our |a |an |their |his |her )?(?:\w+ ){0,2}(?:portraits?|photos?|"
             r"headshots?|weddings?|campaigns?|lookbooks?|videos?|films?|scenes?|engagements?|events?|"
             r"commercials?|reels?|content)\b",
+            r"\b(?:photo|outdoor|indoor|studio|family|fashion|product|portrait|wedding|engagement|newborn|location) "
+            r"shoots?\b",
             r"\bbreak(?:s|ing)? in for (?:you|u)\b",
             r"\bshot (?:by|on|with) (?:\w+ ){0,2}(?:photographers?|iphones?|cameras?|film|\d+ ?mm)\b",
             r"\bpen(?:etration)? ?test(?:s|ing|ers?)?\b",
@@ -1620,6 +1623,12 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
         _MINORS.search(masked) or any("minor" in label for _, label in sexual) or mentions_minor(masked, language)
     ):
         signals["sexual"].append((MAX_SEVERITY, "sexual content involving minors"))
+    else:
+        # Round 4 safety net (embedded/minors.py): a minor cue with any sexual signal, sexualized body talk or
+        # grooming intent is 7 whatever the model says; the model cannot lower it.
+        involving_minor = minor_signal(text, max((s for s, _ in sexual), default=0), language)
+        if involving_minor:
+            signals["sexual"].append((MAX_SEVERITY, f"sexual content involving minors: {involving_minor}"))
     severities = {c: max(_combine(signals[c]), max((s for s, _ in concepts[c]), default=0)) for c in CONCERNS}
     matched = {
         c: tuple(dict.fromkeys(label for s, label in sorted(signals[c] + concepts[c], reverse=True) if s > 0))

@@ -112,12 +112,42 @@ _HATE_HELP = re.compile(
 )
 
 
+# Round 4: a group shut out of housing, work, shops or a neighbourhood ("we're hiring, but not Travellers", "our
+# shop does not serve Somalis", "room to let - no Roma", "keep the Kallumi families out of our street"). Fair-
+# housing and equal-opportunity notices name the same shapes to forbid them.
+_PLACE = (
+    r"(?:neighbou?rhoods?|streets?|block|area|estate|building|town|village|city|schools?|shops?|stores?|"
+    r"pubs?|bars?|clubs?|restaurants?|high street|co-?op|community|workplaces?|jobs?|company|park)"
+)
+_EXCLUDE_SERVICE = (
+    r"(?:^|[,:;(~-]\s*|\bbut\s+|\bsorry,?\s+|\bstrictly\s+|\bdefinitely\s+)(?:no|not)\s+(?:any\s+)?({grp})\b"
+    r"|\b(?:does not|doesn'?t|do not|don'?t|won'?t|will not|we never|refuse to|cannot|can'?t|not allowed to)\s+"
+    r"(?:serve|hire|employ|rent to|let to|sell to|admit|accept|take on|house|rent (?:\w+ )?to)\s+(?:any\s+)?({grp})\b"
+    r"|\brefus(?:e|es|ing)? (?:service|entry|housing|tenancy|a room|work|jobs?) to\s+({grp})\b"
+    r"|\b(?:keep|get|run|push|drive)\s+({grp})(?:\s+\w+){{0,4}}?\s+(?:out of|away from)\s+(?:our|this|the|my)\s+"
+    r"(?:\w+\s+)?" + _PLACE + r"\b"
+)
+_EXCLUDE_CONTEXT = re.compile(
+    r"\b(?:hir\w*|jobs?|apply|applicants?|vacanc\w*|rent\w*|let|tenants?|rooms?|flats?|apartments?|house|"
+    r"lodg\w*|serve|service|shop|store|customers|admit\w*|entry|enter|welcome|allowed|neighbou?rhood|street|"
+    r"staff|employ\w*|bar|pub|club|restaurant|co-?op)\b"
+)
+_FAIR_NOTICE = re.compile(
+    r"\b(?:regardless|discriminat\w*|illegal|unlawful|protected|equal opportunit\w*|fair housing|report (?:it|them|"
+    r"this)|against the law|never refuse|we welcome|all are welcome|everyone is welcome)\b"
+)
+
+
 def _group_names(raw: str) -> list[str]:
     """Capitalized names introduced as a group in the raw text: "the Varnai", "all Kethians", "those Dravese"."""
     names = re.findall(
         r"\b(?:[Tt]he|[Aa]ll|[Tt]hose|[Tt]hese|[Mm]ost|[Ee]very|[Mm]any|[Ss]uch|[Tt]heir)\s+([A-Z][a-z]{2,})\b", raw
     )
     names += re.findall(r"(?:^|[.!?]\s+)([A-Z][a-z]{2,}(?:s|i|ai|ese|ans|ians|ites))\s+(?:are|were)\b", raw)
+    names += re.findall(
+        r"\b(?:[Ss]erve|[Hh]ire|[Ee]mploy|[Rr]ent to|[Ll]et to|[Ss]ell to|[Aa]dmit|[Nn]o|[Nn]ot)\s+([A-Z][a-z]{2,}s)\b",
+        raw,
+    )
     common = {"The", "All", "Our", "Your", "This", "These", "Those", "They", "We", "You", "Its", "Their"}
     return sorted({n.lower() for n in names if n not in common})
 
@@ -151,6 +181,16 @@ def _hate(sentence: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
         if not _PESTS.search(match.group(1)):
             yield "hate", 5, "structure: removal of a group"
             return
+    if not _FAIR_NOTICE.search(sentence):
+        grp = clear + rf"(?:\s+(?:{_PEOPLE_NOUN}))?"
+        context = _EXCLUDE_CONTEXT.search(sentence) is not None
+        for match in re.finditer(_EXCLUDE_SERVICE.format(grp=grp), sentence):
+            found = next((g for g in match.groups() if g), "")
+            # "No Roma, they ..." opening a sentence shuts a group out on its own; elsewhere the sentence must
+            # speak of housing, work, shops or a place.
+            if found and not _PESTS.search(found) and (context or sentence[: match.start()].strip(" ~") == ""):
+                yield "hate", 5, "structure: group shut out of housing, work or shops"
+                return
     for match in _GET_RID.finditer(sentence):
         if not _PESTS.search(match.group(1)):
             yield "hate", 5, "structure: elimination of a group"
