@@ -29,7 +29,7 @@ from personalization_assets.embedded.concepts import concept_signals, mentions_m
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
 from personalization_assets.embedded.minors import minor_signal
 from personalization_assets.embedded.model import MODEL_HIGH, screen_model
-from personalization_assets.embedded.structure import help_framed, structural_signals
+from personalization_assets.embedded.structure import hate_help_framed, help_framed, structural_signals
 from personalization_assets.lib.safety import (
     CATEGORIES,
     CONCERNS,
@@ -1617,6 +1617,10 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     ):
         signals["self_harm"] = _capped(signals["self_harm"], WARNING_CAP, "prevention or help")
         concepts["self_harm"] = _capped(concepts["self_harm"], WARNING_CAP, "prevention or help")
+    # Copy that teaches about hate quotes what it condemns: the structure layer already stands down for it, the
+    # concept layer and the model are lowered the same way (round 4), unless the lexicon is sure.
+    if concepts["hate"] and hate_help_framed(masked) and not any(s >= 6 for s, _ in signals["hate"]):
+        concepts["hate"] = _capped(concepts["hate"], WARNING_CAP, "teaches about hate")
     # Sexual content involving minors is always the top severity.
     sexual = signals["sexual"] + concepts["sexual"]
     if any(s >= 3 for s, _ in sexual) and (

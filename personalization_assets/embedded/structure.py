@@ -138,6 +138,49 @@ _FAIR_NOTICE = re.compile(
 )
 
 
+# Round 4, whole-text shapes of coded hate: a group said to take over or replace "us" (replacement conspiracy), a
+# group kept out by a rule of the place ("not permitted", "membership reserved for people of European stock"), and
+# a home steered away from a family named by its origin ("a Pakistani family viewed number 12 ... make sure it goes
+# elsewhere").
+_TAKEOVER = re.compile(
+    r"\b(?:out ?breed(?:ing)?|outnumber(?:ing)?|replac(?:e|ing)|vote|push(?:ing)?|driv(?:e|ing))\s+us\s+out\b"
+    r"|\b(?:out ?breed|outnumber|replace|swamp|overrun)\s+(?:us|our (?:people|race|kind|children|nation|country))\b"
+    r"|\btake over (?:our|this) (?:country|nation|town|city|neighbou?rhood|street|streets|schools?)\b"
+    r"|\bout of our own (?:country|nation|land|town|homes?)\b"
+)
+_RESERVED_STOCK = re.compile(
+    r"\b(?:reserv\w*|only|restricted|exclusively|limited)\b(?:\s+\w+){0,4}\s+(?:for|to)\s+(?:people|those|members|"
+    r"families|applicants|tenants|customers|folk)\s+of\s+(?:\w+\s+)?(?:stock|blood|bloodlines?|race)\b"
+)
+_NOT_PERMITTED = re.compile(
+    r"\b(?:aren'?t|are not|is not|isn'?t|not|no longer|never)\s+(?:permitted|allowed|admitted|welcome)\b"
+)
+_ORIGIN_HOUSEHOLD = re.compile(
+    r"\b(?:[Aa]n?|[Tt]he)\s+[A-Z][a-z]+(?:i|ese|ian|an|ish|ic)\s+(?:family|couple|man|woman|tenant)"
+)
+_STEER_AWAY = re.compile(
+    r"\b(?:goes|go|sold|rented|let)\s+elsewhere\b|\bmake sure (?:they|it|he|she) (?:don'?t|doesn'?t|never|goes)\b"
+    r"|\bbefore (?:they|he|she) (?:move|moves|get|gets) in\b|\bkeep (?:them|him|her) from (?:buying|renting)\b"
+)
+
+
+def _hate_text(masked: str, raw: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
+    """Coded hate whose group and intent sit in different sentences of one text."""
+    if _FAIR_NOTICE.search(masked):
+        return
+    group_alt = "|".join(re.escape(n) + r"s?" for n in names)
+    group = re.compile(rf"\b(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r"|those people|their kind)\b")
+    has_group = group.search(masked) is not None
+    if _TAKEOVER.search(masked) and (has_group or _ORIGIN_HOUSEHOLD.search(raw)):
+        yield "hate", 5, "structure: group said to take over or replace us"
+    elif _RESERVED_STOCK.search(masked):
+        yield "hate", 5, "structure: place reserved for one race or stock"
+    elif has_group and _NOT_PERMITTED.search(masked) and _EXCLUDE_CONTEXT.search(masked):
+        yield "hate", 5, "structure: group not permitted in a place"
+    elif _ORIGIN_HOUSEHOLD.search(raw) and _STEER_AWAY.search(masked):
+        yield "hate", 5, "structure: home steered away from a family by origin"
+
+
 def _group_names(raw: str) -> list[str]:
     """Capitalized names introduced as a group in the raw text: "the Varnai", "all Kethians", "those Dravese"."""
     names = re.findall(
@@ -548,6 +591,11 @@ _HELP_FRAME = re.compile(
 )
 
 
+def hate_help_framed(masked: str) -> bool:
+    """Copy that teaches about hate (history, propaganda, reporting it), quoting what it condemns."""
+    return _HATE_HELP.search(masked) is not None
+
+
 def help_framed(text: str) -> bool:
     """Whether text warns against self-harm or points to help (the `_HELP_FRAME` words)."""
     return _HELP_FRAME.search(text) is not None
@@ -764,6 +812,8 @@ def structural_signals(masked: str, raw: str) -> list[tuple[str, int, str]]:
             signals += list(_hate(sentence.strip(), names))
             if signals:
                 break
+        if not signals:
+            signals += list(_hate_text(masked, raw, names))
     signals += list(_phishing(masked))
     signals += list(_self_harm(masked))
     signals += list(_violence(masked))
