@@ -7,7 +7,7 @@ Concepts, not phrases. A text concerns a minor when it carries a *minor cue*:
   birthday", "girls 12-15", "under-13s"), a school grade or year ("8th grade", "year 9", "7. Klasse"), a school
   stage ("middle school", "junior high", "high school sophomore"), a word for a child (child, kid, preteen, tween,
   teen, toddler, schoolgirl, little girl, young boy, camper, "barely legal", jailbait; DE/ES/FR forms);
-- weak: girl / boy / princess / sweetie, a pupil's world (school, uniform, braces, pigtails, puberty, camp, practice,
+- weak: a pupil's world (school, uniform, braces, pigtails, puberty, camp, practice,
   after school, youth or junior team, babysitting), "your son / daughter", or a secret kept from "your parents"
   (whoever must hide things from their parents is, in this register, a child).
 
@@ -23,7 +23,8 @@ and *sexual or grooming intent*, in four families:
 - meeting: a date, dating, a meet-up, "pick you up", a motel, overnight stays, companionship, "sugar daddy".
 
 Verdict (`minor_signal`): a strong cue with any sexual signal of the other layers, or with body talk, or with
-secrecy plus pictures or meeting -> 7; a weak cue needs two families, one of them body talk or secrecy. Copy that
+secrecy plus pictures or meeting -> 7; a weak cue needs two families, one of them body talk or secrecy; girl / boy /
+princess / sweetie (adult content's words for adults too) need secrecy and one more family. Copy that
 *warns* about grooming ("know the signs", "report it", "talk to your kids"), sex education, pediatric care and
 ordinary child-related sales (swimwear, uniforms, camps, "kids eat free") carry a cue but no intent; the warning
 and education frames veto intent found only in quoted danger phrases, never an explicit sexual term. Input is the
@@ -40,7 +41,7 @@ _NUM_WORD = (
 )
 _AGE = rf"(?:1[0-7]|[1-9]|{_NUM_WORD})"
 _ORDINAL = (
-    r"(?:1[0-2]th|1st|2nd|3rd|[4-9]th|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|"
+    r"(?:1[0-9]th|1st|2nd|3rd|[4-9]th|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|"
     r"twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth)"
 )
 _STRONG_CUE = re.compile(
@@ -93,8 +94,10 @@ _FOREIGN_CUE = re.compile(  # German, Spanish, French (accents removed)
         ]
     )
 )
+# "girls" and "boys" are also adult content's words for adults: alone they count only next to secrecy.
+_PET_NAME = re.compile(r"\b(?:girls?|boys?|princess|sweetie|sweetheart|cutie|lil cutie)\b")
 _WEAK_CUE = re.compile(
-    r"\b(?:girls?|boys?|princess|sweetie|sweetheart|cutie|your (?:son|daughter)|(?:his|her) (?:son|daughter)|"
+    r"\b(?:your (?:son|daughter)|(?:his|her) (?:son|daughter)|"
     r"school|uniforms?|braces|pigtails|camp|practice|after school|youth (?:team|club|group)|junior|"
     r"babysit(?:ter|ting)?|so young|young one|coach|tutor\w*|teacher|counsell?ors?)\b"
     r"|\b(?:your|her|his|their) (?:parents|mum|mom|mummy|mommy|dad|daddy|mother|father)\b"
@@ -142,8 +145,9 @@ _PICTURES = re.compile(
     r"fotos?|fotos privadas|photos? privees?)\b"
 )
 _MEETING = re.compile(
-    r"\b(?:dates?|dating|meet (?:up|me|real|you)|meet-?ups?|come (?:over|to my|see me|round)|my place|my flat|"
-    r"my house|pick (?:you|her|him) up|bring (?:her|him|them) (?:round|over|to me)|add me on|other app|snapchat|"
+    r"\b(?:dates?|dating|meet (?:up|me|real|you)|meet-?ups?|come (?:over|to my|see me|round|by my|by our)|"
+    r"my place|my flat|my house|pick (?:you|her|him) up|bring (?:her|him|them) (?:round|over|to me)|"
+    r"add me on|other app|snapchat|"
     r"private chat|(?:dm|message|text) me|drive (?:you|her|him) to|motel|hotel room|overnight|sleepover|"
     r"companionship|sugar daddy|hook ?up|set you up|arrangement|ven a mi casa|chez moi|zu mir)\b"
 )
@@ -194,7 +198,7 @@ def minor_signal(text: str, sexual_severity: int, language: str = "en") -> str |
     plain = _plain(text)
     strong, weak = minor_cues(text, language)
     weak = strong or weak
-    if not weak:
+    if not weak and _PET_NAME.search(plain) is None:
         return None
     body = _BODY.search(plain) is not None
     secrecy = _SECRECY.search(plain) is not None
@@ -215,4 +219,6 @@ def minor_signal(text: str, sexual_severity: int, language: str = "en") -> str |
     families = sum((body, secrecy, pictures, meeting))
     if weak and (body or secrecy) and families >= 2:
         return "minor cue + grooming intent"
+    if _PET_NAME.search(plain) and secrecy and families >= 2:
+        return "girl or boy + secrecy (grooming)"
     return None

@@ -104,6 +104,9 @@ _IDIOMS = re.compile(
             r"\bshoot(?:s|ing)? (?:your |the |our |a |an |their |his |her )?(?:\w+ ){0,2}(?:portraits?|photos?|"
             r"headshots?|weddings?|campaigns?|lookbooks?|videos?|films?|scenes?|engagements?|events?|"
             r"commercials?|reels?|content)\b",
+            # Round 4: venues for grown-ups, not adult content ("adults-only pool", "adults only: no kids in the spa").
+            r"\badults? ?only\b(?=:?\s+(?:\w+\s+){0,6}(?:hotel|resort|spa|pool|swim|sessions?|hours|area|zone|section|"
+            r"screenings?|night|cruise|holidays?|retreat|dinner|lounge|floor|after \d))",
             r"\b(?:photo|outdoor|indoor|studio|family|fashion|product|portrait|wedding|engagement|newborn|location) "
             r"shoots?\b",
             r"\bbreak(?:s|ing)? in for (?:you|u)\b",
@@ -1478,7 +1481,7 @@ HELP_KEEPS = 6  # a self-harm signal this strong ("kill yourself") keeps its sev
 CONCEPT_MIN_SEVERITY = 4  # weaker concept signals (a mention, a verb without a target) are not reported
 # Changes when what the screen (or the phishing check run next to remote backends) finds changes; part of the
 # screening cache key, so outcomes stored by an older screen are not reused.
-SCREEN_VERSION = "2026-12-round-3"
+SCREEN_VERSION = "2026-12-round-4"
 
 
 # Round 3: security notices name what a scam asks for ("someone may ask for your PIN - we never will", "if
@@ -1617,6 +1620,16 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     ):
         signals["self_harm"] = _capped(signals["self_harm"], WARNING_CAP, "prevention or help")
         concepts["self_harm"] = _capped(concepts["self_harm"], WARNING_CAP, "prevention or help")
+    # Inclusive and protective copy (a heritage festival, "stop hate", "know the signs of grooming, report it") names
+    # groups and dangers: where the model is the only signal for a concern, it is lowered (round 4).
+    if _INCLUSIVE_OR_PROTECTIVE.search(masked):
+        for concern in CONCERNS:
+            if (
+                concepts[concern]
+                and not signals[concern]
+                and all(lb.startswith("model:") for _, lb in concepts[concern])
+            ):
+                concepts[concern] = _capped(concepts[concern], WARNING_CAP, "inclusive or protective copy")
     # Copy that teaches about hate quotes what it condemns: the structure layer already stands down for it, the
     # concept layer and the model are lowered the same way (round 4), unless the lexicon is sure.
     if concepts["hate"] and hate_help_framed(masked) and not any(s >= 6 for s, _ in signals["hate"]):
@@ -1643,6 +1656,11 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     return ScreenResult(severities, hits, matched, language)
 
 
+_INCLUSIVE_OR_PROTECTIVE = re.compile(
+    r"\b(?:festivals?|heritage|pride (?:month|parade|weekend|march)|interfaith|all our neighbou?rs|diversity|"
+    r"inclusi(?:on|ve)|stop hate|report (?:it|concerns?|hate|abuse)|know the signs|warning signs|signs of grooming|"
+    r"safeguarding|help safely|stand up (?:to|against) (?:hate|racism|bullying))\b"
+)
 _MINORS = re.compile(
     r"\b(?:child|children|kids?|minors?|underage|preteens?|teens?|teenagers?|little "
     r"(?:girls?|boys?)|schoolgirls?|schoolboys?|1[0-7] ?(?:yo|y o|year olds?|years old)|"

@@ -150,7 +150,7 @@ _TAKEOVER = re.compile(
 )
 _RESERVED_STOCK = re.compile(
     r"\b(?:reserv\w*|only|restricted|exclusively|limited)\b(?:\s+\w+){0,4}\s+(?:for|to)\s+(?:people|those|members|"
-    r"families|applicants|tenants|customers|folk)\s+of\s+(?:\w+\s+)?(?:stock|blood|bloodlines?|race)\b"
+    r"families|applicants|tenants|customers|folk)\s+of\s+(?:\w+\s+){0,2}(?:stock|blood|bloodlines?|race)\b"
 )
 _NOT_PERMITTED = re.compile(
     r"\b(?:aren'?t|are not|is not|isn'?t|not|no longer|never)\s+(?:permitted|allowed|admitted|welcome)\b"
