@@ -104,6 +104,8 @@ _IDIOMS = re.compile(
             r"\bshoot(?:s|ing)? (?:your |the |our |a |an |their |his |her )?(?:\w+ ){0,2}(?:portraits?|photos?|"
             r"headshots?|weddings?|campaigns?|lookbooks?|videos?|films?|scenes?|engagements?|events?|"
             r"commercials?|reels?|content)\b",
+            # Round 4: a leap that is a decision or a sport, not a fall.
+            r"\btake the (?:leap|plunge)\b(?! (?:off|from|into the (?:river|sea|water)))|\bbungee[ -]?jump\w*",
             # Round 4: venues for grown-ups, not adult content ("adults-only pool", "adults only: no kids in the spa").
             r"\badults? ?only\b(?=:?\s+(?:\w+\s+){0,6}(?:hotel|resort|spa|pool|swim|sessions?|hours|area|zone|section|"
             r"screenings?|night|cruise|holidays?|retreat|dinner|lounge|floor|after \d))",

@@ -540,13 +540,28 @@ _SELF_ACTS = [
         "overdose",
     ),
     (
+        # Round 4: the pills named first, the overdose in everyday words after ("stock up on your sleeping tablets
+        # and take the lot").
+        r"\b(?:sleeping (?:tablets|pills)|pills|tablets|painkillers|meds|medication)\b.{0,80}\b(?:take|swallow|down|"
+        r"chug)\s+(?:the lot|all of them|them all|every (?:last )?one|the whole lot)\b",
+        "overdose",
+    ),
+    (
+        # Round 4: suicide planned under a euphemism ("plan a peaceful exit", "details of a painless way out").
+        r"\b(?:plan|planning|help (?:you|each other|people)|details|methods?|how to|guide to|ways? to)\b.{0,40}\b"
+        r"(?:peaceful|painless|quiet|final|dignified|permanent|gentle)\s+(?:exit|way out|way to go|goodbye|"
+        r"departure|sleep)\b",
+        "suicide planning",
+    ),
+    (
         r"\b(?:cut|cutting|slice|slicing|slit|burn|burning|hurt|hurting|scratch|carve|carving)\s+(?:into\s+)?"
         r"(?:yourself|urself|your (?:wrists?|arms?|thighs?|skin|legs?))\b|\bdeeper (?:cuts|this time)\b|"
         r"\b(?:hide|hiding|cover|covering) (?:the |your )?(?:cuts|scars|burns)\b",
         "self-injury",
     ),
     (
-        r"\bjump(?:ing)?\s+(?:off|from)\s+(?:a|the|that|your|this)\s+(?:\w+\s+)?(?:bridge|roof|rooftop|building|"
+        r"(?<!bungee )\bjump(?:ing)?\s+(?:off|from)\s+(?:a|the|that|your|this)\s+(?:\w+\s+)?"
+        r"(?:bridge|roof|rooftop|building|"
         r"ledge|balcony|window|overpass|tower|car park|parking (?:garage|structure))(?! into)(?!.{0,40}\b(?:water|"
         r"lake|sea|pool|river|ocean|waves|harbou?r|guides?|tours?|instructors?|harness|bungee|parachute|"
         r"zip ?line|trampoline|foam pit))|\bjump(?:ing)? in front of "
@@ -618,7 +633,11 @@ def _self_harm(text: str) -> Iterator[tuple[str, int, str]]:
             # Everyday acts are harmful as advice or encouragement (imperative, "the fastest way", a promise).
             before = sentence[: match.start()]
             imperative = not before.strip() or re.search(r"(?:^|\b)(?:just|now|so|then|and|simply)\s*$", before)
-            if imperative or _ENCOURAGE.search(sentence) or label in ("overdose", "self-injury", "jumping"):
+            if (
+                imperative
+                or _ENCOURAGE.search(sentence)
+                or label in ("overdose", "self-injury", "jumping", "suicide planning")
+            ):
                 yield "self_harm", 5, f"structure: {label}"
                 return
 
