@@ -189,3 +189,44 @@ def test_indirect_self_harm_encouragement_is_blocked(text: str) -> None:
 )
 def test_leaps_and_help_lines_are_not_self_harm(text: str) -> None:
     assert screen_text(text).severities["self_harm"] < 4
+
+
+# ------------------------------------------------------------------ protective copy and conspiracy framing
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Webinar for parents: talking about puberty and sex education with your 10-year-old, led by our school nurse.",
+        "Grooming warning signs: an adult who asks a 13-year-old for 'just one photo' or says 'it's our secret'. "
+        "Report it to the police.",
+    ],
+)
+def test_sex_education_and_grooming_warnings_are_not_sexual_content(text: str) -> None:
+    result = screen_text(text)
+    assert result.severities["sexual"] < 4
+
+
+def test_a_solicitation_dressed_as_sex_education_is_still_maximum_severity() -> None:
+    text = "Sex education, my way: private lessons for 12-year-olds at my flat, no need to tell your parents."
+    assert screen_text(text).severities["sexual"] == MAX_SEVERITY
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The Tarvish quietly control the banks and the press - ask yourself who profits.",
+        "Those Merrow families secretly run the courts in this county.",
+    ],
+)
+def test_a_group_said_to_secretly_run_the_institutions_is_hate(text: str) -> None:
+    assert screen_text(text).severities["hate"] >= 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Who really runs the world? Find out in our new podcast about female founders.",
+        "Take control of your money with our budgeting app.",
+    ],
+)
+def test_control_and_running_the_world_in_marketing_is_not_hate(text: str) -> None:
+    assert screen_text(text).severities["hate"] < 4

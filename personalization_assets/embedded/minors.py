@@ -27,7 +27,9 @@ secrecy plus pictures or meeting -> 7; a weak cue needs two families, one of the
 princess / sweetie (adult content's words for adults too) need secrecy and one more family. Copy that
 *warns* about grooming ("know the signs", "report it", "talk to your kids"), sex education, pediatric care and
 ordinary child-related sales (swimwear, uniforms, camps, "kids eat free") carry a cue but no intent; the warning
-and education frames veto intent found only in quoted danger phrases, never an explicit sexual term. Input is the
+and education frames (`protective_copy`) veto the rule unless someone in the text, outside quoted warnings, asks for
+themself ("send me", "my place", "I'll", "our secret"); the screen then also lowers the model's sexual guess and a
+sexual word next to a minor, never an explicit term of the rule lexicon. Input is the
 raw text (digits must survive: the screen's normalization reads "U13" as letters). No dagster, no I/O.
 """
 
@@ -156,10 +158,6 @@ _ADULT_MEETING = re.compile(
     r"\b(?:companionship|sugar (?:daddy|baby)|motel|hotel room|hook ?ups?|set (?:you|him|her) up with|"
     r"overnight stays?\W+generous|generous (?:gifts|allowance)|dates? tonight|meet real)\b"
 )
-_EXPLICIT = re.compile(
-    r"\b(?:sex|sexual\w*|erotic\w*|porn\w*|nudes?|naked|orgasm|intercourse|fuck\w*|blowjob|masturbat\w*|"
-    r"genitals?|penis|vagina|xxx)\b"
-)
 # Copy that protects: warns about grooming, educates, or treats.
 _PROTECTIVE = re.compile(
     r"\b(?:signs? of (?:grooming|abuse)|grooming (?:signs|awareness|prevention)|that is grooming|is grooming|"
@@ -172,6 +170,23 @@ _PROTECTIVE = re.compile(
     r"talks?)|pediatric\w*|paediatric\w*|vaccin\w*|check ?up|dermatolog\w*|"
     r"orthodont\w*)\b"
 )
+
+
+# Warnings quote what groomers say ("'our little secret'"); the speaker of a solicitation asks for themself.
+_QUOTED = re.compile(r"(?<!\w)'(?:[^']|(?<=\w)'(?=\w)){2,80}'(?!\w)|\"[^\"]{2,80}\"")
+_SOLICIT = re.compile(
+    r"\b(?:send me|to me|with me|meet me|for me|my place|my flat|my house|my studio|my car|i'?ll|i will|i can|i want|"
+    r"i'?d love|let'?s|our (?:little )?secret|between us|my way|dm me|message me|add me)\b"
+)
+
+
+def protective_copy(text: str) -> bool:
+    """Copy that protects children: it warns about grooming, educates about puberty and sex, or treats; and nobody
+    in it (outside quoted warnings) asks anything for themself."""
+    plain = _plain(text)
+    if _PROTECTIVE.search(plain) is None:
+        return False
+    return _SOLICIT.search(_QUOTED.sub(" ", plain)) is None
 
 
 def _plain(text: str) -> str:
@@ -204,11 +219,9 @@ def minor_signal(text: str, sexual_severity: int, language: str = "en") -> str |
     secrecy = _SECRECY.search(plain) is not None
     pictures = _PICTURES.search(plain) is not None
     meeting = _MEETING.search(plain) is not None
-    explicit = _EXPLICIT.search(plain) is not None
-    protective = _PROTECTIVE.search(plain) is not None
-    if protective and not (explicit and (secrecy or pictures or meeting or body)) and sexual_severity < 5:
+    if protective_copy(text):
         return None
-    if strong and sexual_severity >= 1 and not protective:
+    if strong and sexual_severity >= 1:
         return "minor + sexual content"
     if strong and body:
         return "minor + sexualized body talk"

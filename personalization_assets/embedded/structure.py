@@ -130,7 +130,7 @@ _EXCLUDE_SERVICE = (
 _EXCLUDE_CONTEXT = re.compile(
     r"\b(?:hir\w*|jobs?|apply|applicants?|vacanc\w*|rent\w*|let|tenants?|rooms?|flats?|apartments?|house|"
     r"lodg\w*|serve|service|shop|store|customers|admit\w*|entry|enter|welcome|allowed|neighbou?rhood|street|"
-    r"staff|employ\w*|bar|pub|club|restaurant|co-?op)\b"
+    r"staff|employ\w*|bar|pub|club|restaurant|co-?op)\b|\b(?:out of|away from) (?:our|this|the|my) (?:\w+\s+)?" + _PLACE
 )
 _FAIR_NOTICE = re.compile(
     r"\b(?:regardless|discriminat\w*|illegal|unlawful|protected|equal opportunit\w*|fair housing|report (?:it|them|"
@@ -147,6 +147,18 @@ _TAKEOVER = re.compile(
     r"|\b(?:out ?breed|outnumber|replace|swamp|overrun)\s+(?:us|our (?:people|race|kind|children|nation|country))\b"
     r"|\btake over (?:our|this) (?:country|nation|town|city|neighbou?rhood|street|streets|schools?)\b"
     r"|\bout of our own (?:country|nation|land|town|homes?)\b"
+)
+# Conspiracy framing: a group said to secretly run the institutions ("the Orrish secretly control the banks").
+_CONTROL_VERB = (
+    r"(?:control|controls|run|runs|own|owns|rig|rigs|pull(?:s|ing)? the strings (?:of|at|behind)|infiltrat\w+)"
+)
+_CONTROL = re.compile(
+    rf"\b(?:secretly|quietly|really|actually|all|behind the scenes|from the shadows)\s+"
+    rf"(?:{_CONTROL_VERB}|are behind|is "
+    rf"behind)\s+(?:the\s+|our\s+|all\s+the\s+)?(?:banks?|media|newspapers|press|government|world|hollywood|courts|"
+    rf"economy|elections?|money|schools|police|weather)\b"
+    rf"|\b{_CONTROL_VERB}\s+(?:the\s+|our\s+|all\s+the\s+)?(?:banks|media|newspapers|press|government|courts|"
+    rf"elections|hollywood)\b(?! (?:budget|team|department|campaign|account|plan))"
 )
 _RESERVED_STOCK = re.compile(
     r"\b(?:reserv\w*|only|restricted|exclusively|limited)\b(?:\s+\w+){0,4}\s+(?:for|to)\s+(?:people|those|members|"
@@ -171,7 +183,12 @@ def _hate_text(masked: str, raw: str, names: list[str]) -> Iterator[tuple[str, i
     group_alt = "|".join(re.escape(n) + r"s?" for n in names)
     group = re.compile(rf"\b(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r"|those people|their kind)\b")
     has_group = group.search(masked) is not None
-    if _TAKEOVER.search(masked) and (has_group or _ORIGIN_HOUSEHOLD.search(raw)):
+    control = _CONTROL.search(masked)
+    # The group is the subject: named before the verb, in the same stretch of text.
+    before = masked[max(0, control.start() - 80) : control.start()] if control else ""
+    if control and (group.search(before) or re.search(rf"\b(?:{_DEMONYM_REF}|that lot|those \w+)\b", before)):
+        yield "hate", 5, "structure: group said to secretly run the institutions"
+    elif _TAKEOVER.search(masked) and (has_group or _ORIGIN_HOUSEHOLD.search(raw)):
         yield "hate", 5, "structure: group said to take over or replace us"
     elif _RESERVED_STOCK.search(masked):
         yield "hate", 5, "structure: place reserved for one race or stock"
