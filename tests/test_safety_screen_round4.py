@@ -230,3 +230,13 @@ def test_a_group_said_to_secretly_run_the_institutions_is_hate(text: str) -> Non
 )
 def test_control_and_running_the_world_in_marketing_is_not_hate(text: str) -> None:
     assert screen_text(text).severities["hate"] < 4
+
+
+def test_a_secret_a_child_must_keep_from_the_parents_is_grooming() -> None:
+    text = "You're 12 and so grown up. I've got a present for you, just promise not to tell your parents."
+    assert screen_text(text).severities["sexual"] == MAX_SEVERITY
+
+
+def test_a_surprise_for_the_parents_is_not_grooming() -> None:
+    text = "Kids, don't tell your mum: Mother's Day cards and flowers are in aisle 4!"
+    assert screen_text(text).severities["sexual"] < 4

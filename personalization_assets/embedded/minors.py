@@ -133,7 +133,8 @@ _SECRECY = re.compile(
     r"(?:no|without) (?:parents|guardians|mum|mom)|parents (?:not allowed|stay outside)|come alone|"
     r"(?:meet|see) (?:me )?alone|just (?:the )?two of us|just you(?= and me|"
     r"[.,!]|$)|get (?:them|him|her) alone|alone (?:in|with)|"
-    r"door locked|discreet|no questions asked|no age verification|"
+    r"door locked|discreet|discrets?|discretes?|discretos?|discretas?|diskret\w*|"
+    r"no questions asked|no age verification|"
     r"unser (?:kleines )?geheimnis|sag (?:es )?(?:deinen eltern|deiner mutter|niemandem)|komm allein|"
     r"nuestro (?:pequeno )?secreto|no (?:se lo |le )?digas (?:nada )?a tus padres|ven sola?|"
     r"notre (?:petit )?secret|ne dis rien a tes parents|viens (?:me voir )?seule?)\b"
@@ -153,6 +154,16 @@ _MEETING = re.compile(
     r"private chat|(?:dm|message|text) me|drive (?:you|her|him) to|motel|hotel room|overnight|sleepover|"
     r"companionship|sugar daddy|hook ?up|set you up|arrangement|ven a mi casa|chez moi|zu mir)\b"
 )
+# A secret a child must keep from the parents: grooming whatever else the text says.
+_FROM_PARENTS = re.compile(
+    r"\b(?:don'?t|do not|never|not|won'?t|promise not to) tell (?:your|her|his) (?:parents|mum|mom|dad|mother|father)\b"
+    r"|\b(?:keep|hide)\w* (?:it|this|that|them|our \w+) (?:secret )?from (?:your|her|his) (?:parents|mum|mom|dad)\b"
+    r"|\b(?:your|her|his) parents (?:don'?t|won'?t|needn'?t|mustn'?t) (?:need to )?(?:know|find out)\b"
+    r"|\bsag (?:es )?(?:deinen eltern|deiner mutter|deinem vater) nichts\b|\bno (?:se lo |le )?digas a tus padres\b"
+    r"|\bne (?:dis|le dis) rien a tes parents\b"
+)
+# ... unless the secret is a present for them ("don't tell your mum: Mother's Day cards are in aisle 4").
+_PARENT_SURPRISE = re.compile(r"\b(?:surprise\w*|mother'?s day|father'?s day|mum'?s birthday|mom'?s birthday)\b")
 # Meeting words that are an adult's arrangement, whoever it is with.
 _ADULT_MEETING = re.compile(
     r"\b(?:companionship|sugar (?:daddy|baby)|motel|hotel room|hook ?ups?|set (?:you|him|her) up with|"
@@ -227,6 +238,8 @@ def minor_signal(text: str, sexual_severity: int, language: str = "en") -> str |
         return "minor + sexualized body talk"
     if strong and _ADULT_MEETING.search(plain):
         return "minor + an adult's date or arrangement"
+    if strong and _FROM_PARENTS.search(plain) and not _PARENT_SURPRISE.search(plain):
+        return "minor + a secret kept from the parents (grooming)"
     if strong and secrecy and (pictures or meeting):
         return "minor + secrecy with pictures or a meeting (grooming)"
     families = sum((body, secrecy, pictures, meeting))
