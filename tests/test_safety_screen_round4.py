@@ -240,3 +240,29 @@ def test_a_secret_a_child_must_keep_from_the_parents_is_grooming() -> None:
 def test_a_surprise_for_the_parents_is_not_grooming() -> None:
     text = "Kids, don't tell your mum: Mother's Day cards and flowers are in aisle 4!"
     assert screen_text(text).severities["sexual"] < 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Time our council dealt with the Roma problem once and for all.",
+        "New rule at the pool: Muslim swimmers will be asked to swim elsewhere.",
+        "Recruiters: avoid interviewing applicants with African names, the client is picky.",
+        "Somali landlords again. Every scandal, same names. Draw your own conclusions.",
+        "Let's be honest, the Varrow only pretend to work and live off the rest of us.",
+    ],
+)
+def test_coded_hate_shapes_across_the_text(text: str) -> None:
+    assert screen_text(text).severities["hate"] >= 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Our candidate will deal with the parking problem once and for all.",
+        "Everyone knows the Italians make the best espresso - taste ours.",
+        "Interviewing applicants with teaching experience this week.",
+    ],
+)
+def test_the_same_shapes_without_a_group_are_not_hate(text: str) -> None:
+    assert screen_text(text).severities["hate"] < 4

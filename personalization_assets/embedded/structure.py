@@ -176,6 +176,52 @@ _STEER_AWAY = re.compile(
 )
 
 
+# Adjectives and nationalities that name a group in these shapes ("the Traveller problem", "Asian-sounding names").
+_GROUP_ADJ = (
+    r"(?:jewish|muslim|islamic|asian|black|african|arab|mexican|gypsy|traveller|traveler|roma|romani|gay|trans|"
+    r"indian|pakistani|polish|romanian|somali|chinese|nigerian|turkish|kurdish|syrian|afghan|foreign|immigrant|"
+    r"migrant|refugee|zionist)"
+)
+_CODED_SHAPES = [
+    # "finally deal with the Traveller problem once and for all"
+    (
+        rf"\b(?:deal(?:t|s|ing)? with|solv\w*|solution to|fix\w*|end(?:s|ing)?|answer to) (?:the|our) "
+        rf"(?:{_GROUP_ADJ}|{{names}}) "
+        rf"(?:problem|question|issue|situation)\b",
+        "eliminationist euphemism about a group",
+    ),
+    # "trans members will be asked to train elsewhere", "foreigners wait until everyone else is done"
+    (
+        rf"\b(?:{_GROUP_ADJ}|{{group}})(?:\s+(?:members|customers|guests|people|pupils|families|staff|tenants|shoppers))?"
+        rf"\s+(?:\w+\s+){{0,3}}(?:asked|told|made|required|expected) to (?:\w+ )?(?:elsewhere|leave|go|stay away|"
+        rf"sit (?:in )?(?:the )?back)|\b(?:{_GROUP_ADJ}|{{group}})\s+(?:must |will |should |can )?wait (?:until|till) "
+        rf"(?:everyone|all|the rest)",
+        "group served last or sent elsewhere",
+    ),
+    # "avoid shortlisting candidates with Asian-sounding names"
+    (
+        rf"\b(?:avoid|don'?t|do not|never|stop|no)\s+(?:hiring|hire|shortlist\w*|interview\w*|rent\w* to|serv\w*|"
+        rf"accept\w*|admit\w*)\s+(?:any\s+)?(?:candidates|applicants|tenants|people|anyone|customers)\s+"
+        rf"(?:with|who are|from)\s+(?:{_GROUP_ADJ}|{{group}})",
+        "group screened out of jobs or housing",
+    ),
+    # "Jewish bankers again. Every crash, same names. Draw your own conclusions."
+    (
+        rf"\b(?:{_GROUP_ADJ}|{{group}})\s+(?:bankers|financiers|elites?|media|globalists|lobby|money|\w+)\b.{{0,120}}"
+        rf"\b(?:same names|draw your own conclusions?|do your (?:own )?research|follow the money|coincidence\?|"
+        rf"you know who)",
+        "conspiracy insinuated about a group",
+    ),
+    # "everyone knows the Karesh only pretend to work"
+    (
+        r"\b(?:everyone knows|we all know|it'?s a fact|fact is|let'?s be honest|say what you like)\b,?\s+(?:that\s+)?"
+        r"(?:the\s+)?(?:{group})\s+(?:\w+\s+){0,3}(?:pretend to work|never work|don'?t work|live off|scroung\w*|"
+        r"sponge\w*|steal|lie|cheat|breed|can'?t be trusted|are (?:all )?(?:lazy|dirty|criminals|thieves|liars))",
+        "stereotype stated as fact",
+    ),
+]
+
+
 def _hate_text(masked: str, raw: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
     """Coded hate whose group and intent sit in different sentences of one text."""
     if _FAIR_NOTICE.search(masked):
@@ -183,6 +229,17 @@ def _hate_text(masked: str, raw: str, names: list[str]) -> Iterator[tuple[str, i
     group_alt = "|".join(re.escape(n) + r"s?" for n in names)
     group = re.compile(rf"\b(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r"|those people|their kind)\b")
     has_group = group.search(masked) is not None
+    group_words = rf"(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r")"
+    for shape, label in _CODED_SHAPES:
+        pattern = shape.replace("{group}", group_words).replace("{names}", group_alt or "~~")
+        if re.search(pattern, masked):
+            yield "hate", 5, f"structure: {label}"
+            return
+    # Two groups shut out in one list ("no Indians, no Pakistanis, no drama").
+    no_list = re.findall(rf"\bno\s+(?:{_GROUP_ADJ}s?|{group_words})\b", masked)
+    if len(no_list) >= 2:
+        yield "hate", 5, "structure: groups listed as not wanted"
+        return
     control = _CONTROL.search(masked)
     # The group is the subject: named before the verb, in the same stretch of text.
     before = masked[max(0, control.start() - 80) : control.start()] if control else ""
