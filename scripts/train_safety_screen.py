@@ -44,9 +44,16 @@ USED_HELDOUT = [
 ]
 
 
+# Round 4 material (minors and coded hate) is judged by rules (embedded/minors.py, structure.py), not learned: a model
+# retrained with it learned "child" words as sexual and blocked "Senior portraits for high school seniors: book a
+# private photo session" (docs/safety_screen.md, "Round 4"). The shipped model is the round-3 one.
+NOT_TRAINED = {"safety_dev_round4_composed.jsonl"}
+
+
 def dev_files() -> list[Path]:
     """The development files (read when called: `--compose` may just have written the composed one)."""
-    return [DATA / "safety_eval.jsonl", *sorted(DATA.glob("safety_dev_*.jsonl")), *USED_HELDOUT]
+    dev = [path for path in sorted(DATA.glob("safety_dev_*.jsonl")) if path.name not in NOT_TRAINED]
+    return [DATA / "safety_eval.jsonl", *dev, *USED_HELDOUT]
 
 
 CONTENT = ROOT / "data" / "content"

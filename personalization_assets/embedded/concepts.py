@@ -264,7 +264,8 @@ _DE = {
     "plage|invasion|viecher|pack|gesindel",
     "eliminate": "nichts zu suchen|nichts verloren|kein recht hier|ausrotten|vernichten|vergasen|deportieren|säubern|ausmerzen|haben hier nichts zu suchen|"
     "gehören nicht hierher|gehören nicht zu uns|nicht willkommen|keine rechte|sollten nicht existieren|"
-    "müssen verschwinden|sollen verschwinden|raus mit|ausländer raus|abschieben|alle abschieben",
+    "müssen verschwinden|sollen verschwinden|raus mit|ausländer raus|abschieben|alle abschieben|"
+    "vermietet nicht|nicht vermieten|vermietet keine|stellt keine|nicht einstellen|übernehmen unser|übernehmen unsere",
     "exclude": "gehören raus|raus aus|abschieben|ausweisen|rauswerfen|werft raus|raus|loswerden|beseitigen|verbieten|einsperren|"
     "verschwinden|zurückschicken|töten|umbringen|erschießen|aufhängen",
     "generalize": "sind|alle|immer|nie|jeder|jede|diese|solche|nichts als|ist|waren|sollten|sollen|müssen|gehören|sie",

@@ -27,8 +27,9 @@ from types import MappingProxyType
 
 from personalization_assets.embedded.concepts import concept_signals, mentions_minor, suspicious_links
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
+from personalization_assets.embedded.minors import minor_signal, protective_copy
 from personalization_assets.embedded.model import MODEL_HIGH, screen_model
-from personalization_assets.embedded.structure import help_framed, structural_signals
+from personalization_assets.embedded.structure import hate_help_framed, help_framed, structural_signals
 from personalization_assets.lib.safety import (
     CATEGORIES,
     CONCERNS,
@@ -103,6 +104,13 @@ _IDIOMS = re.compile(
             r"\bshoot(?:s|ing)? (?:your |the |our |a |an |their |his |her )?(?:\w+ ){0,2}(?:portraits?|photos?|"
             r"headshots?|weddings?|campaigns?|lookbooks?|videos?|films?|scenes?|engagements?|events?|"
             r"commercials?|reels?|content)\b",
+            # Round 4: a leap that is a decision or a sport, not a fall.
+            r"\btake the (?:leap|plunge)\b(?! (?:off|from|into the (?:river|sea|water)))|\bbungee[ -]?jump\w*",
+            # Round 4: venues for grown-ups, not adult content ("adults-only pool", "adults only: no kids in the spa").
+            r"\badults? ?only\b(?=:?\s+(?:\w+\s+){0,6}(?:hotel|resort|spa|pool|swim|sessions?|hours|area|zone|section|"
+            r"screenings?|night|cruise|holidays?|retreat|dinner|lounge|floor|after \d))",
+            r"\b(?:photo|outdoor|indoor|studio|family|fashion|product|portrait|wedding|engagement|newborn|location) "
+            r"shoots?\b",
             r"\bbreak(?:s|ing)? in for (?:you|u)\b",
             r"\bshot (?:by|on|with) (?:\w+ ){0,2}(?:photographers?|iphones?|cameras?|film|\d+ ?mm)\b",
             r"\bpen(?:etration)? ?test(?:s|ing|ers?)?\b",
@@ -1475,7 +1483,7 @@ HELP_KEEPS = 6  # a self-harm signal this strong ("kill yourself") keeps its sev
 CONCEPT_MIN_SEVERITY = 4  # weaker concept signals (a mention, a verb without a target) are not reported
 # Changes when what the screen (or the phishing check run next to remote backends) finds changes; part of the
 # screening cache key, so outcomes stored by an older screen are not reused.
-SCREEN_VERSION = "2026-12-round-3"
+SCREEN_VERSION = "2026-12-round-4"
 
 
 # Round 3: security notices name what a scam asks for ("someone may ask for your PIN - we never will", "if
@@ -1614,12 +1622,42 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     ):
         signals["self_harm"] = _capped(signals["self_harm"], WARNING_CAP, "prevention or help")
         concepts["self_harm"] = _capped(concepts["self_harm"], WARNING_CAP, "prevention or help")
+    # Inclusive and protective copy (a heritage festival, "stop hate", "know the signs of grooming, report it") names
+    # groups and dangers: where the model is the only signal for a concern, it is lowered (round 4).
+    if _INCLUSIVE_OR_PROTECTIVE.search(masked):
+        for concern in CONCERNS:
+            if (
+                concepts[concern]
+                and not signals[concern]
+                and all(lb.startswith("model:") for _, lb in concepts[concern])
+            ):
+                concepts[concern] = _capped(concepts[concern], WARNING_CAP, "inclusive or protective copy")
+    # Copy that teaches about hate quotes what it condemns: the structure layer already stands down for it, the
+    # concept layer and the model are lowered the same way (round 4), unless the lexicon is sure.
+    if concepts["hate"] and hate_help_framed(masked) and not any(s >= 6 for s, _ in signals["hate"]):
+        concepts["hate"] = _capped(concepts["hate"], WARNING_CAP, "teaches about hate")
     # Sexual content involving minors is always the top severity.
+    protective = protective_copy(text)
+    if protective:
+        # Sex education, puberty talks and grooming warnings name sex and children together: the model's guess and
+        # a sexual word next to a minor are lowered there; an explicit term of the rules still counts (round 4).
+        concepts["sexual"] = [
+            (min(s, WARNING_CAP), f"{lb} (lowered: protective or educational copy)")
+            if s > WARNING_CAP and (lb.startswith("model:") or "minor" in lb or "sexual mention" in lb)
+            else (s, lb)
+            for s, lb in concepts["sexual"]
+        ]
     sexual = signals["sexual"] + concepts["sexual"]
-    if any(s >= 3 for s, _ in sexual) and (
+    if any(s >= (WARNING_CAP + 1 if protective else 3) for s, _ in sexual) and (
         _MINORS.search(masked) or any("minor" in label for _, label in sexual) or mentions_minor(masked, language)
     ):
         signals["sexual"].append((MAX_SEVERITY, "sexual content involving minors"))
+    else:
+        # Round 4 safety net (embedded/minors.py): a minor cue with any sexual signal, sexualized body talk or
+        # grooming intent is 7 whatever the model says; the model cannot lower it.
+        involving_minor = minor_signal(text, max((s for s, _ in sexual), default=0), language)
+        if involving_minor:
+            signals["sexual"].append((MAX_SEVERITY, f"sexual content involving minors: {involving_minor}"))
     severities = {c: max(_combine(signals[c]), max((s for s, _ in concepts[c]), default=0)) for c in CONCERNS}
     matched = {
         c: tuple(dict.fromkeys(label for s, label in sorted(signals[c] + concepts[c], reverse=True) if s > 0))
@@ -1630,6 +1668,11 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     return ScreenResult(severities, hits, matched, language)
 
 
+_INCLUSIVE_OR_PROTECTIVE = re.compile(
+    r"\b(?:festivals?|heritage|pride (?:month|parade|weekend|march)|interfaith|all our neighbou?rs|diversity|"
+    r"inclusi(?:on|ve)|stop hate|report (?:it|concerns?|hate|abuse)|know the signs|warning signs|signs of grooming|"
+    r"safeguarding|help safely|stand up (?:to|against) (?:hate|racism|bullying))\b"
+)
 _MINORS = re.compile(
     r"\b(?:child|children|kids?|minors?|underage|preteens?|teens?|teenagers?|little "
     r"(?:girls?|boys?)|schoolgirls?|schoolboys?|1[0-7] ?(?:yo|y o|year olds?|years old)|"

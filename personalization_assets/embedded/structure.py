@@ -112,12 +112,159 @@ _HATE_HELP = re.compile(
 )
 
 
+# Round 4: a group shut out of housing, work, shops or a neighbourhood ("we're hiring, but not Travellers", "our
+# shop does not serve Somalis", "room to let - no Roma", "keep the Kallumi families out of our street"). Fair-
+# housing and equal-opportunity notices name the same shapes to forbid them.
+_PLACE = (
+    r"(?:neighbou?rhoods?|streets?|block|area|estate|building|town|village|city|schools?|shops?|stores?|"
+    r"pubs?|bars?|clubs?|restaurants?|high street|co-?op|community|workplaces?|jobs?|company|park)"
+)
+_EXCLUDE_SERVICE = (
+    r"(?:^|[,:;(~-]\s*|\bbut\s+|\bsorry,?\s+|\bstrictly\s+|\bdefinitely\s+)(?:no|not)\s+(?:any\s+)?({grp})\b"
+    r"|\b(?:does not|doesn'?t|do not|don'?t|won'?t|will not|we never|refuse to|cannot|can'?t|not allowed to)\s+"
+    r"(?:serve|hire|employ|rent to|let to|sell to|admit|accept|take on|house|rent (?:\w+ )?to)\s+(?:any\s+)?({grp})\b"
+    r"|\brefus(?:e|es|ing)? (?:service|entry|housing|tenancy|a room|work|jobs?) to\s+({grp})\b"
+    r"|\b(?:keep|get|run|push|drive)\s+({grp})(?:\s+\w+){{0,4}}?\s+(?:out of|away from)\s+(?:our|this|the|my)\s+"
+    r"(?:\w+\s+)?" + _PLACE + r"\b"
+)
+_EXCLUDE_CONTEXT = re.compile(
+    r"\b(?:hir\w*|jobs?|apply|applicants?|vacanc\w*|rent\w*|let|tenants?|rooms?|flats?|apartments?|house|"
+    r"lodg\w*|serve|service|shop|store|customers|admit\w*|entry|enter|welcome|allowed|neighbou?rhood|street|"
+    r"staff|employ\w*|bar|pub|club|restaurant|co-?op)\b|\b(?:out of|away from) (?:our|this|the|my) (?:\w+\s+)?" + _PLACE
+)
+_FAIR_NOTICE = re.compile(
+    r"\b(?:regardless|discriminat\w*|illegal|unlawful|protected|equal opportunit\w*|fair housing|report (?:it|them|"
+    r"this)|against the law|never refuse|we welcome|all are welcome|everyone is welcome)\b"
+)
+
+
+# Round 4, whole-text shapes of coded hate: a group said to take over or replace "us" (replacement conspiracy), a
+# group kept out by a rule of the place ("not permitted", "membership reserved for people of European stock"), and
+# a home steered away from a family named by its origin ("a Pakistani family viewed number 12 ... make sure it goes
+# elsewhere").
+_TAKEOVER = re.compile(
+    r"\b(?:out ?breed(?:ing)?|outnumber(?:ing)?|replac(?:e|ing)|vote|push(?:ing)?|driv(?:e|ing))\s+us\s+out\b"
+    r"|\b(?:out ?breed|outnumber|replace|swamp|overrun)\s+(?:us|our (?:people|race|kind|children|nation|country))\b"
+    r"|\btake over (?:our|this) (?:country|nation|town|city|neighbou?rhood|street|streets|schools?)\b"
+    r"|\bout of our own (?:country|nation|land|town|homes?)\b"
+)
+# Conspiracy framing: a group said to secretly run the institutions ("the Orrish secretly control the banks").
+_CONTROL_VERB = (
+    r"(?:control|controls|run|runs|own|owns|rig|rigs|pull(?:s|ing)? the strings (?:of|at|behind)|infiltrat\w+)"
+)
+_CONTROL = re.compile(
+    rf"\b(?:secretly|quietly|really|actually|all|behind the scenes|from the shadows)\s+"
+    rf"(?:{_CONTROL_VERB}|are behind|is "
+    rf"behind)\s+(?:the\s+|our\s+|all\s+the\s+)?(?:banks?|media|newspapers|press|government|world|hollywood|courts|"
+    rf"economy|elections?|money|schools|police|weather)\b"
+    rf"|\b{_CONTROL_VERB}\s+(?:the\s+|our\s+|all\s+the\s+)?(?:banks|media|newspapers|press|government|courts|"
+    rf"elections|hollywood)\b(?! (?:budget|team|department|campaign|account|plan))"
+)
+_RESERVED_STOCK = re.compile(
+    r"\b(?:reserv\w*|only|restricted|exclusively|limited)\b(?:\s+\w+){0,4}\s+(?:for|to)\s+(?:people|those|members|"
+    r"families|applicants|tenants|customers|folk)\s+of\s+(?:\w+\s+){0,2}(?:stock|blood|bloodlines?|race)\b"
+)
+_NOT_PERMITTED = re.compile(
+    r"\b(?:aren'?t|are not|is not|isn'?t|not|no longer|never)\s+(?:permitted|allowed|admitted|welcome)\b"
+)
+_ORIGIN_HOUSEHOLD = re.compile(
+    r"\b(?:[Aa]n?|[Tt]he)\s+[A-Z][a-z]+(?:i|ese|ian|an|ish|ic)\s+(?:family|couple|man|woman|tenant)"
+)
+_STEER_AWAY = re.compile(
+    r"\b(?:goes|go|sold|rented|let)\s+elsewhere\b|\bmake sure (?:they|it|he|she) (?:don'?t|doesn'?t|never|goes)\b"
+    r"|\bbefore (?:they|he|she) (?:move|moves|get|gets) in\b|\bkeep (?:them|him|her) from (?:buying|renting)\b"
+)
+
+
+# Adjectives and nationalities that name a group in these shapes ("the Traveller problem", "Asian-sounding names").
+_GROUP_ADJ = (
+    r"(?:jewish|muslim|islamic|asian|black|african|arab|mexican|gypsy|traveller|traveler|roma|romani|gay|trans|"
+    r"indian|pakistani|polish|romanian|somali|chinese|nigerian|turkish|kurdish|syrian|afghan|foreign|immigrant|"
+    r"migrant|refugee|zionist)"
+)
+_CODED_SHAPES = [
+    # "finally deal with the Traveller problem once and for all"
+    (
+        rf"\b(?:deal(?:t|s|ing)? with|solv\w*|solution to|fix\w*|end(?:s|ing)?|answer to) (?:the|our) "
+        rf"(?:{_GROUP_ADJ}|{{names}}) "
+        rf"(?:problem|question|issue|situation)\b",
+        "eliminationist euphemism about a group",
+    ),
+    # "trans members will be asked to train elsewhere", "foreigners wait until everyone else is done"
+    (
+        rf"\b(?:{_GROUP_ADJ}|{{group}})(?:\s+(?:members|customers|guests|people|pupils|families|staff|tenants|shoppers))?"
+        rf"\s+(?:\w+\s+){{0,3}}(?:asked|told|made|required|expected) to (?:\w+ )?(?:elsewhere|leave|go|stay away|"
+        rf"sit (?:in )?(?:the )?back)|\b(?:{_GROUP_ADJ}|{{group}})\s+(?:must |will |should |can )?wait (?:until|till) "
+        rf"(?:everyone|all|the rest)",
+        "group served last or sent elsewhere",
+    ),
+    # "avoid shortlisting candidates with Asian-sounding names"
+    (
+        rf"\b(?:avoid|don'?t|do not|never|stop|no)\s+(?:hiring|hire|shortlist\w*|interview\w*|rent\w* to|serv\w*|"
+        rf"accept\w*|admit\w*)\s+(?:any\s+)?(?:candidates|applicants|tenants|people|anyone|customers)\s+"
+        rf"(?:with|who are|from)\s+(?:{_GROUP_ADJ}|{{group}})",
+        "group screened out of jobs or housing",
+    ),
+    # "Jewish bankers again. Every crash, same names. Draw your own conclusions."
+    (
+        rf"\b(?:{_GROUP_ADJ}|{{group}})\s+(?:bankers|financiers|elites?|media|globalists|lobby|money|\w+)\b.{{0,120}}"
+        rf"\b(?:same names|draw your own conclusions?|do your (?:own )?research|follow the money|coincidence\?|"
+        rf"you know who)",
+        "conspiracy insinuated about a group",
+    ),
+    # "everyone knows the Karesh only pretend to work"
+    (
+        r"\b(?:everyone knows|we all know|it'?s a fact|fact is|let'?s be honest|say what you like)\b,?\s+(?:that\s+)?"
+        r"(?:the\s+)?(?:{group})\s+(?:\w+\s+){0,3}(?:pretend to work|never work|don'?t work|live off|scroung\w*|"
+        r"sponge\w*|steal|lie|cheat|breed|can'?t be trusted|are (?:all )?(?:lazy|dirty|criminals|thieves|liars))",
+        "stereotype stated as fact",
+    ),
+]
+
+
+def _hate_text(masked: str, raw: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
+    """Coded hate whose group and intent sit in different sentences of one text."""
+    if _FAIR_NOTICE.search(masked):
+        return
+    group_alt = "|".join(re.escape(n) + r"s?" for n in names)
+    group = re.compile(rf"\b(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r"|those people|their kind)\b")
+    has_group = group.search(masked) is not None
+    group_words = rf"(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r")"
+    for shape, label in _CODED_SHAPES:
+        pattern = shape.replace("{group}", group_words).replace("{names}", group_alt or "~~")
+        if re.search(pattern, masked):
+            yield "hate", 5, f"structure: {label}"
+            return
+    # Two groups shut out in one list ("no Indians, no Pakistanis, no drama").
+    no_list = re.findall(rf"\bno\s+(?:{_GROUP_ADJ}s?|{group_words})\b", masked)
+    if len(no_list) >= 2:
+        yield "hate", 5, "structure: groups listed as not wanted"
+        return
+    control = _CONTROL.search(masked)
+    # The group is the subject: named before the verb, in the same stretch of text.
+    before = masked[max(0, control.start() - 80) : control.start()] if control else ""
+    if control and (group.search(before) or re.search(rf"\b(?:{_DEMONYM_REF}|that lot|those \w+)\b", before)):
+        yield "hate", 5, "structure: group said to secretly run the institutions"
+    elif _TAKEOVER.search(masked) and (has_group or _ORIGIN_HOUSEHOLD.search(raw)):
+        yield "hate", 5, "structure: group said to take over or replace us"
+    elif _RESERVED_STOCK.search(masked):
+        yield "hate", 5, "structure: place reserved for one race or stock"
+    elif has_group and _NOT_PERMITTED.search(masked) and _EXCLUDE_CONTEXT.search(masked):
+        yield "hate", 5, "structure: group not permitted in a place"
+    elif _ORIGIN_HOUSEHOLD.search(raw) and _STEER_AWAY.search(masked):
+        yield "hate", 5, "structure: home steered away from a family by origin"
+
+
 def _group_names(raw: str) -> list[str]:
     """Capitalized names introduced as a group in the raw text: "the Varnai", "all Kethians", "those Dravese"."""
     names = re.findall(
         r"\b(?:[Tt]he|[Aa]ll|[Tt]hose|[Tt]hese|[Mm]ost|[Ee]very|[Mm]any|[Ss]uch|[Tt]heir)\s+([A-Z][a-z]{2,})\b", raw
     )
     names += re.findall(r"(?:^|[.!?]\s+)([A-Z][a-z]{2,}(?:s|i|ai|ese|ans|ians|ites))\s+(?:are|were)\b", raw)
+    names += re.findall(
+        r"\b(?:[Ss]erve|[Hh]ire|[Ee]mploy|[Rr]ent to|[Ll]et to|[Ss]ell to|[Aa]dmit|[Nn]o|[Nn]ot)\s+([A-Z][a-z]{2,}s)\b",
+        raw,
+    )
     common = {"The", "All", "Our", "Your", "This", "These", "Those", "They", "We", "You", "Its", "Their"}
     return sorted({n.lower() for n in names if n not in common})
 
@@ -151,6 +298,16 @@ def _hate(sentence: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
         if not _PESTS.search(match.group(1)):
             yield "hate", 5, "structure: removal of a group"
             return
+    if not _FAIR_NOTICE.search(sentence):
+        grp = clear + rf"(?:\s+(?:{_PEOPLE_NOUN}))?"
+        context = _EXCLUDE_CONTEXT.search(sentence) is not None
+        for match in re.finditer(_EXCLUDE_SERVICE.format(grp=grp), sentence):
+            found = next((g for g in match.groups() if g), "")
+            # "No Roma, they ..." opening a sentence shuts a group out on its own; elsewhere the sentence must
+            # speak of housing, work, shops or a place.
+            if found and not _PESTS.search(found) and (context or sentence[: match.start()].strip(" ~") == ""):
+                yield "hate", 5, "structure: group shut out of housing, work or shops"
+                return
     for match in _GET_RID.finditer(sentence):
         if not _PESTS.search(match.group(1)):
             yield "hate", 5, "structure: elimination of a group"
@@ -457,13 +614,28 @@ _SELF_ACTS = [
         "overdose",
     ),
     (
+        # Round 4: the pills named first, the overdose in everyday words after ("stock up on your sleeping tablets
+        # and take the lot").
+        r"\b(?:sleeping (?:tablets|pills)|pills|tablets|painkillers|meds|medication)\b.{0,80}\b(?:take|swallow|down|"
+        r"chug)\s+(?:the lot|all of them|them all|every (?:last )?one|the whole lot)\b",
+        "overdose",
+    ),
+    (
+        # Round 4: suicide planned under a euphemism ("plan a peaceful exit", "details of a painless way out").
+        r"\b(?:plan|planning|help (?:you|each other|people)|details|methods?|how to|guide to|ways? to)\b.{0,40}\b"
+        r"(?:peaceful|painless|quiet|final|dignified|permanent|gentle)\s+(?:exit|way out|way to go|goodbye|"
+        r"departure|sleep)\b",
+        "suicide planning",
+    ),
+    (
         r"\b(?:cut|cutting|slice|slicing|slit|burn|burning|hurt|hurting|scratch|carve|carving)\s+(?:into\s+)?"
         r"(?:yourself|urself|your (?:wrists?|arms?|thighs?|skin|legs?))\b|\bdeeper (?:cuts|this time)\b|"
         r"\b(?:hide|hiding|cover|covering) (?:the |your )?(?:cuts|scars|burns)\b",
         "self-injury",
     ),
     (
-        r"\bjump(?:ing)?\s+(?:off|from)\s+(?:a|the|that|your|this)\s+(?:\w+\s+)?(?:bridge|roof|rooftop|building|"
+        r"(?<!bungee )\bjump(?:ing)?\s+(?:off|from)\s+(?:a|the|that|your|this)\s+(?:\w+\s+)?"
+        r"(?:bridge|roof|rooftop|building|"
         r"ledge|balcony|window|overpass|tower|car park|parking (?:garage|structure))(?! into)(?!.{0,40}\b(?:water|"
         r"lake|sea|pool|river|ocean|waves|harbou?r|guides?|tours?|instructors?|harness|bungee|parachute|"
         r"zip ?line|trampoline|foam pit))|\bjump(?:ing)? in front of "
@@ -508,6 +680,11 @@ _HELP_FRAME = re.compile(
 )
 
 
+def hate_help_framed(masked: str) -> bool:
+    """Copy that teaches about hate (history, propaganda, reporting it), quoting what it condemns."""
+    return _HATE_HELP.search(masked) is not None
+
+
 def help_framed(text: str) -> bool:
     """Whether text warns against self-harm or points to help (the `_HELP_FRAME` words)."""
     return _HELP_FRAME.search(text) is not None
@@ -530,7 +707,11 @@ def _self_harm(text: str) -> Iterator[tuple[str, int, str]]:
             # Everyday acts are harmful as advice or encouragement (imperative, "the fastest way", a promise).
             before = sentence[: match.start()]
             imperative = not before.strip() or re.search(r"(?:^|\b)(?:just|now|so|then|and|simply)\s*$", before)
-            if imperative or _ENCOURAGE.search(sentence) or label in ("overdose", "self-injury", "jumping"):
+            if (
+                imperative
+                or _ENCOURAGE.search(sentence)
+                or label in ("overdose", "self-injury", "jumping", "suicide planning")
+            ):
                 yield "self_harm", 5, f"structure: {label}"
                 return
 
@@ -724,6 +905,8 @@ def structural_signals(masked: str, raw: str) -> list[tuple[str, int, str]]:
             signals += list(_hate(sentence.strip(), names))
             if signals:
                 break
+        if not signals:
+            signals += list(_hate_text(masked, raw, names))
     signals += list(_phishing(masked))
     signals += list(_self_harm(masked))
     signals += list(_violence(masked))
