@@ -266,3 +266,22 @@ def test_coded_hate_shapes_across_the_text(text: str) -> None:
 )
 def test_the_same_shapes_without_a_group_are_not_hate(text: str) -> None:
     assert screen_text(text).severities["hate"] < 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Members who have been with us for five years or longer also receive a small gift in the mail.",
+        "Ten-year members get their choice of a personalized enamel mug; thank you for every review you leave.",
+        "Our 3 year warranty covers every tent, and the 12 month plan is free for members.",
+    ],
+)
+def test_a_duration_in_years_is_not_an_age(text):
+    strong, _ = minor_cues(text)
+    assert not strong
+    assert screen_text(text).severities["sexual"] < 4
+
+
+@pytest.mark.parametrize("text", ["a 14-year-old", "she is 14 years old", "14yo", "a fourteen year old", "a 12 yr old"])
+def test_an_age_in_years_is_still_a_minor_cue(text):
+    assert minor_cues(text)[0]

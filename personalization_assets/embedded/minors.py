@@ -49,7 +49,8 @@ _ORDINAL = (
 _STRONG_CUE = re.compile(
     "|".join(
         [
-            rf"\b{_AGE} ?(?:yo|y/o|yrs?|years?|yr) ?(?:old|olds)?\b",
+            # an age, not a duration: "14 years old", "14yo", "fourteen-year-old" (never "five years or longer")
+            rf"\b{_AGE} ?(?:yo|y/o|(?:yrs?|years?|yr) ?olds?)\b",
             rf"\b(?:aged?|ages) {_AGE}(?: ?(?:-|to|and|or) ?{_AGE})?\b",
             rf"\b(?:girls?|boys?|kids?|children|teens?|models?|students?|pupils?) (?:aged )?{_AGE}(?: ?(?:-|"
             rf"to) ?| ){_AGE}\b",

@@ -1483,7 +1483,7 @@ HELP_KEEPS = 6  # a self-harm signal this strong ("kill yourself") keeps its sev
 CONCEPT_MIN_SEVERITY = 4  # weaker concept signals (a mention, a verb without a target) are not reported
 # Changes when what the screen (or the phishing check run next to remote backends) finds changes; part of the
 # screening cache key, so outcomes stored by an older screen are not reused.
-SCREEN_VERSION = "2026-12-round-4"
+SCREEN_VERSION = "2026-12-round-4b"
 
 
 # Round 3: security notices name what a scam asks for ("someone may ask for your PIN - we never will", "if
