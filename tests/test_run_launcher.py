@@ -45,6 +45,12 @@ SLOW_JOB = textwrap.dedent(
 )
 
 
+def _parent_pid(pid: int) -> int | None:
+    with open(f"/proc/{pid}/stat") as stat:  # "pid (name) state ppid ...": the name may hold spaces
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return int(fields[1]) if fields[1].isdigit() else None
+
+
 def _wait_for(predicate, seconds=60.0):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -104,8 +110,16 @@ def test_a_killed_run_worker_is_failed_by_run_monitoring(tmp_path):
         assert pid != os.getpid()
         assert instance.run_launcher.check_run_worker_health(started).status == WorkerStatus.RUNNING
 
+        # The code server that started the worker fails a run whose worker it sees die; here it goes first (a
+        # restarted `dagster dev`, a crashed server), so only run monitoring can notice the worker is gone.
+        code_server = _parent_pid(pid)
+        assert code_server not in (None, os.getpid())
+        os.kill(code_server, signal.SIGKILL)
         os.kill(pid, signal.SIGKILL)
         _wait_for(lambda: instance.run_launcher.check_run_worker_health(started).status == WorkerStatus.FAILED)
+        still_started = instance.get_run_by_id(run.run_id)
+        assert still_started is not None
+        assert still_started.status == DagsterRunStatus.STARTED  # nothing else marked it
         record = instance.get_run_records(filters=None, limit=1)[0]
         assert record.dagster_run.run_id == run.run_id
         monitor_started_run(instance, workspace, record, logging.getLogger("test"))
