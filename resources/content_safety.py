@@ -32,7 +32,7 @@ from typing import Any, Final
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr, field_validator
 
-from personalization_assets.embedded.model import SAFE, screen_model
+from personalization_assets.embedded.model import screen_model
 from personalization_assets.embedded.screen import SCREEN_VERSION, masked_text, phishing_check, screen_text
 from personalization_assets.lib.safety import (
     AZURE_MAX_TEXT_CHARS,
@@ -212,11 +212,7 @@ class EmbeddedContentSafetyResource(ContentSafetyResource):
         embedded.model.SHORT_THRESHOLD). Negative when the model blocks it; None when no model is shipped or the
         text is unlike the prose it was trained on (then it does not judge)."""
         model = screen_model()
-        masked = masked_text(text)
-        if model is None or not model.familiar(masked):
-            return None
-        unsafe = 1.0 - float(model.probabilities([masked])[0][model.classes.index(SAFE)])
-        return model.threshold(masked) - unsafe
+        return model.gap(masked_text(text)) if model is not None else None
 
     def near_model_boundary(self, text: str, margin: float) -> bool:
         """The model found `text` safe, but with an unsafe probability at most `margin` below its threshold."""

@@ -155,6 +155,14 @@ class ScreenModel:
         line, "Go tonight: late-night opening until 10pm") whose few words are weak evidence."""
         return max(threshold, SHORT_THRESHOLD) if self.words(normalized) < SHORT_WORDS else threshold
 
+    def gap(self, normalized: str) -> float | None:
+        """How far the text's unsafe probability lies below the one that would block it (`threshold`): negative
+        when the model blocks it, None for text unlike the training prose (see `familiar`)."""
+        if not self.familiar(normalized):
+            return None
+        unsafe = 1.0 - float(self.probabilities([normalized])[0][self._safe])
+        return self.threshold(normalized) - unsafe
+
     def judge(self, normalized: str) -> tuple[str, float] | None:
         """(most probable unsafe concern, unsafe probability) when the text is unsafe by the model, else None
         (also for text unlike the training prose, see `familiar`)."""
