@@ -54,12 +54,13 @@ RELEASE_GROWTH_BYTES = 256 * 2**20  # with one: release when runs have grown the
 _loaded_bytes: int | None = None
 
 
-def _resident_bytes() -> int:
+def _resident_bytes() -> int | None:
+    """The process's resident size, or None where /proc is not there (not Linux)."""
     try:
         with open("/proc/self/statm") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):  # not Linux: always release
-        return RELEASE_ABOVE_BYTES + (_loaded_bytes or 0) + RELEASE_GROWTH_BYTES
+    except (OSError, ValueError):
+        return None
 
 
 def note_loaded_size() -> None:
@@ -73,12 +74,15 @@ def release_memory() -> None:
     that reference cycles kept alive (Dagster's run contexts), Arrow's allocator pool (mimalloc keeps freed
     pages) and glibc's heap. Without it the process carried hundreds of MiB from one run into the next.
     Skipped while the runs have not grown the process much (the code alone is ~500 MiB): a full collection
-    costs ~0.2 s, most of a small segment's run."""
-    if _loaded_bytes is None:
-        if _resident_bytes() < RELEASE_ABOVE_BYTES:
+    costs ~0.2 s, most of a small segment's run. Where the size is unknown, always released."""
+    resident = _resident_bytes()
+    if resident is not None:
+        if _loaded_bytes is None:
+            small = resident < RELEASE_ABOVE_BYTES
+        else:
+            small = resident - _loaded_bytes < RELEASE_GROWTH_BYTES
+        if small:
             return
-    elif _resident_bytes() - _loaded_bytes < RELEASE_GROWTH_BYTES:
-        return
     import pyarrow
 
     gc.collect()

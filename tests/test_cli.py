@@ -361,3 +361,20 @@ def test_report_serve_opens_the_latest_report_over_http(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_memory_is_released_after_a_run_only_when_runs_grew_the_process(monkeypatch):
+    from personalization_assets import cli
+
+    collections: list[int] = []
+    monkeypatch.setattr(cli.gc, "collect", lambda: collections.append(1) or 0)
+    monkeypatch.setattr(cli, "_loaded_bytes", 500 * 2**20)  # the code alone, noted after the pre-flight
+    monkeypatch.setattr(cli, "_resident_bytes", lambda: 600 * 2**20)
+    cli.release_memory()
+    assert collections == []  # grown by 100 MiB: a full collection would cost more than it frees
+    monkeypatch.setattr(cli, "_resident_bytes", lambda: 800 * 2**20)
+    cli.release_memory()
+    assert collections == [1]
+    monkeypatch.setattr(cli, "_resident_bytes", lambda: None)  # size unknown (not Linux): always released
+    cli.release_memory()
+    assert collections == [1, 1]
