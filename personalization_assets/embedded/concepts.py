@@ -28,7 +28,6 @@ from functools import lru_cache
 
 import snowballstemmer
 
-from personalization_assets.embedded import patterns as rx
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED
 
 _STEMMER_NAMES = {"en": "english", "de": "german", "es": "spanish", "fr": "french"}
@@ -80,7 +79,7 @@ def _phrases(language: str, spec: str, min_stem: int = MIN_STEM) -> tuple[tuple[
     """ "a b|c" -> tuples of match keys (`_key`), one per word; "_" is a gap of up to GAP words."""
     out = []
     for phrase in spec.split("|"):
-        words = [w if w == "_" else rx.sub(r"[^a-z0-9=]", "", w) for w in _fold(phrase).split()]
+        words = [w if w == "_" else re.sub(r"[^a-z0-9=]", "", w) for w in _fold(phrase).split()]
         words = [w for w in words if w]
         if words:
             out.append(tuple(w if w == "_" else _key(language, w, min_stem) for w in words))
@@ -688,7 +687,7 @@ def _negated(raw: list[str], start: int) -> bool:
 
 
 def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator[tuple[str, int, str]]:
-    raw = [t for t in (rx.sub(r"[^a-z0-9]", "", t) for t in _tokens(sentence)) if t]
+    raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(sentence)) if t]
     if not raw:
         return
     tokens = _token_keys(language, raw)
@@ -814,7 +813,7 @@ def concept_signals(text: str, language: str, raw_text: str | None = None) -> li
     # Several self-harm pushes across sentences ("Skip dinner. Skip breakfast.") add up to one.
     if not any(concern == "self_harm" for concern, *_ in out):
         for lang in languages:
-            tokens = _token_keys(lang, [t for t in (rx.sub(r"[^a-z0-9]", "", t) for t in _tokens(masked)) if t])
+            tokens = _token_keys(lang, [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(masked)) if t])
             concepts = _concepts(lang)
             if len(_find(tokens, concepts["selfharm_weak"])) >= 2 and not _find(tokens, concepts["prevention"]):
                 out.append(("self_harm", 4, f"concept [{lang}]: repeated self-harm pushes"))
@@ -822,7 +821,7 @@ def concept_signals(text: str, language: str, raw_text: str | None = None) -> li
     # A sexual word and a minor in different sentences of one short text still concern a minor.
     if any(concern == "sexual" and s >= 5 for concern, s, _ in out) and not any("minor" in lb for *_, lb in out):
         for lang in languages:
-            raw = [t for t in (rx.sub(r"[^a-z0-9]", "", t) for t in _tokens(masked)) if t]
+            raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(masked)) if t]
             if _find(_token_keys(lang, raw), _concepts(lang)["minor"]):
                 out.append(("sexual", 5, f"concept [{lang}]: sexual content + minor"))
                 break
@@ -834,5 +833,5 @@ def mentions_minor(text: str, language: str) -> bool:
     if _MINOR_AGE.search(text):
         return True
     languages = SUPPORTED_LANGUAGES if language == UNDETERMINED else (language,)
-    raw = [t for t in (rx.sub(r"[^a-z0-9]", "", t) for t in _tokens(text)) if t]
+    raw = [t for t in (re.sub(r"[^a-z0-9]", "", t) for t in _tokens(text)) if t]
     return any(_find(_token_keys(lang, raw), _concepts(lang)["minor"]) for lang in languages)

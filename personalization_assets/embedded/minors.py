@@ -38,8 +38,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from personalization_assets.embedded import patterns as rx
-
 _NUM_WORD = (
     r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen)"
 )
@@ -208,7 +206,7 @@ def _plain(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
     stripped = stripped.replace("\u2019", "'").replace("\u2018", "'")
-    return rx.sub(r"\s+", " ", rx.sub(r"(?<=\w)[-\u2010-\u2013](?=\w)", " ", stripped))
+    return re.sub(r"\s+", " ", re.sub(r"(?<=\w)[-\u2010-\u2013](?=\w)", " ", stripped))
 
 
 def minor_cues(text: str, language: str = "en") -> tuple[bool, bool]:

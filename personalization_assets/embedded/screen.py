@@ -25,7 +25,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from personalization_assets.embedded import patterns as rx
 from personalization_assets.embedded.concepts import concept_signals, mentions_minor, suspicious_links
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
 from personalization_assets.embedded.minors import minor_signal, protective_copy
@@ -311,7 +310,7 @@ def _lexicon(category: str, weighted_terms: Mapping[str, int], prefix: str = "te
 
 def _term_label(term: str) -> str:
     """Readable label for a lexicon regex: its first alternative without regex syntax."""
-    return rx.sub(r"[^a-z ]", "", rx.split(r"[(|\[?]", term)[0]).strip() or term
+    return re.sub(r"[^a-z ]", "", re.split(r"[(|\[?]", term)[0]).strip() or term
 
 
 def _verb(label: str, base: str, inflected: str, weight: int) -> _Verb:

@@ -23,8 +23,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from personalization_assets.embedded import patterns as rx
-
 _SENTENCES = re.compile(r"[.!?;]+(?:\s+|$)|\n+|\s+-\s+")
 
 # --------------------------------------------------------------------------------------------- hate
@@ -234,18 +232,18 @@ def _hate_text(masked: str, raw: str, names: list[str]) -> Iterator[tuple[str, i
     group_words = rf"(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r")"
     for shape, label in _CODED_SHAPES:
         pattern = shape.replace("{group}", group_words).replace("{names}", group_alt or "~~")
-        if rx.search(pattern, masked):
+        if re.search(pattern, masked):
             yield "hate", 5, f"structure: {label}"
             return
     # Two groups shut out in one list ("no Indians, no Pakistanis, no drama").
-    no_list = rx.findall(rf"\bno\s+(?:{_GROUP_ADJ}s?|{group_words})\b", masked)
+    no_list = re.findall(rf"\bno\s+(?:{_GROUP_ADJ}s?|{group_words})\b", masked)
     if len(no_list) >= 2:
         yield "hate", 5, "structure: groups listed as not wanted"
         return
     control = _CONTROL.search(masked)
     # The group is the subject: named before the verb, in the same stretch of text.
     before = masked[max(0, control.start() - 80) : control.start()] if control else ""
-    if control and (group.search(before) or rx.search(rf"\b(?:{_DEMONYM_REF}|that lot|those \w+)\b", before)):
+    if control and (group.search(before) or re.search(rf"\b(?:{_DEMONYM_REF}|that lot|those \w+)\b", before)):
         yield "hate", 5, "structure: group said to secretly run the institutions"
     elif _TAKEOVER.search(masked) and (has_group or _ORIGIN_HOUSEHOLD.search(raw)):
         yield "hate", 5, "structure: group said to take over or replace us"
@@ -259,11 +257,11 @@ def _hate_text(masked: str, raw: str, names: list[str]) -> Iterator[tuple[str, i
 
 def _group_names(raw: str) -> list[str]:
     """Capitalized names introduced as a group in the raw text: "the Varnai", "all Kethians", "those Dravese"."""
-    names = rx.findall(
+    names = re.findall(
         r"\b(?:[Tt]he|[Aa]ll|[Tt]hose|[Tt]hese|[Mm]ost|[Ee]very|[Mm]any|[Ss]uch|[Tt]heir)\s+([A-Z][a-z]{2,})\b", raw
     )
-    names += rx.findall(r"(?:^|[.!?]\s+)([A-Z][a-z]{2,}(?:s|i|ai|ese|ans|ians|ites))\s+(?:are|were)\b", raw)
-    names += rx.findall(
+    names += re.findall(r"(?:^|[.!?]\s+)([A-Z][a-z]{2,}(?:s|i|ai|ese|ans|ians|ites))\s+(?:are|were)\b", raw)
+    names += re.findall(
         r"\b(?:[Ss]erve|[Hh]ire|[Ee]mploy|[Rr]ent to|[Ll]et to|[Ss]ell to|[Aa]dmit|[Nn]o|[Nn]ot)\s+([A-Z][a-z]{2,}s)\b",
         raw,
     )
@@ -284,7 +282,7 @@ def _hate(sentence: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
         rf"\b({subject})\s+{_BE}{_FILLER}\s+(?:(?:a|an|the|like)\s+)?(?:{_STRONG_DEHUMANIZE})\b",
         rf"\b({clear})\s+{_BE}{_FILLER}\s+(?:(?:a|an|the|like)\s+)?(?:{_WEAK_DEHUMANIZE})\b",
     ):
-        for match in rx.finditer(pattern, sentence):
+        for match in re.finditer(pattern, sentence):
             if not _PESTS.search(match.group(1)):
                 yield "hate", 6, "structure: group + dehumanizing predicate"
                 return
@@ -292,18 +290,18 @@ def _hate(sentence: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
         (rf"\b({subject}),?\s+(?:(?:who|that)\s+(?:\w+\s+)?)?{_REMOVE}\b", "structure: group + elimination"),
         (rf"\b({subject})\s+(?:\w+\s+)?(?:{_NOT_BELONG})\b", "structure: group + exclusion"),
     ):
-        for match in rx.finditer(pattern, sentence):
+        for match in re.finditer(pattern, sentence):
             if not _PESTS.search(match.group(1)):
                 yield "hate", 5, label
                 return
-    for match in rx.finditer(_REMOVE_ACTIVE.replace("{clear}", clear), sentence):
+    for match in re.finditer(_REMOVE_ACTIVE.replace("{clear}", clear), sentence):
         if not _PESTS.search(match.group(1)):
             yield "hate", 5, "structure: removal of a group"
             return
     if not _FAIR_NOTICE.search(sentence):
         grp = clear + rf"(?:\s+(?:{_PEOPLE_NOUN}))?"
         context = _EXCLUDE_CONTEXT.search(sentence) is not None
-        for match in rx.finditer(_EXCLUDE_SERVICE.format(grp=grp), sentence):
+        for match in re.finditer(_EXCLUDE_SERVICE.format(grp=grp), sentence):
             found = next((g for g in match.groups() if g), "")
             # "No Roma, they ..." opening a sentence shuts a group out on its own; elsewhere the sentence must
             # speak of housing, work, shops or a place.
@@ -527,20 +525,20 @@ def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
         if pattern.search(text):
             found[label] = max(severity, found.get(label, 0))
     # Gift card codes asked for anywhere in the text (not "we'll email the code to your recipient").
-    codes = rx.search(
+    codes = re.search(
         r"(?<!we )(?<!we'll )(?<!we will )(?<!and we'll )\b(?:send|text|email|e mail|share|read|give|forward|whatsapp)"
         r"\s+(?:me|us|them|him|her|it to me)?\s*(?:the|all the|those|these|all|your)?\s*(?:card\s+)?(?:codes?|"
         r"numbers?|pins?|photos?|pictures?|pics?)\b",
         text,
     )
-    if rx.search(_GIFT, text) and codes:
+    if re.search(_GIFT, text) and codes:
         found["gift card codes requested"] = 6
     if not found:
         return
     urgent = _URGENT.search(text) is not None
     pay = _PAY_REQUEST.search(text) is not None
     # Weak shapes only count together: a held parcel or a prize with a fee to pay; changed details with a payment.
-    if "payment by gift cards" in found and rx.search(rf"\b{_DEBT}\b", text):
+    if "payment by gift cards" in found and re.search(rf"\b{_DEBT}\b", text):
         found["payment by gift cards"] = 5
     new_account = "new account mentioned with a payment" in found
     if "transfer to a new payee" in found and urgent:
@@ -555,16 +553,16 @@ def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
     if "pay a fee to release" in found and (
         "parcel held" in found
         or "prize or funds claim" in found
-        or rx.search(
+        or re.search(
             r"\b(?:parcel|package|redeliver\w*|tried to deliver|shipment|courier|customs|beneficiary|inheritance|"
             r"you were (?:selected|chosen)|giveaway|free (?:gift|phone|iphone|laptop|dyson)|work laptop|to receive)\b",
             text,
         )
     ):
         found["pay a fee to release"] = 5
-    if "parcel held" in found and rx.search(r"\b(?:pay|fee|charge|duty|card|click|link|confirm)\b", text):
+    if "parcel held" in found and re.search(r"\b(?:pay|fee|charge|duty|card|click|link|confirm)\b", text):
         found["parcel held"] = 4
-    if "prize or funds claim" in found and rx.search(
+    if "prize or funds claim" in found and re.search(
         r"\b(?:fee|charge|tax|shipping|handling|deposit|processing|transfer|wire|small amount|card details|"
         r"bank details|pay)\b",
         text,
@@ -700,7 +698,7 @@ def _self_harm(text: str) -> Iterator[tuple[str, int, str]]:
             if not match:
                 continue
             if label == "encouraging suicide":
-                if not help_frame or rx.search(r"\b(?:would|will) (?:\w+\s+)?miss you\b", sentence) is None:
+                if not help_frame or re.search(r"\b(?:would|will) (?:\w+\s+)?miss you\b", sentence) is None:
                     yield "self_harm", 6, f"structure: {label}"
                     return
                 continue
@@ -708,7 +706,7 @@ def _self_harm(text: str) -> Iterator[tuple[str, int, str]]:
                 continue
             # Everyday acts are harmful as advice or encouragement (imperative, "the fastest way", a promise).
             before = sentence[: match.start()]
-            imperative = not before.strip() or rx.search(r"(?:^|\b)(?:just|now|so|then|and|simply)\s*$", before)
+            imperative = not before.strip() or re.search(r"(?:^|\b)(?:just|now|so|then|and|simply)\s*$", before)
             if (
                 imperative
                 or _ENCOURAGE.search(sentence)
@@ -883,7 +881,7 @@ def _violence(text: str) -> Iterator[tuple[str, int, str]]:
             if label == "actor + will + harm":
                 if _NEGATED_THREAT.search(match.group(0)):
                     continue
-                verb = rx.search(rf"{_HARM}|{_HARM_CONTAINED}", match.group(0)[3:])
+                verb = re.search(rf"{_HARM}|{_HARM_CONTAINED}", match.group(0)[3:])
                 soft = verb is None or verb.group(0).split()[0] in _SOFT_HARM
                 if soft and not demand:
                     continue
