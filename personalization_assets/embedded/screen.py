@@ -1481,6 +1481,11 @@ def _active(masked: str) -> tuple[list[_Rule], list[tuple[_Verb, bool, bool]]]:
     return rules, [(verb, base, inflected) for verb, base, inflected in verbs if base or inflected]
 
 
+def prefilter_requirements() -> None:
+    """Ask for the requirement of every rule and verb (for prefilter.write_store)."""
+    _rule_literals()
+
+
 @lru_cache(maxsize=1)
 def _rule_literals() -> LiteralIndex:
     """Every literal of the rules' and verbs' requirements (derived on first use, not at import)."""

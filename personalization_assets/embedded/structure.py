@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
-from personalization_assets.embedded.prefilter import SLOT, holds, requirement
+from personalization_assets.embedded.prefilter import SLOT, LiteralIndex, Requirement, holds, requirement, satisfied
 
 _SENTENCES = re.compile(r"[.!?;]+(?:\s+|$)|\n+|\s+-\s+")
 
@@ -320,7 +321,9 @@ def _slot(names: list[str]) -> list[str]:
     return [form for n in names for form in (n, n + "s")]
 
 
-def _hate(sentence: str, names: list[str], possible: tuple[bool, ...] = (True,) * 6) -> Iterator[tuple[str, int, str]]:
+def _hate(
+    sentence: str, names: list[str], possible: tuple[bool, ...] = (True,) * 6, literals: set[str] | None = None
+) -> Iterator[tuple[str, int, str]]:
     # Each text has its own patterns (its group names are in them): a pattern is built and compiled only for a
     # sentence holding one of its required literals, `possible` saying which the whole text may match at all.
     slot = _slot(names)
@@ -353,7 +356,7 @@ def _hate(sentence: str, names: list[str], possible: tuple[bool, ...] = (True,) 
             if found and not _PESTS.search(found) and (context or sentence[: match.start()].strip(" ~") == ""):
                 yield "hate", 5, "structure: group shut out of housing, work or shops"
                 return
-    for match in _GET_RID.finditer(sentence):
+    for match in _GET_RID.finditer(sentence) if _may_match(_GET_RID, literals) else ():
         if not _PESTS.search(match.group(1)):
             yield "hate", 5, "structure: elimination of a group"
             return
@@ -564,10 +567,10 @@ _PHISH_BENIGN = re.compile(
 )
 
 
-def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
+def _phishing(text: str, literals: set[str] | None = None) -> Iterator[tuple[str, int, str]]:
     found: dict[str, int] = {}
     for pattern, severity, label in _SCAMS:
-        if pattern.search(text):
+        if _may_match(pattern, literals) and pattern.search(text):
             found[label] = max(severity, found.get(label, 0))
     # Gift card codes asked for anywhere in the text (not "we'll email the code to your recipient").
     codes = re.search(
@@ -735,10 +738,13 @@ def help_framed(text: str) -> bool:
     return _HELP_FRAME.search(text) is not None
 
 
-def _self_harm(text: str) -> Iterator[tuple[str, int, str]]:
+def _self_harm(text: str, literals: set[str] | None = None) -> Iterator[tuple[str, int, str]]:
     help_frame = _HELP_FRAME.search(text) is not None
+    sentences = _SENTENCES.split(text)  # once, not once per pattern
     for regex, label in _SELF_ACT_RES:
-        for sentence in _SENTENCES.split(text):
+        if not _may_match(regex, literals):
+            continue
+        for sentence in sentences:
             match = regex.search(sentence)
             if not match:
                 continue
@@ -916,10 +922,11 @@ _SOFT_HARM = frozenset(
 _NEGATED_THREAT = re.compile(r"\b(?:never|not|n't|no one|nobody)\b")
 
 
-def _violence(text: str) -> Iterator[tuple[str, int, str]]:
+def _violence(text: str, literals: set[str] | None = None) -> Iterator[tuple[str, int, str]]:
     demand = _DEMAND.search(text) is not None
-    for sentence in _SENTENCES.split(text):
-        for regex, severity, label in _THREAT_RES:
+    threats = [threat for threat in _THREAT_RES if _may_match(threat[0], literals)]
+    for sentence in _SENTENCES.split(text) if threats else ():
+        for regex, severity, label in threats:
             match = regex.search(sentence)
             if not match:
                 continue
@@ -941,20 +948,42 @@ def _violence(text: str) -> Iterator[tuple[str, int, str]]:
             return
 
 
+def prefilter_requirements() -> None:
+    """Ask for the requirement of every pattern with a prefilter (for prefilter.write_store; the templates' at
+    import)."""
+    _static_literals()
+
+
+@lru_cache(maxsize=1)
+def _static_literals() -> tuple[LiteralIndex, dict[str, Requirement]]:
+    """The requirements of the fixed patterns run on every text (prefilter.py), derived on first use (deriving
+    costs about as much as compiling, so not at import), and their literals."""
+    patterns = [_GET_RID, *(p for p, _, _ in _SCAMS), *(p for p, _ in _SELF_ACT_RES), *(p for p, _, _ in _THREAT_RES)]
+    required = {p.pattern: requirement(p.pattern) for p in patterns}
+    return LiteralIndex(lit for r in required.values() for clause in r for lit in clause), required
+
+
+def _may_match(pattern: re.Pattern[str], literals: set[str] | None) -> bool:
+    """False when the text whose `literals` were found lacks what every match of ``pattern`` holds (None: no
+    prefilter, always True)."""
+    return literals is None or satisfied(_static_literals()[1][pattern.pattern], literals)
+
+
 def structural_signals(masked: str, raw: str) -> list[tuple[str, int, str]]:
     """Hate, phishing, self-harm and violence signals from the structure of English text (see module doc)."""
     names = _group_names(raw)
+    literals = _static_literals()[0].present(masked)  # what the fixed patterns need, looked for once
     signals: list[tuple[str, int, str]] = []
     if not _HATE_HELP.search(masked):
         slot = _slot(names)
         possible = tuple(holds(required, masked, slot) for required in _HATE_REQUIRED)
         for sentence in _SENTENCES.split(masked):
-            signals += list(_hate(sentence.strip(), names, possible))
+            signals += list(_hate(sentence.strip(), names, possible, literals))
             if signals:
                 break
         if not signals:
             signals += list(_hate_text(masked, raw, names))
-    signals += list(_phishing(masked))
-    signals += list(_self_harm(masked))
-    signals += list(_violence(masked))
+    signals += list(_phishing(masked, literals))
+    signals += list(_self_harm(masked, literals))
+    signals += list(_violence(masked, literals))
     return signals
