@@ -89,7 +89,8 @@ def derive(pattern: str) -> Requirement:
 def write_store() -> int:
     """Derive and store the requirement of every pattern asked for so far (`python -m
     personalization_assets.embedded.prefilter` asks for all of the screen's); returns how many."""
-    requirements = {_key(p): sorted(sorted(clause) for clause in derive(p)) for p in sorted(_REQUESTED)}
+    # Clauses in their order (most selective first, as `holds` should try them), literals sorted.
+    requirements = {_key(p): [sorted(clause) for clause in derive(p)] for p in sorted(_REQUESTED)}
     entries = ",\n".join(
         f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(requirements.items())
     )

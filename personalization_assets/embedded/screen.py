@@ -1595,7 +1595,7 @@ def phishing_check(text: str) -> tuple[int, tuple[str, ...]]:
     judged in its language; other text in all four."""
     language = identify_language(text)
     judged = language if language in SUPPORTED_LANGUAGES else UNDETERMINED
-    normalized = normalize_text(text)
+    normalized, masked = _normalized_and_masked(text)
     found = [
         (s, label)
         for concern, s, label in concept_signals(normalized, judged, text)
@@ -1603,21 +1603,36 @@ def phishing_check(text: str) -> tuple[int, tuple[str, ...]]:
     ]
     found += [
         (s, label)
-        for concern, s, label in structural_signals(_IDIOMS.sub(" ~ ", normalized), text)
+        for concern, s, label in structural_signals(masked, text)
         if concern == PHISHING and s >= CONCEPT_MIN_SEVERITY
     ]
     model = screen_model()
-    verdict = model.judge(_IDIOMS.sub(" ~ ", normalized)) if model is not None else None
+    verdict = model.judge(masked) if model is not None else None
     if verdict is not None and verdict[0] == PHISHING:
         found.append((5 if verdict[1] >= MODEL_HIGH else 4, f"model: phishing p={verdict[1]:.2f}"))
-    if _warns_of_scam(_IDIOMS.sub(" ~ ", normalized), text):
+    if _warns_of_scam(masked, text):
         found = _capped(found, WARNING_CAP, "scam warning")
     return max((s for s, _ in found), default=0), tuple(dict.fromkeys(label for _, label in found))
 
 
 def masked_text(text: str) -> str:
     """Normalized text with the benign idioms masked: what the concepts and the linear model read."""
-    return _IDIOMS.sub(" ~ ", normalize_text(text))
+    return _normalized_and_masked(text)[1]
+
+
+def _normalized_and_masked(text: str) -> tuple[str, str]:
+    """`normalize_text` and `masked_text` of a text, kept for the next call: the safety stage asks for the masked
+    text of a text it has just screened (the model's distance to its threshold), and the phishing check for it
+    three times."""
+    if not isinstance(text, str):
+        normalize_text(text)  # raises its TypeError, as before (the cache would raise another for a list)
+    return _normalized_and_masked_cached(text)
+
+
+@lru_cache(maxsize=256)
+def _normalized_and_masked_cached(text: str) -> tuple[str, str]:
+    normalized = normalize_text(text)
+    return normalized, _IDIOMS.sub(" ~ ", normalized)
 
 
 def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
@@ -1628,12 +1643,11 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     text through the concepts of its language. Text identified as another language gets no severities and the
     error `UNSUPPORTED_LANGUAGE` (fail-closed); see docs/safety_screen.md.
     """
-    normalized = normalize_text(text)
+    masked = _normalized_and_masked(text)[1]
     hits = find_blocklist_hits(text, blocklist)
     language = identify_language(text)
     if language not in (*SUPPORTED_LANGUAGES, UNDETERMINED):
         return ScreenResult({}, hits, {}, language, (f"{UNSUPPORTED_LANGUAGE} (detected: {language})",))
-    masked = _IDIOMS.sub(" ~ ", normalized)
     signals: dict[str, list[tuple[int, str]]] = {c: [] for c in CONCERNS}
     if language in ("en", UNDETERMINED):
         active = _active(masked)
