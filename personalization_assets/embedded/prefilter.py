@@ -125,7 +125,16 @@ def holds(required: Requirement, text: str, slot: Sequence[str] = ()) -> bool:
     for `SLOT` in a template's literals)."""
     if required and _OTHER_WHITESPACE.search(text):
         text = spaced(text)
-    return all(any(_present(literal, text, slot) for literal in clause) for clause in required)
+    contains = text.__contains__
+    for clause in required:
+        # Every literal as it stands first (a C loop); a slot literal found this way only means the pattern is
+        # run. Then the slot literals with the text's strings in place of the slot.
+        if any(map(contains, clause)):
+            continue
+        if slot and any(_present(literal, text, slot) for literal in clause if SLOT in literal):
+            continue
+        return False
+    return True
 
 
 class LiteralIndex:

@@ -272,8 +272,8 @@ _TARGET = re.compile(
 class _Rule:
     """A lexicon entry or context pattern: a regex over normalized text and per-category severities.
 
-    The regex is compiled on first use and only run on a text holding one of its required literals
-    (embedded/prefilter.py): most of the 250 rules cannot match a given text, and compiling them all costs more
+    The regex is compiled on first use and only run on a text holding its required literals
+    (embedded/prefilter.py): most of the 250 rules cannot match a given text, and compiling them all cost more
     than screening a document (issue #19)."""
 
     label: str

@@ -324,8 +324,9 @@ def _slot(names: list[str]) -> list[str]:
 def _hate(
     sentence: str, names: list[str], possible: tuple[bool, ...] = (True,) * 6, literals: set[str] | None = None
 ) -> Iterator[tuple[str, int, str]]:
-    # Each text has its own patterns (its group names are in them): a pattern is built and compiled only for a
-    # sentence holding one of its required literals, `possible` saying which the whole text may match at all.
+    # Each text has its own patterns (its group names are in them), so each costs a compilation: a pattern is
+    # built and compiled only for a sentence holding its required literals (`possible`: which the whole text may
+    # match at all). `literals`: what the text holds of the fixed patterns' literals.
     slot = _slot(names)
     maybe = [can and holds(required, sentence, slot) for can, required in zip(possible, _HATE_REQUIRED, strict=True)]
     patterns = _hate_patterns("|".join(re.escape(n) + r"s?" for n in names)) if any(maybe) else ("",) * 6
@@ -956,8 +957,8 @@ def prefilter_requirements() -> None:
 
 @lru_cache(maxsize=1)
 def _static_literals() -> tuple[LiteralIndex, dict[str, Requirement]]:
-    """The requirements of the fixed patterns run on every text (prefilter.py), derived on first use (deriving
-    costs about as much as compiling, so not at import), and their literals."""
+    """The requirements of the fixed patterns run on every text (prefilter.py), and their literals: read (or
+    derived) on first use, not at import."""
     patterns = [_GET_RID, *(p for p, _, _ in _SCAMS), *(p for p, _ in _SELF_ACT_RES), *(p for p, _, _ in _THREAT_RES)]
     required = {p.pattern: requirement(p.pattern) for p in patterns}
     return LiteralIndex(lit for r in required.values() for clause in r for lit in clause), required
