@@ -10,7 +10,8 @@ backtracking order:
 - a sequence matches a contiguous run of its elements' matches: the clauses of all its elements hold;
 - an alternation matches one of its branches: clause by clause, the union of one clause of each branch (none if
   a branch has none);
-- a repetition with a minimum of 1 or more contains its body's match; with a minimum of 0 it promises nothing;
+- a repetition with a minimum of 1 or more contains its body's match, and begins and ends with one (so "no\\s+"
+  requires "no "); with a minimum of 0 it promises nothing;
 - anchors and lookarounds consume nothing (they only restrict where a match is; ignored here, which is safe);
 - small finite parts (literals, short character classes, alternations of them) are expanded to their exact
   strings and concatenated, so "kill(?:s|ed)?" requires "kill" and "(?:slit|cut) (?:his|her)" requires one of
@@ -43,7 +44,7 @@ from re import _parser as sre_parse  # noqa: PLC2701
 STORE = Path(__file__).with_name("prefilter_requirements.json")
 DERIVATION = 1  # bump when `derive` changes: requirements stored by another derivation are not used
 _REQUESTED: set[str] = set()
-SLOT = "\x00"  # stands for a per-text alternation in a template (never in normalized text)
+SLOT = "\x00"  # stands for a per-text alternation in a template (a text holding it only has the pattern run)
 _EXACT_LIMIT = 64  # a part with more exact strings than this is summarised by its clauses
 _CLASS_LIMIT = 10  # character classes up to this size are expanded to their characters
 _CLAUSES = 8  # clauses kept per part (the most selective; fewer clauses is a weaker but still true promise)
@@ -103,11 +104,11 @@ def write_store() -> int:
 def _stored() -> dict[str, Requirement]:
     try:
         data = json.loads(STORE.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if data["derivation"] != DERIVATION:
+            return {}
+        return {key: tuple(frozenset(clause) for clause in clauses) for key, clauses in data["requirements"].items()}
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
         return {}  # no store (or a broken one): every requirement is derived, which is slower but the same
-    if data.get("derivation") != DERIVATION:
-        return {}
-    return {key: tuple(frozenset(clause) for clause in clauses) for key, clauses in data["requirements"].items()}
 
 
 def _key(pattern: str) -> str:
@@ -195,8 +196,8 @@ def _minimal(literals: Iterable[str]) -> Clause:
 
 def _rank(clause: Clause) -> tuple[int, int, list[str]]:
     """Sort key, most selective first: longer shortest literal, then fewer literals; then the literals themselves,
-    so the choice is the same in every process. A slot counts for nothing: it stands for names taken from the
-    text itself, so the text always holds them (counted as three letters: the shortest name)."""
+    so the choice is the same in every process. A slot counts as three letters (the shortest name): it stands
+    for names taken from the text itself, which a text therefore nearly always holds."""
     return -min(len(literal.replace(SLOT, "xxx")) for literal in clause), len(clause), sorted(clause)
 
 
