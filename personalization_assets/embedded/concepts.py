@@ -581,6 +581,29 @@ def _find(tokens: Tokens, phrases: Mapping[str, list[tuple[str, ...]]]) -> list[
     return spans
 
 
+@lru_cache(maxsize=len(_LEXICONS))
+def _all_concepts(language: str) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+    """Every concept's phrases by their first key, with the concept's name, each key's phrases in concept order."""
+    by_first: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for name, index in _concepts(language).items():
+        for key, phrases in index.items():
+            by_first.setdefault(key, []).extend((name, phrase) for phrase in phrases)
+    return by_first
+
+
+def _find_concepts(tokens: Tokens, language: str) -> dict[str, list[tuple[int, int]]]:
+    """`_find` for every concept of `language` in one pass over the tokens (not one pass per concept): the same
+    spans in the same order."""
+    spans: dict[str, list[tuple[int, int]]] = {name: [] for name in _concepts(language)}
+    by_first = _all_concepts(language)
+    for i, (stemmed, exact) in enumerate(tokens):
+        for name, phrase in (*by_first.get(stemmed, ()), *by_first.get(exact, ())):
+            end = _match_at(tokens, i, phrase)
+            if end is not None:
+                spans[name].append((i, end))
+    return spans
+
+
 def _near(a: list[tuple[int, int]], b: list[tuple[int, int]], before: int, after: int) -> bool:
     """Whether a span of `b` starts within `before` tokens before or `after` tokens after a span of `a`."""
     return any(
@@ -691,7 +714,7 @@ def _sentence_signals(sentence: str, language: str, urls: list[str]) -> Iterator
     if not raw:
         return
     tokens = _token_keys(language, raw)
-    c = {name: _find(tokens, phrases) for name, phrases in _concepts(language).items()}
+    c = _find_concepts(tokens, language)
     for name in ("harm_strong", "harm_weak", "selfharm_act", "selfharm_weak"):
         c[name] = [span for span in c[name] if not _negated(raw, span[0])]
     tag = f"[{language}]"

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _NUM_WORD = (
     r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|seventeen)"
@@ -201,6 +202,7 @@ def protective_copy(text: str) -> bool:
     return _SOLICIT.search(_QUOTED.sub(" ", plain)) is None
 
 
+@lru_cache(maxsize=16)  # one text is made plain three or four times per screening (cues, signal, protective copy)
 def _plain(text: str) -> str:
     """Casefolded, accents removed, hyphens and slashes as spaces; digits kept (unlike the screen's text)."""
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))

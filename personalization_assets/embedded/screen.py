@@ -23,12 +23,14 @@ import codecs
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 
 from personalization_assets.embedded.concepts import concept_signals, mentions_minor, suspicious_links
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
 from personalization_assets.embedded.minors import minor_signal, protective_copy
 from personalization_assets.embedded.model import MODEL_HIGH, screen_model
+from personalization_assets.embedded.prefilter import LiteralIndex, Requirement, requirement, satisfied
 from personalization_assets.embedded.structure import hate_help_framed, help_framed, structural_signals
 from personalization_assets.lib.safety import (
     CATEGORIES,
@@ -268,23 +270,48 @@ _TARGET = re.compile(
 
 @dataclass(frozen=True)
 class _Rule:
-    """A lexicon entry or context pattern: a regex over normalized text and per-category severities."""
+    """A lexicon entry or context pattern: a regex over normalized text and per-category severities.
+
+    The regex is compiled on first use and only run on a text holding its required literals
+    (embedded/prefilter.py): most of the 250 rules cannot match a given text, and compiling them all cost more
+    than screening a document (issue #19)."""
 
     label: str
-    regex: re.Pattern[str]
+    pattern: str
     severities: Mapping[str, int]
     intent_boost: bool = False  # +1 when preceded by intent ("we're going to torch your shop")
     negatable: bool = False  # drops to 1 after a negation ("don't hurt yourself lifting boxes")
 
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile(self.pattern)
+
+    @cached_property
+    def required(self) -> Requirement:
+        return requirement(self.pattern)
+
 
 @dataclass(frozen=True)
 class _Verb:
-    """A violent verb; severity grows with intent before it and a person/group target after it."""
+    """A violent verb; severity grows with intent before it and a person/group target after it. Compiled and
+    prefiltered like `_Rule`."""
 
     label: str
-    base: re.Pattern[str]
-    inflected: re.Pattern[str]
+    base_pattern: str
+    inflected_pattern: str
     weight: int
+
+    @cached_property
+    def base(self) -> re.Pattern[str]:
+        return re.compile(self.base_pattern)
+
+    @cached_property
+    def inflected(self) -> re.Pattern[str]:
+        return re.compile(self.inflected_pattern)
+
+    @cached_property
+    def required(self) -> tuple[Requirement, Requirement]:
+        return requirement(self.base_pattern), requirement(self.inflected_pattern)
 
 
 def _rule(label: str, pattern: str, intent_boost: bool = False, negatable: bool = False, **severities: int) -> _Rule:
@@ -297,7 +324,7 @@ def _checked_rule(
     unknown = set(severities) - set(CATEGORIES)
     if unknown:
         raise ValueError(f"rule {label!r}: unknown categories {sorted(unknown)}")
-    return _Rule(label, re.compile(pattern), MappingProxyType(dict(severities)), intent_boost, negatable)
+    return _Rule(label, pattern, MappingProxyType(dict(severities)), intent_boost, negatable)
 
 
 def _lexicon(category: str, weighted_terms: Mapping[str, int], prefix: str = "term") -> list[_Rule]:
@@ -314,9 +341,7 @@ def _term_label(term: str) -> str:
 
 
 def _verb(label: str, base: str, inflected: str, weight: int) -> _Verb:
-    return _Verb(
-        label, re.compile(rf"(?<![\w'])(?:{base})(?![\w'])"), re.compile(rf"(?<![\w'])(?:{inflected})(?![\w'])"), weight
-    )
+    return _Verb(label, rf"(?<![\w'])(?:{base})(?![\w'])", rf"(?<![\w'])(?:{inflected})(?![\w'])", weight)
 
 
 # Slurs are stored ROT13-encoded so the source stays readable for reviewers (decode with codecs).
@@ -1447,8 +1472,34 @@ def _combine(signals: list[tuple[int, str]]) -> int:
     return int(min(MAX_SEVERITY, ranked[0] + min(2, corroborating)))
 
 
-def _scan_sentence(sentence: str, signals: dict[str, list[tuple[int, str]]]) -> None:
-    for rule in _RULES:
+def _active(masked: str) -> tuple[list[_Rule], list[tuple[_Verb, bool, bool]]]:
+    """The rules and verb forms that can match somewhere in ``masked`` (a sentence is a part of it), in their
+    order: the others have no match in any of its sentences, so leaving them out changes no signal."""
+    found = _rule_literals().present(masked)
+    rules = [rule for rule in _RULES if satisfied(rule.required, found)]
+    verbs = [(verb, satisfied(verb.required[0], found), satisfied(verb.required[1], found)) for verb in _VERBS]
+    return rules, [(verb, base, inflected) for verb, base, inflected in verbs if base or inflected]
+
+
+def prefilter_requirements() -> None:
+    """Ask for the requirement of every rule and verb (for prefilter.write_store)."""
+    _rule_literals()
+
+
+@lru_cache(maxsize=1)
+def _rule_literals() -> LiteralIndex:
+    """Every literal of the rules' and verbs' requirements (derived on first use, not at import)."""
+    requirements = [rule.required for rule in _RULES] + [r for verb in _VERBS for r in verb.required]
+    return LiteralIndex(literal for required in requirements for clause in required for literal in clause)
+
+
+def _scan_sentence(
+    sentence: str,
+    signals: dict[str, list[tuple[int, str]]],
+    active: tuple[list[_Rule], list[tuple[_Verb, bool, bool]]] | None = None,
+) -> None:
+    rules, verbs = active if active is not None else _active(sentence)
+    for rule in rules:
         for match in rule.regex.finditer(sentence):
             before = sentence[: match.start()]
             negated = rule.negatable and _NEGATION_BEFORE.search(before) is not None
@@ -1457,8 +1508,9 @@ def _scan_sentence(sentence: str, signals: dict[str, list[tuple[int, str]]]) -> 
             for category, severity in rule.severities.items():
                 score = 1 if negated else min(MAX_SEVERITY, severity + boost)
                 signals[category].append((score, rule.label))
-    for verb in _VERBS:
-        for form, regex in (("base", verb.base), ("inflected", verb.inflected)):
+    for verb, base, inflected in verbs:
+        forms = ((("base", verb.base),) if base else ()) + ((("inflected", verb.inflected),) if inflected else ())
+        for form, regex in forms:
             for match in regex.finditer(sentence):
                 before = sentence[: match.start()]
                 if _NEGATION_BEFORE.search(before):
@@ -1543,7 +1595,7 @@ def phishing_check(text: str) -> tuple[int, tuple[str, ...]]:
     judged in its language; other text in all four."""
     language = identify_language(text)
     judged = language if language in SUPPORTED_LANGUAGES else UNDETERMINED
-    normalized = normalize_text(text)
+    normalized, masked = _normalized_and_masked(text)
     found = [
         (s, label)
         for concern, s, label in concept_signals(normalized, judged, text)
@@ -1551,21 +1603,36 @@ def phishing_check(text: str) -> tuple[int, tuple[str, ...]]:
     ]
     found += [
         (s, label)
-        for concern, s, label in structural_signals(_IDIOMS.sub(" ~ ", normalized), text)
+        for concern, s, label in structural_signals(masked, text)
         if concern == PHISHING and s >= CONCEPT_MIN_SEVERITY
     ]
     model = screen_model()
-    verdict = model.judge(_IDIOMS.sub(" ~ ", normalized)) if model is not None else None
+    verdict = model.judge(masked) if model is not None else None
     if verdict is not None and verdict[0] == PHISHING:
         found.append((5 if verdict[1] >= MODEL_HIGH else 4, f"model: phishing p={verdict[1]:.2f}"))
-    if _warns_of_scam(_IDIOMS.sub(" ~ ", normalized), text):
+    if _warns_of_scam(masked, text):
         found = _capped(found, WARNING_CAP, "scam warning")
     return max((s for s, _ in found), default=0), tuple(dict.fromkeys(label for _, label in found))
 
 
 def masked_text(text: str) -> str:
     """Normalized text with the benign idioms masked: what the concepts and the linear model read."""
-    return _IDIOMS.sub(" ~ ", normalize_text(text))
+    return _normalized_and_masked(text)[1]
+
+
+def _normalized_and_masked(text: str) -> tuple[str, str]:
+    """`normalize_text` and `masked_text` of a text, kept for the next call: the safety stage asks for the masked
+    text of a text it has just screened (the model's distance to its threshold), and the phishing check for it
+    three times."""
+    if not isinstance(text, str):
+        normalize_text(text)  # raises its TypeError, as before (the cache would raise another for a list)
+    return _normalized_and_masked_cached(text)
+
+
+@lru_cache(maxsize=256)
+def _normalized_and_masked_cached(text: str) -> tuple[str, str]:
+    normalized = normalize_text(text)
+    return normalized, _IDIOMS.sub(" ~ ", normalized)
 
 
 def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
@@ -1576,16 +1643,17 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     text through the concepts of its language. Text identified as another language gets no severities and the
     error `UNSUPPORTED_LANGUAGE` (fail-closed); see docs/safety_screen.md.
     """
-    normalized = normalize_text(text)
+    masked = _normalized_and_masked(text)[1]
     hits = find_blocklist_hits(text, blocklist)
     language = identify_language(text)
     if language not in (*SUPPORTED_LANGUAGES, UNDETERMINED):
         return ScreenResult({}, hits, {}, language, (f"{UNSUPPORTED_LANGUAGE} (detected: {language})",))
-    masked = _IDIOMS.sub(" ~ ", normalized)
     signals: dict[str, list[tuple[int, str]]] = {c: [] for c in CONCERNS}
-    for sentence in _SENTENCE_SPLIT.split(masked):
-        if sentence.strip(" ~") and language in ("en", UNDETERMINED):
-            _scan_sentence(sentence.strip(), signals)
+    if language in ("en", UNDETERMINED):
+        active = _active(masked)
+        for sentence in _SENTENCE_SPLIT.split(masked):
+            if sentence.strip(" ~"):
+                _scan_sentence(sentence.strip(), signals, active)
     concepts: dict[str, list[tuple[int, str]]] = {c: [] for c in CONCERNS}
     for concern, severity, label in concept_signals(masked, language, text):
         if severity >= CONCEPT_MIN_SEVERITY:

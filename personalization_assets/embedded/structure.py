@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
+
+from personalization_assets.embedded.prefilter import SLOT, LiteralIndex, Requirement, holds, requirement, satisfied
 
 _SENTENCES = re.compile(r"[.!?;]+(?:\s+|$)|\n+|\s+-\s+")
 
@@ -222,34 +225,46 @@ _CODED_SHAPES = [
 ]
 
 
+def _coded_shape(shape: str, group_words: str, group_alt: str) -> str:
+    return shape.replace("{group}", group_words).replace("{names}", group_alt or "~~")
+
+
 def _hate_text(masked: str, raw: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
     """Coded hate whose group and intent sit in different sentences of one text."""
     if _FAIR_NOTICE.search(masked):
         return
     group_alt = "|".join(re.escape(n) + r"s?" for n in names)
-    group = re.compile(rf"\b(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r"|those people|their kind)\b")
-    has_group = group.search(masked) is not None
     group_words = rf"(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r")"
-    for shape, label in _CODED_SHAPES:
-        pattern = shape.replace("{group}", group_words).replace("{names}", group_alt or "~~")
-        if re.search(pattern, masked):
+    # The patterns below embed this text's group names, so each text has its own: they are compiled only when
+    # the text holds their required literals (`_CODED_REQUIRED`), and the group pattern only when asked.
+    group_pattern = rf"\b(?:{_KNOWN_GROUP}" + (f"|{group_alt}" if names else "") + r"|those people|their kind)\b"
+
+    def has_group(text: str) -> bool:
+        return re.search(group_pattern, text) is not None
+
+    slot = _slot(names)
+    for (shape, label), required in zip(_CODED_SHAPES, _CODED_REQUIRED, strict=True):
+        shape_slot = (slot or ["~~"]) if "{names}" in shape else slot
+        if holds(required, masked, shape_slot) and re.search(_coded_shape(shape, group_words, group_alt), masked):
             yield "hate", 5, f"structure: {label}"
             return
-    # Two groups shut out in one list ("no Indians, no Pakistanis, no drama").
-    no_list = re.findall(rf"\bno\s+(?:{_GROUP_ADJ}s?|{group_words})\b", masked)
-    if len(no_list) >= 2:
-        yield "hate", 5, "structure: groups listed as not wanted"
-        return
+    # Two groups shut out in one list ("no Indians, no Pakistanis, no drama"). Every match starts with "no" and a
+    # space, so fewer than two of those means fewer than two matches.
+    if len(_NO_SPACE.findall(masked)) >= 2:
+        no_list = re.findall(rf"\bno\s+(?:{_GROUP_ADJ}s?|{group_words})\b", masked)
+        if len(no_list) >= 2:
+            yield "hate", 5, "structure: groups listed as not wanted"
+            return
     control = _CONTROL.search(masked)
     # The group is the subject: named before the verb, in the same stretch of text.
     before = masked[max(0, control.start() - 80) : control.start()] if control else ""
-    if control and (group.search(before) or re.search(rf"\b(?:{_DEMONYM_REF}|that lot|those \w+)\b", before)):
+    if control and (has_group(before) or re.search(rf"\b(?:{_DEMONYM_REF}|that lot|those \w+)\b", before)):
         yield "hate", 5, "structure: group said to secretly run the institutions"
-    elif _TAKEOVER.search(masked) and (has_group or _ORIGIN_HOUSEHOLD.search(raw)):
+    elif _TAKEOVER.search(masked) and (has_group(masked) or _ORIGIN_HOUSEHOLD.search(raw)):
         yield "hate", 5, "structure: group said to take over or replace us"
     elif _RESERVED_STOCK.search(masked):
         yield "hate", 5, "structure: place reserved for one race or stock"
-    elif has_group and _NOT_PERMITTED.search(masked) and _EXCLUDE_CONTEXT.search(masked):
+    elif _NOT_PERMITTED.search(masked) and _EXCLUDE_CONTEXT.search(masked) and has_group(masked):
         yield "hate", 5, "structure: group not permitted in a place"
     elif _ORIGIN_HOUSEHOLD.search(raw) and _STEER_AWAY.search(masked):
         yield "hate", 5, "structure: home steered away from a family by origin"
@@ -269,46 +284,80 @@ def _group_names(raw: str) -> list[str]:
     return sorted({n.lower() for n in names if n not in common})
 
 
-def _hate(sentence: str, names: list[str]) -> Iterator[tuple[str, int, str]]:
-    group_alt = "|".join(re.escape(n) + r"s?" for n in names)
-    group_ref = _GROUP_REF.replace("__group__", f"(?:{group_alt})") if names else _GROUP_REF.replace("|__group__", "")
+def _hate_patterns(group_alt: str) -> tuple[str, ...]:
+    """The sentence patterns of `_hate` for a text whose group names form the alternation ``group_alt`` ("" for
+    none), in the order they are tried."""
+    group_ref = (
+        _GROUP_REF.replace("__group__", f"(?:{group_alt})") if group_alt else _GROUP_REF.replace("|__group__", "")
+    )
     subject = rf"(?:{group_ref}|{_DEMONYM_REF})"
     clear = (
         rf"(?:(?:the|all|those|these|most|every|such|their|many|so many|too many|any)\s+)?(?:{_KNOWN_GROUP}"
-        + (f"|{group_alt}" if names else "")
+        + (f"|{group_alt}" if group_alt else "")
         + r")|(?:those|these|such|their|that) (?:people|kind|sort|type|lot|folks?)|people (?:from|of|like) \w+"
     )
-    for pattern in (
+    grp = clear + rf"(?:\s+(?:{_PEOPLE_NOUN}))?"
+    return (
         rf"\b({subject})\s+{_BE}{_FILLER}\s+(?:(?:a|an|the|like)\s+)?(?:{_STRONG_DEHUMANIZE})\b",
         rf"\b({clear})\s+{_BE}{_FILLER}\s+(?:(?:a|an|the|like)\s+)?(?:{_WEAK_DEHUMANIZE})\b",
-    ):
-        for match in re.finditer(pattern, sentence):
+        rf"\b({subject}),?\s+(?:(?:who|that)\s+(?:\w+\s+)?)?{_REMOVE}\b",
+        rf"\b({subject})\s+(?:\w+\s+)?(?:{_NOT_BELONG})\b",
+        _REMOVE_ACTIVE.replace("{clear}", clear),
+        _EXCLUDE_SERVICE.format(grp=grp),
+    )
+
+
+# What every match of each pattern contains, derived once from the patterns with `SLOT` for the group names
+# (prefilter.py); `_slot` gives the strings a text's names alternation matches.
+_HATE_REQUIRED = tuple(requirement(p) for p in _hate_patterns(SLOT))
+_CODED_REQUIRED = tuple(
+    requirement(_coded_shape(shape, rf"(?:{_KNOWN_GROUP}|{SLOT})", SLOT)) for shape, _ in _CODED_SHAPES
+)
+_NO_SPACE = re.compile(r"\bno\s")
+
+
+def _slot(names: list[str]) -> list[str]:
+    """What `re.escape(name) + "s?"` matches for each name (names are lowercase letters)."""
+    return [form for n in names for form in (n, n + "s")]
+
+
+def _hate(
+    sentence: str, names: list[str], possible: tuple[bool, ...] = (True,) * 6, literals: set[str] | None = None
+) -> Iterator[tuple[str, int, str]]:
+    # Each text has its own patterns (its group names are in them), so each costs a compilation: a pattern is
+    # built and compiled only for a sentence holding its required literals (`possible`: which the whole text may
+    # match at all). `literals`: what the text holds of the fixed patterns' literals.
+    slot = _slot(names)
+    maybe = [can and holds(required, sentence, slot) for can, required in zip(possible, _HATE_REQUIRED, strict=True)]
+    patterns = _hate_patterns("|".join(re.escape(n) + r"s?" for n in names)) if any(maybe) else ("",) * 6
+    strong, weak, remove, not_belong, remove_active, exclude_service = patterns
+    for pattern, can in ((strong, maybe[0]), (weak, maybe[1])):
+        for match in re.finditer(pattern, sentence) if can else ():
             if not _PESTS.search(match.group(1)):
                 yield "hate", 6, "structure: group + dehumanizing predicate"
                 return
-    for pattern, label in (
-        (rf"\b({subject}),?\s+(?:(?:who|that)\s+(?:\w+\s+)?)?{_REMOVE}\b", "structure: group + elimination"),
-        (rf"\b({subject})\s+(?:\w+\s+)?(?:{_NOT_BELONG})\b", "structure: group + exclusion"),
+    for pattern, can, label in (
+        (remove, maybe[2], "structure: group + elimination"),
+        (not_belong, maybe[3], "structure: group + exclusion"),
     ):
-        for match in re.finditer(pattern, sentence):
+        for match in re.finditer(pattern, sentence) if can else ():
             if not _PESTS.search(match.group(1)):
                 yield "hate", 5, label
                 return
-    for match in re.finditer(_REMOVE_ACTIVE.replace("{clear}", clear), sentence):
+    for match in re.finditer(remove_active, sentence) if maybe[4] else ():
         if not _PESTS.search(match.group(1)):
             yield "hate", 5, "structure: removal of a group"
             return
     if not _FAIR_NOTICE.search(sentence):
-        grp = clear + rf"(?:\s+(?:{_PEOPLE_NOUN}))?"
         context = _EXCLUDE_CONTEXT.search(sentence) is not None
-        for match in re.finditer(_EXCLUDE_SERVICE.format(grp=grp), sentence):
+        for match in re.finditer(exclude_service, sentence) if maybe[5] else ():
             found = next((g for g in match.groups() if g), "")
             # "No Roma, they ..." opening a sentence shuts a group out on its own; elsewhere the sentence must
             # speak of housing, work, shops or a place.
             if found and not _PESTS.search(found) and (context or sentence[: match.start()].strip(" ~") == ""):
                 yield "hate", 5, "structure: group shut out of housing, work or shops"
                 return
-    for match in _GET_RID.finditer(sentence):
+    for match in _GET_RID.finditer(sentence) if _may_match(_GET_RID, literals) else ():
         if not _PESTS.search(match.group(1)):
             yield "hate", 5, "structure: elimination of a group"
             return
@@ -519,10 +568,10 @@ _PHISH_BENIGN = re.compile(
 )
 
 
-def _phishing(text: str) -> Iterator[tuple[str, int, str]]:
+def _phishing(text: str, literals: set[str] | None = None) -> Iterator[tuple[str, int, str]]:
     found: dict[str, int] = {}
     for pattern, severity, label in _SCAMS:
-        if pattern.search(text):
+        if _may_match(pattern, literals) and pattern.search(text):
             found[label] = max(severity, found.get(label, 0))
     # Gift card codes asked for anywhere in the text (not "we'll email the code to your recipient").
     codes = re.search(
@@ -690,10 +739,13 @@ def help_framed(text: str) -> bool:
     return _HELP_FRAME.search(text) is not None
 
 
-def _self_harm(text: str) -> Iterator[tuple[str, int, str]]:
+def _self_harm(text: str, literals: set[str] | None = None) -> Iterator[tuple[str, int, str]]:
     help_frame = _HELP_FRAME.search(text) is not None
+    sentences = _SENTENCES.split(text)  # once, not once per pattern
     for regex, label in _SELF_ACT_RES:
-        for sentence in _SENTENCES.split(text):
+        if not _may_match(regex, literals):
+            continue
+        for sentence in sentences:
             match = regex.search(sentence)
             if not match:
                 continue
@@ -871,10 +923,11 @@ _SOFT_HARM = frozenset(
 _NEGATED_THREAT = re.compile(r"\b(?:never|not|n't|no one|nobody)\b")
 
 
-def _violence(text: str) -> Iterator[tuple[str, int, str]]:
+def _violence(text: str, literals: set[str] | None = None) -> Iterator[tuple[str, int, str]]:
     demand = _DEMAND.search(text) is not None
-    for sentence in _SENTENCES.split(text):
-        for regex, severity, label in _THREAT_RES:
+    threats = [threat for threat in _THREAT_RES if _may_match(threat[0], literals)]
+    for sentence in _SENTENCES.split(text) if threats else ():
+        for regex, severity, label in threats:
             match = regex.search(sentence)
             if not match:
                 continue
@@ -896,18 +949,42 @@ def _violence(text: str) -> Iterator[tuple[str, int, str]]:
             return
 
 
+def prefilter_requirements() -> None:
+    """Ask for the requirement of every pattern with a prefilter (for prefilter.write_store; the templates' at
+    import)."""
+    _static_literals()
+
+
+@lru_cache(maxsize=1)
+def _static_literals() -> tuple[LiteralIndex, dict[str, Requirement]]:
+    """The requirements of the fixed patterns run on every text (prefilter.py), and their literals: read (or
+    derived) on first use, not at import."""
+    patterns = [_GET_RID, *(p for p, _, _ in _SCAMS), *(p for p, _ in _SELF_ACT_RES), *(p for p, _, _ in _THREAT_RES)]
+    required = {p.pattern: requirement(p.pattern) for p in patterns}
+    return LiteralIndex(lit for r in required.values() for clause in r for lit in clause), required
+
+
+def _may_match(pattern: re.Pattern[str], literals: set[str] | None) -> bool:
+    """False when the text whose `literals` were found lacks what every match of ``pattern`` holds (None: no
+    prefilter, always True)."""
+    return literals is None or satisfied(_static_literals()[1][pattern.pattern], literals)
+
+
 def structural_signals(masked: str, raw: str) -> list[tuple[str, int, str]]:
     """Hate, phishing, self-harm and violence signals from the structure of English text (see module doc)."""
     names = _group_names(raw)
+    literals = _static_literals()[0].present(masked)  # what the fixed patterns need, looked for once
     signals: list[tuple[str, int, str]] = []
     if not _HATE_HELP.search(masked):
+        slot = _slot(names)
+        possible = tuple(holds(required, masked, slot) for required in _HATE_REQUIRED)
         for sentence in _SENTENCES.split(masked):
-            signals += list(_hate(sentence.strip(), names))
+            signals += list(_hate(sentence.strip(), names, possible, literals))
             if signals:
                 break
         if not signals:
             signals += list(_hate_text(masked, raw, names))
-    signals += list(_phishing(masked))
-    signals += list(_self_harm(masked))
-    signals += list(_violence(masked))
+    signals += list(_phishing(masked, literals))
+    signals += list(_self_harm(masked, literals))
+    signals += list(_violence(masked, literals))
     return signals
