@@ -678,13 +678,17 @@ def test_a_service_outage_blocks_every_variant_without_rewrites(
 def test_one_failed_call_blocks_only_its_variant(
     instance, base_resources, warehouse, content_safety_emulator, monkeypatch
 ):
+    # No trigger words: which call gets the fault depends on the pool's timing, so no other reason to block
+    # may exist (the win-back copy says "we'd hate to lose you", a default trigger of the emulator).
+    monkeypatch.setattr(content_safety_emulator, "trigger_words", {})
     content_safety_emulator.inject("500", times=1)
     write_inputs(warehouse, variant_rows())
     resource = azure_resource(content_safety_emulator, monkeypatch, max_retries=0)
     result = run_safety(instance, base_resources, resource)
     verdicts = warehouse.read_table("safety_verdicts")
     blocked = verdicts.loc[verdicts["decision"] == "blocked"]
-    assert len(blocked) == 1 and result.success
+    assert result.success
+    assert len(blocked) == 1
     reasons = json.loads(blocked["reasons"].iloc[0])
     assert "HTTP 500" in reasons[0] and reasons[0].endswith(("(subject)", "(body)"))
 
