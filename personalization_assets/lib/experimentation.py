@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from personalization_assets.lib.assignment import check_balance, effective_weights
 from personalization_assets.lib.frames import ARROW_STRING
@@ -244,31 +246,21 @@ def sample_ratio_reconciliation(
     ``allow_loss`` (engagement.missing: drop) and every arm kept the same share of its customers (chi-square
     p >= 0.001).
     """
-    assigned_ids = assigned[["customer_id", "arm"]].astype({"customer_id": str, "arm": object})
-    rows = analysed[["customer_id", "arm"]].astype({"customer_id": str, "arm": object})
-    arm_of = assigned_ids.drop_duplicates("customer_id").set_index("customer_id")["arm"]
-    arms = [*weights, *sorted((set(rows["arm"].dropna()) | set(assigned_ids["arm"].dropna())) - set(weights))]
-    counted = rows.drop_duplicates("customer_id")
-    home = counted["customer_id"].map(arm_of)
-    lost = assigned_ids["customer_id"][~assigned_ids["customer_id"].isin(set(rows["customer_id"]))]
-    per_arm = (
-        pd.DataFrame(
-            {
-                "assigned": assigned_ids["arm"].value_counts().reindex(arms, fill_value=0),
-                "analysed": rows["arm"].value_counts().reindex(arms, fill_value=0),
-                "lost": arm_of.reindex(lost).value_counts().reindex(arms, fill_value=0),
-                "duplicated": rows.loc[rows["customer_id"].duplicated(), "arm"]
-                .value_counts()
-                .reindex(arms, fill_value=0),
-                "moved": counted.loc[home.notna() & (home != counted["arm"]), "arm"]
-                .value_counts()
-                .reindex(arms, fill_value=0),
-                "not assigned": counted.loc[home.isna(), "arm"].value_counts().reindex(arms, fill_value=0),
-            }
+    if _same_rows(assigned, analysed):
+        # The analysed rows are the assigned rows themselves (the simulation keeps them): nothing lost,
+        # duplicated, moved or foreign, so only the arm sizes need counting.
+        counts = assigned["arm"].value_counts()
+        arms = [*weights, *sorted(set(counts.index) - set(weights))]
+        counts = counts.reindex(arms, fill_value=0).to_numpy(dtype=np.int64)
+        zero = np.zeros(len(arms), dtype=np.int64)
+        per_arm = pd.DataFrame(
+            {"assigned": counts, "analysed": counts, "lost": zero, "duplicated": zero, "moved": zero}
+            | {"not assigned": zero},
+            index=pd.Index(arms, dtype=object, name="arm"),
         )
-        .fillna(0)
-        .astype("int64")
-    )
+    else:
+        per_arm = _reconciled_counts(assigned, analysed, weights)
+    arms = list(per_arm.index)
     deal = deal_deviation(per_arm["assigned"], weights).set_index("arm")
     totals = per_arm.sum().astype(int)
     per_arm["dealt"] = deal["dealt"].reindex(arms, fill_value=0)
@@ -319,6 +311,50 @@ def sample_ratio_reconciliation(
             "p_value": float(p_value),
             "retention_p_value": float(retention),
         },
+    )
+
+
+def _same_rows(assigned: pd.DataFrame, analysed: pd.DataFrame) -> bool:
+    """Whether `analysed` has exactly the rows of `assigned` (customer_id and arm), in the same order, with
+    every customer once and no missing value: checked in Arrow, without a Python string per row."""
+    frames = (assigned, analysed)
+    if len(assigned) != len(analysed) or any(
+        f[c].dtype != ARROW_STRING for f in frames for c in ("customer_id", "arm")
+    ):
+        return False
+    ids, arms = ([pa.chunked_array(pa.array(f[c].array)) for f in frames] for c in ("customer_id", "arm"))
+    if any(column.null_count for column in (*ids, *arms)):
+        return False
+    same = pc.all(pc.and_(pc.equal(*ids), pc.equal(*arms))).as_py()
+    return bool(same or not len(assigned)) and len(pc.unique(ids[0])) == len(assigned)
+
+
+def _reconciled_counts(assigned: pd.DataFrame, analysed: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFrame:
+    """Per arm: assigned, analysed, lost, duplicated, moved and not-assigned rows, customer by customer."""
+    assigned_ids = assigned[["customer_id", "arm"]].astype({"customer_id": str, "arm": object})
+    rows = analysed[["customer_id", "arm"]].astype({"customer_id": str, "arm": object})
+    arm_of = assigned_ids.drop_duplicates("customer_id").set_index("customer_id")["arm"]
+    arms = [*weights, *sorted((set(rows["arm"].dropna()) | set(assigned_ids["arm"].dropna())) - set(weights))]
+    counted = rows.drop_duplicates("customer_id")
+    home = counted["customer_id"].map(arm_of)
+    lost = assigned_ids["customer_id"][~assigned_ids["customer_id"].isin(set(rows["customer_id"]))]
+    return (
+        pd.DataFrame(
+            {
+                "assigned": assigned_ids["arm"].value_counts().reindex(arms, fill_value=0),
+                "analysed": rows["arm"].value_counts().reindex(arms, fill_value=0),
+                "lost": arm_of.reindex(lost).value_counts().reindex(arms, fill_value=0),
+                "duplicated": rows.loc[rows["customer_id"].duplicated(), "arm"]
+                .value_counts()
+                .reindex(arms, fill_value=0),
+                "moved": counted.loc[home.notna() & (home != counted["arm"]), "arm"]
+                .value_counts()
+                .reindex(arms, fill_value=0),
+                "not assigned": counted.loc[home.isna(), "arm"].value_counts().reindex(arms, fill_value=0),
+            }
+        )
+        .fillna(0)
+        .astype("int64")
     )
 
 
