@@ -130,9 +130,8 @@ def assignments(context: AssetExecutionContext, settings: PipelineSettings, ware
         customers = store.read_segment_customers(warehouse, segment, ["customer_id"])
         members = store.read_segment_members(warehouse, segment)
     customers["segment"] = segment
-    frame = assign_arms(customers, variants, weights, config.experiment_id, config.salt)
+    frame = assign_arms(customers, variants, weights, config.experiment_id, config.salt, arrow_strings=True)
     frame["assigned_at"] = pd.Timestamp.now(tz="UTC")
-    frame = lib.as_arrow_strings(frame, ["segment", "customer_id", "arm", "variant_id"])
 
     assignment_config = config.assignment
     balance_outcome, balance = lib.arm_balance(

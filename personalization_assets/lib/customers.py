@@ -471,6 +471,18 @@ def same_ids(left: pd.Series, right: pd.Series) -> bool:
     return not len(left) or bool(pc.all(pc.equal(*ids)).as_py())
 
 
+def same_id_set(left: pd.Series, right: pd.Series) -> bool:
+    """Whether two Arrow-backed id columns hold the same ids, each once, in any order, none missing (sorted and
+    compared in Arrow). False for any other dtype: callers then take their general path."""
+    if len(left) != len(right) or left.dtype != ARROW_STRING or right.dtype != ARROW_STRING:
+        return False
+    ids = [pa.chunked_array(pa.array(column.array)) for column in (left, right)]
+    if ids[0].null_count or ids[1].null_count or len(pc.unique(ids[0])) != len(left):
+        return False
+    ordered = [column.take(pc.sort_indices(column)) for column in ids]
+    return not len(left) or bool(pc.all(pc.equal(*ordered)).as_py())
+
+
 # --- validation ---------------------------------------------------------------------------------------------
 
 

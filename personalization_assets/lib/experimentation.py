@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from personalization_assets.lib.assignment import check_balance, effective_weights
+from personalization_assets.lib.customers import same_id_set
 from personalization_assets.lib.frames import ARROW_STRING
 from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.simulation import ENGAGEMENT_FLAGS
@@ -154,25 +155,29 @@ def counts_fingerprint(frame: pd.DataFrame) -> str:
 
 def assignment_completeness(members: pd.Series, assigned: pd.DataFrame) -> CheckOutcome:
     """Every member of the segment (customer_segments) assigned exactly once, to an arm."""
-    expected = pd.Index(members.astype(str).unique())
-    ids = assigned["customer_id"].astype(str)
-    missing = expected.difference(pd.Index(ids.unique()))
-    unexpected = pd.Index(ids.unique()).difference(expected)
-    duplicated = ids[ids.duplicated()].unique()
     without_arm = int(assigned["arm"].isna().sum())
+    if same_id_set(members, assigned["customer_id"]):  # the usual case, decided in Arrow
+        expected_count, missing, unexpected, duplicated, duplicate_rows = len(members), [], [], [], 0
+    else:
+        expected = pd.Index(members.astype(str).unique())
+        ids = assigned["customer_id"].astype(str)
+        missing = expected.difference(pd.Index(ids.unique()))
+        unexpected = pd.Index(ids.unique()).difference(expected)
+        duplicated = ids[ids.duplicated()].unique()
+        expected_count, duplicate_rows = len(expected), int(ids.duplicated().sum())
     problems = {
         "missing customers": len(missing),
-        "duplicate rows": int(ids.duplicated().sum()),
+        "duplicate rows": duplicate_rows,
         "customers not in the segment": len(unexpected),
         "rows without an arm": without_arm,
     }
     found = [f"{count:,} {label}" for label, count in problems.items() if count]
     return CheckOutcome(
         passed=not found,
-        description=f"{len(expected):,} customers expected, {len(assigned):,} rows"
+        description=f"{expected_count:,} customers expected, {len(assigned):,} rows"
         + (f"; {', '.join(found)}" if found else ", each customer exactly once"),
         metadata={
-            "expected_customers": len(expected),
+            "expected_customers": expected_count,
             "assigned_rows": len(assigned),
             "missing_customers": problems["missing customers"],
             "duplicate_rows": problems["duplicate rows"],
@@ -208,8 +213,12 @@ def arm_balance(
     """Each arm's share within `tolerance` of its weight and at least `min_per_arm` customers (a warning);
     also returns the balance table."""
     unexpected = sorted(set(assigned["arm"].dropna().unique()) - set(weights))
-    known = assigned[assigned["arm"].isin(list(weights))]
-    balance = check_balance(known.assign(arm=known["arm"].astype(str)), weights, tolerance, min_per_arm)
+    is_known = assigned["arm"].isin(list(weights)).to_numpy(dtype=bool)
+    known = assigned[["segment", "arm"]] if is_known.all() else assigned.loc[is_known, ["segment", "arm"]]
+    # The arms as Python strings, one object per distinct arm shared by its rows (not one string per row).
+    codes, names = pd.factorize(known["arm"])
+    arms = np.asarray([str(name) for name in names], dtype=object)[codes] if len(known) else np.array([], dtype=object)
+    balance = check_balance(known.assign(arm=arms), weights, tolerance, min_per_arm)
     problems = [f"arm(s) {unexpected} assigned but not approved for this segment"] if unexpected else []
     for row in balance.itertuples(index=False):  # one row per arm
         if not row.within_tolerance:
