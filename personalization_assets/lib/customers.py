@@ -276,7 +276,8 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
             ),
             parse_options=pa_csv.ParseOptions(delimiter=delimiter, invalid_row_handler=skip, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in internal},
+                # large_string: what pandas' Arrow-backed strings hold, so no cast of every column's text later
+                column_types={name: pa.large_string() for name in internal},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -319,6 +320,8 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
     blank = np.ones(len(frame), dtype=bool)
     for name in names:
         blank &= (frame.iloc[:, names.index(name) + 1].str.strip() == "").to_numpy()
+        if not blank.any():  # no row can be blank any more: the other columns need not be looked at
+            break
     stripped_delimiters = [text.replace(delimiter, "").strip() for _, _, text in invalid]
     malformed = pd.DataFrame(
         {
@@ -634,12 +637,20 @@ def validate_customers(
             f"{source}: {len(rejected)} invalid row(s); correct them, {QUARANTINE_FIX}\n  - " + "\n  - ".join(problems)
         )
 
-    # One copy of the required columns (a 1M-row frame: filter, drop and reset each copied every column).
-    keep = list(REQUIRED_COLUMNS)
+    # One copy of the required columns (a 1M-row frame: filter, drop and reset each copied every column): the
+    # float columns are written straight into the one 2-D block pandas keeps them in (a frame built from
+    # separate arrays stacks them, then consolidates them again), the others are added beside it.
     kept = ~invalid if invalid.any() else slice(None)
-    valid = pd.DataFrame({column: typed[column][kept] for column in keep})
-    valid.index = pd.RangeIndex(len(valid))
-    valid["age"] = valid["age"].astype("int64")
+    floats = [column for column in REQUIRED_COLUMNS if column in NUMERIC_RULES and not NUMERIC_RULES[column][2]]
+    block = np.empty((len(floats), int((~invalid).sum())))
+    for row, column in enumerate(floats):
+        block[row] = typed[column][kept]
+    valid = pd.DataFrame(block.T, columns=floats, copy=False)
+    for position, column in enumerate(REQUIRED_COLUMNS):
+        if column not in floats:
+            values = typed[column][kept]
+            integer = column in NUMERIC_RULES and NUMERIC_RULES[column][2]
+            valid.insert(position, column, values.astype("int64") if integer else values)
     if valid.empty:
         raise InputError(
             f"{source}: no valid customer rows remain after quarantining {len(rejected)}; see the "
