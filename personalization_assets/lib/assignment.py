@@ -123,7 +123,10 @@ def assign_arms(
 
     customer_ids = customers["customer_id"].astype(str).reset_index(drop=True)
     segments = customers["segment"].astype(str).reset_index(drop=True)
-    duplicated = pd.DataFrame({"segment": segments, "customer_id": customer_ids}).duplicated()
+    if segments.empty or (segments == segments.iloc[0]).all():  # one segment (a partition): the ids alone decide
+        duplicated = customer_ids.duplicated()
+    else:
+        duplicated = pd.DataFrame({"segment": segments, "customer_id": customer_ids}).duplicated()
     if duplicated.any():
         examples = customer_ids[duplicated].unique()[:5].tolist()
         raise ValueError(
@@ -178,7 +181,7 @@ def assign_arms(
 
 def _take_strings(values: list, codes: np.ndarray) -> pd.arrays.ArrowStringArray:
     """``values[code]`` for each code as Arrow-backed strings (None gives a missing value), gathered in Arrow."""
-    return pd.array(pa.array(values, pa.string()).take(pa.array(codes)), dtype=ARROW_STRING)
+    return pd.array(pa.array(values, pa.large_string()).take(pa.array(codes)), dtype=ARROW_STRING)
 
 
 def check_balance(
