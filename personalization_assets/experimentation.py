@@ -96,7 +96,7 @@ def _result(name: str, segment: str, outcome: lib.CheckOutcome, warn: bool = Fal
     )
 
 
-def _gate_and_weights(warehouse: DuckDBWarehouse, config: ExperimentConfig, segment: str):
+def _gate_and_weights(warehouse: store.Source, config: ExperimentConfig, segment: str):
     with _as_failure():
         gate = lib.variant_gate(*store.read_variant_tables(warehouse, segment))
     variants = lib.approved_arms(gate)
@@ -125,14 +125,14 @@ def assignments(context: AssetExecutionContext, settings: PipelineSettings, ware
     time."""
     segment = context.partition_key
     config = settings.stage(ExperimentConfig)
-    gate, variants, weights = _gate_and_weights(warehouse, config, segment)
-    with _as_failure():
-        customers = store.read_segment_customers(warehouse, segment, ["customer_id"])
-        members = store.read_segment_members(warehouse, segment)
+    with store.connected(warehouse) as connection:  # the inputs read back to back on one connection
+        gate, variants, weights = _gate_and_weights(connection, config, segment)
+        with _as_failure():
+            customers = store.read_segment_customers(connection, segment, ["customer_id"])
+            members = store.read_segment_members(connection, segment)
     customers["segment"] = segment
-    frame = assign_arms(customers, variants, weights, config.experiment_id, config.salt)
+    frame = assign_arms(customers, variants, weights, config.experiment_id, config.salt, arrow_strings=True)
     frame["assigned_at"] = pd.Timestamp.now(tz="UTC")
-    frame = lib.as_arrow_strings(frame, ["segment", "customer_id", "arm", "variant_id"])
 
     assignment_config = config.assignment
     balance_outcome, balance = lib.arm_balance(
@@ -195,9 +195,10 @@ def engagement(context: AssetExecutionContext, settings: PipelineSettings, wareh
     config = settings.stage(ExperimentConfig)
     simulate = config.engagement.source == "simulate"
     history = ["historical_open_rate", "historical_click_rate"] if simulate else []
-    with _as_failure():
-        assigned = store.read_assignments(warehouse, segment, customer_columns=history)
-    _, _, weights = _gate_and_weights(warehouse, config, segment)
+    with store.connected(warehouse) as connection:
+        with _as_failure():
+            assigned = store.read_assignments(connection, segment, customer_columns=history)
+        _, _, weights = _gate_and_weights(connection, config, segment)
     if simulate:
         source = config.simulated_engagement(segment, sorted(assigned["arm"].dropna().unique()))
         outcomes = source.engagement(assigned)
@@ -262,10 +263,11 @@ def experiment_metrics(
     segment = context.partition_key
     config = settings.stage(ExperimentConfig)
     statistics = config.statistics
-    _, variants, _ = _gate_and_weights(warehouse, config, segment)
-    with _as_failure():
-        outcomes = store.read_engagement(warehouse, segment)
-        families = store.campaign_segments(warehouse) + 1  # each segment and the pooled analysis
+    with store.connected(warehouse) as connection:
+        _, variants, _ = _gate_and_weights(connection, config, segment)
+        with _as_failure():
+            outcomes = store.read_engagement(connection, segment)
+            families = store.campaign_segments(connection) + 1  # each segment and the pooled analysis
     looks = 1
     if config.sequential and len(outcomes):
         looks = store.record_look(warehouse, segment, len(outcomes), lib.counts_fingerprint(outcomes))
@@ -313,9 +315,9 @@ def pooled_experiment_metrics(
     family of the campaign's alpha, like each segment."""
     config = settings.stage(ExperimentConfig)
     statistics = config.statistics
-    with _as_failure():
-        outcomes = store.read_engagement(warehouse)
-        families = store.campaign_segments(warehouse) + 1
+    with _as_failure(), store.connected(warehouse) as connection:
+        outcomes = store.read_engagement(connection)
+        families = store.campaign_segments(connection) + 1
     looks = 1
     if config.sequential and len(outcomes):
         looks = store.record_look(warehouse, "__pooled__", len(outcomes), lib.counts_fingerprint(outcomes))
@@ -361,11 +363,13 @@ def personalized_messages(context: AssetExecutionContext, warehouse: DuckDBWareh
     (the screened text) joined on (segment, variant_id). Control customers get the regular newsletter and have
     no row."""
     segment = context.partition_key
-    with _as_failure():
-        gate = lib.variant_gate(*store.read_variant_tables(warehouse, segment))
+    with _as_failure(), store.connected(warehouse) as connection:
+        gate = lib.variant_gate(*store.read_variant_tables(connection, segment))
         rows = store.read_assignments(
-            warehouse, segment, ["tier", "location", "last_engagement_days"], treated_only=True
+            connection, segment, ["tier", "location", "last_engagement_days"], treated_only=True
         )
+        allowed = store.read_approved_field_values(connection, segment)
+        control_customers = store.count_rows(connection, store.ASSIGNMENTS_TABLE, segment, f"arm = '{CONTROL}'")
     approved = gate[gate["approved"]].set_index("variant_id")
     stale = sorted(set(rows["variant_id"].dropna().unique()) - set(approved.index))
     if stale or rows["variant_id"].isna().any():
@@ -377,7 +381,6 @@ def personalized_messages(context: AssetExecutionContext, warehouse: DuckDBWareh
     codes, variant_ids = pd.factorize(rows["variant_id"])
     subjects = pa.array(approved["subject"].reindex(np.asarray(variant_ids, dtype=object)).astype(str).tolist())
     rows["subject"] = pd.array(subjects.take(pa.array(codes)), dtype=ARROW_STRING)
-    allowed = store.read_approved_field_values(warehouse, segment)
     quoted = personal_field_values(rows["tier"], rows["location"])
     withheld = [value for value in quoted if value not in allowed]
     rows["opening_line"] = opening_lines(
@@ -388,9 +391,7 @@ def personalized_messages(context: AssetExecutionContext, warehouse: DuckDBWareh
     context.add_output_metadata(
         {
             "messages": len(frame),
-            "control_customers_without_message": store.count_rows(
-                warehouse, store.ASSIGNMENTS_TABLE, segment, f"arm = '{CONTROL}'"
-            ),
+            "control_customers_without_message": control_customers,
             "distinct_opening_lines": int(frame["opening_line"].nunique()),
             # Tier and city values left out of the lines: not approved (or never screened) by the safety stage.
             "personal_field_values_withheld": len(withheld),

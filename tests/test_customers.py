@@ -428,3 +428,38 @@ def test_arrow_float32_column_is_cast_through_its_shortest_decimal():
 
     array = exact_float64_arrow(pa.array([0.4, None], type=pa.float32()))
     assert array.to_pylist() == [0.4, None]
+
+
+# --- the fast paths give what the general ones give (issue 19) ------------------------------------------------
+
+
+def test_plain_decimal_columns_read_as_pandas_parses_them(tmp_path, good_frame):
+    """Columns of plain decimals are parsed in Arrow; the values are exactly pandas' parse of the same text, and
+    a column pandas must classify (an exponent) still loads through the general path with the same values."""
+    frame = good_frame.astype(str)
+    frame["avg_order_value"] = [" 12.5", "+3", "5.", ".5", "007", "123456789.12345", "0.1", "99.99"] + ["1.0"] * 12
+    frame["purchase_frequency"] = ["1e1"] + ["2.25"] * 19  # not a plain decimal: pandas parses this column
+    result = validate_customers(frame, source="customers.csv")
+    for column in ("avg_order_value", "purchase_frequency"):
+        expected = pd.to_numeric(frame[column].str.strip()).to_numpy(dtype=float)
+        assert np.array_equal(result.valid[column].to_numpy(), expected)
+    assert result.valid["avg_order_value"].dtype == np.float64
+
+
+def test_text_that_only_looks_numeric_is_still_rejected(good_frame):
+    frame = good_frame.astype(str)
+    frame.loc[3, "avg_order_value"] = "1-2"  # digits and a sign, not a number
+    frame.loc[5, "age"] = "45.5"
+    result = validate_customers(frame, source="customers.csv", on_invalid_rows="quarantine")
+    reasons = dict(zip(result.rejected["line"], result.rejected["reasons"], strict=True))
+    assert reasons[5] == "avg_order_value: not a number"
+    assert reasons[7] == "age: not a whole number"
+    assert len(result.valid) == 18
+
+
+def test_valid_frame_is_arrow_backed_and_typed(tmp_path, good_frame):
+    path = write_customers(good_frame, tmp_path / "c.csv")
+    valid = load(path).valid
+    assert [str(valid[c].dtype) for c in ("customer_id", "location", "tier")] == ["string"] * 3
+    assert valid["age"].dtype == np.int64
+    pd.testing.assert_index_equal(valid.index, pd.RangeIndex(20))

@@ -940,3 +940,73 @@ def test_a_one_percent_loss_at_100000_is_caught_where_chi_square_is_blind():
     assert deviation.loc["urgent", "beyond"]
     assert deviation.loc["urgent", "deviation"] == pytest.approx(-187.5)
     assert sample_ratio_mismatch(counts, weights)[1] > 0.5
+
+
+# ------------------------------------------------------------------------------------------------------
+# Arrow-backed fast paths give the general paths' results (issue 19)
+# ------------------------------------------------------------------------------------------------------
+
+
+def _arrow(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    from personalization_assets.lib.frames import ARROW_STRING
+
+    return frame.astype(dict.fromkeys(columns, ARROW_STRING))
+
+
+def test_arrow_assignment_equals_the_object_one(customers):
+    from personalization_assets.lib.experimentation import as_arrow_strings
+
+    one_segment = customers[customers["segment"] == "seg-0001"]
+    for frame in (customers, one_segment, _arrow(one_segment, ["customer_id"])):
+        plain = assign_arms(frame, ALL_VARIANTS[:2], None, "exp-1", "salt")
+        arrow = assign_arms(frame, ALL_VARIANTS[:2], None, "exp-1", "salt", arrow_strings=True)
+        pd.testing.assert_frame_equal(arrow, as_arrow_strings(plain, list(plain.columns)))
+        assert arrow.loc[arrow["arm"] == "control", "variant_id"].isna().all()
+    empty = assign_arms(customers.iloc[:0], ALL_VARIANTS, None, arrow_strings=True)
+    assert empty.empty
+    assert [str(dtype) for dtype in empty.dtypes] == ["string"] * 4
+
+
+def _same_outcome(first, second) -> None:
+    assert first.passed == second.passed
+    assert first.description == second.description
+    assert list(first.metadata) == list(second.metadata)
+    for key, value in first.metadata.items():
+        if isinstance(value, pd.DataFrame):
+            pd.testing.assert_frame_equal(value, second.metadata[key])
+        else:
+            assert value == second.metadata[key] or (value != value and second.metadata[key] != second.metadata[key])
+
+
+def test_completeness_check_is_the_same_with_arrow_ids_in_any_order(customers):
+    from personalization_assets.lib.experimentation import assignment_completeness
+
+    members = customers.loc[customers["segment"] == "seg-0002", "customer_id"].reset_index(drop=True)
+    shuffled = customers[customers["segment"] == "seg-0002"].sample(frac=1, random_state=3)
+    assigned = assign_arms(shuffled, ALL_VARIANTS, None, "exp-1", "salt", arrow_strings=True)
+    arrow_members = _arrow(members.to_frame(), ["customer_id"])["customer_id"]
+    complete = assignment_completeness(arrow_members, assigned)
+    _same_outcome(complete, assignment_completeness(members, assigned.astype(object)))
+    assert complete.passed
+    broken = pd.concat([assigned.iloc[1:], assigned.iloc[:2]], ignore_index=True)  # the second row twice
+    failed = assignment_completeness(arrow_members, broken)
+    _same_outcome(failed, assignment_completeness(members, broken.astype(object)))
+    assert failed.metadata["missing_customers"] == 0
+    assert failed.metadata["duplicate_rows"] == 1
+
+
+def test_sample_ratio_check_is_the_same_when_the_rows_are_the_assignment(customers):
+    from personalization_assets.lib.experimentation import sample_ratio_reconciliation
+
+    weights = {"control": 0.4, "urgent": 0.6}
+    one_segment = customers[customers["segment"] == "seg-0000"]
+    assigned = assign_arms(one_segment, ALL_VARIANTS[:1], weights, "exp-1", "salt", arrow_strings=True)
+    same = sample_ratio_reconciliation(assigned, assigned.copy(), weights)
+    _same_outcome(same, sample_ratio_reconciliation(assigned.astype(object), assigned.astype(object), weights))
+    assert same.passed
+    moved = assigned.assign(
+        arm=assigned["arm"].where(assigned.index != 0, "urgent" if assigned["arm"][0] == "control" else "control")
+    )
+    failed = sample_ratio_reconciliation(assigned, moved, weights)
+    _same_outcome(failed, sample_ratio_reconciliation(assigned.astype(object), moved.astype(object), weights))
+    assert failed.metadata["moved_rows"] == 1

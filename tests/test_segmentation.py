@@ -261,3 +261,17 @@ def test_semicolon_file_loads_with_the_delimiter_setting(tmp_path, instance, bas
     result = materialize(SEGMENTATION_ASSETS, instance=instance, resources={**base_resources, "settings": settings})
     assert result.success
     assert len(warehouse.read_table("customers")) == 50
+
+
+def test_profiles_are_the_same_whether_the_frames_line_up_or_not():
+    """Segments listed in the customers' order are joined side by side, any other order by a merge: same
+    profiles (issue 19)."""
+    from personalization_assets.lib.frames import ARROW_STRING
+
+    customers = generate_customers(2000, seed=3)
+    customers["customer_id"] = customers["customer_id"].astype(ARROW_STRING)
+    segments = assign_kmeans_segments(customers, k=3).segments.astype(ARROW_STRING)
+    aligned = profile_segments(customers, segments)
+    shuffled = profile_segments(customers, segments.sample(frac=1, random_state=5).reset_index(drop=True))
+    pd.testing.assert_frame_equal(aligned, shuffled)
+    assert aligned["customers"].sum() == 2000

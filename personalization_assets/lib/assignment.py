@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from personalization_assets.lib.frames import ARROW_STRING
 from personalization_assets.lib.statistics import CONTROL, sample_ratio_mismatch
 
 # Canonical arm order: arms are dealt in this order, so the order of the approved-variants list never matters.
@@ -101,6 +103,7 @@ def assign_arms(
     weights: Mapping[str, float] | None = None,
     experiment_id: str = "experiment",
     salt: str = "",
+    arrow_strings: bool = False,
 ) -> pd.DataFrame:
     """Assign each customer to ``control`` or to the arm of one approved variant.
 
@@ -108,7 +111,8 @@ def assign_arms(
     segment's approved ``(variant_id, tone)`` pairs, the tone naming the arm. Arms of blocked variants are
     absent and their weight is redistributed proportionally (see ``effective_weights``). Returns one row per
     customer, in input order, with columns ``segment, customer_id, arm, variant_id`` (``variant_id`` is None
-    for control).
+    for control). With ``arrow_strings`` the four columns are Arrow-backed strings (control's ``variant_id``
+    missing) and the customer ids are the input's own column: no Python string per row.
     """
     missing = [column for column in ("segment", "customer_id") if column not in customers.columns]
     if missing:
@@ -119,17 +123,21 @@ def assign_arms(
 
     customer_ids = customers["customer_id"].astype(str).reset_index(drop=True)
     segments = customers["segment"].astype(str).reset_index(drop=True)
-    duplicated = pd.DataFrame({"segment": segments, "customer_id": customer_ids}).duplicated()
+    if segments.empty or (segments == segments.iloc[0]).all():  # one segment (a partition): the ids alone decide
+        duplicated = customer_ids.duplicated()
+    else:
+        duplicated = pd.DataFrame({"segment": segments, "customer_id": customer_ids}).duplicated()
     if duplicated.any():
         examples = customer_ids[duplicated].unique()[:5].tolist()
         raise ValueError(
             f"assign_arms: {int(duplicated.sum())} duplicate customer_id(s) within a segment, e.g. {examples}"
         )
     if customer_ids.empty:
-        return pd.DataFrame({column: pd.Series(dtype=object) for column in ASSIGNMENT_COLUMNS})
+        dtype = ARROW_STRING if arrow_strings else object
+        return pd.DataFrame({column: pd.Series(dtype=dtype) for column in ASSIGNMENT_COLUMNS})
 
     hashes = keyed_hash(customer_ids, "assignment", experiment_id, salt)
-    segment_codes, _ = pd.factorize(segments, sort=True)
+    segment_codes, segment_names = pd.factorize(segments, sort=True)
     order = np.lexsort((hashes, segment_codes))  # the last key is the primary one
     sorted_hashes, sorted_codes = hashes[order], segment_codes[order]
     if np.any((sorted_hashes[1:] == sorted_hashes[:-1]) & (sorted_codes[1:] == sorted_codes[:-1])):
@@ -148,6 +156,19 @@ def assign_arms(
     arm_index[order] = np.searchsorted(cumulative, position, side="right")
 
     arm_variant_ids = np.array([variant_by_arm.get(arm) for arm in arm_names], dtype=object)
+    if arrow_strings:
+        return pd.DataFrame(
+            {
+                "segment": _take_strings(list(segment_names), segment_codes),
+                "customer_id": (
+                    customers["customer_id"] if customers["customer_id"].dtype == ARROW_STRING else customer_ids
+                )
+                .astype(ARROW_STRING)
+                .array,
+                "arm": _take_strings(list(arm_names), arm_index),
+                "variant_id": _take_strings(list(arm_variant_ids), arm_index),
+            }
+        )
     return pd.DataFrame(
         {
             "segment": segments.to_numpy(dtype=object),
@@ -156,6 +177,11 @@ def assign_arms(
             "variant_id": arm_variant_ids[arm_index],
         }
     )
+
+
+def _take_strings(values: list, codes: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """``values[code]`` for each code as Arrow-backed strings (None gives a missing value), gathered in Arrow."""
+    return pd.array(pa.array(values, pa.large_string()).take(pa.array(codes)), dtype=ARROW_STRING)
 
 
 def check_balance(

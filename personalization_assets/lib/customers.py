@@ -276,7 +276,8 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
             ),
             parse_options=pa_csv.ParseOptions(delimiter=delimiter, invalid_row_handler=skip, ignore_empty_lines=False),
             convert_options=pa_csv.ConvertOptions(
-                column_types={name: pa.string() for name in internal},
+                # large_string: what pandas' Arrow-backed strings hold, so no cast of every column's text later
+                column_types={name: pa.large_string() for name in internal},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -319,6 +320,8 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
     blank = np.ones(len(frame), dtype=bool)
     for name in names:
         blank &= (frame.iloc[:, names.index(name) + 1].str.strip() == "").to_numpy()
+        if not blank.any():  # no row can be blank any more: the other columns need not be looked at
+            break
     stripped_delimiters = [text.replace(delimiter, "").strip() for _, _, text in invalid]
     malformed = pd.DataFrame(
         {
@@ -418,6 +421,71 @@ def display_case(values: pd.Series) -> pd.Series:
     return text.where(~single_case.fillna(False), text.str.title())
 
 
+# Plain decimals (`12`, `-0.5`, `.25`) of at most 15 characters: at most 15 significant digits and a power of
+# ten within 10^15, so Arrow's parser and pandas' (precise_xstrtod: digits, then one multiplication or
+# division by an exact power of ten) both give the correctly rounded double, i.e. the same value.
+_PLAIN_DECIMAL_MAX_CHARS = 15
+_PLAIN_DECIMAL_BYTES = np.zeros(256, dtype=bool)
+_PLAIN_DECIMAL_BYTES[list(b"0123456789.+-")] = True
+
+
+def _only_plain_decimal_bytes(chunk: pa.Array) -> bool:
+    """Every value of a string chunk at most _PLAIN_DECIMAL_MAX_CHARS long and made of digits, '.', '+', '-'
+    only (read from the chunk's buffers: no string per value)."""
+    offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    _, offsets_buffer, data_buffer = chunk.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[chunk.offset : chunk.offset + len(chunk) + 1]
+    if (np.diff(offsets) > _PLAIN_DECIMAL_MAX_CHARS).any():
+        return False
+    data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]] if data_buffer else np.array([])
+    return bool(_PLAIN_DECIMAL_BYTES[data].all())
+
+
+def _plain_decimals(values: pd.Series) -> pd.Series | None:
+    """The column as float64 when every value (stripped) is a plain decimal, parsed in Arrow; else None (the
+    caller's general path with pandas then classifies each value)."""
+    try:
+        text = pc.utf8_trim_whitespace(pa.chunked_array(pa.array(values.astype(ARROW_STRING).array)))
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if text.null_count or not len(text) or not all(_only_plain_decimal_bytes(c) for c in text.chunks):
+        return None
+    try:  # refuses what only looks numeric (`1-2`, `1.2.3`, `.`, `-`, an empty value)
+        numbers = pc.cast(text, pa.float64())
+    except pa.ArrowInvalid:
+        return None
+    return pd.Series(numbers.to_numpy(), index=values.index, dtype="float64")
+
+
+def _all_distinct(ids: pd.Series) -> bool:
+    """No id written twice (an empty id counts as written)."""
+    array = pa.chunked_array(pa.array(ids.array))
+    return len(pc.unique(array)) == len(array)  # a null counts once, like any value
+
+
+def same_ids(left: pd.Series, right: pd.Series) -> bool:
+    """Whether two Arrow-backed id columns hold the same ids in the same order, none missing (compared in
+    Arrow: no Python string per row). False for any other dtype: callers then take their general path."""
+    if len(left) != len(right) or left.dtype != ARROW_STRING or right.dtype != ARROW_STRING:
+        return False
+    ids = [pa.chunked_array(pa.array(column.array)) for column in (left, right)]
+    if ids[0].null_count or ids[1].null_count:
+        return False
+    return not len(left) or bool(pc.all(pc.equal(*ids)).as_py())
+
+
+def same_id_set(left: pd.Series, right: pd.Series) -> bool:
+    """Whether two Arrow-backed id columns hold the same ids, each once, in any order, none missing (sorted and
+    compared in Arrow). False for any other dtype: callers then take their general path."""
+    if len(left) != len(right) or left.dtype != ARROW_STRING or right.dtype != ARROW_STRING:
+        return False
+    ids = [pa.chunked_array(pa.array(column.array)) for column in (left, right)]
+    if ids[0].null_count or ids[1].null_count or len(pc.unique(ids[0])) != len(left):
+        return False
+    ordered = [column.take(pc.sort_indices(column)) for column in ids]
+    return not len(left) or bool(pc.all(pc.equal(*ordered)).as_py())
+
+
 # --- validation ---------------------------------------------------------------------------------------------
 
 
@@ -499,7 +567,9 @@ def validate_customers(
 
     reject(ids.isna() | (ids == ""), ID_COLUMN, "empty id")
     has_id = ids.notna() & (ids != "")
-    if duplicate_ids == "reject_all":
+    if _all_distinct(ids):  # the usual file: one hash pass in Arrow instead of pandas' duplicated masks
+        pass
+    elif duplicate_ids == "reject_all":
         reject(ids.duplicated(keep=False) & has_id, ID_COLUMN, "duplicate id (every copy rejected)")
     else:
         repeated = ids.duplicated(keep="first") & has_id
@@ -515,16 +585,21 @@ def validate_customers(
                 f"{ID_COLUMN}: duplicate id, first copy (kept) on line " + where + "; "
             )
 
-    typed = pd.DataFrame({"_line": lines.to_numpy(), ID_COLUMN: ids.to_numpy()})
+    # The typed columns as arrays: text stays in Arrow (no Python string per value), numbers in NumPy.
+    typed: dict[str, object] = {ID_COLUMN: ids.array}
     for column in TEXT_COLUMNS:
         text = frame_in[column].astype(ARROW_STRING).str.strip()
         reject(text.isna() | (text == ""), column, "empty value")
-        typed[column] = text.to_numpy()
+        typed[column] = text.array
 
     for column, (low, high, integer) in NUMERIC_RULES.items():
         original = frame_in[column]
+        plain = None if pd.api.types.is_numeric_dtype(original) else _plain_decimals(original)
         if pd.api.types.is_numeric_dtype(original) and not pd.api.types.is_bool_dtype(original):
             numbers = exact_float64(original).astype("float64")
+            not_numeric = comma = pd.Series(False, index=frame_in.index)
+        elif plain is not None:  # every value a plain decimal: parsed in Arrow, nothing to reject as text
+            numbers = plain
             not_numeric = comma = pd.Series(False, index=frame_in.index)
         else:
             text = original.astype(ARROW_STRING).str.strip()
@@ -547,7 +622,7 @@ def validate_customers(
         reject(finite & ((numbers < low) | (numbers > high)), column, f"out of range (allowed {bounds})")
         if integer:
             reject(finite & (numbers % 1 != 0), column, "not a whole number")
-        typed[column] = numbers.to_numpy()
+        typed[column] = numbers.to_numpy(dtype="float64")
 
     invalid = (reasons != "").to_numpy()
     header_fields = len(frame_in.columns) - 1
@@ -562,15 +637,20 @@ def validate_customers(
             f"{source}: {len(rejected)} invalid row(s); correct them, {QUARANTINE_FIX}\n  - " + "\n  - ".join(problems)
         )
 
-    # One copy of the required columns (a 1M-row frame: filter, drop and reset each copied every column).
-    keep = list(REQUIRED_COLUMNS)
-    valid = pd.DataFrame(
-        {column: typed[column].to_numpy()[~invalid] if invalid.any() else typed[column] for column in keep}
-    )
-    valid.index = pd.RangeIndex(len(valid))
-    valid["age"] = valid["age"].astype("int64")
-    for column in (ID_COLUMN, *TEXT_COLUMNS):
-        valid[column] = valid[column].astype(ARROW_STRING)
+    # One copy of the required columns (a 1M-row frame: filter, drop and reset each copied every column): the
+    # float columns are written straight into the one 2-D block pandas keeps them in (a frame built from
+    # separate arrays stacks them, then consolidates them again), the others are added beside it.
+    kept = ~invalid if invalid.any() else slice(None)
+    floats = [column for column in REQUIRED_COLUMNS if column in NUMERIC_RULES and not NUMERIC_RULES[column][2]]
+    block = np.empty((len(floats), int((~invalid).sum())))
+    for row, column in enumerate(floats):
+        block[row] = typed[column][kept]
+    valid = pd.DataFrame(block.T, columns=floats, copy=False)
+    for position, column in enumerate(REQUIRED_COLUMNS):
+        if column not in floats:
+            values = typed[column][kept]
+            integer = column in NUMERIC_RULES and NUMERIC_RULES[column][2]
+            valid.insert(position, column, values.astype("int64") if integer else values)
     if valid.empty:
         raise InputError(
             f"{source}: no valid customer rows remain after quarantining {len(rejected)}; see the "

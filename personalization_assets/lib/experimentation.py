@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from personalization_assets.lib.assignment import check_balance, effective_weights
+from personalization_assets.lib.customers import same_id_set
 from personalization_assets.lib.frames import ARROW_STRING
 from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.simulation import ENGAGEMENT_FLAGS
@@ -152,25 +155,29 @@ def counts_fingerprint(frame: pd.DataFrame) -> str:
 
 def assignment_completeness(members: pd.Series, assigned: pd.DataFrame) -> CheckOutcome:
     """Every member of the segment (customer_segments) assigned exactly once, to an arm."""
-    expected = pd.Index(members.astype(str).unique())
-    ids = assigned["customer_id"].astype(str)
-    missing = expected.difference(pd.Index(ids.unique()))
-    unexpected = pd.Index(ids.unique()).difference(expected)
-    duplicated = ids[ids.duplicated()].unique()
     without_arm = int(assigned["arm"].isna().sum())
+    if same_id_set(members, assigned["customer_id"]):  # the usual case, decided in Arrow
+        expected_count, missing, unexpected, duplicated, duplicate_rows = len(members), [], [], [], 0
+    else:
+        expected = pd.Index(members.astype(str).unique())
+        ids = assigned["customer_id"].astype(str)
+        missing = expected.difference(pd.Index(ids.unique()))
+        unexpected = pd.Index(ids.unique()).difference(expected)
+        duplicated = ids[ids.duplicated()].unique()
+        expected_count, duplicate_rows = len(expected), int(ids.duplicated().sum())
     problems = {
         "missing customers": len(missing),
-        "duplicate rows": int(ids.duplicated().sum()),
+        "duplicate rows": duplicate_rows,
         "customers not in the segment": len(unexpected),
         "rows without an arm": without_arm,
     }
     found = [f"{count:,} {label}" for label, count in problems.items() if count]
     return CheckOutcome(
         passed=not found,
-        description=f"{len(expected):,} customers expected, {len(assigned):,} rows"
+        description=f"{expected_count:,} customers expected, {len(assigned):,} rows"
         + (f"; {', '.join(found)}" if found else ", each customer exactly once"),
         metadata={
-            "expected_customers": len(expected),
+            "expected_customers": expected_count,
             "assigned_rows": len(assigned),
             "missing_customers": problems["missing customers"],
             "duplicate_rows": problems["duplicate rows"],
@@ -206,8 +213,12 @@ def arm_balance(
     """Each arm's share within `tolerance` of its weight and at least `min_per_arm` customers (a warning);
     also returns the balance table."""
     unexpected = sorted(set(assigned["arm"].dropna().unique()) - set(weights))
-    known = assigned[assigned["arm"].isin(list(weights))]
-    balance = check_balance(known.assign(arm=known["arm"].astype(str)), weights, tolerance, min_per_arm)
+    is_known = assigned["arm"].isin(list(weights)).to_numpy(dtype=bool)
+    known = assigned[["segment", "arm"]] if is_known.all() else assigned.loc[is_known, ["segment", "arm"]]
+    # The arms as Python strings, one object per distinct arm shared by its rows (not one string per row).
+    codes, names = pd.factorize(known["arm"])
+    arms = np.asarray([str(name) for name in names], dtype=object)[codes] if len(known) else np.array([], dtype=object)
+    balance = check_balance(known.assign(arm=arms), weights, tolerance, min_per_arm)
     problems = [f"arm(s) {unexpected} assigned but not approved for this segment"] if unexpected else []
     for row in balance.itertuples(index=False):  # one row per arm
         if not row.within_tolerance:
@@ -244,31 +255,21 @@ def sample_ratio_reconciliation(
     ``allow_loss`` (engagement.missing: drop) and every arm kept the same share of its customers (chi-square
     p >= 0.001).
     """
-    assigned_ids = assigned[["customer_id", "arm"]].astype({"customer_id": str, "arm": object})
-    rows = analysed[["customer_id", "arm"]].astype({"customer_id": str, "arm": object})
-    arm_of = assigned_ids.drop_duplicates("customer_id").set_index("customer_id")["arm"]
-    arms = [*weights, *sorted((set(rows["arm"].dropna()) | set(assigned_ids["arm"].dropna())) - set(weights))]
-    counted = rows.drop_duplicates("customer_id")
-    home = counted["customer_id"].map(arm_of)
-    lost = assigned_ids["customer_id"][~assigned_ids["customer_id"].isin(set(rows["customer_id"]))]
-    per_arm = (
-        pd.DataFrame(
-            {
-                "assigned": assigned_ids["arm"].value_counts().reindex(arms, fill_value=0),
-                "analysed": rows["arm"].value_counts().reindex(arms, fill_value=0),
-                "lost": arm_of.reindex(lost).value_counts().reindex(arms, fill_value=0),
-                "duplicated": rows.loc[rows["customer_id"].duplicated(), "arm"]
-                .value_counts()
-                .reindex(arms, fill_value=0),
-                "moved": counted.loc[home.notna() & (home != counted["arm"]), "arm"]
-                .value_counts()
-                .reindex(arms, fill_value=0),
-                "not assigned": counted.loc[home.isna(), "arm"].value_counts().reindex(arms, fill_value=0),
-            }
+    if _same_rows(assigned, analysed):
+        # The analysed rows are the assigned rows themselves (the simulation keeps them): nothing lost,
+        # duplicated, moved or foreign, so only the arm sizes need counting.
+        counts = assigned["arm"].value_counts()
+        arms = [*weights, *sorted(set(counts.index) - set(weights))]
+        counts = counts.reindex(arms, fill_value=0).to_numpy(dtype=np.int64)
+        zero = np.zeros(len(arms), dtype=np.int64)
+        per_arm = pd.DataFrame(
+            {"assigned": counts, "analysed": counts, "lost": zero, "duplicated": zero, "moved": zero}
+            | {"not assigned": zero},
+            index=pd.Index(arms, dtype=object, name="arm"),
         )
-        .fillna(0)
-        .astype("int64")
-    )
+    else:
+        per_arm = _reconciled_counts(assigned, analysed, weights)
+    arms = list(per_arm.index)
     deal = deal_deviation(per_arm["assigned"], weights).set_index("arm")
     totals = per_arm.sum().astype(int)
     per_arm["dealt"] = deal["dealt"].reindex(arms, fill_value=0)
@@ -319,6 +320,50 @@ def sample_ratio_reconciliation(
             "p_value": float(p_value),
             "retention_p_value": float(retention),
         },
+    )
+
+
+def _same_rows(assigned: pd.DataFrame, analysed: pd.DataFrame) -> bool:
+    """Whether `analysed` has exactly the rows of `assigned` (customer_id and arm), in the same order, with
+    every customer once and no missing value: checked in Arrow, without a Python string per row."""
+    frames = (assigned, analysed)
+    if len(assigned) != len(analysed) or any(
+        f[c].dtype != ARROW_STRING for f in frames for c in ("customer_id", "arm")
+    ):
+        return False
+    ids, arms = ([pa.chunked_array(pa.array(f[c].array)) for f in frames] for c in ("customer_id", "arm"))
+    if any(column.null_count for column in (*ids, *arms)):
+        return False
+    same = pc.all(pc.and_(pc.equal(*ids), pc.equal(*arms))).as_py()
+    return bool(same or not len(assigned)) and len(pc.unique(ids[0])) == len(assigned)
+
+
+def _reconciled_counts(assigned: pd.DataFrame, analysed: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFrame:
+    """Per arm: assigned, analysed, lost, duplicated, moved and not-assigned rows, customer by customer."""
+    assigned_ids = assigned[["customer_id", "arm"]].astype({"customer_id": str, "arm": object})
+    rows = analysed[["customer_id", "arm"]].astype({"customer_id": str, "arm": object})
+    arm_of = assigned_ids.drop_duplicates("customer_id").set_index("customer_id")["arm"]
+    arms = [*weights, *sorted((set(rows["arm"].dropna()) | set(assigned_ids["arm"].dropna())) - set(weights))]
+    counted = rows.drop_duplicates("customer_id")
+    home = counted["customer_id"].map(arm_of)
+    lost = assigned_ids["customer_id"][~assigned_ids["customer_id"].isin(set(rows["customer_id"]))]
+    return (
+        pd.DataFrame(
+            {
+                "assigned": assigned_ids["arm"].value_counts().reindex(arms, fill_value=0),
+                "analysed": rows["arm"].value_counts().reindex(arms, fill_value=0),
+                "lost": arm_of.reindex(lost).value_counts().reindex(arms, fill_value=0),
+                "duplicated": rows.loc[rows["customer_id"].duplicated(), "arm"]
+                .value_counts()
+                .reindex(arms, fill_value=0),
+                "moved": counted.loc[home.notna() & (home != counted["arm"]), "arm"]
+                .value_counts()
+                .reindex(arms, fill_value=0),
+                "not assigned": counted.loc[home.isna(), "arm"].value_counts().reindex(arms, fill_value=0),
+            }
+        )
+        .fillna(0)
+        .astype("int64")
     )
 
 

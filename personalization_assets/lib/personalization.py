@@ -143,7 +143,10 @@ def opening_lines(
         sentences.append(opening_sentence(tone_value, tier_text, location_text, band_index))
     # Arrow gathers the strings by code in C; no Python string per row is ever created.
     gathered = pa.DictionaryArray.from_arrays(pa.array(row_codes, pa.int32()), pa.array(sentences, pa.string()))
-    return pd.Series(pd.array(gathered.cast(pa.string()), dtype=ARROW_STRING), index=tone.index, name="opening_line")
+    # large_string: what pandas' Arrow-backed strings hold (a plain string array would be cast once more).
+    return pd.Series(
+        pd.array(gathered.cast(pa.large_string()), dtype=ARROW_STRING), index=tone.index, name="opening_line"
+    )
 
 
 def render_message(opening_line: str, body: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from personalization_assets.lib.customers import NUMERIC_FEATURES, display_case
+from personalization_assets.lib.customers import NUMERIC_FEATURES, display_case, same_ids
 
 OPERATORS = {
     ">": operator.gt,
@@ -200,8 +200,16 @@ def engagement_level(open_rate: float) -> str:
 
 def profile_segments(customers: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
     """One row per segment: size, share, feature means and medians, tier mix, top cities, engagement level."""
-    # customer_id is unique on both sides (validated on load), so no merge validation pass is needed.
-    joined = customers.merge(segments, on="customer_id", how="inner")
+    # customer_id is unique on both sides (validated on load), so no merge validation pass is needed; when both
+    # list the same customers in the same order (segments are assigned in the customers' order), the inner
+    # join is the two frames side by side.
+    if same_ids(customers["customer_id"], segments["customer_id"]):
+        joined = pd.DataFrame(
+            {column: customers[column].array for column in customers.columns}
+            | {column: segments[column].array for column in segments.columns if column != "customer_id"}
+        )
+    else:
+        joined = customers.merge(segments, on="customer_id", how="inner")
     grouped = joined.groupby("segment", sort=True)
     profile = grouped.agg(
         segment_name=("segment_name", "first"),

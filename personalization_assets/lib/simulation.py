@@ -155,7 +155,8 @@ def _stage_probabilities(
         raise ValueError(f"need noise_sd >= 0 and 0 <= history_weight <= 1, got {noise_sd}, {history_weight}")
 
     uniforms = _uniform_streams(frame["customer_id"], seed, count=5)
-    noise_open, noise_click = noise_sd * stats.norm.ppf(uniforms[:2])
+    # The standard normal's quantiles: what stats.norm.ppf computes (ndtri), without its argument checks.
+    noise_open, noise_click = noise_sd * special.ndtri(uniforms[:2])
     open_history = _validated_history(frame, "historical_open_rate", baselines.open)
     click_history = _validated_history(frame, "historical_click_rate", baselines.click)
     p_open = _blend_with_noise(open_history, baselines.open, history_weight, noise_open)

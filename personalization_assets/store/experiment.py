@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -11,7 +13,7 @@ from personalization_assets.constants import CUSTOMER_SEGMENTS_TABLE, CUSTOMERS_
 from personalization_assets.lib.frames import arrow_to_pandas
 from personalization_assets.lib.simulation import ENGAGEMENT_FLAGS
 from personalization_assets.lib.statistics import CONTROL, REVENUE_METRIC
-from resources.warehouse import SCHEMA, DuckDBWarehouse, table_exists
+from resources.warehouse import SCHEMA, DuckDBWarehouse
 
 ASSIGNMENTS_TABLE = "assignments"
 MESSAGE_VARIANTS_TABLE = "message_variants"
@@ -26,18 +28,50 @@ class MissingInput(RuntimeError):
     materialize."""
 
 
-def require_tables(connection, tables: Iterable[str], segment: str) -> None:
-    missing = [table for table in tables if not table_exists(connection, table)]
+Source = DuckDBWarehouse | duckdb.DuckDBPyConnection
+
+
+@contextmanager
+def connected(source: Source) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection: the warehouse's (closed on exit), or `source` itself when it is one already, so that an
+    asset reads its inputs back to back on one connection."""
+    if isinstance(source, DuckDBWarehouse):
+        with source.connect() as connection:
+            yield connection
+    else:
+        yield source
+
+
+def table_columns(connection, tables: Iterable[str]) -> dict[str, list[str]]:
+    """The columns of each of `tables` that exists (one query for all of them)."""
+    tables = list(tables)
+    rows = connection.execute(
+        "select table_name, column_name from information_schema.columns where table_schema = ? "
+        f"and table_name in ({', '.join('?' for _ in tables)}) order by table_name, ordinal_position",
+        [SCHEMA, *tables],
+    ).fetchall()
+    columns: dict[str, list[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, []).append(column)
+    return columns
+
+
+def require_tables(connection, tables: Iterable[str], segment: str) -> dict[str, list[str]]:
+    """The columns of each of `tables`; MissingInput names the ones not in the warehouse yet."""
+    tables = list(tables)
+    columns = table_columns(connection, tables)
+    missing = [table for table in tables if table not in columns]
     if missing:
         raise MissingInput(
             f"segment '{segment}': table(s) {', '.join(missing)} not in the warehouse yet: materialize "
             f"{', '.join(missing)} first"
         )
+    return columns
 
 
-def read_segment_members(warehouse: DuckDBWarehouse, segment: str) -> pd.Series:
+def read_segment_members(warehouse: Source, segment: str) -> pd.Series:
     """customer_id of every member of the segment in customer_segments (whether or not customers has them)."""
-    with warehouse.connect() as connection:
+    with connected(warehouse) as connection:
         require_tables(connection, [CUSTOMER_SEGMENTS_TABLE], segment)
         table = connection.execute(
             f"select customer_id from {SCHEMA}.{CUSTOMER_SEGMENTS_TABLE} where segment = ?", [segment]
@@ -45,10 +79,10 @@ def read_segment_members(warehouse: DuckDBWarehouse, segment: str) -> pd.Series:
     return arrow_to_pandas(table)["customer_id"]
 
 
-def read_segment_customers(warehouse: DuckDBWarehouse, segment: str, columns: Sequence[str]) -> pd.DataFrame:
+def read_segment_customers(warehouse: Source, segment: str, columns: Sequence[str]) -> pd.DataFrame:
     """`columns` of the customers table for the segment's customers only (SQL join, Arrow-backed strings)."""
     select_list = ", ".join(f'c."{column}"' for column in columns)
-    with warehouse.connect() as connection:
+    with connected(warehouse) as connection:
         require_tables(connection, [CUSTOMERS_TABLE, CUSTOMER_SEGMENTS_TABLE], segment)
         table = connection.execute(
             f"select {select_list} from {SCHEMA}.{CUSTOMERS_TABLE} c "
@@ -58,16 +92,16 @@ def read_segment_customers(warehouse: DuckDBWarehouse, segment: str, columns: Se
     return arrow_to_pandas(table)
 
 
-def campaign_segments(warehouse: DuckDBWarehouse) -> int:
+def campaign_segments(warehouse: Source) -> int:
     """Segments of the campaign (customer_segments): with the pooled analysis, the families sharing alpha."""
-    with warehouse.connect() as connection:
+    with connected(warehouse) as connection:
         require_tables(connection, [CUSTOMER_SEGMENTS_TABLE], "(all)")
         row = connection.execute(f"select count(distinct segment) from {SCHEMA}.{CUSTOMER_SEGMENTS_TABLE}").fetchone()
     return int(row[0]) if row else 0
 
 
 def read_assignments(
-    warehouse: DuckDBWarehouse,
+    warehouse: Source,
     segment: str,
     customer_columns: Sequence[str] = (),
     treated_only: bool = False,
@@ -77,7 +111,7 @@ def read_assignments(
     joined = "".join(f', c."{column}"' for column in customer_columns)
     join = f" left join {SCHEMA}.{CUSTOMERS_TABLE} c using (customer_id)" if customer_columns else ""
     treated = " and a.arm <> ?" if treated_only else ""
-    with warehouse.connect() as connection:
+    with connected(warehouse) as connection:
         require_tables(connection, [ASSIGNMENTS_TABLE, *([CUSTOMERS_TABLE] if join else [])], segment)
         table = connection.execute(
             f"select a.segment, a.customer_id, a.arm, a.variant_id{joined} "
@@ -87,7 +121,7 @@ def read_assignments(
     return arrow_to_pandas(table)
 
 
-def read_engagement(warehouse: DuckDBWarehouse, segment: str | None = None) -> pd.DataFrame:
+def read_engagement(warehouse: Source, segment: str | None = None) -> pd.DataFrame:
     """Stored engagement as the statistics need it (no customer ids), of one segment or of all.
 
     Without revenue the statistics only count customers per (segment, arm, opened, clicked, converted), so
@@ -95,9 +129,8 @@ def read_engagement(warehouse: DuckDBWarehouse, segment: str | None = None) -> p
     handful of strings: the same statistics from a fraction of the memory and reading time.
     """
     where, params = (" where segment = ?", [segment]) if segment is not None else ("", [])
-    with warehouse.connect() as connection:
-        require_tables(connection, [ENGAGEMENT_TABLE], segment or "(all)")
-        stored = {row[0] for row in connection.execute(f"describe {SCHEMA}.{ENGAGEMENT_TABLE}").fetchall()}
+    with connected(warehouse) as connection:
+        stored = set(require_tables(connection, [ENGAGEMENT_TABLE], segment or "(all)")[ENGAGEMENT_TABLE])
         columns = ", ".join(["segment", "arm", "variant_id", *ENGAGEMENT_FLAGS])
         if REVENUE_METRIC in stored:  # a per-customer amount: every row is needed
             table = connection.execute(
@@ -113,24 +146,25 @@ def read_engagement(warehouse: DuckDBWarehouse, segment: str | None = None) -> p
     return groups.iloc[rows].reset_index(drop=True)
 
 
-def count_rows(warehouse: DuckDBWarehouse, table: str, segment: str, condition: str = "true") -> int:
-    with warehouse.connect() as connection:
+def count_rows(warehouse: Source, table: str, segment: str, condition: str = "true") -> int:
+    with connected(warehouse) as connection:
         query = f"select count(*) from {SCHEMA}.{table} where segment = ? and ({condition})"
         row = connection.execute(query, [segment]).fetchone()
     return int(row[0]) if row else 0
 
 
-def read_variant_tables(warehouse: DuckDBWarehouse, segment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_variant_tables(warehouse: Source, segment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The segment's message_variants (`source_variant_id, tone, subject, status`) and its safety_verdicts
     (the contract's columns that are stored); `lib.experimentation.variant_gate` joins them."""
-    with warehouse.connect() as connection:
-        require_tables(connection, [MESSAGE_VARIANTS_TABLE, SAFETY_VERDICTS_TABLE], segment)
+    with connected(warehouse) as connection:
+        stored = set(
+            require_tables(connection, [MESSAGE_VARIANTS_TABLE, SAFETY_VERDICTS_TABLE], segment)[SAFETY_VERDICTS_TABLE]
+        )
         variants = connection.execute(
             f"select variant_id as source_variant_id, tone, subject, status "
             f"from {SCHEMA}.{MESSAGE_VARIANTS_TABLE} where segment = ? order by tone",
             [segment],
         ).fetchdf()
-        stored = {row[0] for row in connection.execute(f"describe {SCHEMA}.{SAFETY_VERDICTS_TABLE}").fetchall()}
         wanted = ["variant_id", "source_variant_id", "subject", "decision", "screened_at"]
         verdicts = connection.execute(
             f"select {', '.join(c for c in wanted if c in stored)} "
@@ -145,11 +179,11 @@ def read_variant_tables(warehouse: DuckDBWarehouse, segment: str) -> tuple[pd.Da
     return variants, verdicts
 
 
-def read_approved_field_values(warehouse: DuckDBWarehouse, segment: str) -> set[str]:
+def read_approved_field_values(warehouse: Source, segment: str) -> set[str]:
     """The tier and city values the safety stage approved for this segment's opening lines. Fail closed: none
     when the safety stage has not screened them (no table, or no rows for the segment)."""
-    with warehouse.connect() as connection:
-        if not table_exists(connection, PERSONAL_FIELDS_TABLE):
+    with connected(warehouse) as connection:
+        if PERSONAL_FIELDS_TABLE not in table_columns(connection, [PERSONAL_FIELDS_TABLE]):
             return set()
         rows = connection.execute(
             f"select value from {SCHEMA}.{PERSONAL_FIELDS_TABLE} where segment = ? and decision = 'approved'",
