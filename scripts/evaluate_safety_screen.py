@@ -2,18 +2,16 @@
 """Evaluate the embedded content-safety screen: development and held-out catch and false-block rates.
 
 Development text: tests/data/safety_eval.jsonl, tests/data/safety_dev_*.jsonl (including the round-3 composed grid)
-and, since round 3, the two held-out sets that were each measured once in rounds 1 and 2
-(tests/heldout/safety/heldout.jsonl, tests/heldout/safety_v2/heldout.jsonl): the screen's rules and model were built
-on these. Held-out text: pass it with --heldout (the newest held-out set is measured once, by the lead).
-For each set: catch rate per category, false-block rate, both per language, how many
-texts involving minors got the maximum severity, and screening time. `--show-errors` lists every miss and false
-block.
+and the held-out sets that were each measured once in rounds 1-4 (tests/heldout/safety, safety_v2; since round 5
+also safety_v3, safety_v4): the screen's rules and models were built on these. Held-out text: pass it with --heldout
+(the newest held-out set is measured once, by the lead). For each set: catch rate per category, false-block rate,
+both per language, how many texts involving minors got the maximum severity, and screening time. `--show-errors`
+lists every miss and false block.
 
     .venv/bin/python scripts/evaluate_safety_screen.py [--dev PATH ...] [--heldout PATH] [--heldout-label NAME]
         [--show-errors]
 
-`--dev` with no paths skips development text (`--dev` alone, then only the held-out set is scored).
-"""
+`--dev` with no paths skips development text (`--dev` alone, then only the held-out set is scored)."""
 
 from __future__ import annotations
 
@@ -31,9 +29,11 @@ sys.path.insert(0, str(ROOT))
 from personalization_assets.embedded.screen import screen_text  # noqa: E402 - path set up above
 from personalization_assets.lib.safety import CONCERNS, MAX_SEVERITY, evaluate_examples, evaluation_summary  # noqa: E402
 
-USED_HELDOUT = [  # measured once each (rounds 1 and 2); development text since round 3
+USED_HELDOUT = [  # measured once each (rounds 1-4); development text since the round after (v3, v4: round 5)
     ROOT / "tests" / "heldout" / "safety" / "heldout.jsonl",
     ROOT / "tests" / "heldout" / "safety_v2" / "heldout.jsonl",
+    ROOT / "tests" / "heldout" / "safety_v3" / "heldout.jsonl",
+    ROOT / "tests" / "heldout" / "safety_v4" / "heldout.jsonl",
 ]
 DEV = [
     ROOT / "tests" / "data" / "safety_eval.jsonl",

@@ -7,6 +7,10 @@ Deterministic (lbfgs, fixed data order). `--cv` prints 5-fold cross-validated ra
 threshold in embedded/model.py was chosen.
 
     .venv/bin/python scripts/train_safety_screen.py [--cv]
+
+`--classifier` instead trains only the round-5 head on WordLlama sentence vectors (embedded/classifier.py) and
+writes personalization_assets/embedded/data/classifier_head.npz; `--classifier-leave-out PATH ...` leaves labelled
+files out of its training (to measure it on them), `--classifier-out PATH` writes an experiment's head elsewhere.
 """
 
 from __future__ import annotations
@@ -367,6 +371,95 @@ def calibrate(frame: pd.DataFrame, texts: list[str], show_errors: bool = False) 
                 print(f"  {kind:<11} {split['target'][i]:<9} p={probability[i]:.2f} {split['text'][i]!r}")
 
 
+# Round 5 (embedded/classifier.py): the head on packaged sentence vectors trains on every labelled file the team has
+# used - the development sets, the probes, the round-4 material and all used held-out sets (v1-v4) - and the
+# library's sentences as safe copy. Each file is one author's style, so the threshold is chosen out of fold *by
+# file* (each file scored by a head trained without it), the closest thing to text by a new author.
+USED_HELDOUT_ALL = [
+    *USED_HELDOUT,
+    *(ROOT / "tests" / "heldout" / f"safety_{v}" / "heldout.jsonl" for v in ("v3", "v4")),
+]
+CLASSIFIER_HIDDEN = (64,)  # one hidden layer; a linear head on the same vectors caught about half as much (docs)
+CLASSIFIER_ALPHA = 1e-3
+CLASSIFIER_FOLDS = 5
+
+
+def classifier_files() -> list[Path]:
+    return [*sorted(DATA.glob("safety_*.jsonl")), *USED_HELDOUT_ALL]
+
+
+def classifier_frame(leave_out: list[Path] = ()) -> pd.DataFrame:
+    """text (what the screen's model reads: normalized, idioms masked), target, language, label, source."""
+    skip = {path.resolve() for path in leave_out}
+    frames = []
+    for path in classifier_files():
+        if path.resolve() in skip or not path.is_file():
+            continue
+        part = pd.read_json(path, lines=True)
+        category = part["category"].where(part["category"].notna(), SAFE) if "category" in part else SAFE
+        label = part["label"] if "label" in part else category.map(lambda c: SAFE if c == SAFE else "unsafe")
+        frames.append(
+            pd.DataFrame(
+                {
+                    "text": part["text"],
+                    "target": np.where(label.eq("unsafe"), category, SAFE),
+                    "language": part["language"].fillna("en") if "language" in part else "en",
+                    "label": np.where(label.eq("unsafe"), "unsafe", SAFE),
+                    "source": f"{path.parent.name}/{path.name}",
+                }
+            )
+        )
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[frame["target"] != "unsupported"]
+    library = training_frame().query("source == 'library'")[["text", "target", "language", "label", "source"]]
+    frame = pd.concat([frame, library], ignore_index=True)
+    frame["text"] = [masked_text(t) for t in frame["text"]]
+    return frame.reset_index(drop=True)
+
+
+def _fit_head(vectors: np.ndarray, targets: np.ndarray):
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(CLASSIFIER_HIDDEN, alpha=CLASSIFIER_ALPHA, max_iter=300, random_state=0).fit(vectors, targets)
+
+
+def train_classifier(leave_out: list[Path] = (), out: Path | None = None) -> Path:
+    """Fit the head, choose its threshold out of fold by file, write the .npz; prints what it did."""
+    from sklearn.model_selection import GroupKFold
+
+    from personalization_assets.embedded.classifier import HEAD_PATH, SAFE_ENGLISH_BUDGET, SentenceEmbedding
+
+    frame = classifier_frame(leave_out)
+    vectors = SentenceEmbedding().embed(frame["text"].tolist())
+    targets = frame["target"].to_numpy()
+    unsafe_oof = np.zeros(len(frame))
+    for train, test in GroupKFold(CLASSIFIER_FOLDS).split(vectors, targets, groups=frame["source"]):
+        head = _fit_head(vectors[train], targets[train])
+        unsafe_oof[test] = 1 - head.predict_proba(vectors[test])[:, list(head.classes_).index(SAFE)]
+    safe_english = frame["label"].eq(SAFE).to_numpy() & frame["language"].eq("en").to_numpy()
+    threshold = float(np.quantile(unsafe_oof[safe_english], 1 - SAFE_ENGLISH_BUDGET))
+    unsafe = frame["label"].eq("unsafe").to_numpy()
+    head = _fit_head(vectors, targets)
+    path = out or HEAD_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path,
+        classes=np.array(head.classes_, dtype=str),
+        hidden_weights=head.coefs_[0].astype(np.float32),
+        hidden_bias=head.intercepts_[0].astype(np.float32),
+        output_weights=head.coefs_[1].astype(np.float32),
+        output_bias=head.intercepts_[1].astype(np.float32),
+        threshold=np.float32(threshold),
+    )
+    print(
+        f"classifier head: {len(frame)} texts from {frame['source'].nunique()} files "
+        f"(left out: {', '.join(p.name if p.parent.name == 'data' else p.parent.name for p in leave_out) or 'none'}); "
+        f"threshold {threshold:.5f} = {SAFE_ENGLISH_BUDGET:.0%} of safe English flagged out of fold "
+        f"(unsafe flagged out of fold: {(unsafe_oof[unsafe] >= threshold).mean():.3f}); wrote {path}"
+    )
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cv", action="store_true", help="print 5-fold cross-validated rates first")
@@ -377,7 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-errors", action="store_true", help="with --calibrate: list the split's errors")
     parser.add_argument("--c", type=float, default=None, help="override the regularization C (experiments)")
     parser.add_argument("--no-save", action="store_true", help="do not write the model (experiments)")
+    parser.add_argument("--classifier", action="store_true", help="train only the round-5 embedding classifier head")
+    parser.add_argument("--classifier-leave-out", type=Path, nargs="*", default=[], help="labelled files left out")
+    parser.add_argument("--classifier-out", type=Path, default=None, help="write the head here (experiments)")
     args = parser.parse_args(argv)
+    if args.classifier:
+        train_classifier(args.classifier_leave_out, args.classifier_out)
+        return 0
     if args.c is not None:
         global REGULARIZATION
         REGULARIZATION = args.c

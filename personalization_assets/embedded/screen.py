@@ -1535,7 +1535,7 @@ HELP_KEEPS = 6  # a self-harm signal this strong ("kill yourself") keeps its sev
 CONCEPT_MIN_SEVERITY = 4  # weaker concept signals (a mention, a verb without a target) are not reported
 # Changes when what the screen (or the phishing check run next to remote backends) finds changes; part of the
 # screening cache key, so outcomes stored by an older screen are not reused.
-SCREEN_VERSION = "2026-12-round-4b"
+SCREEN_VERSION = "2026-12-round-5"
 
 
 # Round 3: security notices name what a scam asks for ("someone may ask for your PIN - we never will", "if
@@ -1669,6 +1669,12 @@ def screen_text(text: str, blocklist: Sequence[str] = ()) -> ScreenResult:
     if judged is not None:
         concern, probability = judged
         concepts[concern].append((5 if probability >= MODEL_HIGH else 4, f"model: unsafe p={probability:.2f}"))
+    # --- round 5 hook (embedded/classifier.py): packaged sentence vectors + the project's head; only raises ---
+    from personalization_assets.embedded.classifier import classifier_signals
+
+    for concern, severity, label in classifier_signals(masked, language):
+        concepts[concern].append((severity, label))
+    # --- end of round 5 hook ---
     if _ENDORSED.search(masked):
         concepts["self_harm"].append((5, "self-harm endorsed as a choice"))
     # Warnings and help: a scam warning names credentials, prevention copy names methods (see _SCAM_WARNING).
