@@ -91,6 +91,34 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+# glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 32 * 2**20
+TRIM_THRESHOLD_BYTES = 2**31 - 1  # mallopt takes an int
+
+
+def tune_process() -> None:
+    """Settings for a batch process on a small machine, made once before the first run.
+
+    - One BLAS thread: the numerical work here is many small matrix operations (statistics' quadrature, the
+      attribution fit); on 2 shared cores a second OpenBLAS thread only spins, and waking it cost 0.3-0.6 s.
+    - glibc keeps freed memory for reuse instead of unmapping each large array when it is freed and mapping
+      (and faulting in) a fresh one for the next: frames up to 32 MiB come from the heap, and the heap is not
+      trimmed on every free. At 1M customers the segment profiles took 1.0 s of CPU instead of 1.9 s.
+      `release_memory` still hands memory back between runs.
+    A thread count the user set (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS) is kept. Other platforms: no malloc
+    settings."""
+    if not any(os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+
+
 def run_job(instance, job_name: str, label: str, partition: str | None, tags: dict, verbose: bool) -> RunOutcome:
     outcome = launch_run(instance, job_name, label, partition, tags, _run_config(verbose))
     release_memory()
@@ -176,6 +204,7 @@ def command_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     instance = DagsterInstance.get()
     preflight(instance)  # ConfigError: main() prints it and exits 2, before any stage ran
+    tune_process()  # after the pre-flight: its imports loaded the BLAS libraries (numpy's and scipy's)
     note_loaded_size()
     for run_id in fail_orphaned_runs(instance):
         print(f"marked run {run_id[:8]} failed: the process that executed it is gone", file=sys.stderr)

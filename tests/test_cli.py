@@ -378,3 +378,35 @@ def test_memory_is_released_after_a_run_only_when_runs_grew_the_process(monkeypa
     monkeypatch.setattr(cli, "_resident_bytes", lambda: None)  # size unknown (not Linux): always released
     cli.release_memory()
     assert collections == [1, 1]
+
+
+def _blas_threads() -> dict[str, int]:
+    from threadpoolctl import threadpool_info
+
+    return {pool["filepath"]: pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+
+@pytest.fixture
+def restored_blas_threads():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    original = {pool["prefix"]: pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    yield
+    threadpool_limits(limits=original)
+
+
+def test_tune_process_runs_blas_on_one_thread_unless_the_user_set_a_count(monkeypatch, restored_blas_threads):
+    import numpy  # noqa: F401  (its OpenBLAS is what is limited)
+
+    from personalization_assets import cli
+
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # a count the user chose: kept
+    before = _blas_threads()
+    cli.tune_process()
+    assert _blas_threads() == before
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cli.tune_process()
+    limited = _blas_threads()
+    assert limited
+    assert set(limited.values()) == {1}
