@@ -73,16 +73,18 @@ def campaign_report(
     generated_at = datetime.now(UTC)
     folder = Path(settings.reports_dir) / report_folder_name(context.run.run_id, generated_at)
     folder.mkdir(parents=True, exist_ok=True)
-    # Three things at once, so the step costs its longest part, not the sum: this process computes the report
-    # and draws its charts; a WeasyPrint child process (started first: its import takes a moment) lays out the
-    # PDF from the HTML as soon as the tables are known, waiting for each chart's file; the notebook's kernel
-    # starts now, and its cells that show the report's data run once the step has written them (report_data/).
-    if config.notebook:
-        _import_notebook_machinery()
     # The report reads the warehouse read-only, which DuckDB refuses in a process that holds it read-write (the
     # open connection an earlier step of this run may have left for reuse): release that first.
     release_connections()
+    # Several things at once, so the step costs its longest part, not the sum: this process computes the report
+    # and draws half of its charts; a copy of it, forked now (before this step starts threads), draws the other
+    # half; a WeasyPrint child process (started first: its import takes a moment) lays out the PDF from the HTML
+    # as soon as the tables are known, waiting for each chart's file; the notebook's kernel starts now, and its
+    # cells that show the report's data run once the step has written them (report_data/).
     with contextlib.ExitStack() as stack:
+        chart_process = stack.enter_context(reporting.ChartProcess())
+        if config.notebook:
+            _import_notebook_machinery()
         pdf_worker = stack.enter_context(reporting.PdfWorker()) if config.pdf else None
         data_ready = _Handoff(timeout=config.notebook_timeout_seconds)
         notebook_runner = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-notebook"))
@@ -94,7 +96,7 @@ def campaign_report(
         )
         return _build_report(
             context, config, experiment, warehouse, generated_at, folder, notebook, served, excluded, pdf_worker,
-            data_ready,
+            data_ready, chart_process,
         )  # fmt: skip
 
 
@@ -176,6 +178,7 @@ def _build_report(
     excluded: list[tuple[str, str, str]],
     pdf_worker: reporting.PdfWorker | None,
     data_ready: _Handoff,
+    chart_process: reporting.ChartProcess,
 ) -> MaterializeResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -217,7 +220,10 @@ def _build_report(
             reporting.render_html(report), folder, folder / REPORT_PDF, wait_for=list(reporting.CHART_FILES.values())
         )
     started = time.perf_counter()
-    report = reporting.render_charts(report, folder)  # each PNG drawn once: for the PDF, the HTML and the notebook
+    try:  # each PNG drawn once (half of them in the chart process): for the PDF, the HTML and the notebook
+        report = reporting.render_charts(report, folder, chart_process)
+    except reporting.ChartProcessError as error:
+        raise Failure(f"campaign_report: {error}") from error
     html = reporting.render_html(report)
     html_path = folder / REPORT_HTML
     html_path.write_text(html, encoding="utf-8")

@@ -862,6 +862,64 @@ def test_pdf_worker_names_a_chart_that_never_came(tmp_path):
     assert not (tmp_path / "out.pdf").exists()
 
 
+def test_charts_drawn_in_the_chart_process_are_the_pngs_drawn_here(campaign, tmp_path):
+    """Half of the charts are drawn in a forked process: the same figures, byte for byte, written next to the
+    report as soon as each is drawn, in the report's order."""
+    report = reporting.build_report(inputs_from(campaign), charts=False)
+    here = reporting.render_charts(report)
+    with reporting.ChartProcess() as helper:
+        assert helper.available
+        split = reporting.render_charts(report, tmp_path, helper)
+    assert list(split.chart_png) == list(here.chart_png) == list(reporting.CHART_FILES)
+    assert split.chart_png == here.chart_png
+    assert split.charts == here.charts
+    for name, file_name in reporting.CHART_FILES.items():
+        assert (tmp_path / file_name).read_bytes() == here.chart_png[name]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_chart_process_names_the_chart_that_failed_there(tmp_path):
+    import functools
+
+    with reporting.ChartProcess() as helper:
+        helper.submit("lift", functools.partial(reporting.lift_chart, None, None, None), tmp_path)
+        with pytest.raises(reporting.ChartProcessError, match="lift: "):
+            helper.results()
+        # The process is still there for the next chart.
+        helper.submit("note", functools.partial(reporting.charts._message_figure, "still drawing"), tmp_path)
+        assert helper.results()["note"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "lift.png").exists()
+    assert (tmp_path / "note.png").exists()
+
+
+def test_notebook_parameters_are_injected_as_papermill_injects_them(tmp_path):
+    """Same injected cell, tags and metadata as papermill's parameterize_notebook, without importing papermill
+    in the report step (values with quotes, backslashes and newlines escaped the same way)."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    template = PROJECT_ROOT / "notebooks" / "campaign_analysis.ipynb"
+    parameters = {"report_data": "report_data", "warehouse_path": 'C:\\data\\"w"\nh.duckdb', "rows": 3, "on": True}
+    ours = reporting.parameterize(nbformat.read(template, as_version=4), parameters)
+    theirs = parameterize_notebook(
+        load_notebook_node(str(template)), parameters, kernel_name="python3", language="python"
+    )
+    assert [cell.source for cell in ours.cells] == [cell.source for cell in theirs.cells]
+    assert [cell.metadata for cell in ours.cells] == [cell.metadata for cell in theirs.cells]
+    assert ours.metadata["papermill"] == theirs.metadata["papermill"]
+    injected = next(cell for cell in ours.cells if "injected-parameters" in cell.metadata["tags"])
+    namespace: dict = {}
+    exec(injected.source, namespace)
+    assert {name: namespace[name] for name in parameters} == parameters
+    # Injecting again replaces the injected cell instead of adding a second one.
+    again = reporting.parameterize(ours, {"report_data": "elsewhere"})
+    assert sum("injected-parameters" in cell.metadata["tags"] for cell in again.cells) == 1
+    assert 'report_data = "elsewhere"' in next(
+        c.source for c in again.cells if "injected-parameters" in c.metadata["tags"]
+    )
+
+
 def test_reporting_config_rejects_unknown_keys(tmp_path):
     from personalization_assets.config import ConfigError
     from personalization_assets.config.reporting import ReportingConfig

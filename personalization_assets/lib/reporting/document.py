@@ -4,7 +4,6 @@ page (Jinja template in ``personalization_assets/templates``), its PDF, and the 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from personalization_assets.lib.reporting.attribution import Attribution, feature_attribution
+from personalization_assets.lib.reporting.chart_process import ChartProcess, write_png
 from personalization_assets.lib.reporting.charts import (
     attribution_chart,
     coverage_chart,
@@ -180,11 +180,11 @@ def build_report(
     )
     costs, cost_totals = cost_table(inputs.variants, segments)
     attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
-    chart_makers: dict[str, Callable[[], Figure]] = {
-        "lift": lambda: lift_chart(inputs.metrics, inputs.pooled, segments, confidence),
-        "funnel": lambda: funnel_chart(inputs.funnel, segments),
-        "coverage": lambda: coverage_chart(coverage, segments),
-        "attribution": lambda: attribution_chart(attribution, confidence),
+    chart_makers: dict[str, Callable[[], Figure]] = {  # partials, not lambdas: they pickle (ChartProcess)
+        "lift": functools.partial(lift_chart, inputs.metrics, inputs.pooled, segments, confidence),
+        "funnel": functools.partial(funnel_chart, inputs.funnel, segments),
+        "coverage": functools.partial(coverage_chart, coverage, segments),
+        "attribution": functools.partial(attribution_chart, attribution, confidence),
     }
     tables = {
         "results": results_table(inputs.metrics, segments, primary_metric, confidence, inputs.pooled),
@@ -268,18 +268,35 @@ def build_report(
     return render_charts(report) if charts else report
 
 
-def render_charts(report: Report, folder: Path | None = None) -> Report:
+# The charts a ChartProcess draws while this process draws the others: about half the drawing time each.
+OFFLOADED_CHARTS = ("funnel", "coverage")
+
+
+def render_charts(
+    report: Report,
+    folder: Path | None = None,
+    helper: ChartProcess | None = None,
+    offload: Sequence[str] = OFFLOADED_CHARTS,
+) -> Report:
     """``report`` with its charts drawn: PNG bytes in ``chart_png``, data URIs in ``charts``. With ``folder``, each
     PNG is also written there under its ``CHART_FILES`` name as soon as it is drawn (atomically: a PDF renderer
-    waiting for the file never reads half of it)."""
-    chart_png = {}
+    waiting for the file never reads half of it). With a ``helper`` process, the charts named in ``offload`` are
+    drawn there meanwhile (the same figures, the same PNG bytes)."""
+    remote = [name for name in report.chart_makers if name in offload] if helper and helper.available else []
+    for name in remote:
+        assert helper is not None
+        helper.submit(name, report.chart_makers[name], folder, CHART_FILES[name])
+    drawn = {}
     for name, make in report.chart_makers.items():
-        png = figure_png(make())
-        chart_png[name] = png
+        if name in remote:
+            continue
+        drawn[name] = figure_png(make())
         if folder is not None:
-            staging = folder / f".{CHART_FILES[name]}.tmp"
-            staging.write_bytes(png)
-            os.replace(staging, folder / CHART_FILES[name])
+            write_png(folder, CHART_FILES[name], drawn[name])
+    if remote:
+        assert helper is not None
+        drawn |= helper.results()
+    chart_png = {name: drawn[name] for name in report.chart_makers}  # in the report's order
     return replace(report, chart_png=chart_png, charts={name: png_data_uri(png) for name, png in chart_png.items()})
 
 
@@ -331,6 +348,60 @@ NOTEBOOK_KERNEL = "python3"  # ipykernel's spec: jupyter_client runs it with thi
 REPORT_DATA_TAG = "report-data"  # cells that read the report's data: executed once it is written
 
 
+PARAMETERS_TAG = "parameters"
+INJECTED_PARAMETERS_TAG = "injected-parameters"
+
+
+def _python_literal(value: object) -> str:
+    """A parameter as papermill's Python translator writes it (strings escaped and double-quoted)."""
+    if isinstance(value, str):
+        return '"' + value.encode("unicode_escape").decode("utf-8").replace('"', r"\"") + '"'
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    raise TypeError(f"notebook parameters are strings, numbers, booleans or None; got {type(value).__name__}")
+
+
+def parameterize(notebook, parameters: Mapping[str, object]):
+    """``notebook`` (an nbformat v4 NotebookNode, changed in place) with a cell tagged "injected-parameters"
+    assigning ``parameters``, after the cell tagged "parameters" (replacing an earlier injected cell; at the top
+    when there is none), and papermill's metadata: the notebook it writes is laid out as papermill's
+    ``parameterize_notebook`` lays it out (same cell, tags and ``metadata.papermill``), without importing
+    papermill (its storage back-ends, boto3 among them, cost most of a second of the report step's CPU)."""
+    import nbformat
+
+    notebook = nbformat.v4.upgrade(notebook)  # a no-op on the current format, as in papermill
+    source = "# Parameters\n" + "".join(f"{name} = {_python_literal(value)}\n" for name, value in parameters.items())
+    cell = nbformat.v4.new_code_cell(source=source)
+    cell.metadata["tags"] = [INJECTED_PARAMETERS_TAG]
+    for existing in notebook.cells:
+        existing.metadata.setdefault("tags", [])
+        existing.metadata.setdefault("papermill", {})
+    tagged = [i for i, c in enumerate(notebook.cells) if INJECTED_PARAMETERS_TAG in c.metadata["tags"]]
+    if tagged:
+        notebook.cells[tagged[0]] = cell
+    else:
+        after = next((i + 1 for i, c in enumerate(notebook.cells) if PARAMETERS_TAG in c.metadata["tags"]), 0)
+        notebook.cells.insert(after, cell)
+    notebook.metadata["papermill"] = {
+        **notebook.metadata.get("papermill", {"default_parameters": {}, "environment_variables": {}}),
+        "parameters": dict(parameters),
+        "version": _papermill_version(),
+    }
+    notebook.metadata["kernelspec"] = {"name": NOTEBOOK_KERNEL, "display_name": "Python 3", "language": "python"}
+    return notebook
+
+
+@functools.cache
+def _papermill_version() -> str | None:
+    """The installed papermill's version, for ``metadata.papermill`` (read from its distribution, not imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("papermill")
+    except PackageNotFoundError:
+        return None
+
+
 def execute_notebook(
     template: Path,
     output: Path,
@@ -339,10 +410,10 @@ def execute_notebook(
     before_report_data: Callable[[], None] | None = None,
     kernel_niceness: int = 0,
 ) -> Path:
-    """Execute ``template`` with ``parameters`` injected by papermill after its cell tagged "parameters" and save
-    the executed notebook to ``output``. A failing cell raises nbclient's CellExecutionError naming the cell; the
-    partly executed notebook is saved first, for debugging. (nbclient runs it, in this thread, so the report can
-    build the PDF meanwhile; papermill only writes the parameters cell.)
+    """Execute ``template`` with ``parameters`` injected after its cell tagged "parameters" (``parameterize``,
+    papermill's layout) and save the executed notebook to ``output``. A failing cell raises nbclient's
+    CellExecutionError naming the cell; the partly executed notebook is saved first, for debugging. (nbclient runs
+    it, in this thread, so the report can build the PDF meanwhile.)
 
     ``before_report_data`` is called (in this thread) before the first code cell tagged "report-data": it may
     block until the report's data exist, so the kernel starts and runs the cells before it (imports) early, and
@@ -350,17 +421,8 @@ def execute_notebook(
     (``nice``), so a notebook executed beside more urgent work takes the processor when that work waits."""
     import nbformat
     from nbclient import NotebookClient
-    from papermill.iorw import load_notebook_node
-    from papermill.parameterize import parameterize_notebook
 
-    notebook = parameterize_notebook(
-        load_notebook_node(str(template)), dict(parameters), kernel_name=NOTEBOOK_KERNEL, language="python"
-    )
-    notebook.metadata["kernelspec"] = {
-        "name": NOTEBOOK_KERNEL,
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    notebook = parameterize(nbformat.read(template, as_version=4), parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
     waiting = [before_report_data]
 
