@@ -166,6 +166,16 @@ def _timed_notebook(
     return time.perf_counter() - started
 
 
+def _fitted_attribution(
+    warehouse: DuckDBWarehouse, config: ReportingConfig, confidence: float, served: list[str]
+) -> reporting.Attribution:
+    """The attribution model on the sample of the served segments (the rows ``read_inputs`` would sample)."""
+    with warehouse.connect(read_only=True) as connection:
+        sample = reporting.read_attribution_sample(connection, config.attribution_sample_rows, config.sample_seed)
+    sample = sample[sample["segment"].isin(served)].reset_index(drop=True)
+    return reporting.feature_attribution(sample, config.attribution_metric, confidence)
+
+
 def _build_report(
     context: AssetExecutionContext,
     config: ReportingConfig,
@@ -182,12 +192,26 @@ def _build_report(
 ) -> MaterializeResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    confidence = 1 - experiment.statistics.alpha
+    # The attribution model's sample query and fit (most of the step's own work at 1M customers; DuckDB and
+    # numpy release the GIL) run in a thread while this one reads the rest and the chart process draws.
+    fitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-attribution")
+    attribution_future = fitter.submit(_fitted_attribution, warehouse, config, confidence, served)
+    fitter.shutdown(wait=False)
     with warehouse.connect(read_only=True) as connection:
         inputs = reporting.read_inputs(
-            connection, config.attribution_sample_rows, config.sample_seed, config.personalized_sample_per_tone
+            connection,
+            config.attribution_sample_rows,
+            config.sample_seed,
+            config.personalized_sample_per_tone,
+            attribution_sample=False,
         )
     inputs = reporting.restrict_to_segments(inputs, served)
     timings["read"] = time.perf_counter() - started
+    reporting.start_charts(inputs, chart_process, folder, confidence)
+    started = time.perf_counter()
+    attribution = attribution_future.result()
+    timings["attribution (in parallel, wait)"] = time.perf_counter() - started
     if inputs.missing_tables:
         context.log.warning(
             f"tables not in the warehouse yet (their sections stay empty): {', '.join(inputs.missing_tables)}"
@@ -203,7 +227,7 @@ def _build_report(
         inputs,
         primary_metric=config.primary_metric,
         attribution_metric=config.attribution_metric,
-        confidence=1 - experiment.statistics.alpha,
+        confidence=confidence,
         power=experiment.statistics.power,
         correction=experiment.statistics.correction,
         arm_weights=experiment.assignment.weights,
@@ -213,6 +237,7 @@ def _build_report(
         generated_at=generated_at,
         excluded=excluded,
         charts=False,  # drawn below, while the PDF worker already lays out the text
+        attribution=attribution,
     )
     timings["tables"] = time.perf_counter() - started
     if pdf_worker is not None:  # the PDF's page links its charts by file name; the worker waits for each file

@@ -862,6 +862,22 @@ def test_pdf_worker_names_a_chart_that_never_came(tmp_path):
     assert not (tmp_path / "out.pdf").exists()
 
 
+def test_attribution_sample_read_apart_is_the_sample_read_inputs_takes(campaign, tmp_path):
+    """The report step reads the attribution sample in a thread of its own: the same rows, in the same order."""
+    path = write_warehouse(tmp_path / "warehouse.duckdb", campaign)
+    with duckdb.connect(str(path), read_only=True) as connection:
+        whole = reporting.read_inputs(connection, sample_rows=700, seed=3)
+        without = reporting.read_inputs(connection, sample_rows=700, seed=3, attribution_sample=False)
+        apart = reporting.read_attribution_sample(connection, sample_rows=700, seed=3)
+    assert len(whole.attribution_sample) == 700
+    pd.testing.assert_frame_equal(apart, whole.attribution_sample)
+    assert without.attribution_sample.empty
+    assert list(without.attribution_sample.columns) == list(whole.attribution_sample.columns)
+    pd.testing.assert_frame_equal(without.metrics, whole.metrics)
+    with duckdb.connect() as empty:
+        assert reporting.read_attribution_sample(empty).empty
+
+
 def test_charts_drawn_in_the_chart_process_are_the_pngs_drawn_here(campaign, tmp_path):
     """Half of the charts are drawn in a forked process: the same figures, byte for byte, written next to the
     report as soon as each is drawn, in the report's order."""

@@ -44,11 +44,13 @@ from personalization_assets.lib.reporting.document import (
     TEMPLATES_DIR,
     Report,
     build_report,
+    data_chart_makers,
     execute_notebook,
     html_to_pdf,
     parameterize,
     render_charts,
     render_html,
+    start_charts,
 )
 from personalization_assets.lib.reporting.formatting import (
     METRIC_EVENTS,
@@ -89,6 +91,7 @@ from personalization_assets.lib.reporting.inputs import (
     campaign_segments,
     empty_table,
     personalized_sample_sql,
+    read_attribution_sample,
     read_inputs,
     restrict_to_segments,
 )
@@ -136,7 +139,7 @@ __all__ = [
     "PERSONAL_FIELDS_COLUMNS", "PERSONAL_FIELDS_SQL",
     "ATTRIBUTION_FEATURES", "SAMPLE_COLUMNS", "FUNNEL_SQL", "SAMPLE_SQL", "PERSONALIZED_SUMMARY_SQL",
     "ReportInputs", "empty_table", "personalized_sample_sql", "read_inputs", "campaign_segments",
-    "restrict_to_segments",
+    "restrict_to_segments", "read_attribution_sample",
     # recommendations
     "SEND", "LEAN", "UNDECIDED", "KEEP_CONTROL", "CONTROL_ONLY", "NO_DATA", "DECISION_LABELS",
     "Recommendation", "recommend_segment", "recommend", "HEADLINE_COLUMNS", "headline_frame", "format_headline",
@@ -153,6 +156,7 @@ __all__ = [
     # document
     "TEMPLATES_DIR", "TEMPLATE_NAME", "CHART_FILES", "Report", "build_report", "render_charts", "render_html",
     "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook", "parameterize", "OFFLOADED_CHARTS",
+    "data_chart_makers", "start_charts",
     # the second process drawing charts
     "ChartProcess", "ChartProcessError",
     # the PDF in a child process; the notebook's data

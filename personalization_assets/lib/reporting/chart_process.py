@@ -72,6 +72,11 @@ class ChartProcess:
         self._connection = parent
 
     @property
+    def pending(self) -> tuple[str, ...]:
+        """The charts submitted and not collected yet (``results``)."""
+        return tuple(self._pending)
+
+    @property
     def available(self) -> bool:
         return self._process is not None and self._process.is_alive()
 

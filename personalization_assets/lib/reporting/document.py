@@ -144,6 +144,28 @@ def _number(value: object) -> float | None:
     return None if number != number else number  # NaN: no figure
 
 
+def data_chart_makers(
+    inputs: ReportInputs,
+    confidence: float = 0.95,
+    segments: pd.DataFrame | None = None,
+    coverage: pd.DataFrame | None = None,
+) -> dict[str, Callable[[], Figure]]:
+    """How to draw the charts that need no attribution model (lift, funnel, coverage): they can be drawn while
+    the model is fitted. Partials, not lambdas, so they pickle (``ChartProcess``). ``segments`` and ``coverage``
+    are computed from ``inputs`` unless given."""
+    if segments is None:
+        segments = campaign_segments(inputs)
+    if coverage is None:
+        _, coverage = retrieval_coverage(
+            inputs.retrieved, inputs.variants, inputs.verdicts, segments, len(inputs.content)
+        )
+    return {
+        "lift": functools.partial(lift_chart, inputs.metrics, inputs.pooled, segments, confidence),
+        "funnel": functools.partial(funnel_chart, inputs.funnel, segments),
+        "coverage": functools.partial(coverage_chart, coverage, segments),
+    }
+
+
 def build_report(
     inputs: ReportInputs,
     primary_metric: str = "conversion",
@@ -158,6 +180,7 @@ def build_report(
     generated_at: datetime | None = None,
     excluded: Sequence[tuple[str, str, str]] = (),
     charts: bool = True,
+    attribution: Attribution | None = None,
 ) -> Report:
     """Every number, table, chart and sentence of the report, from the warehouse's tables.
 
@@ -167,7 +190,9 @@ def build_report(
     ``recorded_audit_head`` is the safety audit head kept outside the warehouse (see ``safety_summary``).
     ``excluded`` names the campaign's segments left out of ``inputs`` and why; the report says so.
     ``charts=False`` leaves the charts undrawn: ``charts`` then holds their file names (``CHART_FILES``, for an
-    HTML page rendered before they exist, e.g. the PDF's), and ``render_charts`` draws them."""
+    HTML page rendered before they exist, e.g. the PDF's), and ``render_charts`` draws them.
+    ``attribution``: the model already fitted on the attribution sample (``feature_attribution``), by a caller
+    that fitted it beside other work; by default it is fitted here on ``inputs.attribution_sample``."""
     if primary_metric not in BINARY_METRICS:
         raise ValueError(f"primary_metric must be one of {list(BINARY_METRICS)}, got {primary_metric!r}")
     generated_at = generated_at or datetime.now().astimezone()
@@ -179,11 +204,10 @@ def build_report(
         inputs.retrieved, inputs.variants, inputs.verdicts, segments, len(inputs.content)
     )
     costs, cost_totals = cost_table(inputs.variants, segments)
-    attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
-    chart_makers: dict[str, Callable[[], Figure]] = {  # partials, not lambdas: they pickle (ChartProcess)
-        "lift": functools.partial(lift_chart, inputs.metrics, inputs.pooled, segments, confidence),
-        "funnel": functools.partial(funnel_chart, inputs.funnel, segments),
-        "coverage": functools.partial(coverage_chart, coverage, segments),
+    if attribution is None:
+        attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
+    chart_makers = {
+        **data_chart_makers(inputs, confidence, segments, coverage),
         "attribution": functools.partial(attribution_chart, attribution, confidence),
     }
     tables = {
@@ -283,9 +307,10 @@ def render_charts(
     waiting for the file never reads half of it). With a ``helper`` process, the charts named in ``offload`` are
     drawn there meanwhile (the same figures, the same PNG bytes)."""
     remote = [name for name in report.chart_makers if name in offload] if helper and helper.available else []
-    for name in remote:
+    for name in remote:  # those submitted earlier (start_charts) are not drawn twice
         assert helper is not None
-        helper.submit(name, report.chart_makers[name], folder, CHART_FILES[name])
+        if name not in helper.pending:
+            helper.submit(name, report.chart_makers[name], folder, CHART_FILES[name])
     drawn = {}
     for name, make in report.chart_makers.items():
         if name in remote:
@@ -298,6 +323,21 @@ def render_charts(
         drawn |= helper.results()
     chart_png = {name: drawn[name] for name in report.chart_makers}  # in the report's order
     return replace(report, chart_png=chart_png, charts={name: png_data_uri(png) for name, png in chart_png.items()})
+
+
+def start_charts(
+    inputs: ReportInputs, helper: ChartProcess, folder: Path, confidence: float = 0.95, offload=OFFLOADED_CHARTS
+) -> list[str]:
+    """Hand the ``helper`` the charts of ``offload`` that need no attribution model, before the report is built
+    (``render_charts`` then collects them instead of drawing them again); the names handed over."""
+    if not helper.available:
+        return []
+    started = []
+    for name, make in data_chart_makers(inputs, confidence).items():
+        if name in offload:
+            helper.submit(name, make, folder, CHART_FILES[name])
+            started.append(name)
+    return started
 
 
 @functools.cache
