@@ -208,10 +208,15 @@ def _build_report(
         )
     inputs = reporting.restrict_to_segments(inputs, served)
     timings["read"] = time.perf_counter() - started
-    reporting.start_charts(inputs, chart_process, folder, confidence)
+    started = time.perf_counter()
+    try:  # the charts that need no attribution model: while it is fitted
+        early_charts = reporting.start_charts(inputs, chart_process, folder, confidence)
+    except reporting.ChartProcessError as error:
+        raise Failure(f"campaign_report: {error}") from error
+    timings["charts (before the model)"] = time.perf_counter() - started
     started = time.perf_counter()
     attribution = attribution_future.result()
-    timings["attribution (in parallel, wait)"] = time.perf_counter() - started
+    timings["attribution (in parallel), wait"] = time.perf_counter() - started
     if inputs.missing_tables:
         context.log.warning(
             f"tables not in the warehouse yet (their sections stay empty): {', '.join(inputs.missing_tables)}"
@@ -246,7 +251,7 @@ def _build_report(
         )
     started = time.perf_counter()
     try:  # each PNG drawn once (half of them in the chart process): for the PDF, the HTML and the notebook
-        report = reporting.render_charts(report, folder, chart_process)
+        report = reporting.render_charts(report, folder, chart_process, drawn=early_charts)
     except reporting.ChartProcessError as error:
         raise Failure(f"campaign_report: {error}") from error
     html = reporting.render_html(report)

@@ -892,6 +892,17 @@ def test_charts_drawn_in_the_chart_process_are_the_pngs_drawn_here(campaign, tmp
     for name, file_name in reporting.CHART_FILES.items():
         assert (tmp_path / file_name).read_bytes() == here.chart_png[name]
     assert not list(tmp_path.glob(".*.tmp"))
+    # As the report step draws them: the charts that need no attribution model first, the rest after.
+    early_folder = tmp_path / "early"
+    early_folder.mkdir()
+    inputs = inputs_from(campaign)
+    with reporting.ChartProcess() as helper:
+        early = reporting.start_charts(inputs, helper, early_folder)
+        assert set(early) == {"lift"} and set(helper.pending) == set(reporting.OFFLOADED_CHARTS)
+        staged = reporting.render_charts(report, early_folder, helper, drawn=early)
+        assert not helper.pending
+    assert staged.chart_png == here.chart_png
+    assert sorted(p.name for p in early_folder.iterdir()) == sorted(reporting.CHART_FILES.values())
 
 
 def test_chart_process_names_the_chart_that_failed_there(tmp_path):

@@ -301,43 +301,51 @@ def render_charts(
     folder: Path | None = None,
     helper: ChartProcess | None = None,
     offload: Sequence[str] = OFFLOADED_CHARTS,
+    drawn: Mapping[str, bytes] | None = None,
 ) -> Report:
     """``report`` with its charts drawn: PNG bytes in ``chart_png``, data URIs in ``charts``. With ``folder``, each
     PNG is also written there under its ``CHART_FILES`` name as soon as it is drawn (atomically: a PDF renderer
     waiting for the file never reads half of it). With a ``helper`` process, the charts named in ``offload`` are
-    drawn there meanwhile (the same figures, the same PNG bytes)."""
+    drawn there meanwhile (the same figures, the same PNG bytes). ``drawn``: charts already drawn (by
+    ``start_charts``, from the same data); charts the helper was already given are collected, not redrawn."""
+    pngs = dict(drawn or {})
     remote = [name for name in report.chart_makers if name in offload] if helper and helper.available else []
-    for name in remote:  # those submitted earlier (start_charts) are not drawn twice
+    for name in remote:
         assert helper is not None
-        if name not in helper.pending:
+        if name not in helper.pending and name not in pngs:
             helper.submit(name, report.chart_makers[name], folder, CHART_FILES[name])
-    drawn = {}
     for name, make in report.chart_makers.items():
-        if name in remote:
-            continue
-        drawn[name] = figure_png(make())
-        if folder is not None:
-            write_png(folder, CHART_FILES[name], drawn[name])
-    if remote:
-        assert helper is not None
-        drawn |= helper.results()
-    chart_png = {name: drawn[name] for name in report.chart_makers}  # in the report's order
+        if name not in remote and name not in pngs:
+            pngs[name] = _draw(name, make, folder)
+    if helper is not None and helper.pending:
+        pngs |= helper.results()
+    chart_png = {name: pngs[name] for name in report.chart_makers}  # in the report's order
     return replace(report, chart_png=chart_png, charts={name: png_data_uri(png) for name, png in chart_png.items()})
 
 
 def start_charts(
-    inputs: ReportInputs, helper: ChartProcess, folder: Path, confidence: float = 0.95, offload=OFFLOADED_CHARTS
-) -> list[str]:
-    """Hand the ``helper`` the charts of ``offload`` that need no attribution model, before the report is built
-    (``render_charts`` then collects them instead of drawing them again); the names handed over."""
-    if not helper.available:
-        return []
-    started = []
-    for name, make in data_chart_makers(inputs, confidence).items():
-        if name in offload:
-            helper.submit(name, make, folder, CHART_FILES[name])
-            started.append(name)
-    return started
+    inputs: ReportInputs,
+    helper: ChartProcess | None,
+    folder: Path | None = None,
+    confidence: float = 0.95,
+    offload: Sequence[str] = OFFLOADED_CHARTS,
+) -> dict[str, bytes]:
+    """Draw the charts that need no attribution model before the report is built (while the model is fitted):
+    those of ``offload`` in the ``helper`` process, the others here. Returns the PNGs drawn here, by name; pass
+    them to ``render_charts`` (``drawn=``), which collects the helper's and draws only what is left."""
+    makers = data_chart_makers(inputs, confidence)
+    remote = [name for name in makers if name in offload] if helper is not None and helper.available else []
+    for name in remote:  # first, so the helper draws while this process does
+        assert helper is not None
+        helper.submit(name, makers[name], folder, CHART_FILES[name])
+    return {name: _draw(name, make, folder) for name, make in makers.items() if name not in remote}
+
+
+def _draw(name: str, make: Callable[[], Figure], folder: Path | None) -> bytes:
+    png = figure_png(make())
+    if folder is not None:
+        write_png(folder, CHART_FILES[name], png)
+    return png
 
 
 @functools.cache
