@@ -209,8 +209,13 @@ def _build_report(
     inputs = reporting.restrict_to_segments(inputs, served)
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
-    try:  # the charts that need no attribution model: while it is fitted
-        early_charts = reporting.start_charts(inputs, chart_process, folder, confidence)
+    # The charts that need no attribution model start now in the chart process. This process draws the lift
+    # chart too if the model is still being fitted (large campaigns); otherwise it builds the page first, so the
+    # PDF worker can start on it sooner.
+    try:
+        early_charts = reporting.start_charts(
+            inputs, chart_process, folder, confidence, draw_here=not attribution_future.done()
+        )
     except reporting.ChartProcessError as error:
         raise Failure(f"campaign_report: {error}") from error
     timings["charts (before the model)"] = time.perf_counter() - started

@@ -329,15 +329,19 @@ def start_charts(
     folder: Path | None = None,
     confidence: float = 0.95,
     offload: Sequence[str] = OFFLOADED_CHARTS,
+    draw_here: bool = True,
 ) -> dict[str, bytes]:
-    """Draw the charts that need no attribution model before the report is built (while the model is fitted):
-    those of ``offload`` in the ``helper`` process, the others here. Returns the PNGs drawn here, by name; pass
-    them to ``render_charts`` (``drawn=``), which collects the helper's and draws only what is left."""
+    """Start the charts that need no attribution model before the report is built (while the model is fitted):
+    those of ``offload`` in the ``helper`` process, the others here unless ``draw_here`` is false (then
+    ``render_charts`` draws them). Returns the PNGs drawn here, by name; pass them to ``render_charts``
+    (``drawn=``), which collects the helper's and draws only what is left."""
     makers = data_chart_makers(inputs, confidence)
     remote = [name for name in makers if name in offload] if helper is not None and helper.available else []
     for name in remote:  # first, so the helper draws while this process does
         assert helper is not None
         helper.submit(name, makers[name], folder, CHART_FILES[name])
+    if not draw_here:
+        return {}
     return {name: _draw(name, make, folder) for name, make in makers.items() if name not in remote}
 
 
