@@ -903,6 +903,11 @@ def test_charts_drawn_in_the_chart_process_are_the_pngs_drawn_here(campaign, tmp
         assert not helper.pending
     assert staged.chart_png == here.chart_png
     assert sorted(p.name for p in early_folder.iterdir()) == sorted(reporting.CHART_FILES.values())
+    # With the model already fitted, only the chart process starts early; render_charts draws the rest here.
+    with reporting.ChartProcess() as helper:
+        assert reporting.start_charts(inputs, helper, tmp_path / "early", draw_here=False) == {}
+        assert set(helper.pending) == set(reporting.OFFLOADED_CHARTS)
+        assert reporting.render_charts(report, None, helper).chart_png == here.chart_png
 
 
 def test_chart_process_names_the_chart_that_failed_there(tmp_path):
