@@ -73,18 +73,17 @@ def campaign_report(
     generated_at = datetime.now(UTC)
     folder = Path(settings.reports_dir) / report_folder_name(context.run.run_id, generated_at)
     folder.mkdir(parents=True, exist_ok=True)
+    # Three things at once, so the step costs its longest part, not the sum: this process computes the report
+    # and draws its charts (the attribution model is fitted in a thread meanwhile); a WeasyPrint child process
+    # (started first: its import takes a moment) lays out the PDF from the HTML as soon as the tables are known,
+    # waiting for each chart's file; the notebook's kernel starts now, and its cells that show the report's data
+    # run once the step has written them (report_data/).
+    if config.notebook:
+        _import_notebook_machinery()
     # The report reads the warehouse read-only, which DuckDB refuses in a process that holds it read-write (the
     # open connection an earlier step of this run may have left for reuse): release that first.
     release_connections()
-    # Several things at once, so the step costs its longest part, not the sum: this process computes the report
-    # and draws half of its charts; a copy of it, forked now (before this step starts threads), draws the other
-    # half; a WeasyPrint child process (started first: its import takes a moment) lays out the PDF from the HTML
-    # as soon as the tables are known, waiting for each chart's file; the notebook's kernel starts now, and its
-    # cells that show the report's data run once the step has written them (report_data/).
     with contextlib.ExitStack() as stack:
-        chart_process = stack.enter_context(reporting.ChartProcess())
-        if config.notebook:
-            _import_notebook_machinery()
         pdf_worker = stack.enter_context(reporting.PdfWorker()) if config.pdf else None
         data_ready = _Handoff(timeout=config.notebook_timeout_seconds)
         notebook_runner = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-notebook"))
@@ -96,7 +95,7 @@ def campaign_report(
         )
         return _build_report(
             context, config, experiment, warehouse, generated_at, folder, notebook, served, excluded, pdf_worker,
-            data_ready, chart_process,
+            data_ready,
         )  # fmt: skip
 
 
@@ -188,13 +187,12 @@ def _build_report(
     excluded: list[tuple[str, str, str]],
     pdf_worker: reporting.PdfWorker | None,
     data_ready: _Handoff,
-    chart_process: reporting.ChartProcess,
 ) -> MaterializeResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     confidence = 1 - experiment.statistics.alpha
     # The attribution model's sample query and fit (most of the step's own work at 1M customers; DuckDB and
-    # numpy release the GIL) run in a thread while this one reads the rest and the chart process draws.
+    # numpy release the GIL) run in a thread while this one reads the rest (and, at 1M, draws three charts).
     fitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-attribution")
     attribution_future = fitter.submit(_fitted_attribution, warehouse, config, confidence, served)
     fitter.shutdown(wait=False)
@@ -209,15 +207,9 @@ def _build_report(
     inputs = reporting.restrict_to_segments(inputs, served)
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
-    # The charts that need no attribution model start now in the chart process. This process draws the lift
-    # chart too if the model is still being fitted (large campaigns); otherwise it builds the page first, so the
-    # PDF worker can start on it sooner.
-    try:
-        early_charts = reporting.start_charts(
-            inputs, chart_process, folder, confidence, draw_here=not attribution_future.done()
-        )
-    except reporting.ChartProcessError as error:
-        raise Failure(f"campaign_report: {error}") from error
+    # While the attribution model is still being fitted (large campaigns), this process draws the charts that do
+    # not need it; otherwise it builds the page first, so the PDF worker can start on it sooner.
+    early_charts = {} if attribution_future.done() else reporting.start_charts(inputs, folder, confidence)
     timings["charts (before the model)"] = time.perf_counter() - started
     started = time.perf_counter()
     attribution = attribution_future.result()
@@ -255,10 +247,9 @@ def _build_report(
             reporting.render_html(report), folder, folder / REPORT_PDF, wait_for=list(reporting.CHART_FILES.values())
         )
     started = time.perf_counter()
-    try:  # each PNG drawn once (half of them in the chart process): for the PDF, the HTML and the notebook
-        report = reporting.render_charts(report, folder, chart_process, drawn=early_charts)
-    except reporting.ChartProcessError as error:
-        raise Failure(f"campaign_report: {error}") from error
+    # Each PNG drawn once (those drawn while the model was fitted are not redrawn): for the PDF, the HTML and the
+    # notebook.
+    report = reporting.render_charts(report, folder, drawn=early_charts)
     html = reporting.render_html(report)
     html_path = folder / REPORT_HTML
     html_path.write_text(html, encoding="utf-8")

@@ -878,50 +878,23 @@ def test_attribution_sample_read_apart_is_the_sample_read_inputs_takes(campaign,
         assert reporting.read_attribution_sample(empty).empty
 
 
-def test_charts_drawn_in_the_chart_process_are_the_pngs_drawn_here(campaign, tmp_path):
-    """Half of the charts are drawn in a forked process: the same figures, byte for byte, written next to the
+def test_charts_drawn_before_the_model_are_not_drawn_again(campaign, tmp_path):
+    """The report step draws lift, funnel and coverage while the attribution model is fitted (start_charts):
+    render_charts then draws only the attribution chart; the same PNGs, byte for byte, written next to the
     report as soon as each is drawn, in the report's order."""
-    report = reporting.build_report(inputs_from(campaign), charts=False)
+    inputs = inputs_from(campaign)
+    report = reporting.build_report(inputs, charts=False)
     here = reporting.render_charts(report)
-    with reporting.ChartProcess() as helper:
-        assert helper.available
-        split = reporting.render_charts(report, tmp_path, helper)
-    assert list(split.chart_png) == list(here.chart_png) == list(reporting.CHART_FILES)
-    assert split.chart_png == here.chart_png
-    assert split.charts == here.charts
+    early = reporting.start_charts(inputs, tmp_path)
+    assert list(early) == ["lift", "funnel", "coverage"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coverage.png", "funnel.png", "lift.png"]
+    staged = reporting.render_charts(report, tmp_path, drawn=early)
+    assert list(staged.chart_png) == list(here.chart_png) == list(reporting.CHART_FILES)
+    assert staged.chart_png == here.chart_png
+    assert staged.charts == here.charts
     for name, file_name in reporting.CHART_FILES.items():
         assert (tmp_path / file_name).read_bytes() == here.chart_png[name]
     assert not list(tmp_path.glob(".*.tmp"))
-    # As the report step draws them: the charts that need no attribution model first, the rest after.
-    early_folder = tmp_path / "early"
-    early_folder.mkdir()
-    inputs = inputs_from(campaign)
-    with reporting.ChartProcess() as helper:
-        early = reporting.start_charts(inputs, helper, early_folder)
-        assert set(early) == {"lift"} and set(helper.pending) == set(reporting.OFFLOADED_CHARTS)
-        staged = reporting.render_charts(report, early_folder, helper, drawn=early)
-        assert not helper.pending
-    assert staged.chart_png == here.chart_png
-    assert sorted(p.name for p in early_folder.iterdir()) == sorted(reporting.CHART_FILES.values())
-    # With the model already fitted, only the chart process starts early; render_charts draws the rest here.
-    with reporting.ChartProcess() as helper:
-        assert reporting.start_charts(inputs, helper, tmp_path / "early", draw_here=False) == {}
-        assert set(helper.pending) == set(reporting.OFFLOADED_CHARTS)
-        assert reporting.render_charts(report, None, helper).chart_png == here.chart_png
-
-
-def test_chart_process_names_the_chart_that_failed_there(tmp_path):
-    import functools
-
-    with reporting.ChartProcess() as helper:
-        helper.submit("lift", functools.partial(reporting.lift_chart, None, None, None), tmp_path)
-        with pytest.raises(reporting.ChartProcessError, match="lift: "):
-            helper.results()
-        # The process is still there for the next chart.
-        helper.submit("note", functools.partial(reporting.charts._message_figure, "still drawing"), tmp_path)
-        assert helper.results()["note"][:8] == b"\x89PNG\r\n\x1a\n"
-    assert not (tmp_path / "lift.png").exists()
-    assert (tmp_path / "note.png").exists()
 
 
 def test_notebook_parameters_are_injected_as_papermill_injects_them(tmp_path):

@@ -10,8 +10,8 @@ function that touches the warehouse) <- ``recommendations`` <- ``tables``, ``inp
     html = render_html(report); pdf = html_to_pdf(html)
 
 The report step itself draws the charts after the tables (``build_report(..., charts=False)``, then
-``render_charts``, half of them in a forked ``ChartProcess``) so that ``PdfWorker`` lays out the PDF meanwhile, and
-hands the report's sections to the notebook with ``write_report_data`` (``handoff``).
+``render_charts``) so that ``PdfWorker`` lays out the PDF meanwhile, and hands the report's sections to the
+notebook with ``write_report_data`` (``handoff``).
 """
 
 from personalization_assets.lib.reporting.attribution import (
@@ -22,7 +22,6 @@ from personalization_assets.lib.reporting.attribution import (
     Attribution,
     feature_attribution,
 )
-from personalization_assets.lib.reporting.chart_process import ChartProcess, ChartProcessError
 from personalization_assets.lib.reporting.charts import (
     CHART_STYLE,
     EXTRA_COLORS,
@@ -38,7 +37,6 @@ from personalization_assets.lib.reporting.charts import (
 from personalization_assets.lib.reporting.document import (
     CHART_FILES,
     NOTEBOOK_KERNEL,
-    OFFLOADED_CHARTS,
     REPORT_DATA_TAG,
     TEMPLATE_NAME,
     TEMPLATES_DIR,
@@ -155,10 +153,8 @@ __all__ = [
     "lift_chart", "funnel_chart", "coverage_chart", "attribution_chart",
     # document
     "TEMPLATES_DIR", "TEMPLATE_NAME", "CHART_FILES", "Report", "build_report", "render_charts", "render_html",
-    "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook", "parameterize", "OFFLOADED_CHARTS",
+    "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook", "parameterize",
     "data_chart_makers", "start_charts",
-    # the second process drawing charts
-    "ChartProcess", "ChartProcessError",
     # the PDF in a child process; the notebook's data
     "PdfWorker", "PdfRenderError", "REPORT_DATA_DIR", "REPORT_DATA_FILE", "report_payload", "report_frames",
     "write_report_data",

@@ -4,6 +4,7 @@ page (Jinja template in ``personalization_assets/templates``), its PDF, and the 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -15,7 +16,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from personalization_assets.lib.reporting.attribution import Attribution, feature_attribution
-from personalization_assets.lib.reporting.chart_process import ChartProcess, write_png
 from personalization_assets.lib.reporting.charts import (
     attribution_chart,
     coverage_chart,
@@ -151,8 +151,7 @@ def data_chart_makers(
     coverage: pd.DataFrame | None = None,
 ) -> dict[str, Callable[[], Figure]]:
     """How to draw the charts that need no attribution model (lift, funnel, coverage): they can be drawn while
-    the model is fitted. Partials, not lambdas, so they pickle (``ChartProcess``). ``segments`` and ``coverage``
-    are computed from ``inputs`` unless given."""
+    the model is fitted. ``segments`` and ``coverage`` are computed from ``inputs`` unless given."""
     if segments is None:
         segments = campaign_segments(inputs)
     if coverage is None:
@@ -292,57 +291,23 @@ def build_report(
     return render_charts(report) if charts else report
 
 
-# The charts a ChartProcess draws while this process draws the others: about half the drawing time each.
-OFFLOADED_CHARTS = ("funnel", "coverage")
-
-
-def render_charts(
-    report: Report,
-    folder: Path | None = None,
-    helper: ChartProcess | None = None,
-    offload: Sequence[str] = OFFLOADED_CHARTS,
-    drawn: Mapping[str, bytes] | None = None,
-) -> Report:
+def render_charts(report: Report, folder: Path | None = None, drawn: Mapping[str, bytes] | None = None) -> Report:
     """``report`` with its charts drawn: PNG bytes in ``chart_png``, data URIs in ``charts``. With ``folder``, each
     PNG is also written there under its ``CHART_FILES`` name as soon as it is drawn (atomically: a PDF renderer
-    waiting for the file never reads half of it). With a ``helper`` process, the charts named in ``offload`` are
-    drawn there meanwhile (the same figures, the same PNG bytes). ``drawn``: charts already drawn (by
-    ``start_charts``, from the same data); charts the helper was already given are collected, not redrawn."""
+    waiting for the file never reads half of it). ``drawn``: charts already drawn from the same data (by
+    ``start_charts``); only the others are drawn here."""
     pngs = dict(drawn or {})
-    remote = [name for name in report.chart_makers if name in offload] if helper and helper.available else []
-    for name in remote:
-        assert helper is not None
-        if name not in helper.pending and name not in pngs:
-            helper.submit(name, report.chart_makers[name], folder, CHART_FILES[name])
     for name, make in report.chart_makers.items():
-        if name not in remote and name not in pngs:
+        if name not in pngs:
             pngs[name] = _draw(name, make, folder)
-    if helper is not None and helper.pending:
-        pngs |= helper.results()
     chart_png = {name: pngs[name] for name in report.chart_makers}  # in the report's order
     return replace(report, chart_png=chart_png, charts={name: png_data_uri(png) for name, png in chart_png.items()})
 
 
-def start_charts(
-    inputs: ReportInputs,
-    helper: ChartProcess | None,
-    folder: Path | None = None,
-    confidence: float = 0.95,
-    offload: Sequence[str] = OFFLOADED_CHARTS,
-    draw_here: bool = True,
-) -> dict[str, bytes]:
-    """Start the charts that need no attribution model before the report is built (while the model is fitted):
-    those of ``offload`` in the ``helper`` process, the others here unless ``draw_here`` is false (then
-    ``render_charts`` draws them). Returns the PNGs drawn here, by name; pass them to ``render_charts``
-    (``drawn=``), which collects the helper's and draws only what is left."""
-    makers = data_chart_makers(inputs, confidence)
-    remote = [name for name in makers if name in offload] if helper is not None and helper.available else []
-    for name in remote:  # first, so the helper draws while this process does
-        assert helper is not None
-        helper.submit(name, makers[name], folder, CHART_FILES[name])
-    if not draw_here:
-        return {}
-    return {name: _draw(name, make, folder) for name, make in makers.items() if name not in remote}
+def start_charts(inputs: ReportInputs, folder: Path | None = None, confidence: float = 0.95) -> dict[str, bytes]:
+    """Draw the charts that need no attribution model (lift, funnel, coverage) before the report is built, e.g.
+    while the model is fitted in another thread; returns their PNGs by name, for ``render_charts(drawn=...)``."""
+    return {name: _draw(name, make, folder) for name, make in data_chart_makers(inputs, confidence).items()}
 
 
 def _draw(name: str, make: Callable[[], Figure], folder: Path | None) -> bytes:
@@ -350,6 +315,13 @@ def _draw(name: str, make: Callable[[], Figure], folder: Path | None) -> bytes:
     if folder is not None:
         write_png(folder, CHART_FILES[name], png)
     return png
+
+
+def write_png(folder: Path, file_name: str, png: bytes) -> None:
+    """Write ``png`` as ``folder/file_name`` atomically: a PDF renderer waiting for the file never reads half."""
+    staging = folder / f".{file_name}.tmp"
+    staging.write_bytes(png)
+    os.replace(staging, folder / file_name)
 
 
 @functools.cache
