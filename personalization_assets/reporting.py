@@ -192,7 +192,7 @@ def _build_report(
     started = time.perf_counter()
     confidence = 1 - experiment.statistics.alpha
     # The attribution model's sample query and fit (most of the step's own work at 1M customers; DuckDB and
-    # numpy release the GIL) run in a thread while this one reads the rest (and, at 1M, draws three charts).
+    # numpy release the GIL) run in a thread while this one reads the rest (and draws charts, if the fit takes long).
     fitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-attribution")
     attribution_future = fitter.submit(_fitted_attribution, warehouse, config, confidence, served)
     fitter.shutdown(wait=False)
@@ -208,8 +208,9 @@ def _build_report(
     timings["read"] = time.perf_counter() - started
     started = time.perf_counter()
     # While the attribution model is still being fitted (large campaigns), this process draws the charts that do
-    # not need it; otherwise it builds the page first, so the PDF worker can start on it sooner.
-    early_charts = {} if attribution_future.done() else reporting.start_charts(inputs, folder, confidence)
+    # not need it, one after another until the model is ready; then it builds the page first, so the PDF worker
+    # can start on it sooner.
+    early_charts = reporting.start_charts(inputs, folder, confidence, stop=attribution_future.done)
     timings["charts (before the model)"] = time.perf_counter() - started
     started = time.perf_counter()
     attribution = attribution_future.result()

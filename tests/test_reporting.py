@@ -895,6 +895,10 @@ def test_charts_drawn_before_the_model_are_not_drawn_again(campaign, tmp_path):
     for name, file_name in reporting.CHART_FILES.items():
         assert (tmp_path / file_name).read_bytes() == here.chart_png[name]
     assert not list(tmp_path.glob(".*.tmp"))
+    # Once the model is ready (stop() is true) no further chart is drawn before the page.
+    answers = iter([False, True])
+    assert list(reporting.start_charts(inputs, None, stop=lambda: next(answers))) == ["lift"]
+    assert reporting.start_charts(inputs, None, stop=lambda: True) == {}
 
 
 def test_notebook_parameters_are_injected_as_papermill_injects_them(tmp_path):

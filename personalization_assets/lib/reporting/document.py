@@ -304,10 +304,22 @@ def render_charts(report: Report, folder: Path | None = None, drawn: Mapping[str
     return replace(report, chart_png=chart_png, charts={name: png_data_uri(png) for name, png in chart_png.items()})
 
 
-def start_charts(inputs: ReportInputs, folder: Path | None = None, confidence: float = 0.95) -> dict[str, bytes]:
-    """Draw the charts that need no attribution model (lift, funnel, coverage) before the report is built, e.g.
-    while the model is fitted in another thread; returns their PNGs by name, for ``render_charts(drawn=...)``."""
-    return {name: _draw(name, make, folder) for name, make in data_chart_makers(inputs, confidence).items()}
+def start_charts(
+    inputs: ReportInputs,
+    folder: Path | None = None,
+    confidence: float = 0.95,
+    stop: Callable[[], bool] = lambda: False,
+) -> dict[str, bytes]:
+    """Draw the charts that need no attribution model (lift, funnel, coverage, in that order) before the report is
+    built, e.g. while the model is fitted in another thread, stopping before the next one once ``stop()`` is true
+    (the model is ready: the page should go to the PDF worker first). Their PNGs by name, for
+    ``render_charts(drawn=...)``, which draws the rest."""
+    drawn = {}
+    for name, make in data_chart_makers(inputs, confidence).items():
+        if stop():
+            break
+        drawn[name] = _draw(name, make, folder)
+    return drawn
 
 
 def _draw(name: str, make: Callable[[], Figure], folder: Path | None) -> bytes:
