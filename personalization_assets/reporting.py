@@ -192,7 +192,8 @@ def _build_report(
     started = time.perf_counter()
     confidence = 1 - experiment.statistics.alpha
     # The attribution model's sample query and fit (most of the step's own work at 1M customers; DuckDB and
-    # numpy release the GIL) run in a thread while this one reads the rest (and draws charts, if the fit takes long).
+    # numpy release the GIL) run in a thread while this one reads the rest. (Drawing charts meanwhile was tried:
+    # both need the GIL, so the fit and the page came later.)
     fitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-attribution")
     attribution_future = fitter.submit(_fitted_attribution, warehouse, config, confidence, served)
     fitter.shutdown(wait=False)
@@ -206,12 +207,6 @@ def _build_report(
         )
     inputs = reporting.restrict_to_segments(inputs, served)
     timings["read"] = time.perf_counter() - started
-    started = time.perf_counter()
-    # While the attribution model is still being fitted (large campaigns), this process draws the charts that do
-    # not need it, one after another until the model is ready; then it builds the page first, so the PDF worker
-    # can start on it sooner.
-    early_charts = reporting.start_charts(inputs, folder, confidence, stop=attribution_future.done)
-    timings["charts (before the model)"] = time.perf_counter() - started
     started = time.perf_counter()
     attribution = attribution_future.result()
     timings["attribution (in parallel), wait"] = time.perf_counter() - started
@@ -248,9 +243,7 @@ def _build_report(
             reporting.render_html(report), folder, folder / REPORT_PDF, wait_for=list(reporting.CHART_FILES.values())
         )
     started = time.perf_counter()
-    # Each PNG drawn once (those drawn while the model was fitted are not redrawn): for the PDF, the HTML and the
-    # notebook.
-    report = reporting.render_charts(report, folder, drawn=early_charts)
+    report = reporting.render_charts(report, folder)  # each PNG drawn once: for the PDF, the HTML and the notebook
     html = reporting.render_html(report)
     html_path = folder / REPORT_HTML
     html_path.write_text(html, encoding="utf-8")

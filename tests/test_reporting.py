@@ -878,29 +878,6 @@ def test_attribution_sample_read_apart_is_the_sample_read_inputs_takes(campaign,
         assert reporting.read_attribution_sample(empty).empty
 
 
-def test_charts_drawn_before_the_model_are_not_drawn_again(campaign, tmp_path):
-    """The report step draws lift, funnel and coverage while the attribution model is fitted (start_charts):
-    render_charts then draws only the attribution chart; the same PNGs, byte for byte, written next to the
-    report as soon as each is drawn, in the report's order."""
-    inputs = inputs_from(campaign)
-    report = reporting.build_report(inputs, charts=False)
-    here = reporting.render_charts(report)
-    early = reporting.start_charts(inputs, tmp_path)
-    assert list(early) == ["lift", "funnel", "coverage"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["coverage.png", "funnel.png", "lift.png"]
-    staged = reporting.render_charts(report, tmp_path, drawn=early)
-    assert list(staged.chart_png) == list(here.chart_png) == list(reporting.CHART_FILES)
-    assert staged.chart_png == here.chart_png
-    assert staged.charts == here.charts
-    for name, file_name in reporting.CHART_FILES.items():
-        assert (tmp_path / file_name).read_bytes() == here.chart_png[name]
-    assert not list(tmp_path.glob(".*.tmp"))
-    # Once the model is ready (stop() is true) no further chart is drawn before the page.
-    answers = iter([False, True])
-    assert list(reporting.start_charts(inputs, None, stop=lambda: next(answers))) == ["lift"]
-    assert reporting.start_charts(inputs, None, stop=lambda: True) == {}
-
-
 def test_notebook_parameters_are_injected_as_papermill_injects_them(tmp_path):
     """Same injected cell, tags and metadata as papermill's parameterize_notebook, without importing papermill
     in the report step (values with quotes, backslashes and newlines escaped the same way)."""

@@ -42,13 +42,11 @@ from personalization_assets.lib.reporting.document import (
     TEMPLATES_DIR,
     Report,
     build_report,
-    data_chart_makers,
     execute_notebook,
     html_to_pdf,
     parameterize,
     render_charts,
     render_html,
-    start_charts,
 )
 from personalization_assets.lib.reporting.formatting import (
     METRIC_EVENTS,
@@ -154,7 +152,6 @@ __all__ = [
     # document
     "TEMPLATES_DIR", "TEMPLATE_NAME", "CHART_FILES", "Report", "build_report", "render_charts", "render_html",
     "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook", "parameterize",
-    "data_chart_makers", "start_charts",
     # the PDF in a child process; the notebook's data
     "PdfWorker", "PdfRenderError", "REPORT_DATA_DIR", "REPORT_DATA_FILE", "report_payload", "report_frames",
     "write_report_data",

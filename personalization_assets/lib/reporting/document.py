@@ -144,27 +144,6 @@ def _number(value: object) -> float | None:
     return None if number != number else number  # NaN: no figure
 
 
-def data_chart_makers(
-    inputs: ReportInputs,
-    confidence: float = 0.95,
-    segments: pd.DataFrame | None = None,
-    coverage: pd.DataFrame | None = None,
-) -> dict[str, Callable[[], Figure]]:
-    """How to draw the charts that need no attribution model (lift, funnel, coverage): they can be drawn while
-    the model is fitted. ``segments`` and ``coverage`` are computed from ``inputs`` unless given."""
-    if segments is None:
-        segments = campaign_segments(inputs)
-    if coverage is None:
-        _, coverage = retrieval_coverage(
-            inputs.retrieved, inputs.variants, inputs.verdicts, segments, len(inputs.content)
-        )
-    return {
-        "lift": functools.partial(lift_chart, inputs.metrics, inputs.pooled, segments, confidence),
-        "funnel": functools.partial(funnel_chart, inputs.funnel, segments),
-        "coverage": functools.partial(coverage_chart, coverage, segments),
-    }
-
-
 def build_report(
     inputs: ReportInputs,
     primary_metric: str = "conversion",
@@ -205,9 +184,11 @@ def build_report(
     costs, cost_totals = cost_table(inputs.variants, segments)
     if attribution is None:
         attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
-    chart_makers = {
-        **data_chart_makers(inputs, confidence, segments, coverage),
-        "attribution": functools.partial(attribution_chart, attribution, confidence),
+    chart_makers: dict[str, Callable[[], Figure]] = {
+        "lift": lambda: lift_chart(inputs.metrics, inputs.pooled, segments, confidence),
+        "funnel": lambda: funnel_chart(inputs.funnel, segments),
+        "coverage": lambda: coverage_chart(coverage, segments),
+        "attribution": lambda: attribution_chart(attribution, confidence),
     }
     tables = {
         "results": results_table(inputs.metrics, segments, primary_metric, confidence, inputs.pooled),
@@ -291,49 +272,19 @@ def build_report(
     return render_charts(report) if charts else report
 
 
-def render_charts(report: Report, folder: Path | None = None, drawn: Mapping[str, bytes] | None = None) -> Report:
+def render_charts(report: Report, folder: Path | None = None) -> Report:
     """``report`` with its charts drawn: PNG bytes in ``chart_png``, data URIs in ``charts``. With ``folder``, each
     PNG is also written there under its ``CHART_FILES`` name as soon as it is drawn (atomically: a PDF renderer
-    waiting for the file never reads half of it). ``drawn``: charts already drawn from the same data (by
-    ``start_charts``); only the others are drawn here."""
-    pngs = dict(drawn or {})
+    waiting for the file never reads half of it)."""
+    chart_png = {}
     for name, make in report.chart_makers.items():
-        if name not in pngs:
-            pngs[name] = _draw(name, make, folder)
-    chart_png = {name: pngs[name] for name in report.chart_makers}  # in the report's order
+        png = figure_png(make())
+        chart_png[name] = png
+        if folder is not None:
+            staging = folder / f".{CHART_FILES[name]}.tmp"
+            staging.write_bytes(png)
+            os.replace(staging, folder / CHART_FILES[name])
     return replace(report, chart_png=chart_png, charts={name: png_data_uri(png) for name, png in chart_png.items()})
-
-
-def start_charts(
-    inputs: ReportInputs,
-    folder: Path | None = None,
-    confidence: float = 0.95,
-    stop: Callable[[], bool] = lambda: False,
-) -> dict[str, bytes]:
-    """Draw the charts that need no attribution model (lift, funnel, coverage, in that order) before the report is
-    built, e.g. while the model is fitted in another thread, stopping before the next one once ``stop()`` is true
-    (the model is ready: the page should go to the PDF worker first). Their PNGs by name, for
-    ``render_charts(drawn=...)``, which draws the rest."""
-    drawn = {}
-    for name, make in data_chart_makers(inputs, confidence).items():
-        if stop():
-            break
-        drawn[name] = _draw(name, make, folder)
-    return drawn
-
-
-def _draw(name: str, make: Callable[[], Figure], folder: Path | None) -> bytes:
-    png = figure_png(make())
-    if folder is not None:
-        write_png(folder, CHART_FILES[name], png)
-    return png
-
-
-def write_png(folder: Path, file_name: str, png: bytes) -> None:
-    """Write ``png`` as ``folder/file_name`` atomically: a PDF renderer waiting for the file never reads half."""
-    staging = folder / f".{file_name}.tmp"
-    staging.write_bytes(png)
-    os.replace(staging, folder / file_name)
 
 
 @functools.cache
