@@ -74,9 +74,10 @@ def campaign_report(
     folder = Path(settings.reports_dir) / report_folder_name(context.run.run_id, generated_at)
     folder.mkdir(parents=True, exist_ok=True)
     # Three things at once, so the step costs its longest part, not the sum: this process computes the report
-    # and draws its charts; a WeasyPrint child process (started first: its import takes a moment) lays out the
-    # PDF from the HTML as soon as the tables are known, waiting for each chart's file; the notebook's kernel
-    # starts now, and its cells that show the report's data run once the step has written them (report_data/).
+    # and draws its charts (the attribution model is fitted in a thread meanwhile); a WeasyPrint child process
+    # (started first: its import takes a moment) lays out the PDF from the HTML as soon as the tables are known,
+    # waiting for each chart's file; the notebook's kernel starts now, and its cells that show the report's data
+    # run once the step has written them (report_data/).
     if config.notebook:
         _import_notebook_machinery()
     # The report reads the warehouse read-only, which DuckDB refuses in a process that holds it read-write (the
@@ -164,6 +165,16 @@ def _timed_notebook(
     return time.perf_counter() - started
 
 
+def _fitted_attribution(
+    warehouse: DuckDBWarehouse, config: ReportingConfig, confidence: float, served: list[str]
+) -> reporting.Attribution:
+    """The attribution model on the sample of the served segments (the rows ``read_inputs`` would sample)."""
+    with warehouse.connect(read_only=True) as connection:
+        sample = reporting.read_attribution_sample(connection, config.attribution_sample_rows, config.sample_seed)
+    sample = sample[sample["segment"].isin(served)].reset_index(drop=True)
+    return reporting.feature_attribution(sample, config.attribution_metric, confidence)
+
+
 def _build_report(
     context: AssetExecutionContext,
     config: ReportingConfig,
@@ -179,12 +190,26 @@ def _build_report(
 ) -> MaterializeResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    confidence = 1 - experiment.statistics.alpha
+    # The attribution model's sample query and fit (most of the step's own work at 1M customers; DuckDB and
+    # numpy release the GIL) run in a thread while this one reads the rest. (Drawing charts meanwhile was tried:
+    # both need the GIL, so the fit and the page came later.)
+    fitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-attribution")
+    attribution_future = fitter.submit(_fitted_attribution, warehouse, config, confidence, served)
+    fitter.shutdown(wait=False)
     with warehouse.connect(read_only=True) as connection:
         inputs = reporting.read_inputs(
-            connection, config.attribution_sample_rows, config.sample_seed, config.personalized_sample_per_tone
+            connection,
+            config.attribution_sample_rows,
+            config.sample_seed,
+            config.personalized_sample_per_tone,
+            attribution_sample=False,
         )
     inputs = reporting.restrict_to_segments(inputs, served)
     timings["read"] = time.perf_counter() - started
+    started = time.perf_counter()
+    attribution = attribution_future.result()
+    timings["attribution (in parallel), wait"] = time.perf_counter() - started
     if inputs.missing_tables:
         context.log.warning(
             f"tables not in the warehouse yet (their sections stay empty): {', '.join(inputs.missing_tables)}"
@@ -200,7 +225,7 @@ def _build_report(
         inputs,
         primary_metric=config.primary_metric,
         attribution_metric=config.attribution_metric,
-        confidence=1 - experiment.statistics.alpha,
+        confidence=confidence,
         power=experiment.statistics.power,
         correction=experiment.statistics.correction,
         arm_weights=experiment.assignment.weights,
@@ -210,6 +235,7 @@ def _build_report(
         generated_at=generated_at,
         excluded=excluded,
         charts=False,  # drawn below, while the PDF worker already lays out the text
+        attribution=attribution,
     )
     timings["tables"] = time.perf_counter() - started
     if pdf_worker is not None:  # the PDF's page links its charts by file name; the worker waits for each file

@@ -862,6 +862,50 @@ def test_pdf_worker_names_a_chart_that_never_came(tmp_path):
     assert not (tmp_path / "out.pdf").exists()
 
 
+def test_attribution_sample_read_apart_is_the_sample_read_inputs_takes(campaign, tmp_path):
+    """The report step reads the attribution sample in a thread of its own: the same rows, in the same order."""
+    path = write_warehouse(tmp_path / "warehouse.duckdb", campaign)
+    with duckdb.connect(str(path), read_only=True) as connection:
+        whole = reporting.read_inputs(connection, sample_rows=700, seed=3)
+        without = reporting.read_inputs(connection, sample_rows=700, seed=3, attribution_sample=False)
+        apart = reporting.read_attribution_sample(connection, sample_rows=700, seed=3)
+    assert len(whole.attribution_sample) == 700
+    pd.testing.assert_frame_equal(apart, whole.attribution_sample)
+    assert without.attribution_sample.empty
+    assert list(without.attribution_sample.columns) == list(whole.attribution_sample.columns)
+    pd.testing.assert_frame_equal(without.metrics, whole.metrics)
+    with duckdb.connect() as empty:
+        assert reporting.read_attribution_sample(empty).empty
+
+
+def test_notebook_parameters_are_injected_as_papermill_injects_them(tmp_path):
+    """Same injected cell, tags and metadata as papermill's parameterize_notebook, without importing papermill
+    in the report step (values with quotes, backslashes and newlines escaped the same way)."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    template = PROJECT_ROOT / "notebooks" / "campaign_analysis.ipynb"
+    parameters = {"report_data": "report_data", "warehouse_path": 'C:\\data\\"w"\nh.duckdb', "rows": 3, "on": True}
+    ours = reporting.parameterize(nbformat.read(template, as_version=4), parameters)
+    theirs = parameterize_notebook(
+        load_notebook_node(str(template)), parameters, kernel_name="python3", language="python"
+    )
+    assert [cell.source for cell in ours.cells] == [cell.source for cell in theirs.cells]
+    assert [cell.metadata for cell in ours.cells] == [cell.metadata for cell in theirs.cells]
+    assert ours.metadata["papermill"] == theirs.metadata["papermill"]
+    injected = next(cell for cell in ours.cells if "injected-parameters" in cell.metadata["tags"])
+    namespace: dict = {}
+    exec(injected.source, namespace)
+    assert {name: namespace[name] for name in parameters} == parameters
+    # Injecting again replaces the injected cell instead of adding a second one.
+    again = reporting.parameterize(ours, {"report_data": "elsewhere"})
+    assert sum("injected-parameters" in cell.metadata["tags"] for cell in again.cells) == 1
+    assert 'report_data = "elsewhere"' in next(
+        c.source for c in again.cells if "injected-parameters" in c.metadata["tags"]
+    )
+
+
 def test_reporting_config_rejects_unknown_keys(tmp_path):
     from personalization_assets.config import ConfigError
     from personalization_assets.config.reporting import ReportingConfig

@@ -44,6 +44,7 @@ from personalization_assets.lib.reporting.document import (
     build_report,
     execute_notebook,
     html_to_pdf,
+    parameterize,
     render_charts,
     render_html,
 )
@@ -86,6 +87,7 @@ from personalization_assets.lib.reporting.inputs import (
     campaign_segments,
     empty_table,
     personalized_sample_sql,
+    read_attribution_sample,
     read_inputs,
     restrict_to_segments,
 )
@@ -133,7 +135,7 @@ __all__ = [
     "PERSONAL_FIELDS_COLUMNS", "PERSONAL_FIELDS_SQL",
     "ATTRIBUTION_FEATURES", "SAMPLE_COLUMNS", "FUNNEL_SQL", "SAMPLE_SQL", "PERSONALIZED_SUMMARY_SQL",
     "ReportInputs", "empty_table", "personalized_sample_sql", "read_inputs", "campaign_segments",
-    "restrict_to_segments",
+    "restrict_to_segments", "read_attribution_sample",
     # recommendations
     "SEND", "LEAN", "UNDECIDED", "KEEP_CONTROL", "CONTROL_ONLY", "NO_DATA", "DECISION_LABELS",
     "Recommendation", "recommend_segment", "recommend", "HEADLINE_COLUMNS", "headline_frame", "format_headline",
@@ -149,7 +151,7 @@ __all__ = [
     "lift_chart", "funnel_chart", "coverage_chart", "attribution_chart",
     # document
     "TEMPLATES_DIR", "TEMPLATE_NAME", "CHART_FILES", "Report", "build_report", "render_charts", "render_html",
-    "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook",
+    "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook", "parameterize",
     # the PDF in a child process; the notebook's data
     "PdfWorker", "PdfRenderError", "REPORT_DATA_DIR", "REPORT_DATA_FILE", "report_payload", "report_frames",
     "write_report_data",

@@ -158,6 +158,7 @@ def build_report(
     generated_at: datetime | None = None,
     excluded: Sequence[tuple[str, str, str]] = (),
     charts: bool = True,
+    attribution: Attribution | None = None,
 ) -> Report:
     """Every number, table, chart and sentence of the report, from the warehouse's tables.
 
@@ -167,7 +168,9 @@ def build_report(
     ``recorded_audit_head`` is the safety audit head kept outside the warehouse (see ``safety_summary``).
     ``excluded`` names the campaign's segments left out of ``inputs`` and why; the report says so.
     ``charts=False`` leaves the charts undrawn: ``charts`` then holds their file names (``CHART_FILES``, for an
-    HTML page rendered before they exist, e.g. the PDF's), and ``render_charts`` draws them."""
+    HTML page rendered before they exist, e.g. the PDF's), and ``render_charts`` draws them.
+    ``attribution``: the model already fitted on the attribution sample (``feature_attribution``), by a caller
+    that fitted it beside other work; by default it is fitted here on ``inputs.attribution_sample``."""
     if primary_metric not in BINARY_METRICS:
         raise ValueError(f"primary_metric must be one of {list(BINARY_METRICS)}, got {primary_metric!r}")
     generated_at = generated_at or datetime.now().astimezone()
@@ -179,7 +182,8 @@ def build_report(
         inputs.retrieved, inputs.variants, inputs.verdicts, segments, len(inputs.content)
     )
     costs, cost_totals = cost_table(inputs.variants, segments)
-    attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
+    if attribution is None:
+        attribution = feature_attribution(inputs.attribution_sample, attribution_metric, confidence)
     chart_makers: dict[str, Callable[[], Figure]] = {
         "lift": lambda: lift_chart(inputs.metrics, inputs.pooled, segments, confidence),
         "funnel": lambda: funnel_chart(inputs.funnel, segments),
@@ -331,6 +335,60 @@ NOTEBOOK_KERNEL = "python3"  # ipykernel's spec: jupyter_client runs it with thi
 REPORT_DATA_TAG = "report-data"  # cells that read the report's data: executed once it is written
 
 
+PARAMETERS_TAG = "parameters"
+INJECTED_PARAMETERS_TAG = "injected-parameters"
+
+
+def _python_literal(value: object) -> str:
+    """A parameter as papermill's Python translator writes it (strings escaped and double-quoted)."""
+    if isinstance(value, str):
+        return '"' + value.encode("unicode_escape").decode("utf-8").replace('"', r"\"") + '"'
+    if value is None or isinstance(value, bool | int | float):
+        return repr(value)
+    raise TypeError(f"notebook parameters are strings, numbers, booleans or None; got {type(value).__name__}")
+
+
+def parameterize(notebook, parameters: Mapping[str, object]):
+    """``notebook`` (an nbformat v4 NotebookNode, changed in place) with a cell tagged "injected-parameters"
+    assigning ``parameters``, after the cell tagged "parameters" (replacing an earlier injected cell; at the top
+    when there is none), and papermill's metadata: the notebook it writes is laid out as papermill's
+    ``parameterize_notebook`` lays it out (same cell, tags and ``metadata.papermill``), without importing
+    papermill (its storage back-ends, boto3 among them, cost most of a second of the report step's CPU)."""
+    import nbformat
+
+    notebook = nbformat.v4.upgrade(notebook)  # a no-op on the current format, as in papermill
+    source = "# Parameters\n" + "".join(f"{name} = {_python_literal(value)}\n" for name, value in parameters.items())
+    cell = nbformat.v4.new_code_cell(source=source)
+    cell.metadata["tags"] = [INJECTED_PARAMETERS_TAG]
+    for existing in notebook.cells:
+        existing.metadata.setdefault("tags", [])
+        existing.metadata.setdefault("papermill", {})
+    tagged = [i for i, c in enumerate(notebook.cells) if INJECTED_PARAMETERS_TAG in c.metadata["tags"]]
+    if tagged:
+        notebook.cells[tagged[0]] = cell
+    else:
+        after = next((i + 1 for i, c in enumerate(notebook.cells) if PARAMETERS_TAG in c.metadata["tags"]), 0)
+        notebook.cells.insert(after, cell)
+    notebook.metadata["papermill"] = {
+        **notebook.metadata.get("papermill", {"default_parameters": {}, "environment_variables": {}}),
+        "parameters": dict(parameters),
+        "version": _papermill_version(),
+    }
+    notebook.metadata["kernelspec"] = {"name": NOTEBOOK_KERNEL, "display_name": "Python 3", "language": "python"}
+    return notebook
+
+
+@functools.cache
+def _papermill_version() -> str | None:
+    """The installed papermill's version, for ``metadata.papermill`` (read from its distribution, not imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("papermill")
+    except PackageNotFoundError:
+        return None
+
+
 def execute_notebook(
     template: Path,
     output: Path,
@@ -339,10 +397,10 @@ def execute_notebook(
     before_report_data: Callable[[], None] | None = None,
     kernel_niceness: int = 0,
 ) -> Path:
-    """Execute ``template`` with ``parameters`` injected by papermill after its cell tagged "parameters" and save
-    the executed notebook to ``output``. A failing cell raises nbclient's CellExecutionError naming the cell; the
-    partly executed notebook is saved first, for debugging. (nbclient runs it, in this thread, so the report can
-    build the PDF meanwhile; papermill only writes the parameters cell.)
+    """Execute ``template`` with ``parameters`` injected after its cell tagged "parameters" (``parameterize``,
+    papermill's layout) and save the executed notebook to ``output``. A failing cell raises nbclient's
+    CellExecutionError naming the cell; the partly executed notebook is saved first, for debugging. (nbclient runs
+    it, in this thread, so the report can build the PDF meanwhile.)
 
     ``before_report_data`` is called (in this thread) before the first code cell tagged "report-data": it may
     block until the report's data exist, so the kernel starts and runs the cells before it (imports) early, and
@@ -350,17 +408,8 @@ def execute_notebook(
     (``nice``), so a notebook executed beside more urgent work takes the processor when that work waits."""
     import nbformat
     from nbclient import NotebookClient
-    from papermill.iorw import load_notebook_node
-    from papermill.parameterize import parameterize_notebook
 
-    notebook = parameterize_notebook(
-        load_notebook_node(str(template)), dict(parameters), kernel_name=NOTEBOOK_KERNEL, language="python"
-    )
-    notebook.metadata["kernelspec"] = {
-        "name": NOTEBOOK_KERNEL,
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    notebook = parameterize(nbformat.read(template, as_version=4), parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
     waiting = [before_report_data]
 

@@ -172,8 +172,27 @@ order by s.segment, s.arm, hash(s.customer_id || ?), s.customer_id
 """
 
 
-def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0, messages_per_tone: int = 2) -> ReportInputs:
-    """Read the report's tables through an open (read-only) DuckDB connection; absent tables: empty frames."""
+def read_attribution_sample(connection, sample_rows: int = 200_000, seed: int = 0) -> pd.DataFrame:
+    """The attribution model's sample (``SAMPLE_SQL``): engagement joined with customer attributes, the
+    ``sample_rows`` rows with the smallest seeded hashes; empty while either table is missing. ``read_inputs``
+    reads it too; the report step reads it on its own, in a thread beside the other reads and the charts."""
+    if sample_rows < 1:
+        raise ValueError(f"sample_rows must be at least 1, got {sample_rows}")
+    if not {"engagement", "customers"} <= _existing_tables(connection):
+        return empty_table("sample")
+    return connection.execute(SAMPLE_SQL, [str(seed), int(sample_rows)]).fetchdf()
+
+
+def read_inputs(
+    connection,
+    sample_rows: int = 200_000,
+    seed: int = 0,
+    messages_per_tone: int = 2,
+    attribution_sample: bool = True,
+) -> ReportInputs:
+    """Read the report's tables through an open (read-only) DuckDB connection; absent tables: empty frames.
+    ``attribution_sample=False`` leaves the attribution sample empty (for a caller that reads it apart, with
+    ``read_attribution_sample``)."""
     if sample_rows < 1:
         raise ValueError(f"sample_rows must be at least 1, got {sample_rows}")
     if messages_per_tone < 0:
@@ -193,8 +212,8 @@ def read_inputs(connection, sample_rows: int = 200_000, seed: int = 0, messages_
     if "engagement" in existing:
         funnel = connection.execute(FUNNEL_SQL).fetchdf()
         engagement_rows = int(funnel["sent"].sum()) if len(funnel) else 0
-        if "customers" in existing:
-            sample = connection.execute(SAMPLE_SQL, [str(seed), int(sample_rows)]).fetchdf()
+        if "customers" in existing and attribution_sample:
+            sample = read_attribution_sample(connection, sample_rows, seed)
     personalized_summary = empty_table("personalized_summary")
     personalized_sample = empty_table("personalized_sample")
     if "personalized_messages" in existing:
