@@ -64,8 +64,15 @@ def _resident_bytes() -> int | None:
 
 
 def note_loaded_size() -> None:
-    """Remember the process's size once the code is loaded: what runs add on top is what release_memory frees."""
+    """Remember the process's size once the code is loaded: what runs add on top is what release_memory frees.
+    The loaded code's objects (modules, definitions, resources) live as long as the process, so after one
+    collection (nothing the pre-flight left, such as a connection in a reference cycle, is kept alive by what
+    follows) they are moved out of the garbage collector's reach (`gc.freeze`): each later full collection, ours
+    between runs and Python's own during them, walks only what the runs created (at 1M: 0.01-0.03 s instead of
+    0.16-0.22 s a collection)."""
     global _loaded_bytes
+    gc.collect()
+    gc.freeze()
     _loaded_bytes = _resident_bytes()
 
 
@@ -74,7 +81,8 @@ def release_memory() -> None:
     that reference cycles kept alive (Dagster's run contexts), Arrow's allocator pool (mimalloc keeps freed
     pages) and glibc's heap. Without it the process carried hundreds of MiB from one run into the next.
     Skipped while the runs have not grown the process much (the code alone is ~500 MiB): a full collection
-    costs ~0.2 s, most of a small segment's run. Where the size is unknown, always released."""
+    cost ~0.2 s before the loaded code was frozen, most of a small segment's run. Where the size is unknown,
+    always released."""
     resident = _resident_bytes()
     if resident is not None:
         if _loaded_bytes is None:

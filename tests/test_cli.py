@@ -410,3 +410,24 @@ def test_tune_process_runs_blas_on_one_thread_unless_the_user_set_a_count(monkey
     limited = _blas_threads()
     assert limited
     assert set(limited.values()) == {1}
+
+
+def test_the_loaded_code_is_frozen_out_of_the_collectors_reach_after_a_collection(monkeypatch):
+    import gc
+
+    from personalization_assets import cli
+
+    class Cycle:  # garbage the pre-flight could leave: collected first, never frozen
+        def __init__(self):
+            self.me = self
+
+    collected = []
+    Cycle.__del__ = lambda self: collected.append(1)
+    Cycle()
+    monkeypatch.setattr(cli, "_loaded_bytes", None)
+    try:
+        cli.note_loaded_size()
+        assert collected == [1]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
