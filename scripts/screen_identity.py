@@ -3,7 +3,8 @@
 Screens every development and used held-out text (tests/data/safety_*, tests/heldout/safety{,_v2,_v3,_v4}),
 the string literals of the screen's test files and every content document in data/ with
 `screen_text`, `phishing_check` and `masked_text`, and compares the full results (severities, labels,
-language, errors, blocklist hits) with a fixture written by the reference version (`--write`, run on main; rewritten when the screen changes verdicts on purpose, e.g. round 5).
+language, errors, blocklist hits) with a fixture written by the reference version (`--write`, run on main;
+rewritten when the screen changes verdicts on purpose, as round 5 did).
 Texts are stored by SHA-256 only, so the fixture copies no held-out text. tests/heldout/safety_v5 is never read.
 
     PYTHONPATH=$PWD python scripts/screen_identity.py            # compare; exit 1 on any difference

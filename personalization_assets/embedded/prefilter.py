@@ -37,8 +37,9 @@ import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from re import _constants as sre  # noqa: PLC2701 - the stdlib's own regex syntax tree, read only
-from re import _parser as sre_parse  # noqa: PLC2701
+from re import _constants as sre  # type: ignore[attr-defined]  # noqa: PLC2701 - the stdlib's regex syntax tree, read only
+from re import _parser as sre_parse  # type: ignore[attr-defined]  # noqa: PLC2701
+from typing import Any
 
 # Requirements of the screen's own patterns, derived once and stored (`write_store`); keyed by pattern text.
 STORE = Path(__file__).with_name("prefilter_requirements.json")
@@ -217,7 +218,7 @@ def _as_clauses(exact: frozenset[str] | None) -> Requirement:
     return () if exact is None or "" in exact else (exact,)
 
 
-def _sequence(items: Iterable[tuple[object, object]]) -> _Info:
+def _sequence(items: Iterable[tuple[Any, Any]]) -> _Info:
     exact: frozenset[str] | None = _EMPTY  # exact strings of the run of parts since the last restart
     clauses: list[Clause] = []
     whole = True  # whether `exact` still covers the whole sequence
@@ -248,7 +249,7 @@ def _sequence(items: Iterable[tuple[object, object]]) -> _Info:
 
 def _branch(infos: list[_Info]) -> _Info:
     if all(exact is not None for exact, _ in infos):
-        union = frozenset().union(*(exact for exact, _ in infos))
+        union = frozenset[str]().union(*(exact for exact, _ in infos if exact is not None))
         if len(union) <= _EXACT_LIMIT:
             return union, ()
     options = [_best(clauses + _as_clauses(exact)) for exact, clauses in infos]

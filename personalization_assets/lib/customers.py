@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -586,7 +587,7 @@ def validate_customers(
             )
 
     # The typed columns as arrays: text stays in Arrow (no Python string per value), numbers in NumPy.
-    typed: dict[str, object] = {ID_COLUMN: ids.array}
+    typed: dict[str, Any] = {ID_COLUMN: ids.array}
     for column in TEXT_COLUMNS:
         text = frame_in[column].astype(ARROW_STRING).str.strip()
         reject(text.isna() | (text == ""), column, "empty value")
