@@ -95,6 +95,20 @@ def run_partitions_concurrently(
         assert process.returncode == 0, f"partition {partition}: {stderr[-3000:]}"
 
 
+def fresh_python_output(code: str) -> str:
+    """The last line `code` prints in a fresh interpreter with the project on its path: what importing or first
+    use does in a new process, whatever this test process has already imported."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+        env={"PYTHONPATH": str(PROJECT_ROOT)},
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
 def require_extra(module: str, extra: str):
     """Import an optional extra's module: skip the test where it is not installed, fail in CI (CI=true), where
     `make test` installs every extra and a skip would hide an untested scale-out option."""

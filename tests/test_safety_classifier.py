@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ import pytest
 import personalization_assets.embedded.classifier as classifier
 from personalization_assets.embedded.screen import masked_text, screen_text
 from personalization_assets.lib.safety import CONCERNS, MAX_SEVERITY
+from tests.conftest import fresh_python_output
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,11 +35,6 @@ def _rules_only(text: str):
     finally:
         classifier.HEAD_PATH = previous
         classifier.embedding_classifier.cache_clear()
-
-
-def _run(probe: str) -> subprocess.CompletedProcess:
-    env = {"PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
 
 
 def test_sentence_vectors_are_wordllamas_own():
@@ -82,15 +76,8 @@ def test_judging_works_with_the_network_cut_off():
         "c = embedding_classifier()\n"
         "print(json.dumps(c.unsafe_probability('Our summer sale starts on Monday, see you there.')))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT)},
-    )
-    assert 0.0 <= json.loads(out.stdout.strip().splitlines()[-1]) < 0.5
+    out = fresh_python_output(probe)
+    assert 0.0 <= json.loads(out) < 0.5
 
 
 def test_importing_the_screen_loads_no_tokenizer_until_it_screens():
@@ -101,15 +88,8 @@ def test_importing_the_screen_loads_no_tokenizer_until_it_screens():
         "s.screen_text('Our summer sale starts on Monday, see you there.')\n"
         "print(json.dumps([before, 'tokenizers' in sys.modules, 'wordllama' in sys.modules]))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT)},
-    )
-    before, after, wordllama_imported = json.loads(out.stdout.strip().splitlines()[-1])
+    out = fresh_python_output(probe)
+    before, after, wordllama_imported = json.loads(out)
     assert before is False
     assert after is True
     assert wordllama_imported is False  # its loader (which would download) is never imported

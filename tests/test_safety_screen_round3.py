@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +13,7 @@ import pytest
 
 from personalization_assets.embedded.screen import phishing_check, screen_text
 from personalization_assets.lib.safety import MAX_SEVERITY, decide_screened
+from tests.conftest import fresh_python_output
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -190,15 +189,8 @@ def test_importing_the_screen_stems_nothing_and_loads_no_pandas():
         "s.screen_text('Fresh bread today.'); "
         "print(json.dumps([before, _concepts.cache_info().currsize, pandas_loaded]))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT)},
-    )
-    before, after, pandas_loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    out = fresh_python_output(probe)
+    before, after, pandas_loaded = json.loads(out)
     assert before == 0
     assert after >= 1
     assert pandas_loaded is False
@@ -278,15 +270,8 @@ def test_screening_does_not_import_scikit_learn():
         "import sys; from personalization_assets.embedded.screen import screen_text; "
         "screen_text('Fresh bread every morning, killer deals on croissants.'); print('sklearn' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={"PYTHONPATH": str(ROOT)},
-    )
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    out = fresh_python_output(probe)
+    assert out == "False"
 
 
 @pytest.mark.parametrize(
