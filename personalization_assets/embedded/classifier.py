@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from personalization_assets.embedded.loading import load_once
 
 PACKAGE = "wordllama"  # the PyPI distribution whose wheel carries the embeddings and the tokenizer
 WEIGHTS = ("weights", "l2_supercat_256.safetensors")
@@ -148,7 +149,7 @@ class EmbeddingClassifier:
         return self.classes[ranked[0]], unsafe
 
 
-@lru_cache(maxsize=1)
+@load_once()
 def embedding_classifier() -> EmbeddingClassifier | None:
     """The shipped classifier, loaded on first use (None if the head file is missing: the screen then judges
     without it). A missing wordllama package raises `ClassifierUnavailable` rather than screening more weakly."""

@@ -29,6 +29,7 @@ from functools import lru_cache
 import snowballstemmer
 
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED
+from personalization_assets.embedded.loading import load_once
 
 _STEMMER_NAMES = {"en": "english", "de": "german", "es": "spanish", "fr": "french"}
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[@/:.]+")
@@ -492,7 +493,7 @@ _FR = {
 _LEXICONS = {"en": _EN, "de": _DE, "es": _ES, "fr": _FR}
 
 
-@lru_cache(maxsize=len(_LEXICONS))
+@load_once(maxsize=len(_LEXICONS))
 def _concepts(language: str) -> dict[str, dict[str, list[tuple[str, ...]]]]:
     """One language's concept lists stemmed and indexed, built on first use (stemming all four languages' lists
     cost ~0.1 s at import; a process that screens only English text never stems the others)."""
@@ -581,7 +582,7 @@ def _find(tokens: Tokens, phrases: Mapping[str, list[tuple[str, ...]]]) -> list[
     return spans
 
 
-@lru_cache(maxsize=len(_LEXICONS))
+@load_once(maxsize=len(_LEXICONS))
 def _all_concepts(language: str) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
     """Every concept's phrases by their first key, with the concept's name, each key's phrases in concept order."""
     by_first: dict[str, list[tuple[str, tuple[str, ...]]]] = {}

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from personalization_assets.embedded.loading import load_once
 
 MODEL_PATH = Path(__file__).parent / "data" / "screen_model.npz"
 MODEL_THRESHOLD = 0.7  # round 3: calibrated on a held-out split (scripts/train_safety_screen.py --calibrate)
@@ -176,7 +177,7 @@ class ScreenModel:
         return self.classes[ranked[0]], unsafe
 
 
-@lru_cache(maxsize=1)
+@load_once()
 def screen_model() -> ScreenModel | None:
     """The shipped model (None if the weights file is missing: the rules then judge alone)."""
     return ScreenModel() if MODEL_PATH.is_file() else None

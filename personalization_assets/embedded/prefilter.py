@@ -35,11 +35,12 @@ import json
 import math
 import re
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 from pathlib import Path
 from re import _constants as sre  # type: ignore[attr-defined]  # noqa: PLC2701 - the stdlib's regex syntax tree, read only
 from re import _parser as sre_parse  # type: ignore[attr-defined]  # noqa: PLC2701
 from typing import Any
+
+from personalization_assets.embedded.loading import load_once
 
 # Requirements of the screen's own patterns, derived once and stored (`write_store`); keyed by pattern text.
 STORE = Path(__file__).with_name("prefilter_requirements.json")
@@ -101,7 +102,7 @@ def write_store() -> int:
     return len(requirements)
 
 
-@lru_cache(maxsize=1)
+@load_once()
 def _stored() -> dict[str, Requirement]:
     try:
         data = json.loads(STORE.read_text(encoding="utf-8"))

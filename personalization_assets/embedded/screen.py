@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 from personalization_assets.embedded.concepts import concept_signals, mentions_minor, suspicious_links
 from personalization_assets.embedded.language import SUPPORTED_LANGUAGES, UNDETERMINED, identify_language
+from personalization_assets.embedded.loading import load_once
 from personalization_assets.embedded.minors import minor_signal, protective_copy
 from personalization_assets.embedded.model import MODEL_HIGH, screen_model
 from personalization_assets.embedded.prefilter import LiteralIndex, Requirement, requirement, satisfied
@@ -1486,7 +1487,7 @@ def prefilter_requirements() -> None:
     _rule_literals()
 
 
-@lru_cache(maxsize=1)
+@load_once()
 def _rule_literals() -> LiteralIndex:
     """Every literal of the rules' and verbs' requirements (derived on first use, not at import)."""
     requirements = [rule.required for rule in _RULES] + [r for verb in _VERBS for r in verb.required]

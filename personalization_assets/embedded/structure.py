@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 
+from personalization_assets.embedded.loading import load_once
 from personalization_assets.embedded.prefilter import SLOT, LiteralIndex, Requirement, holds, requirement, satisfied
 
 _SENTENCES = re.compile(r"[.!?;]+(?:\s+|$)|\n+|\s+-\s+")
@@ -955,7 +955,7 @@ def prefilter_requirements() -> None:
     _static_literals()
 
 
-@lru_cache(maxsize=1)
+@load_once()
 def _static_literals() -> tuple[LiteralIndex, dict[str, Requirement]]:
     """The requirements of the fixed patterns run on every text (prefilter.py), and their literals: read (or
     derived) on first use, not at import."""
