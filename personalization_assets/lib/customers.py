@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from personalization_assets.lib.frames import ARROW_STRING, arrow_to_pandas
+from personalization_assets.lib.frames import ARROW_STRING, arrow_to_pandas, distinct_count, each_once_on_both_sides
 from personalization_assets.lib.inputs import InputError, canonical_name
 from personalization_assets.lib.privacy import hash_customer_id
 
@@ -461,7 +461,7 @@ def _plain_decimals(values: pd.Series) -> pd.Series | None:
 def _all_distinct(ids: pd.Series) -> bool:
     """No id written twice (an empty id counts as written)."""
     array = pa.chunked_array(pa.array(ids.array))
-    return len(pc.unique(array)) == len(array)  # a null counts once, like any value
+    return distinct_count(array) == len(array)  # a null counts once, like any value
 
 
 def same_ids(left: pd.Series, right: pd.Series) -> bool:
@@ -476,15 +476,15 @@ def same_ids(left: pd.Series, right: pd.Series) -> bool:
 
 
 def same_id_set(left: pd.Series, right: pd.Series) -> bool:
-    """Whether two Arrow-backed id columns hold the same ids, each once, in any order, none missing (sorted and
-    compared in Arrow). False for any other dtype: callers then take their general path."""
+    """Whether two Arrow-backed id columns hold the same ids, each once, in any order, none missing (one hash
+    aggregate in DuckDB, no Python string per row). False for any other dtype: callers then take their general
+    path."""
     if len(left) != len(right) or left.dtype != ARROW_STRING or right.dtype != ARROW_STRING:
         return False
     ids = [pa.chunked_array(pa.array(column.array)) for column in (left, right)]
-    if ids[0].null_count or ids[1].null_count or len(pc.unique(ids[0])) != len(left):
+    if ids[0].null_count or ids[1].null_count:
         return False
-    ordered = [column.take(pc.sort_indices(column)) for column in ids]
-    return not len(left) or bool(pc.all(pc.equal(*ordered)).as_py())
+    return not len(left) or each_once_on_both_sides(*ids)
 
 
 # --- validation ---------------------------------------------------------------------------------------------

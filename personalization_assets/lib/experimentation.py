@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from personalization_assets.lib.assignment import check_balance, effective_weights
 from personalization_assets.lib.customers import same_id_set
-from personalization_assets.lib.frames import ARROW_STRING
+from personalization_assets.lib.frames import ARROW_STRING, distinct_count
 from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.simulation import ENGAGEMENT_FLAGS
 from personalization_assets.lib.statistics import (
@@ -335,7 +335,7 @@ def _same_rows(assigned: pd.DataFrame, analysed: pd.DataFrame) -> bool:
     if any(column.null_count for column in (*ids, *arms)):
         return False
     same = pc.all(pc.and_(pc.equal(*ids), pc.equal(*arms))).as_py()
-    return bool(same or not len(assigned)) and len(pc.unique(ids[0])) == len(assigned)
+    return bool(same or not len(assigned)) and distinct_count(ids[0]) == len(assigned)
 
 
 def _reconciled_counts(assigned: pd.DataFrame, analysed: pd.DataFrame, weights: Mapping[str, float]) -> pd.DataFrame:
