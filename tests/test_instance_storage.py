@@ -27,7 +27,8 @@ def _schema(path) -> list[tuple]:
     with sqlite3.connect(path) as db:
         tables = db.execute("select type, name, sql from sqlite_master order by type, name").fetchall()
         revision = db.execute("select version_num from alembic_version").fetchall()
-    return [*tables, ("revision", *revision)]
+        journal = db.execute("pragma journal_mode").fetchone()
+    return [*tables, ("revision", *revision), ("journal_mode", *journal)]
 
 
 @pytest.fixture
