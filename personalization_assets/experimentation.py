@@ -17,14 +17,12 @@ asset before the write (gates.gated_output).
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     Failure,
@@ -39,7 +37,7 @@ from personalization_assets.constants import (
     SEGMENT_PARTITION_METADATA,
     STORAGE_KINDS,
 )
-from personalization_assets.gates import blocking_spec, gated_output, warning_spec
+from personalization_assets.gates import blocking_spec, check_result, gated_output, warning_spec
 from personalization_assets.lib import experimentation as lib
 from personalization_assets.lib.assignment import ASSIGNMENT_COLUMNS, assign_arms
 from personalization_assets.lib.frames import ARROW_STRING
@@ -83,17 +81,8 @@ def _as_failure(prefix: str = "") -> Iterator[None]:
 
 
 def _result(name: str, segment: str, outcome: lib.CheckOutcome, warn: bool = False) -> AssetCheckResult:
-    metadata: dict[str, Any] = {
-        key: markdown_preview(value, rows=len(value)) if isinstance(value, pd.DataFrame) else value
-        for key, value in outcome.metadata.items()
-    }
-    return AssetCheckResult(
-        check_name=name,
-        passed=outcome.passed,
-        severity=AssetCheckSeverity.WARN if warn else AssetCheckSeverity.ERROR,
-        description=f"segment '{segment}': {outcome.description}",
-        metadata=metadata,
-    )
+    description = f"segment '{segment}': {outcome.description}"
+    return check_result(name, outcome.passed, outcome.metadata, warn=warn, description=description, preview_rows=None)
 
 
 def _gate_and_weights(warehouse: store.Source, config: ExperimentConfig, segment: str):

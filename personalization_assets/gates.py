@@ -13,8 +13,18 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Failure, MetadataValue, Output, PreviewWarning
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    Failure,
+    MetadataValue,
+    Output,
+    PreviewWarning,
+)
 
+from personalization_assets.metadata import markdown_preview
 from personalization_assets.partitions import segment_partitions
 
 
@@ -39,6 +49,34 @@ def gated_output(
         )
     yield Output(value, metadata=dict(metadata or {}))
     yield from evaluated
+
+
+def check_result(
+    name: str,
+    passed: bool,
+    metadata: Mapping[str, object],
+    *,
+    warn: bool = False,
+    description: str | None = None,
+    asset_key: str | None = None,
+    preview_rows: int | None = 10,
+) -> AssetCheckResult:
+    """The Dagster result of one check: frames in its metadata become Markdown tables (their first
+    `preview_rows` rows; None: every row), WARN severity for a warning check, ERROR for a blocking one."""
+    values: dict[str, Any] = {
+        key: markdown_preview(value, rows=len(value) if preview_rows is None else preview_rows)
+        if isinstance(value, pd.DataFrame)
+        else value
+        for key, value in metadata.items()
+    }
+    return AssetCheckResult(
+        asset_key=asset_key,
+        check_name=name,
+        passed=passed,
+        severity=AssetCheckSeverity.WARN if warn else AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=values,
+    )
 
 
 # Every gated asset is per segment: the specs carry the segment partitions, so each evaluation is recorded for its

@@ -10,12 +10,9 @@ rule reaches safety or the experiment, and a failed check leaves the partition's
 import statistics
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import pandas as pd
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     MetadataValue,
@@ -24,7 +21,7 @@ from dagster import (
 
 from personalization_assets.config.generation import GenerationConfig
 from personalization_assets.constants import SEGMENT_PARTITION_METADATA, STORAGE_KINDS
-from personalization_assets.gates import blocking_spec, gated_output, warning_spec
+from personalization_assets.gates import blocking_spec, check_result, gated_output, warning_spec
 from personalization_assets.lib.generation import (
     CheckOutcome,
     check_all_tones_present,
@@ -104,21 +101,6 @@ def check_outcomes(
         "no_template_leftovers": check_no_template_leftovers(variants),
         "no_rejected_variants": check_no_rejected_variants(variants),
     }
-
-
-def check_result(name: str, outcome: CheckOutcome) -> AssetCheckResult:
-    """The Dagster result of one check outcome; frames in its metadata become Markdown tables."""
-    metadata: dict[str, Any] = {
-        key: markdown_preview(value) if isinstance(value, pd.DataFrame) else value
-        for key, value in outcome.metadata.items()
-    }
-    return AssetCheckResult(
-        asset_key=ASSET,
-        check_name=name,
-        passed=outcome.passed,
-        severity=AssetCheckSeverity.WARN if name == "no_rejected_variants" else AssetCheckSeverity.ERROR,
-        metadata=metadata,
-    )
 
 
 def run_metadata(variants: Sequence[Variant], wall_seconds: float, llm: LLMResource, cache_writes: int) -> dict:
@@ -204,5 +186,8 @@ def message_variants(
             )
     frame = variants_frame(variants)
     outcomes = check_outcomes(frame, retrieved_content, config)
-    results = [check_result(name, outcome) for name, outcome in outcomes.items()]
+    results = [  # `no_rejected_variants` warns; the other format checks block
+        check_result(name, outcome.passed, outcome.metadata, warn=name == "no_rejected_variants", asset_key=ASSET)
+        for name, outcome in outcomes.items()
+    ]
     yield from gated_output(frame, results, run_metadata(variants, wall_seconds, llm, cache_writes))
