@@ -5,13 +5,16 @@ Pipeline mode (embedded backends, no network):
     .venv/bin/python scripts/benchmark.py          # the sample (1,000), 10k, 100k, 1M; best of 3
     .venv/bin/python scripts/benchmark.py --sizes 1000000 --parallel 1 3 --repeat 3
 
-Each run is `personalize run --parallel N` in a fresh subprocess with its own warehouse and DAGSTER_HOME (the
-customer file is generated once per size, by another process). Reported per run:
+Each run is the `personalize` console script (`personalize run --parallel N`) in a process of its own with its
+own warehouse and DAGSTER_HOME, timed from outside; the figures its runs recorded in the Dagster instance are read
+afterwards by another process, outside the timing (the customer file is generated once per size, by another
+process too). Reported per run:
 - per stage: Dagster step time of the stage's assets and their checks, summed over segment partitions (with
   partitions in parallel the sum exceeds the wall time it took);
 - per phase: wall time of the segmentation run, of all campaign (partition) runs, and of the report run;
-- wall: the whole `personalize run` command, from process start (imports included) to exit; CPU: user +
-  system time of the run and every process it started;
+- wall: the whole `personalize run` command, from process start (imports included) to exit, and inside it the
+  command's own "done in" figure (after its imports); CPU: user + system time of the command and every process
+  it started;
 - lean: the same per-customer work without Dagster (scripts/lean_pipeline.py), best of as many runs, measured
   in the same way next to it, and the ratio of the two best walls;
 - the load average of the machine before and after each configuration (other work slows both alike);
@@ -46,6 +49,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))  # tests.emulators, for the model-call mode
 DEFAULT_OUT = PROJECT_ROOT / "docs" / "benchmarks.md"
+PERSONALIZE = Path(sys.executable).with_name("personalize")  # the console script `pip install` made
 
 # Asset -> the stage it is reported under; a check's step key is "<asset>_<check>".
 STAGE_OF_ASSET = {
@@ -81,18 +85,11 @@ def stage_of_step(step_key: str) -> str | None:
 # --- One run, in its own process ----------------------------------------------------------------------------
 
 
-def run_single(parallel: int, workdir: Path) -> dict:
-    """`personalize run --parallel N` in this process (environment set by the caller); figures from the
-    Dagster instance it recorded the runs in."""
+def run_figures(since: float) -> dict:
+    """What the runs created since `since` (a Unix time) recorded in the Dagster instance of this process's
+    environment: per-stage step times, per-phase spans, the steps, and the assets' numeric metadata. Runs in a
+    process of its own after `personalize run` exited, so reading the event log is not part of the timing."""
     from dagster import DagsterEventType, DagsterInstance
-
-    from personalization_assets.cli import main as personalize
-
-    with DagsterInstance.get() as instance:
-        earlier_runs = {run.run_id for run in instance.get_runs()}  # a second run shares DAGSTER_HOME
-    started = time.perf_counter()
-    status = personalize(["run", "--parallel", str(parallel)])
-    wall = time.perf_counter() - started
 
     stages = dict.fromkeys(STAGES, 0.0)
     steps: list[dict] = []
@@ -101,7 +98,7 @@ def run_single(parallel: int, workdir: Path) -> dict:
     with DagsterInstance.get() as instance:
         for record in instance.get_run_records():
             run = record.dagster_run
-            if run.run_id in earlier_runs:
+            if record.create_timestamp.timestamp() < since:  # an earlier run in the same DAGSTER_HOME
                 continue
             if record.start_time and record.end_time:
                 runs.setdefault(run.job_name, []).append((record.start_time, record.end_time))
@@ -134,9 +131,6 @@ def run_single(parallel: int, workdir: Path) -> dict:
         return max(end for _, end in intervals) - min(start for start, _ in intervals) if intervals else 0.0
 
     return {
-        "status": status,
-        "parallel": parallel,
-        "wall_s": wall,
         "stages_s": stages,
         "phases_s": dict(
             zip(PHASES, [span("segmentation_job"), span("campaign_job"), span("report_job")], strict=True)
@@ -213,9 +207,9 @@ class TreeMonitor(threading.Thread):
         return sum(self.cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
 
 
-def run_measured(args: list[str], env: dict[str, str], script: str = __file__) -> dict:
-    """Run `benchmark.py --child-run ...` (or `script`) as a subprocess; add its wall time, its tree's CPU time
-    and peak memory."""
+def run_measured(args: list[str], env: dict[str, str], script: str) -> dict:
+    """Run the Python `script` with `args` as a subprocess: its wall time, its tree's CPU time and peak memory,
+    and what it printed. A non-zero exit raises with the end of its stderr."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, script, *args],
@@ -231,19 +225,36 @@ def run_measured(args: list[str], env: dict[str, str], script: str = __file__) -
     process_wall = time.perf_counter() - started
     monitor.stop()
     if process.returncode != 0:
-        raise RuntimeError(f"benchmark run {' '.join(args)} failed:\n{stderr[-3000:]}")
-    measured = {
+        raise RuntimeError(f"{script} {' '.join(args)} exited with {process.returncode}:\n{stderr[-3000:]}")
+    return {
         "process_wall_s": process_wall,
         "peak_pss_mib": monitor.peak_pss_mib,
         "max_rss_mib": monitor.max_rss_mib,
         "cpu_s": monitor.cpu_seconds,
+        "output": stdout.strip(),
     }
-    if script != __file__:
-        return measured | {"output": stdout.strip()}
-    result = json.loads(stdout.strip().splitlines()[-1])
-    if result["status"] != 0:
-        raise RuntimeError(f"personalize run exited with {result['status']}:\n{stderr[-3000:]}")
-    return result | measured
+
+
+def run_pipeline(parallel: int, env: dict[str, str]) -> dict:
+    """`personalize run --parallel N` as a user runs it (the console script in a process of its own), timed and
+    sampled from outside; then, in another process that is not timed, the figures its runs recorded. "wall_s" is
+    the command's own "done in" figure (after its imports)."""
+    since = time.time()
+    command = [str(PERSONALIZE)] if PERSONALIZE.exists() else ["-m", "personalization_assets.cli"]
+    measured = run_measured([*command[1:], "run", "--parallel", str(parallel)], env, script=command[0])
+    inside = re.search(r"^done in ([0-9.]+)s", measured["output"], re.MULTILINE)
+    if inside is None:
+        raise RuntimeError(f"personalize run printed no summary line:\n{measured['output'][-3000:]}")
+    analysed = subprocess.run(
+        [sys.executable, __file__, "--child-figures", repr(since)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = json.loads(analysed.stdout.strip().splitlines()[-1])
+    return figures | measured | {"parallel": parallel, "wall_s": float(inside.group(1))}
 
 
 def pipeline_env(workdir: Path, customers: Path, config_dir: Path | None = None) -> dict[str, str]:
@@ -317,7 +328,7 @@ def pipeline_benchmark(sizes: list[int], parallel_modes: list[int], repeat: int)
                 for attempt in range(repeat):
                     workdir = Path(folder) / f"p{parallel}-{attempt}"
                     env = pipeline_env(workdir, customers)
-                    runs.append(run_measured(["--child-run", str(parallel), "--workdir", str(workdir)], env))
+                    runs.append(run_pipeline(parallel, env))
                     shutil.rmtree(workdir, ignore_errors=True)
                     result = runs[-1]
                     print(
@@ -454,7 +465,7 @@ def model_call_benchmark(llm_latency: float, safety_latency: float, size: int, p
             for label in ("first run", "second run, unchanged"):
                 llm.reset(), screen.reset()
                 llm.answered.clear(), screen.answered.clear()
-                run = run_measured(["--child-run", str(parallel), "--workdir", str(workdir)], env)
+                run = run_pipeline(parallel, env)
                 rounds.append(
                     {
                         "label": label,
@@ -588,12 +599,11 @@ def main() -> int:
     parser.add_argument("--llm-latency", type=float, help="model-call mode: seconds before each model answer")
     parser.add_argument("--safety-latency", type=float, default=0.7, help="model-call mode: seconds per screening")
     parser.add_argument("--customers", type=int, default=10_000, help="model-call mode: customers")
-    parser.add_argument("--child-run", type=int, metavar="PARALLEL", help=argparse.SUPPRESS)
-    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-figures", type=float, metavar="SINCE", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.child_run:
-        print(json.dumps(run_single(args.child_run, args.workdir)))
+    if args.child_figures is not None:
+        print(json.dumps(run_figures(args.child_figures)))
         return 0
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
