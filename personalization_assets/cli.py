@@ -312,9 +312,42 @@ def command_report(args: argparse.Namespace) -> int:
         latest = reports[-1]
         print(f"latest report: {latest}")
         print(f"  {report_url(port, latest.relative_to(folder))}")
+        note = _later_runs_note(latest.parent.name)
+        if note:
+            print(note, file=sys.stderr)
     if args.serve:
         serve_reports(folder, port)
     return 0
+
+
+def _later_runs_note(report_folder: str) -> str | None:
+    """A warning when pipeline runs started after the report was built (`personalize report` would otherwise
+    present it as current): how many, how many failed, and the newest one's job and partition."""
+    from datetime import UTC, datetime
+
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+    try:
+        built = datetime.strptime(report_folder[:15], "%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    except ValueError:  # a folder not named by the report step
+        return None
+    _ensure_dagster_home()
+    with DagsterInstance.get() as instance:
+        later = [
+            record.dagster_run
+            for record in instance.get_run_records(filters=RunsFilter(created_after=built))
+            if record.dagster_run.job_name != REPORT_JOB
+        ]
+    if not later:
+        return None
+    failed = sum(run.status == DagsterRunStatus.FAILURE for run in later)
+    newest = later[0]  # newest first
+    partition = newest.tags.get("dagster/partition")
+    return (
+        f"warning: this report was built {built:%Y-%m-%d %H:%M:%S} UTC; {len(later)} pipeline run(s) started "
+        f"after it ({failed} failed; newest: {newest.job_name}{f' {partition}' if partition else ''}, "
+        f"{newest.status.value.lower()}) and no report was built from them, so it does not show them"
+    )
 
 
 def report_url(port: int, relative: Path) -> str:

@@ -121,6 +121,14 @@ def test_runs_carry_the_code_location_origin_and_the_campaign_tags(campaign):
 
 
 @pytest.mark.slow
+def test_report_names_the_campaigns_report_without_a_warning(campaign):
+    completed = personalize(campaign["env"], "report")
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines()[0].endswith("/campaign_report.html")
+    assert "warning" not in completed.stderr
+
+
+@pytest.mark.slow
 def test_a_segment_that_fails_is_reported_failed_with_its_reason_and_no_report_is_presented(campaign, tmp_path):
     """A retrieval threshold no document meets: the segment is not served, the run exits 1, and no report is
     built from the warehouse's older rows."""
@@ -141,6 +149,12 @@ def test_a_segment_that_fails_is_reported_failed_with_its_reason_and_no_report_i
     assert "Traceback" not in completed.stdout + completed.stderr
     assert "campaign report ... not built" in completed.stderr
     assert sorted(Path(env["PERSONALIZATION_REPORTS"]).glob("*")) == reports_before
+    # Asked for the latest report now, the CLI says that it predates the run that just failed.
+    report = personalize(env, "report")
+    assert report.returncode == 0
+    assert report.stdout.splitlines()[0] == f"latest report: {reports_before[-1] / 'campaign_report.html'}"
+    assert "warning: this report was built" in report.stderr
+    assert "1 pipeline run(s) started after it (1 failed; newest: campaign_job at_risk, failure)" in report.stderr
 
 
 def test_a_refused_input_is_one_clear_error_and_exit_2(tmp_path):
