@@ -44,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -312,16 +313,23 @@ def lean_benchmark(customers: Path, folder: Path, repeat: int) -> dict:
     return best
 
 
-def pipeline_benchmark(sizes: list[int], parallel_modes: list[int], repeat: int) -> list[dict]:
-    """Per (size, parallel): the best run's figures plus every run's wall time, and the lean yardstick's."""
+def pipeline_benchmark(
+    sizes: list[int], parallel_modes: list[int], repeat: int, files: Sequence[Path] = ()
+) -> list[dict]:
+    """Per (size or customer file, parallel): the best run's figures plus every run's wall time, and the lean
+    yardstick's on the same customers."""
     configurations = []
-    for size in sizes:
-        with tempfile.TemporaryDirectory(prefix=f"bench-{size}-") as folder:
-            if size == SAMPLE_SIZE:
+    sources: list[tuple[str, int | Path]] = [(f"{size:,}", size) for size in sizes]
+    sources += [(path.name, path.resolve()) for path in files]
+    for name, source in sources:
+        with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+            if isinstance(source, Path):
+                customers = source
+            elif source == SAMPLE_SIZE:
                 customers = SAMPLE_CUSTOMERS
             else:
                 customers = Path(folder) / "customers.parquet"
-                generate_customers(size, customers)
+                generate_customers(source, customers)
             for parallel in parallel_modes:
                 runs = []
                 load_before = os.getloadavg()[0]
@@ -332,7 +340,7 @@ def pipeline_benchmark(sizes: list[int], parallel_modes: list[int], repeat: int)
                     shutil.rmtree(workdir, ignore_errors=True)
                     result = runs[-1]
                     print(
-                        f"{size:>9,} customers, --parallel {parallel}: wall {result['process_wall_s']:.1f} s "
+                        f"{name:>9} customers, --parallel {parallel}: wall {result['process_wall_s']:.1f} s "
                         f"(report step {result['stages_s']['report']:.1f} s), CPU {result['cpu_s']:.1f} s, "
                         f"peak {result['peak_pss_mib']:,.0f} MiB",
                         flush=True,
@@ -342,7 +350,7 @@ def pipeline_benchmark(sizes: list[int], parallel_modes: list[int], repeat: int)
                 configurations.append(
                     {
                         **best,
-                        "size": size,
+                        "label": name,
                         "walls": [r["process_wall_s"] for r in runs],
                         "peaks": [r["peak_pss_mib"] for r in runs],
                         "report_steps": [r["stages_s"]["report"] for r in runs],
@@ -359,7 +367,7 @@ def pipeline_benchmark(sizes: list[int], parallel_modes: list[int], repeat: int)
 def render_pipeline_table(configurations: list[dict]) -> str:
     def label(c: dict) -> str:
         mode = "one after another" if c["parallel"] == 1 else f"--parallel {c['parallel']}"
-        return f"{c['size']:,}<br>{mode}"
+        return f"{c['label']}<br>{mode}"
 
     lines = [
         "| | " + " | ".join(label(c) for c in configurations) + " |",
@@ -583,7 +591,7 @@ def main() -> int:
     parser.add_argument(
         "--sizes",
         type=int,
-        nargs="+",
+        nargs="*",
         default=[SAMPLE_SIZE, 10_000, 100_000, 1_000_000],
         help=f"customers per configuration; {SAMPLE_SIZE} is the shipped sample file",
     )
@@ -593,6 +601,13 @@ def main() -> int:
         nargs="+",
         default=None,
         help="partition processes, one configuration per value (default: 1; model-call mode: 1 5)",
+    )
+    parser.add_argument(
+        "--files",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="customer files to run as well (CSV or Parquet; columns as data/README.md), one configuration each",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration (the best is tabled)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown file the table is written to")
@@ -619,7 +634,7 @@ def main() -> int:
         section = "model-calls"
     else:
         modes = args.parallel or [1]
-        table = render_pipeline_table(pipeline_benchmark(args.sizes, modes, args.repeat))
+        table = render_pipeline_table(pipeline_benchmark(args.sizes, modes, args.repeat, args.files))
         title = "## Pipeline on the embedded backends"
         section = "pipeline"
     write_section(args.out, section, f"{title}\n\nMeasured {started} on {machine}.\n\n{table}\n")
