@@ -397,6 +397,21 @@ def test_attribution_finds_what_drives_response_and_uplift():
     assert "lift is larger for customers with a higher age" in reading
 
 
+def test_attribution_counts_a_tier_written_in_other_cases_as_one_tier():
+    """An export with `GOLD`, `gold` and `Gold` has one Gold tier, as the segment profiles count it: one term, not
+    "tier GOLD (vs gold)"."""
+    sample = attribution_sample()
+    tiers = sample["tier"].astype(str)
+    rng = np.random.default_rng(5)
+    sample["tier"] = np.where(rng.random(len(tiers)) < 0.5, tiers.str.upper(), tiers.str.lower())
+    terms = reporting.feature_attribution(sample, "conversion").terms
+    written = reporting.feature_attribution(attribution_sample(), "conversion").terms
+    tier_terms = sorted(terms.loc[terms["feature"] == "tier", "term"])
+    assert tier_terms == sorted(written.loc[written["feature"] == "tier", "term"])
+    assert all(term[len("tier[") : -1].istitle() for term in tier_terms), tier_terms  # shown as `Gold`
+    pd.testing.assert_frame_equal(terms, written)  # the same model: only the spelling of the tiers changed
+
+
 def test_attribution_models_an_earlier_stage_when_conversions_are_too_few():
     sample = attribution_sample(rows=3_000)
     sample["converted"] = sample.index < 40

@@ -13,6 +13,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparatio
 from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from personalization_assets.lib.assignment import ordered_arms
+from personalization_assets.lib.customers import display_case
 from personalization_assets.lib.reporting.formatting import METRIC_EVENTS, METRIC_VERBS
 from personalization_assets.lib.reporting.inputs import ATTRIBUTION_FEATURES
 from personalization_assets.lib.statistics import CONTROL, adjust_p_values
@@ -106,7 +107,8 @@ def _design(sample: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[str, obj
             "step": _feature_step(feature, sd),
         }
         numeric.append(feature)
-    tiers = sample["tier"].astype(str)
+    # `GOLD`, `gold` and `Gold` are one tier (as in the segment profiles): one dummy, labelled `Gold`.
+    tiers = display_case(sample["tier"]).astype(str)
     counts = tiers.value_counts()
     reference = counts.index[0] if len(counts) else None
     for tier in sorted(counts.index[1:]):
