@@ -644,6 +644,38 @@ def test_opening_lines_use_clean_fields_only():
     )
 
 
+@pytest.mark.parametrize("allowed", [None, {"Gold", "Platinum", "Zürich", "Denver", "St. John's"}])
+def test_opening_lines_equal_one_sentence_per_row(allowed):
+    """On many distinct values (tier spellings, accents, markup, unknown and missing tones, missing and negative
+    days), each line is `opening_sentence` of its own row's quoted fields and recency band."""
+    from personalization_assets.lib.personalization import RECENCY_BANDS, opening_sentence, tier_name
+
+    rng = np.random.default_rng(8)
+    rows = 3_000
+    tones = pd.Series(rng.choice(["friendly", "urgent", "informational", "teaser", None], rows), dtype=object)
+    tiers = pd.Series(rng.choice(["Gold", "GOLD", "gold", "Platinum", "<b>VIP</b>", "McSilver", None], rows))
+    cities = [f"{stem} {n}" for stem in ("Zürich", "St. John's", "Denver", "x" * 45) for n in range(25)]
+    locations = pd.Series(rng.choice([*cities, "Zürich", unicodedata.normalize("NFD", "Zürich"), None], rows))
+    days = pd.Series(rng.choice([0, 3, 7, 8, 30, 31, 90, 91, 400, -2, np.nan], rows))
+
+    def quoted(text: str) -> str:
+        return text if allowed is None or text in allowed else ""
+
+    bounds = [bound for bound, _ in RECENCY_BANDS]
+    expected = [
+        opening_sentence(
+            "" if tone is None else str(tone),
+            quoted(tier_name(tier)),
+            quoted(plain_name(location)),
+            -1 if pd.isna(day) or day < 0 else int(np.searchsorted(bounds, day, side="left")),
+        )
+        for tone, tier, location, day in zip(tones, tiers, locations, days, strict=True)
+    ]
+    lines = opening_lines(tones, tiers, locations, days, allowed_fields=allowed)
+    assert lines.tolist() == expected
+    assert str(lines.dtype) == str(pd.StringDtype("pyarrow")) and lines.name == "opening_line"
+
+
 @pytest.mark.parametrize(
     ("city", "quoted"),
     [("São Paulo", "São Paulo"), ("Zürich", "Zürich"), ("Kraków", "Kraków"), ("Malmö", "Malmö")],

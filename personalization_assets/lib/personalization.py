@@ -22,6 +22,7 @@ from collections.abc import Collection
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from personalization_assets.lib.frames import ARROW_STRING
 
@@ -115,38 +116,46 @@ def opening_lines(
         raise ValueError(f"opening_lines: inputs differ in length: {sorted(lengths)}")
     if not len(tone):
         return pd.Series([], dtype=ARROW_STRING, index=tone.index, name="opening_line")
-    # Factorize each field (few distinct values), then the combination of the codes: no per-row strings.
-    fields = [pd.factorize(pd.Series(column), use_na_sentinel=True) for column in (tone, tier, location)]
-    band = _recency_band(days_since_engagement)
-    radices = [len(uniques) + 1 for _, uniques in fields] + [len(RECENCY_BANDS) + 1]
-    combined = np.zeros(len(tone), dtype=np.int64)
-    for (codes, _), radix in zip(fields, radices[:-1], strict=True):
-        combined = combined * radix + (np.asarray(codes, dtype=np.int64) + 1)
-    combined = combined * radices[-1] + (band + 1)
-    row_codes, distinct = pd.factorize(combined)
+    # Each field is factorized, then mapped to the text a line quotes (`GOLD` and `gold` both quote `Gold`): one
+    # introduction per distinct (tone, tier text, location text), the recency sentence put in front by Arrow. The
+    # Python work grows with the distinct quoted combinations, never with rows or recency bands.
+    tone_codes, tones = pd.factorize(pd.Series(tone), use_na_sentinel=True)
+    tone_texts = [*(str(value) for value in tones), ""]  # code -1 (missing) picks the last: ""
 
-    sentences = []
-    for value in distinct:
-        digits = []
-        for radix in reversed(radices):
-            value, digit = divmod(int(value), radix)
-            digits.append(digit - 1)  # -1: missing
-        band_index, location_index, tier_index, tone_index = digits
-        tone_value, tier_value, location_value = (
-            str(uniques[index]) if index >= 0 else ""
-            for (_, uniques), index in zip(fields, (tone_index, tier_index, location_index), strict=True)
-        )
-        tier_text, location_text = tier_name(tier_value), plain_name(location_value)
+    def quoted(column: pd.Series, clean) -> tuple[np.ndarray, list[str]]:  # noqa: ANN001
+        codes, uniques = pd.factorize(pd.Series(column), use_na_sentinel=True)
+        texts = [clean(value) for value in uniques]
         if allowed_fields is not None:
-            tier_text = tier_text if tier_text in allowed_fields else ""
-            location_text = location_text if location_text in allowed_fields else ""
-        sentences.append(opening_sentence(tone_value, tier_text, location_text, band_index))
-    # Arrow gathers the strings by code in C; no Python string per row is ever created.
-    gathered = pa.DictionaryArray.from_arrays(pa.array(row_codes, pa.int32()), pa.array(sentences, pa.string()))
-    # large_string: what pandas' Arrow-backed strings hold (a plain string array would be cast once more).
-    return pd.Series(
-        pd.array(gathered.cast(pa.large_string()), dtype=ARROW_STRING), index=tone.index, name="opening_line"
+            texts = [text if text in allowed_fields else "" for text in texts]
+        text_codes, distinct_texts = pd.factorize(pd.Series([*texts, ""], dtype=object))
+        return text_codes[codes], [str(text) for text in distinct_texts]  # codes -1 take the appended ""
+
+    tier_codes, tier_texts = quoted(tier, tier_name)
+    location_codes, location_texts = quoted(location, plain_name)
+    combined = (np.asarray(tone_codes, dtype=np.int64) + 1) * len(tier_texts) + tier_codes
+    combined = combined * len(location_texts) + location_codes
+    intro_codes, distinct = pd.factorize(combined)
+    intros = []
+    for value in distinct:
+        rest, location_index = divmod(int(value), len(location_texts))
+        tone_index, tier_index = divmod(rest, len(tier_texts))
+        intros.append(
+            opening_sentence(tone_texts[tone_index - 1], tier_texts[tier_index], location_texts[location_index], -1)
+        )
+    band = _recency_band(days_since_engagement)
+    prefixes = ["", *(f"{text} " for _, text in RECENCY_BANDS)]  # band -1 (missing): no recency sentence
+    # Arrow gathers and joins the strings by code in C; no Python string per row is ever created.
+    lines = pc.binary_join_element_wise(
+        pa.DictionaryArray.from_arrays(pa.array(band + 1, pa.int32()), pa.array(prefixes, pa.large_string())).cast(
+            pa.large_string()
+        ),
+        pa.DictionaryArray.from_arrays(pa.array(intro_codes, pa.int32()), pa.array(intros, pa.large_string())).cast(
+            pa.large_string()
+        ),
+        pa.scalar("", pa.large_string()),  # the separator: nothing
     )
+    # large_string: what pandas' Arrow-backed strings hold (a plain string array would be cast once more).
+    return pd.Series(pd.array(lines, dtype=ARROW_STRING), index=tone.index, name="opening_line")
 
 
 def render_message(opening_line: str, body: str) -> str:
