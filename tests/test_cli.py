@@ -426,6 +426,25 @@ def test_tune_process_runs_blas_on_one_thread_unless_the_user_set_a_count(monkey
     assert set(limited.values()) == {1}
 
 
+def test_tune_process_gives_arrow_jemalloc_unless_the_user_chose_an_allocator(monkeypatch, restored_blas_threads):
+    import pyarrow
+
+    from personalization_assets import cli
+
+    original = pyarrow.default_memory_pool()
+    try:
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")  # the user's choice: kept
+        cli.tune_process()
+        assert pyarrow.default_memory_pool().backend_name == "system"
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+        cli.tune_process()
+        assert pyarrow.default_memory_pool().backend_name == "jemalloc"
+        assert pyarrow.array(["a", "b"]).to_pylist() == ["a", "b"]  # allocations now come from it
+    finally:
+        pyarrow.set_memory_pool(original)
+
+
 def test_the_loaded_code_is_frozen_out_of_the_collectors_reach_after_a_collection(monkeypatch):
     import gc
 
