@@ -31,6 +31,7 @@ from personalization_assets.launch import (
     process_tag,
     segment_status,
 )
+from resources.warehouse import held_between_runs
 
 
 def _ensure_dagster_home() -> Path:
@@ -214,7 +215,6 @@ def command_run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
     from dagster._core.utils import make_new_run_id
 
-    from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
     from personalization_assets.preflight import preflight
 
     started = time.perf_counter()
@@ -228,6 +228,17 @@ def command_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     refresh = {TRIGGER_TAG: CLI_TRIGGER, REFRESH_TAG: make_new_run_id(), **process_tag()}
     pool = _partition_pool(args.parallel) if args.parallel > 1 else None
+    # One run after another in this process: the warehouse stays open between them (resources/warehouse.py).
+    with held_between_runs() if pool is None else contextlib.nullcontext():
+        return _run_campaign(instance, args, refresh, pool, started)
+
+
+def _run_campaign(
+    instance, args: argparse.Namespace, refresh: dict, pool: ProcessPoolExecutor | None, started: float
+) -> int:
+    """The segmentation run, every segment's campaign run and the report run; the summary's exit status."""
+    from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+
     statuses: dict[str, tuple[str, str]] = {}
     try:
         known = instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)

@@ -29,7 +29,7 @@ from dagster._core.workspace.load import location_origins_from_yaml_paths
 from personalization_assets.config import PROJECT_ROOT
 from personalization_assets.jobs import CAMPAIGN_JOB
 from personalization_assets.run_launcher import PROCESS_TAG, process_alive
-from resources.warehouse import release_connections
+from resources.warehouse import release_after_run
 
 DEFINITIONS_MODULE = "personalization_assets.definitions"
 DEFINITIONS_ATTRIBUTE = "defs"
@@ -162,7 +162,7 @@ def launch_run(
     try:
         result = execute_run(recon, run, instance)
     finally:
-        release_connections()  # the warehouse file lock, for other processes between runs
+        release_after_run()  # the warehouse file lock, for other processes between runs
     failure, failure_class, step, detail = (
         ("", "", "", "") if result.success else summarize_failure(instance, run.run_id)
     )

@@ -46,7 +46,7 @@ def test_a_cold_start_under_threads_loads_each_shipped_model_once():
         loader.cache_clear()  # type: ignore[attr-defined]
         arrived = threading.Barrier(6)
 
-        def ask(_: int, loader=loader) -> object:
+        def ask(_: int, loader=loader, arrived=arrived) -> object:
             arrived.wait()
             return loader()
 

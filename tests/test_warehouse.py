@@ -1,15 +1,23 @@
 """The warehouse IO manager: partition replacement is atomic, by column name, and survives lock contention."""
 
 import multiprocessing
+import time
 
 import duckdb
 import pandas as pd
 import pytest
 from dagster import DagsterInstance, asset, materialize
 
+import resources.warehouse as warehouse_module
 from personalization_assets.constants import SEGMENT_PARTITION_METADATA
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME, segment_partitions
-from resources.warehouse import DuckDBWarehouse, WarehouseIOManager, release_connections
+from resources.warehouse import (
+    DuckDBWarehouse,
+    WarehouseIOManager,
+    held_between_runs,
+    release_after_run,
+    release_connections,
+)
 
 ROWS = {"a": 3, "b": 2}
 
@@ -143,6 +151,43 @@ def test_released_connection_lets_another_process_read(warehouse):
     reader.join(60)
     assert reader.exitcode == 0
     assert result.get(timeout=5) == 1
+
+
+def _open_anchor(warehouse) -> object:
+    return warehouse_module._ANCHORS.get(warehouse._anchor_key())
+
+
+def test_runs_one_after_another_keep_the_warehouse_open_until_idle(warehouse, monkeypatch):
+    with warehouse.transaction() as connection:
+        connection.execute("create table t as select 1 as x")
+    release_after_run()  # outside the hold: a run's end closes the file for other processes
+    assert _open_anchor(warehouse) is None
+
+    monkeypatch.setattr(warehouse_module, "MAX_HOLD_SECONDS", 0.0)  # would close at every cursor's end
+    monkeypatch.setattr(warehouse_module, "IDLE_RELEASE_SECONDS", 0.3)
+    with held_between_runs():
+        with warehouse.connect() as connection:
+            connection.execute("select 1")
+        held = _open_anchor(warehouse)
+        release_after_run()  # the end of one run: the next run of this process reuses the connection
+        with warehouse.connect() as connection:
+            assert connection.execute("select x from t").fetchone() == (1,)
+        assert held is not None and _open_anchor(warehouse) is held
+        deadline = time.monotonic() + 10
+        while _open_anchor(warehouse) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)  # unused for IDLE_RELEASE_SECONDS: released for other processes all the same
+        assert _open_anchor(warehouse) is None
+        with warehouse.connect() as connection:
+            connection.execute("select 1")
+        assert _open_anchor(warehouse) is not None
+    assert _open_anchor(warehouse) is None  # the block's end releases it
+
+    context = multiprocessing.get_context("spawn")  # and another process can read the file
+    result = context.Queue()
+    reader = context.Process(target=_read_only_count, args=(warehouse.path, result))
+    reader.start()
+    reader.join(60)
+    assert reader.exitcode == 0 and result.get(timeout=5) == 1
 
 
 def test_read_only_connect_while_the_process_holds_the_file(warehouse):

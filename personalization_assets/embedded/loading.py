@@ -11,16 +11,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import lru_cache, wraps
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
-def load_once(maxsize: int = 1) -> Callable[[Callable[..., T]], Callable[..., T]]:
+class Loader(Protocol[T_co]):
+    """What `load_once` makes of a loader: the loader, and its cache's `cache_clear` and `cache_info`."""
+
+    def __call__(self, *args: Any) -> T_co: ...
+
+    def cache_clear(self) -> None: ...
+
+    def cache_info(self) -> Any: ...
+
+
+def load_once(maxsize: int = 1) -> Callable[[Callable[..., T]], Loader[T]]:
     """`lru_cache(maxsize)` whose computation runs once per key even when threads ask at the same time.
     `cache_clear` and `cache_info` are the cache's own."""
 
-    def decorate(function: Callable[..., T]) -> Callable[..., T]:
+    def decorate(function: Callable[..., T]) -> Loader[T]:
         cached = lru_cache(maxsize=maxsize)(function)
         lock = threading.RLock()  # re-entrant: a loader may ask another key of itself
 
@@ -31,6 +42,6 @@ def load_once(maxsize: int = 1) -> Callable[[Callable[..., T]], Callable[..., T]
 
         loader.cache_clear = cached.cache_clear  # type: ignore[attr-defined]
         loader.cache_info = cached.cache_info  # type: ignore[attr-defined]
-        return loader
+        return loader  # type: ignore[return-value]  # a function with the two attributes just set
 
     return decorate
