@@ -120,7 +120,8 @@ def opening_lines(
     # introduction per distinct (tone, tier text, location text), the recency sentence put in front by Arrow. The
     # Python work grows with the distinct quoted combinations, never with rows or recency bands.
     tone_codes, tones = pd.factorize(pd.Series(tone), use_na_sentinel=True)
-    tone_texts = [*(str(value) for value in tones), ""]  # code -1 (missing) picks the last: ""
+    tone_texts = [*(str(value) for value in tones), ""]
+    tone_codes = np.where(tone_codes < 0, len(tones), tone_codes)  # a missing tone: the appended ""
 
     def quoted(column: pd.Series, clean) -> tuple[np.ndarray, list[str]]:  # noqa: ANN001
         codes, uniques = pd.factorize(pd.Series(column), use_na_sentinel=True)
@@ -132,7 +133,7 @@ def opening_lines(
 
     tier_codes, tier_texts = quoted(tier, tier_name)
     location_codes, location_texts = quoted(location, plain_name)
-    combined = (np.asarray(tone_codes, dtype=np.int64) + 1) * len(tier_texts) + tier_codes
+    combined = tone_codes.astype(np.int64) * len(tier_texts) + tier_codes
     combined = combined * len(location_texts) + location_codes
     intro_codes, distinct = pd.factorize(combined)
     intros = []
@@ -140,7 +141,7 @@ def opening_lines(
         rest, location_index = divmod(int(value), len(location_texts))
         tone_index, tier_index = divmod(rest, len(tier_texts))
         intros.append(
-            opening_sentence(tone_texts[tone_index - 1], tier_texts[tier_index], location_texts[location_index], -1)
+            opening_sentence(tone_texts[tone_index], tier_texts[tier_index], location_texts[location_index], -1)
         )
     band = _recency_band(days_since_engagement)
     prefixes = ["", *(f"{text} " for _, text in RECENCY_BANDS)]  # band -1 (missing): no recency sentence
