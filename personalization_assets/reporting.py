@@ -238,12 +238,18 @@ def _build_report(
         attribution=attribution,
     )
     timings["tables"] = time.perf_counter() - started
+    started = time.perf_counter()
+    figures = reporting.chart_figures(report)  # built, not drawn: their sizes let the PDF be laid out meanwhile
     if pdf_worker is not None:  # the PDF's page links its charts by file name; the worker waits for each file
         pdf_worker.render(
-            reporting.render_html(report), folder, folder / REPORT_PDF, wait_for=list(reporting.CHART_FILES.values())
+            reporting.render_html(report),
+            folder,
+            folder / REPORT_PDF,
+            wait_for=list(reporting.CHART_FILES.values()),
+            sizes=reporting.chart_sizes(figures),
         )
-    started = time.perf_counter()
-    report = reporting.render_charts(report, folder)  # each PNG drawn once: for the PDF, the HTML and the notebook
+    # each PNG drawn once: for the PDF, the HTML and the notebook
+    report = reporting.render_charts(report, folder, figures)
     html = reporting.render_html(report)
     html_path = folder / REPORT_HTML
     html_path.write_text(html, encoding="utf-8")
@@ -280,6 +286,8 @@ def _build_report(
         except reporting.PdfRenderError as error:
             raise Failure(f"campaign_report: the PDF could not be rendered: {error}") from error
         timings["pdf (in parallel, after the charts)"] = time.perf_counter() - started
+        if pdf_worker.relaid():  # a chart's drawn shape was off its figure's size: correct, but slower
+            context.log.info("the PDF's pages were laid out again with the drawn charts (a chart's shape changed)")
         metadata |= {
             "report_pdf": MetadataValue.path(str(pdf_path)),
             "report_pdf_url": MetadataValue.url(f"{served_url}/{REPORT_PDF}"),

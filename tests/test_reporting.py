@@ -868,6 +868,70 @@ def test_pdf_worker_waits_for_the_charts_it_links(tmp_path):
     assert "Report" in reader.pages[0].extract_text()
 
 
+@pytest.mark.parametrize("announced_off_by", [0.0, 0.25])
+def test_pdf_pages_are_laid_out_before_an_announced_chart_is_drawn(tmp_path, monkeypatch, announced_off_by):
+    """With a chart's size announced, the pages are laid out with a blank stand-in while the chart is not drawn
+    yet, and the drawn chart takes its place: the PDF holds the real pixels, never the stand-in. A shape far off
+    the announced one (25 % here) makes the worker lay the pages out again with the real chart, and say so.
+    (In-process: the chart is "drawn" at the moment the worker first waits for it, after layout.)"""
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+    from pypdf import PdfReader
+
+    from personalization_assets.lib.reporting import pdf_worker
+
+    figure = Figure(figsize=(6.0, 2.0), layout="constrained")  # as the report's charts: a layout that fills it
+    axis = figure.subplots()
+    axis.plot([0, 1], [0, 1], color="black")
+    axis.set_title("drawn after the pages were laid out")
+    png = reporting.figure_png(figure)
+    drawn = Image.open(io.BytesIO(png))
+    width, height = reporting.chart_sizes({"lift": figure})["lift.png"]
+    assert abs(width - drawn.width) <= 2 and abs(height - drawn.height) <= 2  # the tight crop: a pixel or two
+    announced = {"lift.png": (width, round(height * (1 + announced_off_by)))}
+    awaited = []
+
+    def draw_when_awaited(path, timeout):
+        awaited.append(path.name)
+        if not path.exists():
+            path.write_bytes(png)
+
+    monkeypatch.setattr(pdf_worker, "_await_file", draw_when_awaited)
+    html = (
+        "<html><head><style>img { width: 80%; display: block; object-fit: contain; }</style></head>"
+        '<body><h1>Report</h1><img src="lift.png"><p>after the chart</p></body></html>'
+    )
+    answer = pdf_worker.render_pdf(html, tmp_path, tmp_path / "out.pdf", ["lift.png"], announced)
+    assert answer == {"pages": 1, "relaid": announced_off_by > 0, "stand_ins": 1}
+    assert awaited == ["lift.png"]  # layout never waited: only the swap did
+    page = PdfReader(tmp_path / "out.pdf").pages[0]
+    (image,) = page.images
+    assert image.image.size == drawn.size  # the drawn chart, not the stand-in of the announced size
+    assert np.asarray(image.image.convert("L")).min() < 128  # the chart's dark text: not a blank stand-in
+    text = page.extract_text()
+    assert "Report" in text and "after the chart" in text
+
+
+def test_pdf_worker_takes_announced_chart_sizes(tmp_path):
+    """The child process's side of the protocol: sizes travel with the request, the PDF holds the drawn chart."""
+    from pypdf import PdfReader
+
+    figure = reporting.charts._message_figure("drawn after the page was sent")
+    png = reporting.figure_png(figure)
+    html = '<html><body><img src="chart.png" style="width: 80%; object-fit: contain"></body></html>'
+    with reporting.PdfWorker() as worker:
+        sizes = {"chart.png": reporting.chart_sizes({"lift": figure})["lift.png"]}
+        worker.render(html, tmp_path, tmp_path / "out.pdf", wait_for=["chart.png"], timeout=300, sizes=sizes)
+        (tmp_path / ".chart.png.tmp").write_bytes(png)
+        (tmp_path / ".chart.png.tmp").rename(tmp_path / "chart.png")
+        assert worker.pages() == 1
+        assert worker.relaid() is False
+    (image,) = PdfReader(tmp_path / "out.pdf").pages[0].images
+    assert np.asarray(image.image.convert("L")).min() < 128
+
+
 def test_pdf_worker_names_a_chart_that_never_came(tmp_path):
     html = '<html><body><img src="missing.png"></body></html>'
     with reporting.PdfWorker() as worker:

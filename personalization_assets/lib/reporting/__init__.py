@@ -23,6 +23,7 @@ from personalization_assets.lib.reporting.attribution import (
     feature_attribution,
 )
 from personalization_assets.lib.reporting.charts import (
+    CHART_DPI,
     CHART_STYLE,
     EXTRA_COLORS,
     TONE_COLORS,
@@ -42,6 +43,8 @@ from personalization_assets.lib.reporting.document import (
     TEMPLATES_DIR,
     Report,
     build_report,
+    chart_figures,
+    chart_sizes,
     execute_notebook,
     html_to_pdf,
     parameterize,
@@ -147,10 +150,11 @@ __all__ = [
     "FEATURE_LABELS", "MIN_EVENTS_PER_PARAMETER", "OUTCOME_FLAGS", "Attribution", "TERM_COLUMNS",
     "feature_attribution",
     # charts
-    "TONE_COLORS", "EXTRA_COLORS", "CHART_STYLE", "tone_color", "figure_png", "png_data_uri",
+    "TONE_COLORS", "EXTRA_COLORS", "CHART_STYLE", "CHART_DPI", "tone_color", "figure_png", "png_data_uri",
     "lift_chart", "funnel_chart", "coverage_chart", "attribution_chart",
     # document
     "TEMPLATES_DIR", "TEMPLATE_NAME", "CHART_FILES", "Report", "build_report", "render_charts", "render_html",
+    "chart_figures", "chart_sizes",
     "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook", "parameterize",
     # the PDF in a child process; the notebook's data
     "PdfWorker", "PdfRenderError", "REPORT_DATA_DIR", "REPORT_DATA_FILE", "report_payload", "report_frames",

@@ -80,7 +80,10 @@ def tone_color(arm: str, arms: Sequence[str] = ()) -> str:
     return EXTRA_COLORS[extras.index(arm) % len(EXTRA_COLORS)] if arm in extras else EXTRA_COLORS[0]
 
 
-def figure_png(figure: Figure, dpi: int = 120) -> bytes:
+CHART_DPI = 120
+
+
+def figure_png(figure: Figure, dpi: int = CHART_DPI) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.04)
     return buffer.getvalue()
@@ -280,11 +283,15 @@ def attribution_chart(attribution: Attribution, confidence: float = 0.95) -> Fig
         axis.scatter(ratio[sig], y[sig], color=colors[sig], s=26, zorder=3)
         axis.scatter(ratio[~sig], y[~sig], facecolor="white", edgecolor=colors[~sig], s=26, zorder=3, linewidth=1.2)
         axis.axvline(1, color="#333333", linewidth=0.8)
-        labels = [_plain(label) if effect == "response" else f"{_plain(label)} × message" for label in terms["label"]]
-        axis.set_yticks(y, labels)
+        # The uplift panel's terms are "attribute × message"; its title and axis say so once, so its labels are
+        # as short as the response panel's and both fit the figure's width.
+        axis.set_yticks(y, [_plain(label) for label in terms["label"]])
         axis.set_ylim(-0.6, rows - 0.4)  # the same row spacing in both panels
-        axis.set_title(title)
-        axis.set_xlabel("Odds ratio per +1 SD (1 = no effect)")
+        # Constrained layout leaves a title's and an x label's width out: one wider than its panel runs off the figure.
+        axis.set_title(textwrap.fill(title, 20))
+        axis.set_xlabel(
+            "Odds ratio per +1 SD (1 = no effect)" if effect == "response" else "Odds ratio, attribute × message"
+        )
         axis.grid(axis="y", visible=False)
     figure.suptitle(
         f"What drives {METRIC_EVENTS[outcome]}: odds ratios with {confidence:.0%} confidence "

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from personalization_assets.lib.reporting.attribution import Attribution, feature_attribution
 from personalization_assets.lib.reporting.charts import (
+    CHART_DPI,
     attribution_chart,
     coverage_chart,
     figure_png,
@@ -272,13 +273,30 @@ def build_report(
     return render_charts(report) if charts else report
 
 
-def render_charts(report: Report, folder: Path | None = None) -> Report:
+def chart_figures(report: Report) -> dict[str, Figure]:
+    """The report's charts as matplotlib figures, built but not drawn (drawing is most of a chart's cost): their
+    sizes are known before they are drawn (``chart_sizes``)."""
+    return {name: make() for name, make in report.chart_makers.items()}
+
+
+def chart_sizes(figures: Mapping[str, Figure], dpi: int = CHART_DPI) -> dict[str, tuple[int, int]]:
+    """Each chart file's size in pixels before the figure is drawn: the figure's size at ``dpi``. The drawn PNG is
+    cropped to what the figure holds (``figure_png``), so it can be a few pixels off, or wider where a label runs
+    past the figure's edge; the PDF worker relays its pages when a shape is further off than it tolerates."""
+    sizes = {}
+    for name, figure in figures.items():
+        width, height = figure.get_size_inches() * dpi
+        sizes[CHART_FILES[name]] = (max(1, round(width)), max(1, round(height)))
+    return sizes
+
+
+def render_charts(report: Report, folder: Path | None = None, figures: Mapping[str, Figure] | None = None) -> Report:
     """``report`` with its charts drawn: PNG bytes in ``chart_png``, data URIs in ``charts``. With ``folder``, each
     PNG is also written there under its ``CHART_FILES`` name as soon as it is drawn (atomically: a PDF renderer
-    waiting for the file never reads half of it)."""
+    waiting for the file never reads half of it). ``figures``: the charts already built (``chart_figures``)."""
     chart_png = {}
     for name, make in report.chart_makers.items():
-        png = figure_png(make())
+        png = figure_png(figures[name] if figures is not None else make())
         chart_png[name] = png
         if folder is not None:
             staging = folder / f".{CHART_FILES[name]}.tmp"
