@@ -903,3 +903,42 @@ def test_search_upload_command_uses_the_admin_key_and_verifies_the_index(
     assert error.startswith("error: Azure AI Search upload failed for index 'approved-content'")
     assert "HTTP 401" in error and "TEST_SEARCH_ADMIN_KEY" in error
     assert "not-the-emulator-key-3f9a" not in error and len(error.strip().splitlines()) == 1
+
+
+def _scan_contains(words: list[str], phrase: tuple[str, ...]) -> bool:
+    """The plain scan for a phrase in a text: the reference the word-run lookup must agree with."""
+    return any(tuple(words[i : i + len(phrase)]) == phrase for i in range(len(words) - len(phrase) + 1))
+
+
+def test_audience_match_by_word_runs_equals_a_scan_of_the_text(descriptions):
+    """Matching a segment's phrases by word-run lookup scores every text as scanning it for each phrase does:
+    the library's own audiences and titles, and random shuffles of their words and of the segments' phrases
+    (multi-word phrases split, repeated, and next to each other)."""
+    from personalization_assets.lib import retrieval as lib
+
+    rng = random.Random(7)
+    library = pd.concat(
+        [
+            load_content_library(SAMPLE_CONTENT).to_frame(),
+            load_content_library(LIBRARIES / "saas" / "documents").to_frame(),
+        ]
+    )
+    texts = [*library["audience"], *library["title"]]
+    vocabulary = [
+        w for d in descriptions for p in (*d.name_words, *d.intent_phrases, *d.trait_phrases) for w in p.split()
+    ]
+    for _ in range(300):
+        picked = rng.sample(vocabulary, k=min(len(vocabulary), rng.randint(1, 12)))
+        texts.append(" ".join(picked + rng.sample(vocabulary, k=min(len(vocabulary), 3))))
+    for text in texts:
+        words = normalize_words(text)
+        for d in descriptions:
+            expected = (
+                (lib.NAME_WEIGHT if any(_scan_contains(words, w) for w in lib._compiled(d.name_words)) else 0.0)
+                + lib.INTENT_WEIGHT * sum(_scan_contains(words, p) for p in lib._compiled(d.intent_phrases))
+                + lib.TRAIT_WEIGHT * sum(_scan_contains(words, p) for p in lib._compiled(d.trait_phrases))
+            )
+            assert d.audience_match(words) == expected, (text, d.segment)
+    matches = lib.audience_matches(texts, descriptions)
+    assert matches.shape == (len(texts), len(descriptions))
+    assert matches.to_numpy().sum() > 0  # the texts do match: the comparison is not between zeros

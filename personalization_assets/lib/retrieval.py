@@ -29,6 +29,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -156,13 +157,6 @@ def _phrase_words(phrase: str) -> tuple[str, ...]:
     return tuple(normalize_words(phrase))
 
 
-def _contains(words: Sequence[str], phrase: tuple[str, ...]) -> bool:
-    n = len(phrase)
-    if n == 1:
-        return phrase[0] in words
-    return any(tuple(words[i : i + n]) == phrase for i in range(len(words) - n + 1))
-
-
 # ---- what a segment is ---------------------------------------------------------------------------------------
 def _phrases(*lines: str) -> tuple[str, ...]:
     """Comma-separated phrases (written as text so the vocabularies read as lists of words)."""
@@ -264,15 +258,31 @@ class SegmentDescription:
     def audience_match(self, words: Sequence[str]) -> float:
         """NAME_WEIGHT if any name word occurs, plus INTENT_WEIGHT per intent phrase and TRAIT_WEIGHT per trait
         phrase found in `words` (normalized audience words)."""
-        name = NAME_WEIGHT if any(_contains(words, w) for w in _compiled(self.name_words)) else 0.0
-        intent = INTENT_WEIGHT * sum(_contains(words, p) for p in _compiled(self.intent_phrases))
-        traits = TRAIT_WEIGHT * sum(_contains(words, p) for p in _compiled(self.trait_phrases))
+        return self.audience_match_in(_word_runs(words, self.longest_phrase))
+
+    @property
+    def longest_phrase(self) -> int:
+        phrases = (*_compiled(self.name_words), *_compiled(self.intent_phrases), *_compiled(self.trait_phrases))
+        return max((len(p) for p in phrases), default=1)
+
+    def audience_match_in(self, runs: AbstractSet[tuple[str, ...]]) -> float:
+        """``audience_match`` given the text's word runs (``_word_runs``, at least ``longest_phrase`` long)."""
+        name = NAME_WEIGHT if any(w in runs for w in _compiled(self.name_words)) else 0.0
+        intent = INTENT_WEIGHT * sum(p in runs for p in _compiled(self.intent_phrases))
+        traits = TRAIT_WEIGHT * sum(p in runs for p in _compiled(self.trait_phrases))
         return name + intent + traits
 
 
-def _compiled(phrases: Sequence[str]) -> list[tuple[str, ...]]:
+@lru_cache(maxsize=1024)  # a segment's phrase lists, matched against every document
+def _compiled(phrases: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     """Normalized phrases, each once ("long-time" and "long time" are one phrase)."""
-    return list(dict.fromkeys(p for p in (_phrase_words(phrase) for phrase in phrases) if p))
+    return tuple(dict.fromkeys(p for p in (_phrase_words(phrase) for phrase in phrases) if p))
+
+
+def _word_runs(words: Sequence[str], longest: int) -> frozenset[tuple[str, ...]]:
+    """Every run of 1..``longest`` consecutive words: a phrase of at most that many words occurs in the text
+    exactly when it is one of them: one lookup per phrase instead of a scan of the text."""
+    return frozenset(tuple(words[i : i + n]) for n in range(1, longest + 1) for i in range(len(words) - n + 1))
 
 
 def population_means(profiles: pd.DataFrame) -> pd.Series:
@@ -357,18 +367,22 @@ def describe_segment(
 # ---- audience evidence -------------------------------------------------------------------------------------
 def audience_matches(audiences: Sequence[str], segments: Sequence[SegmentDescription]) -> pd.DataFrame:
     """documents x segments: how strongly each audience text matches each segment's description."""
-    words = [normalize_words(text) for text in audiences]
+    longest = max((d.longest_phrase for d in segments), default=1)
+    runs = [_word_runs(normalize_words(text), longest) for text in audiences]
     return pd.DataFrame(
-        {d.segment: [d.audience_match(doc) for doc in words] for d in segments},
-        index=range(len(words)),
+        {d.segment: [d.audience_match_in(doc) for doc in runs] for d in segments},
+        index=range(len(runs)),
         dtype=float,
     )
 
 
 def universal_audiences(audiences: Sequence[str]) -> np.ndarray:
     """True where the audience text addresses everyone ("All", "Everyone", "all customers", "general ...")."""
-    phrases = [_phrase_words(p) for p in UNIVERSAL_AUDIENCE]
-    return np.array([any(_contains(normalize_words(text), p) for p in phrases) for text in audiences], dtype=bool)
+    phrases = _compiled(tuple(UNIVERSAL_AUDIENCE))
+    longest = max((len(p) for p in phrases), default=1)
+    return np.array(
+        [any(p in _word_runs(normalize_words(text), longest) for p in phrases) for text in audiences], dtype=bool
+    )
 
 
 def targeted_segments(matches: pd.DataFrame, min_match: float, relative: float) -> pd.DataFrame:
