@@ -220,6 +220,7 @@ def dagster_ui(tmp_path_factory):
                 "root": root,
                 "expected": _expected_state(home),
                 "runs": {line[0]: line[2] for line in campaign_lines},
+                "env": env,
             }
         finally:
             os.killpg(server.pid, signal.SIGTERM)  # the webserver and the code server it started
@@ -489,3 +490,44 @@ def test_campaign_report_headline_and_link_are_on_the_asset_page(dagster_ui, pag
     page.set_viewport_size({"width": 1280, "height": 1300})
     page.get_by_text("Metadata", exact=True).first.scroll_into_view_if_needed()
     save_screenshot(page, "campaign_report_metadata", tmp_path)
+
+
+RERUN_SCRIPT = """
+import sys
+from personalization_assets.jobs import CAMPAIGN_JOB
+from personalization_assets.launch import launch_run
+from dagster import DagsterInstance
+
+outcome = launch_run(DagsterInstance.get(), CAMPAIGN_JOB, sys.argv[1], sys.argv[1])
+sys.exit(0 if outcome.success else outcome.failure)
+"""
+
+
+def test_a_report_older_than_a_segments_rerun_is_shown_unsynced(dagster_ui, page, tmp_path):
+    """Truth in the UI: once a segment's chain is re-run without the report (from the UI, or a CLI run of one
+    segment whose report failed), the report asset page says its data changed upstream ("Unsynced"), and says
+    nothing of the kind while the report is the latest. (Runs last in this file: it changes the report's state.)"""
+    page.goto(f"{dagster_ui['url']}/assets/campaign_report")
+    page.get_by_text("Latest materialization").first.wait_for()
+    page.get_by_text("headline").first.wait_for()
+    assert "Unsynced" not in page.inner_text("body")
+
+    segment = dagster_ui["expected"]["segments"][0]  # one of the segments the report was built from
+    rerun = subprocess.run(
+        [sys.executable, "-c", RERUN_SCRIPT, segment],
+        cwd=PROJECT_ROOT,
+        env=dagster_ui["env"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    page.goto(f"{dagster_ui['url']}/assets/campaign_report")
+    unsynced = page.get_by_text("Unsynced").first
+    unsynced.wait_for()
+    unsynced.hover()  # the tag's popover lists what changed upstream
+    page.get_by_text("changes since last materialization").first.wait_for()
+    popover = page.inner_text("body")
+    assert "has a new materialization" in popover
+    assert "experiment_metrics" in popover and "message_variants" in popover  # what the re-run changed
+    save_screenshot(page, "report_unsynced", tmp_path, clip={"x": 240, "y": 0, "width": 1040, "height": 360})
