@@ -59,12 +59,15 @@ def load_customers(context: AssetExecutionContext, settings: PipelineSettings):
     )
     for problem in result.problems:  # lines, columns and pseudonyms only
         context.log.warning(f"quarantined: {problem}")
+    if result.ignored_columns:  # names only: their values are never read into the warehouse or the log
+        context.log.warning(f"columns not used (validation.extra_columns: drop): {', '.join(result.ignored_columns)}")
     yield Output(
         result.valid,
         output_name="customers",
         metadata={
             "source": settings.customers_path,
             "empty_rows_skipped": result.empty_rows,
+            "columns_not_used": ", ".join(result.ignored_columns) or "none",
             # Pseudonymous ids: metadata is shown in the UI and kept in the run history.
             "preview": markdown_preview(
                 result.valid.head(5).assign(customer_id=lambda f: f["customer_id"].map(hash_customer_id))

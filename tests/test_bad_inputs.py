@@ -96,6 +96,18 @@ def customers_file(edit: Callable[[pd.DataFrame], pd.DataFrame], raw: dict[str, 
     return prepare
 
 
+def strict_columns(prepare: Prepare) -> Prepare:
+    """The case with `validation.extra_columns: error` (a governance setting: only the documented columns)."""
+
+    def strict(folder: Path) -> dict:
+        return {**prepare(folder), "config_dir": str(config_copy(folder, {"pipeline.yaml": STRICT_COLUMNS}))}
+
+    return strict
+
+
+STRICT_COLUMNS = {"validation": {"extra_columns": "error"}}
+
+
 def value(column: str, text: str, row: int = ROW) -> Callable[[pd.DataFrame], pd.DataFrame]:
     def edit(frame: pd.DataFrame) -> pd.DataFrame:
         frame.loc[row, column] = text
@@ -145,13 +157,22 @@ CUSTOMER_CASES = [
         (CUSTOMERS + r": missing required column\(s\): tier\. Expected columns: customer_id, age",),
     ),
     BadInput(
-        "customers-extra-column",
-        customers_file(lambda f: f.assign(email="someone@example.com")),
+        "customers-extra-column-refused-by-config",
+        strict_columns(customers_file(lambda f: f.assign(email="someone@example.com"))),
         (CUSTOMERS + r": unexpected column\(s\): email \(set validation\.extra_columns: drop",),
+        absent=("someone@example.com",),
     ),
     BadInput(
         "customers-renamed-column",
         customers_file(lambda f: f.rename(columns={"historical_open_rate": "open_rate"})),
+        (
+            CUSTOMERS + r": missing required column\(s\): historical_open_rate; columns in the file that are not "
+            r"used: open_rate\. Expected columns",
+        ),
+    ),
+    BadInput(
+        "customers-renamed-column-strict",
+        strict_columns(customers_file(lambda f: f.rename(columns={"historical_open_rate": "open_rate"}))),
         (CUSTOMERS + r": missing required column\(s\): historical_open_rate; unexpected column\(s\): open_rate",),
     ),
     BadInput(

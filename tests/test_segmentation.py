@@ -175,6 +175,31 @@ def test_failed_load_changes_no_table(tmp_path, segmented, base_resources, wareh
     pd.testing.assert_frame_equal(warehouse.read_table("customers"), before)
 
 
+def test_an_exports_extra_columns_are_not_loaded_and_are_named(tmp_path, instance, base_resources, warehouse):
+    """A warehouse export with columns the pipeline does not use (upper-case, as Snowflake unloads them) loads
+    under the shipped configuration: the extra columns are dropped before anything is stored, and the run's
+    warning and the `customers` metadata name them (names only, never their values)."""
+    frame = generate_customers(30, seed=3)
+    frame.columns = [c.upper() for c in frame.columns]
+    frame["EMAIL"] = [f"person{i}@example.com" for i in range(len(frame))]
+    frame["SIGNUP_DATE"] = pd.Timestamp("2024-01-31")
+    path = tmp_path / "unload.parquet"
+    frame.to_parquet(path, index=False)
+    settings = PipelineSettings(customers_path=str(path), config_dir=base_resources["settings"].config_dir)
+    result = materialize(SEGMENTATION_ASSETS, instance=instance, resources={**base_resources, "settings": settings})
+    assert result.success
+    stored = warehouse.read_table("customers")
+    assert "EMAIL" not in stored and "email" not in stored and len(stored) == 30
+    assert list(stored["customer_id"]) == list(frame["CUSTOMER_ID"])  # ids exactly as written
+    materialization = next(
+        m for m in result.asset_materializations_for_node("load_customers") if m.asset_key.path == ["customers"]
+    )
+    assert materialization.metadata["columns_not_used"].value == "EMAIL, SIGNUP_DATE"
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert "columns not used (validation.extra_columns: drop): EMAIL, SIGNUP_DATE" in logged
+    assert not any("example.com" in message for message in logged)
+
+
 def test_quarantine_mode_writes_rejected_rows(tmp_path, instance, base_resources, warehouse):
     config_dir = tmp_path / "config"
     config_dir.mkdir()

@@ -20,7 +20,7 @@ class CustomersConfig(StrictModel):
 
 class ValidationConfig(StrictModel):
     on_invalid_rows: Literal["fail", "quarantine"] = "fail"
-    extra_columns: Literal["error", "drop"] = "error"
+    extra_columns: Literal["error", "drop"] = "drop"
     duplicate_ids: Literal["keep_first", "reject_all"] = "keep_first"
 
 

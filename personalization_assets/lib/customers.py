@@ -90,6 +90,8 @@ class ValidationResult:
     # One line per problem (column, problem, count, first lines, customers as pseudonyms): safe to log.
     problems: list[str] = field(default_factory=list)
     empty_rows: int = 0
+    # Columns beyond the documented schema that the load ignored (validation.extra_columns: drop), as written.
+    ignored_columns: list[str] = field(default_factory=list)
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -503,7 +505,10 @@ def _examples(lines: pd.Series, ids: pd.Series | None = None) -> str:
 
 def check_columns(
     columns: Iterable[str], source: str, allow_extra: bool, written: dict[str, list[str]] | None = None
-) -> None:
+) -> list[str]:
+    """The file's columns beyond the documented schema (as written), which `allow_extra` lets the load ignore;
+    InputError for missing or duplicated columns, and for extra ones unless allowed. A missing column's message
+    names the extra ones either way: a renamed column ("open_rate") is usually the missing one."""
     columns = [c for c in columns if c != "_line"]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     extra = [c or "(unnamed column)" for c in columns if c not in REQUIRED_COLUMNS]
@@ -519,8 +524,11 @@ def check_columns(
             f"unexpected column(s): {', '.join(extra)} (set validation.extra_columns: drop in "
             "config/pipeline.yaml to ignore them)"
         )
+    elif extra and missing:
+        problems.append(f"columns in the file that are not used: {', '.join(extra)}")
     if problems:
         raise InputError(f"{source}: " + "; ".join(problems) + f". Expected columns: {', '.join(REQUIRED_COLUMNS)}")
+    return extra
 
 
 def validate_customers(
@@ -542,7 +550,7 @@ def validate_customers(
     frame_in = raw.frame
     if "_line" not in frame_in.columns:
         frame_in = frame_in.assign(_line=np.arange(2, len(frame_in) + 2))
-    check_columns(list(frame_in.columns), source, allow_extra_columns, raw.written_names)
+    ignored = check_columns(list(frame_in.columns), source, allow_extra_columns, raw.written_names)
     if frame_in.empty and raw.malformed.empty:
         raise InputError(f"{source}: the file has a header but no customer rows")
 
@@ -657,7 +665,9 @@ def validate_customers(
             f"{source}: no valid customer rows remain after quarantining {len(rejected)}; see the "
             "customers_quarantine reasons"
         )
-    return ValidationResult(valid=valid, rejected=rejected, problems=problems, empty_rows=raw.empty_rows)
+    return ValidationResult(
+        valid=valid, rejected=rejected, problems=problems, empty_rows=raw.empty_rows, ignored_columns=ignored
+    )
 
 
 def _rejected_rows(
