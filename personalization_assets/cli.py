@@ -197,12 +197,22 @@ def _refusal(outcome: RunOutcome, verbose: bool) -> int:
     return 2
 
 
+MAX_WARNINGS_SHOWN = 5  # per run; the rest are in the run's event log
+
+
 def _print_run(outcome: RunOutcome, status: str, reason: str, verbose: bool) -> None:
     run_id = outcome.run_id[:8] or "-"
     text = f"{outcome.label} ... {status}"
     if reason:
         text += f": {reason}"
     print(f"{text} ({outcome.seconds:.1f}s, run {run_id})", flush=True)
+    # What the run warned about (rows quarantined, columns not used, ...) is said here, not only in the UI.
+    shown = outcome.warnings if verbose else outcome.warnings[:MAX_WARNINGS_SHOWN]
+    for warning in shown:
+        print(f"    warning: {warning}", file=sys.stderr)
+    if len(shown) < len(outcome.warnings):
+        more = len(outcome.warnings) - len(shown)
+        print(f"    ... and {more} more warning(s): --verbose, or run {run_id} in the UI", file=sys.stderr)
     if verbose and outcome.detail:
         print(outcome.detail, file=sys.stderr)
 

@@ -10,6 +10,7 @@ worker: the UI shows it on the timeline and the job's Runs tab, and re-executes 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -86,6 +87,7 @@ class RunOutcome:
     failed_step: str = ""
     detail: str = ""  # the failure's full error chain with tracebacks (shown with --verbose)
     metadata: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # asset -> numeric metadata
+    warnings: tuple[str, ...] = ()  # the run's warning log lines ("step: message"), in order
 
     @property
     def refused(self) -> bool:
@@ -123,6 +125,24 @@ def summarize_failure(instance: DagsterInstance, run_id: str) -> tuple[str, str,
         message = record.event_log_entry.message or "run failed"
         return message.splitlines()[0], "", "", message
     return "run failed (see the Dagster UI)", "", "", ""
+
+
+def _level(level: int | str) -> int:
+    """A log entry's level as a number (entries store "WARNING" or 30)."""
+    number = level if isinstance(level, int) else logging.getLevelName(level.upper())
+    return number if isinstance(number, int) else logging.NOTSET
+
+
+def run_warnings(instance: DagsterInstance, run_id: str) -> tuple[str, ...]:
+    """The warnings the run's steps logged (quarantined rows, unused columns, a segment with control only), each
+    once, as "step: message": what a command-line user must see without --verbose. The steps log pseudonyms and
+    names only, never customer values."""
+    found = (
+        f"{entry.step_key}: {entry.user_message}" if entry.step_key else entry.user_message
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event is None and _level(entry.level) >= logging.WARNING
+    )
+    return tuple(dict.fromkeys(found))
 
 
 def materialization_metadata(instance: DagsterInstance, run_id: str) -> dict[str, dict[str, float]]:
@@ -177,6 +197,7 @@ def launch_run(
         failed_step=step,
         detail=detail,
         metadata=materialization_metadata(instance, run.run_id),
+        warnings=run_warnings(instance, run.run_id),
     )
 
 
@@ -225,6 +246,7 @@ def outcome_of_run(instance: DagsterInstance, run) -> RunOutcome:
         failed_step=step,
         detail=detail,
         metadata=materialization_metadata(instance, run.run_id),
+        warnings=run_warnings(instance, run.run_id),
     )
 
 

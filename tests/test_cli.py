@@ -13,7 +13,7 @@ import pytest
 import yaml
 from dagster import DagsterRunStatus, RunsFilter
 
-from personalization_assets.cli import _summary, main
+from personalization_assets.cli import MAX_WARNINGS_SHOWN, _print_run, _summary, main
 from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
 from personalization_assets.launch import (
     ALL_BLOCKED,
@@ -97,6 +97,7 @@ def test_run_prints_each_segment_served_and_exits_zero(campaign):
     assert "done in " in lines[-1]
     assert "5 served" in lines[-1]
     assert "findfont" not in campaign["output"].stderr
+    assert "warning:" not in campaign["output"].stderr  # the sample warns of nothing: no noise to learn to skip
 
 
 @pytest.mark.slow
@@ -314,6 +315,20 @@ def outcome(success: bool, failure: str = "", step: str = "", **metadata) -> Run
 )
 def test_segment_status_says_served_only_when_a_variant_was_approved(run, status, reason):
     assert segment_status(run) == (status, reason)
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_a_runs_warnings_are_printed_under_its_line(capsys, verbose):
+    """Rows quarantined, columns not used, a segment left with control only: said on the command line, not only
+    in the UI; at most MAX_WARNINGS_SHOWN per run unless --verbose, then where the rest are."""
+    warnings = tuple(f"load_customers: quarantined: problem {i}" for i in range(MAX_WARNINGS_SHOWN + 2))
+    run = RunOutcome("segmentation and content index", None, True, 1.0, "abcdef123456", warnings=warnings)
+    _print_run(run, "ok", "", verbose)
+    captured = capsys.readouterr()
+    assert captured.out.startswith("segmentation and content index ... ok (1.0s, run abcdef12)")
+    printed = [line for line in captured.err.splitlines() if line.startswith("    warning: ")]
+    assert printed == [f"    warning: {w}" for w in (warnings if verbose else warnings[:MAX_WARNINGS_SHOWN])]
+    assert ("... and 2 more warning(s): --verbose, or run abcdef12 in the UI" in captured.err) is not verbose
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from personalization_assets import segmentation
 from personalization_assets.config import ConfigError, load_yaml_model
 from personalization_assets.config.segmentation import SegmentationConfig
 from personalization_assets.constants import PER_SEGMENT_TABLES
+from personalization_assets.launch import run_warnings
 from personalization_assets.lib.privacy import hash_customer_id
 from personalization_assets.lib.segmentation import (
     Condition,
@@ -198,6 +199,10 @@ def test_an_exports_extra_columns_are_not_loaded_and_are_named(tmp_path, instanc
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert "columns not used (validation.extra_columns: drop): EMAIL, SIGNUP_DATE" in logged
     assert not any("example.com" in message for message in logged)
+    # What `personalize run` prints under the run's line.
+    assert run_warnings(instance, result.run_id) == (
+        "load_customers: columns not used (validation.extra_columns: drop): EMAIL, SIGNUP_DATE",
+    )
 
 
 def test_quarantine_mode_writes_rejected_rows(tmp_path, instance, base_resources, warehouse):
@@ -222,6 +227,7 @@ def test_quarantine_mode_writes_rejected_rows(tmp_path, instance, base_resources
         "quarantined: column 'age': out of range (allowed [13, 120]) — 1 row(s), first: "
         f"line 6 ({hash_customer_id(frame.loc[4, 'customer_id'])})"
     ]  # the event log names the line and a pseudonym, never the value
+    assert run_warnings(instance, result.run_id) == tuple(f"load_customers: {message}" for message in quarantined)
 
 
 def test_switching_to_kmeans_needs_no_code_change(tmp_path, segmented, base_resources, warehouse):
