@@ -336,8 +336,15 @@ def pipeline_benchmark(
                 for attempt in range(repeat):
                     workdir = Path(folder) / f"p{parallel}-{attempt}"
                     env = pipeline_env(workdir, customers)
-                    runs.append(run_pipeline(parallel, env))
-                    shutil.rmtree(workdir, ignore_errors=True)
+                    try:
+                        runs.append(run_pipeline(parallel, env))
+                    except RuntimeError as error:  # refused or failed: say so, and measure the others
+                        reason = " ".join(str(error).split("\n")[1:3]).strip() or str(error)
+                        print(f"{name:>9} customers, --parallel {parallel}: NOT MEASURED: {reason}", flush=True)
+                        configurations.append({"label": name, "parallel": parallel, "failed": reason})
+                        break
+                    finally:
+                        shutil.rmtree(workdir, ignore_errors=True)
                     result = runs[-1]
                     print(
                         f"{name:>9} customers, --parallel {parallel}: wall {result['process_wall_s']:.1f} s "
@@ -345,6 +352,8 @@ def pipeline_benchmark(
                         f"peak {result['peak_pss_mib']:,.0f} MiB",
                         flush=True,
                     )
+                if len(runs) < repeat:
+                    continue
                 lean = lean_benchmark(customers, Path(folder), repeat)
                 best = min(runs, key=lambda r: r["process_wall_s"])
                 configurations.append(
@@ -364,7 +373,19 @@ def pipeline_benchmark(
     return configurations
 
 
-def render_pipeline_table(configurations: list[dict]) -> str:
+def render_pipeline_table(measured: list[dict]) -> str:
+    """The table of the measured configurations, then one line per configuration that could not be measured."""
+    configurations = [c for c in measured if "failed" not in c]
+    failed = [
+        f"**Not measured: {c['label']}** (`--parallel {c['parallel']}`): `personalize run` failed: {c['failed']}"
+        for c in measured
+        if "failed" in c
+    ]
+    table = _pipeline_table(configurations) if configurations else "No configuration could be measured."
+    return "\n\n".join([table, *failed])
+
+
+def _pipeline_table(configurations: list[dict]) -> str:
     def label(c: dict) -> str:
         mode = "one after another" if c["parallel"] == 1 else f"--parallel {c['parallel']}"
         return f"{c['label']}<br>{mode}"
@@ -632,16 +653,19 @@ def main() -> int:
             f"{args.safety_latency:g} s ({args.customers:,} customers)"
         )
         section = "model-calls"
+        failures = 0
     else:
         modes = args.parallel or [1]
-        table = render_pipeline_table(pipeline_benchmark(args.sizes, modes, args.repeat, args.files))
+        measured = pipeline_benchmark(args.sizes, modes, args.repeat, args.files)
+        failures = sum("failed" in c for c in measured)
+        table = render_pipeline_table(measured)
         title = "## Pipeline on the embedded backends"
         section = "pipeline"
     write_section(args.out, section, f"{title}\n\nMeasured {started} on {machine}.\n\n{table}\n")
     print()
     print(table)
     print(f"\nwritten to {args.out}")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
