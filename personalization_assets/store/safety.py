@@ -267,9 +267,16 @@ def _append_audit_once(
                 "`personalize audit-export` and restore a linear chain before screening again"
             )
         connection.execute(AUDIT_SEQUENCE_INDEX)
-    count, head_sequence = _one_row(connection.execute(f"select count(*), max(sequence) from {table}"))
-    root_row = connection.execute(f"select record_hash from {table} where sequence = 0").fetchone()
-    root = root_row[0] if root_row else None
+    # Head, root and the recorded anchor come from aggregates over every record, never from a `where sequence
+    # = n` lookup: after a writer was killed mid-run, DuckDB (1.5.5) can answer such a filter with no row for a
+    # record that a plain scan returns (tests/test_fault_injection.py saw `where sequence = 7` empty with 0..7
+    # stored), which would read as a deleted chain head and stop screening for good.
+    count, head_sequence, head_hash, root = _one_row(
+        connection.execute(
+            f"select count(*), max(sequence), arg_max(record_hash, sequence), "
+            f"max(case when sequence = 0 then record_hash end) from {table}"
+        )
+    )
     if count and root is None:
         raise AuditChainError(
             f"{AUDIT_TABLE} has {count} records but none with sequence 0: the start of the chain was "
@@ -277,8 +284,12 @@ def _append_audit_once(
         )
     anchor = latest_anchor(anchors, root)
     if anchor is not None:
-        stored = connection.execute(f"select record_hash from {table} where sequence = ?", [anchor.sequence]).fetchone()
-        if stored is None or stored[0] != anchor.record_hash:
+        stored = _one_row(
+            connection.execute(
+                f"select max(case when sequence = ? then record_hash end) from {table}", [anchor.sequence]
+            )
+        )
+        if stored[0] != anchor.record_hash:
             raise AuditChainError(
                 f"{AUDIT_TABLE} no longer holds the head recorded earlier (sequence {anchor.sequence}, "
                 f"hash {anchor.record_hash[:12]}...): records were deleted or rewritten; restore the "
@@ -286,10 +297,7 @@ def _append_audit_once(
             )
     prev_hash, next_sequence = GENESIS_HASH, 0
     if count:
-        prev_hash = _one_row(
-            connection.execute(f"select record_hash from {table} where sequence = ?", [head_sequence])
-        )[0]
-        next_sequence = int(head_sequence) + 1
+        prev_hash, next_sequence = head_hash, int(head_sequence) + 1
     chained = chain_audit_records(records, prev_hash, next_sequence)
     if not chained.empty:
         connection.register("new_audit_records", chained)
