@@ -27,7 +27,7 @@ TONES = ("urgent", "informational", "friendly")
 
 def lean_pipeline(customers_path: Path, warehouse: Path, config_dir: Path = PROJECT_ROOT / "config") -> dict:
     from personalization_assets.config import load_yaml_model
-    from personalization_assets.config.segmentation import SegmentationConfig
+    from personalization_assets.config.segmentation import PipelineConfig, SegmentationConfig
     from personalization_assets.lib.assignment import assign_arms
     from personalization_assets.lib.customers import read_customer_file, validate_customers
     from personalization_assets.lib.segmentation import Condition, Rule, assign_rule_segments, profile_segments
@@ -36,7 +36,14 @@ def lean_pipeline(customers_path: Path, warehouse: Path, config_dir: Path = PROJ
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    customers = validate_customers(read_customer_file(customers_path), source=str(customers_path)).valid
+    # The shipped input settings, as `personalize run` reads the file (extra columns, duplicate ids).
+    inputs = load_yaml_model(config_dir / PipelineConfig.FILENAME, PipelineConfig)
+    customers = validate_customers(
+        read_customer_file(customers_path, delimiter=inputs.customers.delimiter),
+        source=str(customers_path),
+        allow_extra_columns=inputs.validation.extra_columns == "drop",
+        duplicate_ids=inputs.validation.duplicate_ids,
+    ).valid
     timings["load+validate"] = time.perf_counter() - started
 
     started = time.perf_counter()
