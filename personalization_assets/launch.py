@@ -246,7 +246,6 @@ def outcome_of_run(instance: DagsterInstance, run) -> RunOutcome:
         failed_step=step,
         detail=detail,
         metadata=materialization_metadata(instance, run.run_id),
-        warnings=run_warnings(instance, run.run_id),
     )
 
 
