@@ -380,9 +380,8 @@ def universal_audiences(audiences: Sequence[str]) -> np.ndarray:
     """True where the audience text addresses everyone ("All", "Everyone", "all customers", "general ...")."""
     phrases = _compiled(tuple(UNIVERSAL_AUDIENCE))
     longest = max((len(p) for p in phrases), default=1)
-    return np.array(
-        [any(p in _word_runs(normalize_words(text), longest) for p in phrases) for text in audiences], dtype=bool
-    )
+    runs = [_word_runs(normalize_words(text), longest) for text in audiences]  # once per text, not per phrase
+    return np.array([any(p in text_runs for p in phrases) for text_runs in runs], dtype=bool)
 
 
 def targeted_segments(matches: pd.DataFrame, min_match: float, relative: float) -> pd.DataFrame:
