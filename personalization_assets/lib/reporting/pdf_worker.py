@@ -218,7 +218,8 @@ def render_pdf(
 
 
 def main() -> int:
-    import weasyprint  # noqa: F401  first: loading WeasyPrint and its pango/cairo bindings is the slow part
+    # first: loading WeasyPrint and its pango/cairo bindings is the slow part
+    from weasyprint.urls import FatalURLFetchingError
 
     request = json.loads(sys.stdin.read())
     try:
@@ -230,7 +231,9 @@ def main() -> int:
             request.get("sizes", {}),
             float(request["timeout"]),
         )
-    except Exception as error:  # the reason for the parent, in one line, not a traceback
+    except (Exception, FatalURLFetchingError) as error:  # the reason for the parent, in one line, not a traceback
+        # WeasyPrint raises a chart that never came as FatalURLFetchingError, a BaseException: ``except Exception``
+        # let it through as a traceback whose head (the chart's name) the parent's tail cut could lose.
         cause = error.__cause__ or error
         print(f"{type(error).__name__}: {error} ({type(cause).__name__}: {cause})", file=sys.stderr)
         return 1
