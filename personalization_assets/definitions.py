@@ -16,6 +16,7 @@ from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.deployment import executor_from_environment
 from personalization_assets.jobs import build_jobs
 from personalization_assets.observability import install_log_redaction, json_logger
+from personalization_assets.report_currency import flag_report_behind
 from resources.io_managers import io_manager_from_environment
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
@@ -34,7 +35,8 @@ install_log_redaction()
 assets = load_assets_from_modules(STAGE_MODULES)
 # The stage modules define assets with @asset / @multi_asset only; jobs and automation select by their keys.
 asset_definitions = [asset for asset in assets if isinstance(asset, AssetsDefinition)]
-jobs = build_jobs(asset_definitions)
+# A campaign run that fails after the report was built fails the report's `shows_latest_segment_runs` check.
+jobs = build_jobs(asset_definitions, campaign_hooks=[flag_report_behind])
 sensors, schedules = build_automation(asset_definitions, jobs)
 
 defs = Definitions(

@@ -4,7 +4,7 @@ stage joins the right job without editing this file."""
 
 from collections.abc import Sequence
 
-from dagster import AssetsDefinition, AssetSelection, define_asset_job
+from dagster import AssetsDefinition, AssetSelection, HookDefinition, define_asset_job
 
 from personalization_assets.partitions import segment_partitions
 
@@ -13,7 +13,8 @@ CAMPAIGN_JOB = "campaign_job"
 REPORT_JOB = "report_job"
 
 
-def build_jobs(assets: Sequence[AssetsDefinition]) -> list:
+def build_jobs(assets: Sequence[AssetsDefinition], campaign_hooks: Sequence[HookDefinition] = ()) -> list:
+    """The three jobs; `campaign_hooks` run on the campaign job's steps (the report's failure flag)."""
     partitioned = AssetSelection.assets(
         *(key for asset in assets if asset.partitions_def == segment_partitions for key in asset.keys)
     )
@@ -30,6 +31,7 @@ def build_jobs(assets: Sequence[AssetsDefinition]) -> list:
             CAMPAIGN_JOB,
             selection=partitioned,
             description="One segment's campaign: retrieval, generation, safety, experiment (one partition).",
+            hooks=set(campaign_hooks),
         ),
         define_asset_job(
             REPORT_JOB,

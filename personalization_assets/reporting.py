@@ -10,7 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
 
 from personalization_assets.config import PROJECT_ROOT
 from personalization_assets.config.experiment import ExperimentConfig
@@ -18,6 +28,7 @@ from personalization_assets.config.reporting import ReportingConfig
 from personalization_assets.launch import REFRESH_TAG, SERVED, segment_outcomes
 from personalization_assets.lib import reporting
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
+from personalization_assets.report_currency import REPORT_CURRENT_CHECK, report_check_result
 from personalization_assets.store.safety import latest_anchor, recorded_audit_heads
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse, release_connections
@@ -97,6 +108,18 @@ def campaign_report(
             context, config, experiment, warehouse, generated_at, folder, notebook, served, excluded, pdf_worker,
             data_ready,
         )  # fmt: skip
+
+
+@asset_check(
+    asset=campaign_report,
+    name=REPORT_CURRENT_CHECK,
+    description=(
+        "Warns when a segment's campaign run ended after the report was built (a failed one fails this check at "
+        "once, from the campaign job's failure hook): the report then shows that segment as it was before."
+    ),
+)
+def shows_latest_segment_runs(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    return report_check_result(context.instance)
 
 
 class _Handoff:

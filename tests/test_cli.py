@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from dagster import DagsterRunStatus, RunsFilter
+from dagster import AssetCheckKey, AssetCheckSeverity, DagsterRunStatus, RunsFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from personalization_assets.cli import MAX_WARNINGS_SHOWN, _print_run, _summary, main
 from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
@@ -30,6 +31,7 @@ from personalization_assets.launch import (
     fail_orphaned_runs,
     segment_status,
 )
+from personalization_assets.report_currency import REPORT_CURRENT_CHECK, REPORT_KEY
 from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
 
 
@@ -121,6 +123,23 @@ def test_runs_carry_the_code_location_origin_and_the_campaign_tags(campaign):
     assert len({run.tags["dagster/partition"] for run in campaign_runs}) == 5
 
 
+def report_currency_check(env: dict):
+    """The latest evaluation of the report's `shows_latest_segment_runs` check: (record, evaluation)."""
+    key = AssetCheckKey(REPORT_KEY, REPORT_CURRENT_CHECK)
+    with instance_of(env) as instance:
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+        (report,) = instance.fetch_materializations(REPORT_KEY, limit=1).records
+    return record, record.event.dagster_event.event_specific_data, report
+
+
+@pytest.mark.slow
+def test_the_report_run_checks_that_the_report_shows_every_segments_latest_run(campaign):
+    record, evaluation, report = report_currency_check(campaign["env"])
+    assert record.status == AssetCheckExecutionRecordStatus.SUCCEEDED
+    assert record.run_id == report.run_id  # evaluated in the report's own run, against that report
+    assert "shows every segment's latest campaign run" in evaluation.description
+
+
 @pytest.mark.slow
 def test_report_names_the_campaigns_report_without_a_warning(campaign):
     completed = personalize(campaign["env"], "report")
@@ -156,6 +175,18 @@ def test_a_segment_that_fails_is_reported_failed_with_its_reason_and_no_report_i
     assert report.stdout.splitlines()[0] == f"latest report: {reports_before[-1] / 'campaign_report.html'}"
     assert "warning: this report was built" in report.stderr
     assert "1 pipeline run(s) started after it (1 failed; newest: campaign_job at_risk, failure)" in report.stderr
+    # ... and so does the UI: the failed run's hook failed the report's check (a warning), naming the segment.
+    record, evaluation, report_event = report_currency_check(env)
+    assert record.status == AssetCheckExecutionRecordStatus.FAILED
+    assert evaluation.severity == AssetCheckSeverity.WARN
+    assert evaluation.target_materialization_data.storage_id == report_event.storage_id
+    assert evaluation.metadata["segments_behind"].value == "at_risk"
+    (behind,) = [line for line in evaluation.description.splitlines() if line.startswith("- ")]
+    with instance_of(env) as instance:
+        (failed_run,) = instance.get_runs(RunsFilter(job_name=CAMPAIGN_JOB, statuses=[DagsterRunStatus.FAILURE]))
+    assert behind.startswith(f"- segment at_risk: run {failed_run.run_id[:8]} (")
+    assert "failed in retrieved_content" in behind
+    assert "materialize campaign_report, or run report_job" in evaluation.description
 
 
 def test_a_refused_input_is_one_clear_error_and_exit_2(tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from personalization_assets.report_currency import REPORT_CURRENT_CHECK as REPORT_CHECK
 from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
 
 pytestmark = pytest.mark.browser
@@ -531,3 +532,36 @@ def test_a_report_older_than_a_segments_rerun_is_shown_unsynced(dagster_ui, page
     assert "has a new materialization" in popover
     assert "experiment_metrics" in popover and "message_variants" in popover  # what the re-run changed
     save_screenshot(page, "report_unsynced", tmp_path, clip={"x": 240, "y": 0, "width": 1040, "height": 360})
+
+
+def test_a_segment_run_that_fails_after_the_report_warns_on_the_report(dagster_ui, page, tmp_path):
+    """A failed re-run writes nothing, so nothing upstream is newer: the campaign job's failure hook fails the
+    report's `shows_latest_segment_runs` check (a warning), and the report's Checks tab shows it with the segment.
+    (After the Unsynced test: both change the report's state.)"""
+    segment = dagster_ui["expected"]["segments"][0]
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    retrieval = (config / "retrieval.yaml").read_text()
+    assert "threshold: 0.5" in retrieval
+    (config / "retrieval.yaml").write_text(retrieval.replace("threshold: 0.5", "threshold: 0.999"))
+    failing = subprocess.run(
+        [sys.executable, "-c", RERUN_SCRIPT, segment],
+        cwd=PROJECT_ROOT,
+        env={**dagster_ui["env"], "PERSONALIZATION_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert failing.returncode != 0, "the re-run was meant to find no suitable content"
+
+    page.goto(f"{dagster_ui['url']}/assets/campaign_report?view=checks")
+    page.get_by_text("Checks (1)").wait_for()
+    page.get_by_text(REPORT_CHECK, exact=True).first.click()
+    page.get_by_text("Latest execution").first.wait_for()
+    page.get_by_text("segments_behind").first.wait_for()
+    body = page.inner_text("body")
+    assert "non-blocking" in body  # a warning (the icon shows its severity), never a gate on the report
+    assert "Failed" in body
+    assert f"segment {segment}: run " in body and "failed in retrieved_content" in body
+    assert "materialize campaign_report, or run report_job, to update it" in body
+    save_screenshot(page, "report_check_warning", tmp_path)
