@@ -249,6 +249,16 @@ def outcome_of_run(instance: DagsterInstance, run) -> RunOutcome:
     )
 
 
+def latest_finished_campaign_run(instance: DagsterInstance, segment: str, refresh_id: str | None = None):
+    """The RunRecord of the segment partition's latest finished campaign_job run (of refresh `refresh_id` if
+    given), or None."""
+    tags = {PARTITION_TAG: segment, **({REFRESH_TAG: refresh_id} if refresh_id else {})}
+    records = instance.get_run_records(
+        RunsFilter(job_name=CAMPAIGN_JOB, tags=tags, statuses=FINISHED_STATUSES), limit=1
+    )
+    return records[0] if records else None
+
+
 def segment_outcomes(
     instance: DagsterInstance, partitions: Sequence[str], refresh_id: str | None = None
 ) -> dict[str, tuple[str, str]]:
@@ -258,10 +268,9 @@ def segment_outcomes(
     one: not run."""
     outcomes: dict[str, tuple[str, str]] = {}
     for key in partitions:
-        tags = {PARTITION_TAG: key, **({REFRESH_TAG: refresh_id} if refresh_id else {})}
-        runs = instance.get_runs(RunsFilter(job_name=CAMPAIGN_JOB, tags=tags, statuses=FINISHED_STATUSES), limit=1)
-        if runs:
-            outcomes[key] = segment_status(outcome_of_run(instance, runs[0]))
+        record = latest_finished_campaign_run(instance, key, refresh_id)
+        if record is not None:
+            outcomes[key] = segment_status(outcome_of_run(instance, record.dagster_run))
         else:
             where = f"in campaign {refresh_id}" if refresh_id else "yet"
             outcomes[key] = (NOT_RUN, f"no finished run of this segment {where}")

@@ -25,16 +25,13 @@ from dagster import (
     DagsterRunStatus,
     EventLogRecord,
     HookContext,
-    RunsFilter,
     failure_hook,
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
-from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
-from personalization_assets.jobs import CAMPAIGN_JOB
-from personalization_assets.launch import PARTITION_TAG, summarize_failure
+from personalization_assets.launch import PARTITION_TAG, latest_finished_campaign_run, summarize_failure
 from personalization_assets.partitions import SEGMENT_PARTITIONS_NAME
 
 REPORT_KEY = AssetKey("campaign_report")
@@ -62,14 +59,12 @@ def later_segment_runs(instance: DagsterInstance, since: float) -> list[LaterRun
     """Each segment's latest finished campaign run, where it ended after `since` (POSIX seconds)."""
     later = []
     for segment in sorted(instance.get_dynamic_partitions(SEGMENT_PARTITIONS_NAME)):
-        records = instance.get_run_records(
-            RunsFilter(job_name=CAMPAIGN_JOB, tags={PARTITION_TAG: segment}, statuses=FINISHED_STATUSES), limit=1
-        )
-        if not records or records[0].end_time is None or records[0].end_time <= since:
+        record = latest_finished_campaign_run(instance, segment)
+        if record is None or record.end_time is None or record.end_time <= since:
             continue
-        run = records[0].dagster_run
+        run = record.dagster_run
         outcome = "succeeded" if run.status == DagsterRunStatus.SUCCESS else _failed(instance, run.run_id)
-        later.append(LaterRun(segment, run.run_id, records[0].end_time, outcome))
+        later.append(LaterRun(segment, run.run_id, record.end_time, outcome))
     return later
 
 
