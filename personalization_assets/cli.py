@@ -232,8 +232,13 @@ def command_run(args: argparse.Namespace) -> int:
     preflight(instance)  # ConfigError: main() prints it and exits 2, before any stage ran
     tune_process()  # after the pre-flight: its imports loaded the BLAS libraries (numpy's and scipy's)
     note_loaded_size()
-    for run_id in fail_orphaned_runs(instance):
-        print(f"marked run {run_id[:8]} failed: the process that executed it is gone", file=sys.stderr)
+    if orphaned := fail_orphaned_runs(instance):
+        for run_id in orphaned:
+            print(f"marked run {run_id[:8]} failed: the process that executed it is gone", file=sys.stderr)
+        # Their failure hooks never ran: the latest report's check says now that it is behind them.
+        from personalization_assets.report_currency import flag_report_if_behind
+
+        flag_report_if_behind(instance)
     # SIGTERM (a `kill`, a CI timeout) interrupts the run like Ctrl-C, so Dagster records it as failed.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     refresh = {TRIGGER_TAG: CLI_TRIGGER, REFRESH_TAG: make_new_run_id(), **process_tag()}

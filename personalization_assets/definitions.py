@@ -14,9 +14,9 @@ from personalization_assets.config.generation import GenerationConfig
 from personalization_assets.config.retrieval import RetrievalConfig
 from personalization_assets.config.safety import SafetyConfig
 from personalization_assets.deployment import executor_from_environment
-from personalization_assets.jobs import build_jobs
+from personalization_assets.jobs import CAMPAIGN_JOB, build_jobs
 from personalization_assets.observability import install_log_redaction, json_logger
-from personalization_assets.report_currency import flag_report_behind
+from personalization_assets.report_currency import build_lost_run_sensor, flag_report_behind
 from resources.io_managers import io_manager_from_environment
 from resources.settings import PipelineSettings
 from resources.warehouse import DuckDBWarehouse
@@ -38,6 +38,8 @@ asset_definitions = [asset for asset in assets if isinstance(asset, AssetsDefini
 # A campaign run that fails after the report was built fails the report's `shows_latest_segment_runs` check.
 jobs = build_jobs(asset_definitions, campaign_hooks=[flag_report_behind])
 sensors, schedules = build_automation(asset_definitions, jobs)
+# ... and so does one whose process died before its hook ran (the sensor is on by default; it launches nothing).
+sensors.append(build_lost_run_sensor(next(job for job in jobs if job.name == CAMPAIGN_JOB)))
 
 defs = Definitions(
     assets=assets,

@@ -212,8 +212,8 @@ FAILED = "failed"
 def segment_status(outcome: RunOutcome) -> tuple[str, str]:
     """(status, one-line reason) of one segment's campaign run: served only if a variant was approved."""
     if not outcome.success:
-        if outcome.no_suitable_content:
-            return NO_CONTENT, outcome.failure
+        if outcome.no_suitable_content:  # the status already says it: "no suitable content: no document scored..."
+            return NO_CONTENT, outcome.failure.removeprefix(f"{NO_SUITABLE_CONTENT} '{outcome.partition}': ")
         where = f"{outcome.failed_step}: " if outcome.failed_step else ""
         return FAILED, where + outcome.failure
     safety = outcome.metadata.get("safety_verdicts", {})

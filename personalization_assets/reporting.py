@@ -115,7 +115,8 @@ def campaign_report(
     name=REPORT_CURRENT_CHECK,
     description=(
         "Warns when a segment's campaign run ended after the report was built (a failed one fails this check at "
-        "once, from the campaign job's failure hook): the report then shows that segment as it was before."
+        "once: the campaign job's failure hook, or the report_behind_after_lost_run sensor when the run's process "
+        "died): the report then shows that segment as it was before."
     ),
 )
 def shows_latest_segment_runs(context: AssetCheckExecutionContext) -> AssetCheckResult:

@@ -11,10 +11,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from dagster import AssetCheckKey, AssetCheckSeverity, DagsterRunStatus, RunsFilter
+from dagster import (
+    AssetCheckKey,
+    AssetCheckSeverity,
+    DagsterEventType,
+    DagsterRunStatus,
+    RunsFilter,
+    build_run_status_sensor_context,
+)
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from personalization_assets.cli import MAX_WARNINGS_SHOWN, _print_run, _summary, main
+from personalization_assets.definitions import defs
 from personalization_assets.jobs import CAMPAIGN_JOB, REPORT_JOB, SEGMENTATION_JOB
 from personalization_assets.launch import (
     ALL_BLOCKED,
@@ -31,7 +39,7 @@ from personalization_assets.launch import (
     fail_orphaned_runs,
     segment_status,
 )
-from personalization_assets.report_currency import REPORT_CURRENT_CHECK, REPORT_KEY
+from personalization_assets.report_currency import LOST_RUN_SENSOR, REPORT_CURRENT_CHECK, REPORT_KEY
 from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
 
 
@@ -164,8 +172,7 @@ def test_a_segment_that_fails_is_reported_failed_with_its_reason_and_no_report_i
     assert completed.returncode == 1, completed.stdout + completed.stderr
     line = next(line for line in completed.stdout.splitlines() if line.startswith("segment at_risk"))
     assert "served:" not in line
-    assert "FAILED: " in line or "no suitable content: " in line, line
-    assert "retrieved_content" in line or "no suitable content for segment 'at_risk'" in line, line
+    assert " ... no suitable content: no document scored >= 0.999; " in line, line
     assert "Traceback" not in completed.stdout + completed.stderr
     assert "campaign report ... not built" in completed.stderr
     assert sorted(Path(env["PERSONALIZATION_REPORTS"]).glob("*")) == reports_before
@@ -185,8 +192,23 @@ def test_a_segment_that_fails_is_reported_failed_with_its_reason_and_no_report_i
     with instance_of(env) as instance:
         (failed_run,) = instance.get_runs(RunsFilter(job_name=CAMPAIGN_JOB, statuses=[DagsterRunStatus.FAILURE]))
     assert behind.startswith(f"- segment at_risk: run {failed_run.run_id[:8]} (")
-    assert "failed in retrieved_content" in behind
+    # ... in the words the command printed for that segment (status and reason), not a vocabulary of its own.
+    printed = line.split(" ... ", 1)[1].rsplit(" (", 1)[0]
+    assert printed.startswith("no suitable content: "), line
+    assert behind.endswith(f") {printed}"), (behind, printed)
     assert "materialize campaign_report, or run report_job" in evaluation.description
+    # The daemon's lost-run sensor sees this failure too, finds that the run's hook flagged it, records nothing.
+    with instance_of(env) as instance:
+        (failure,) = instance.get_records_for_run(failed_run.run_id, of_type=DagsterEventType.RUN_FAILURE).records
+        context = build_run_status_sensor_context(
+            sensor_name=LOST_RUN_SENSOR,
+            dagster_event=failure.event_log_entry.dagster_event,
+            dagster_instance=instance,
+            dagster_run=failed_run,
+        ).for_run_failure()
+        skipped = defs.get_repository_def().get_sensor_def(LOST_RUN_SENSOR)(context)
+    assert "failure hook already flagged the report" in skipped.skip_message
+    assert report_currency_check(env)[0].id == record.id  # still the hook's evaluation
 
 
 def test_a_refused_input_is_one_clear_error_and_exit_2(tmp_path):
@@ -335,7 +357,7 @@ def outcome(success: bool, failure: str = "", step: str = "", **metadata) -> Run
         (
             outcome(False, "no suitable content for segment 's': no document scored 0.999", "retrieved_content"),
             NO_CONTENT,
-            "no suitable content for segment 's': no document scored 0.999",
+            "no document scored 0.999",  # the status says "no suitable content" once
         ),
         (
             outcome(False, "the model service kept failing", "message_variants"),

@@ -831,9 +831,11 @@ def test_segment_without_suitable_content_is_an_explicit_outcome(
     assert "lapsed customers" in check.metadata["lacks"].value
     assert check.metadata["customers"].value > 0
     failure = next(e for e in result.all_node_events if e.is_step_failure)
-    assert failure.step_failure_data.user_failure_data.description.startswith(
-        "no suitable content for segment 'at_risk':"
-    )
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("no suitable content for segment 'at_risk':")
+    # One readable line: the expanded query is in the check's metadata, not repeated in the reason.
+    query = check.metadata["query"].value
+    assert query and query not in description and check.metadata["lacks"].value in description
     stored = warehouse.read_table("retrieved_content")
     assert set(stored["segment"]) == {"new_customer"}  # nothing written for at_risk
 

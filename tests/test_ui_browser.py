@@ -407,8 +407,9 @@ def test_asset_checks_show_results_per_partition(dagster_ui, page, tmp_path):
     save_screenshot(page, "check_partitions", tmp_path)
 
 
-def test_automation_page_lists_sensors_and_schedule_all_off(dagster_ui, page, tmp_path):
+def test_automation_page_lists_sensors_and_schedule_off_except_the_report_check_sensor(dagster_ui, page, tmp_path):
     from personalization_assets.definitions import defs
+    from personalization_assets.report_currency import LOST_RUN_SENSOR
 
     repository = defs.get_repository_def()
     names = sorted([sensor.name for sensor in repository.sensor_defs] + [s.name for s in repository.schedule_defs])
@@ -418,9 +419,18 @@ def test_automation_page_lists_sensors_and_schedule_all_off(dagster_ui, page, tm
     switches = page.locator("label[class*='formatSwitch'] input")
     switches.nth(len(names) - 1).wait_for(state="attached")  # the on/off states load after the names
     assert switches.count() == len(names)
-    assert switches.evaluate_all("inputs => inputs.map(input => input.checked)") == [False] * len(names), (
-        "every sensor and schedule starts off"
+    # What launches runs starts off; the sensor that only records the report's check starts on.
+    assert switches.evaluate_all("inputs => inputs.filter(input => input.checked).length") == 1
+    # The checked switch's row: its nearest ancestor that names a sensor or schedule.
+    (row,) = switches.evaluate_all(
+        """(inputs, names) => inputs.filter(input => input.checked).map(input => {
+            let row = input;
+            while (row && !names.some(name => (row.innerText || "").includes(name))) row = row.parentElement;
+            return row ? row.innerText : "";
+        })""",
+        names,
     )
+    assert [name for name in names if name in row] == [LOST_RUN_SENSOR], row
     save_screenshot(page, "automation", tmp_path)
 
 
@@ -562,6 +572,6 @@ def test_a_segment_run_that_fails_after_the_report_warns_on_the_report(dagster_u
     body = page.inner_text("body")
     assert "non-blocking" in body  # a warning (the icon shows its severity), never a gate on the report
     assert "Failed" in body
-    assert f"segment {segment}: run " in body and "failed in retrieved_content" in body
+    assert f"segment {segment}: run " in body and "no suitable content: " in body
     assert "materialize campaign_report, or run report_job, to update it" in body
     save_screenshot(page, "report_check_warning", tmp_path)

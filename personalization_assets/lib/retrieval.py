@@ -746,8 +746,9 @@ def relevant_documents_outcome(
         return CheckOutcome(
             False,
             True,
+            # One line for the CLI summary and the report's check; the (long, expanded) query is in the metadata.
             f"no suitable content for segment '{segment}': no document scored >= {threshold}; the library lacks "
-            f"{lacks} (query {query!r})",
+            f"{lacks}",
             {**metadata, "outcome": "no_suitable_content", "lacks": lacks},
         )
     if count < minimum:
