@@ -190,6 +190,8 @@ def build_lost_run_sensor(campaign_job) -> SensorDefinition:
         run = context.dagster_run
         if _hook_flagged(context.instance, run.run_id):
             return SkipReason(f"run {run.run_id[:8]}'s failure hook already flagged the report")
+        if _latest_report(context.instance) is None:
+            return SkipReason(f"run {run.run_id[:8]} failed; no campaign report has been built yet")
         behind = flag_report_if_behind(context.instance)
         if not behind:
             return SkipReason(f"run {run.run_id[:8]} failed; the report still shows every segment's latest run")

@@ -56,6 +56,17 @@ def lost_run_sensor():
     return defs.get_repository_def().get_sensor_def(LOST_RUN_SENSOR)
 
 
+def failure_context(instance, run):
+    """The context the daemon gives the sensor for the run's failure event."""
+    (failure,) = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE).records
+    return build_run_status_sensor_context(
+        sensor_name=LOST_RUN_SENSOR,
+        dagster_event=failure.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+    ).for_run_failure()
+
+
 def latest_check(instance):
     return instance.event_log_storage.get_latest_asset_check_execution_by_key([CHECK_KEY]).get(CHECK_KEY)
 
@@ -92,22 +103,21 @@ def test_the_run_failure_sensor_flags_the_report_for_a_run_whose_hook_never_ran(
     build_report(instance)
     time.sleep(0.01)
     run = lost_campaign_run(instance, "loyal_frequent")
-    (failure,) = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE).records
-    sensor = lost_run_sensor()
-    context = build_run_status_sensor_context(
-        sensor_name=LOST_RUN_SENSOR,
-        dagster_event=failure.event_log_entry.dagster_event,
-        dagster_instance=instance,
-        dagster_run=run,
-    ).for_run_failure()
 
-    result = sensor(context)
+    result = lost_run_sensor()(failure_context(instance, run))
 
     assert run.status == DagsterRunStatus.FAILURE
     assert "report check failed for: loyal_frequent" in result.skip_message  # it launches nothing
     record = latest_check(instance)
     assert record.status == AssetCheckExecutionRecordStatus.FAILED
     assert f"segment loyal_frequent: run {run.run_id[:8]}" in record.event.dagster_event.event_specific_data.description
+
+
+def test_the_sensor_says_when_there_is_no_report_to_flag(instance):
+    run = lost_campaign_run(instance, "at_risk")
+    result = lost_run_sensor()(failure_context(instance, run))
+    assert result.skip_message == f"run {run.run_id[:8]} failed; no campaign report has been built yet"
+    assert latest_check(instance) is None
 
 
 def test_the_sensor_is_on_by_default_and_launches_nothing():
