@@ -133,12 +133,13 @@ def _record_failed_verdict(instance: DagsterInstance, report: EventLogRecord, la
     )
 
 
-def flag_report_if_behind(instance: DagsterInstance) -> list[str]:
+def flag_report_if_behind(instance: DagsterInstance) -> list[str] | None:
     """Fail the check now if a segment's latest finished campaign run ended after the latest report (for runs
-    that finished without their hook). Returns the segments behind; records nothing when there are none."""
+    that finished without their hook). Returns the segments behind (recording nothing when there are none), or
+    None when no report has been built."""
     report = _latest_report(instance)
     if report is None:
-        return []
+        return None
     later = later_segment_runs(instance, report.timestamp)
     if later:
         _record_failed_verdict(instance, report, later)
@@ -153,7 +154,7 @@ def flag_report_behind(context: HookContext) -> None:
     if record is None:
         return
     run = instance.get_run_by_id(context.run_id)
-    if run is None:  # the run's own hook: its record exists
+    if run is None:  # never, in the hook of the run itself
         return
     segment = run.tags.get(PARTITION_TAG, "?")
     # The step's failure event is stored before its hooks run, and the run is not SUCCESS: its status and reason
@@ -190,9 +191,9 @@ def build_lost_run_sensor(campaign_job) -> SensorDefinition:
         run = context.dagster_run
         if _hook_flagged(context.instance, run.run_id):
             return SkipReason(f"run {run.run_id[:8]}'s failure hook already flagged the report")
-        if _latest_report(context.instance) is None:
-            return SkipReason(f"run {run.run_id[:8]} failed; no campaign report has been built yet")
         behind = flag_report_if_behind(context.instance)
+        if behind is None:
+            return SkipReason(f"run {run.run_id[:8]} failed; no campaign report has been built yet")
         if not behind:
             return SkipReason(f"run {run.run_id[:8]} failed; the report still shows every segment's latest run")
         return SkipReason(f"run {run.run_id[:8]} failed; report check failed for: {', '.join(behind)}")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context, materialize
 
 from resources.content_safety import EmbeddedContentSafetyResource
 from resources.settings import PipelineSettings
@@ -167,3 +167,14 @@ def segmented(instance, base_resources):
     )
     assert result.success
     return instance
+
+
+def run_failure_sensor_context(instance: DagsterInstance, run, sensor_name: str):
+    """The context the daemon gives a run-failure sensor for `run`'s (stored) failure event."""
+    (failure,) = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE).records
+    return build_run_status_sensor_context(
+        sensor_name=sensor_name,
+        dagster_event=failure.event_log_entry.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+    ).for_run_failure()

@@ -14,10 +14,8 @@ import yaml
 from dagster import (
     AssetCheckKey,
     AssetCheckSeverity,
-    DagsterEventType,
     DagsterRunStatus,
     RunsFilter,
-    build_run_status_sensor_context,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
@@ -40,7 +38,7 @@ from personalization_assets.launch import (
     segment_status,
 )
 from personalization_assets.report_currency import LOST_RUN_SENSOR, REPORT_CURRENT_CHECK, REPORT_KEY
-from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
+from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env, run_failure_sensor_context
 
 
 def test_data_writes_seeded_parquet_and_csv(tmp_path, capsys):
@@ -199,13 +197,7 @@ def test_a_segment_that_fails_is_reported_failed_with_its_reason_and_no_report_i
     assert "materialize campaign_report, or run report_job" in evaluation.description
     # The daemon's lost-run sensor sees this failure too, finds that the run's hook flagged it, records nothing.
     with instance_of(env) as instance:
-        (failure,) = instance.get_records_for_run(failed_run.run_id, of_type=DagsterEventType.RUN_FAILURE).records
-        context = build_run_status_sensor_context(
-            sensor_name=LOST_RUN_SENSOR,
-            dagster_event=failure.event_log_entry.dagster_event,
-            dagster_instance=instance,
-            dagster_run=failed_run,
-        ).for_run_failure()
+        context = run_failure_sensor_context(instance, failed_run, LOST_RUN_SENSOR)
         skipped = defs.get_repository_def().get_sensor_def(LOST_RUN_SENSOR)(context)
     assert "failure hook already flagged the report" in skipped.skip_message
     assert report_currency_check(env)[0].id == record.id  # still the hook's evaluation

@@ -11,10 +11,8 @@ from dagster import (
     AssetCheckKey,
     AssetCheckSeverity,
     AssetMaterialization,
-    DagsterEventType,
     DagsterRunStatus,
     DefaultSensorStatus,
-    build_run_status_sensor_context,
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.test_utils import instance_for_test
@@ -29,6 +27,7 @@ from personalization_assets.report_currency import (
     REPORT_KEY,
     flag_report_if_behind,
 )
+from tests.conftest import run_failure_sensor_context
 
 CHECK_KEY = AssetCheckKey(REPORT_KEY, REPORT_CURRENT_CHECK)
 GONE = "the `personalize run` process 4242 that executed this run is gone"
@@ -57,14 +56,7 @@ def lost_run_sensor():
 
 
 def failure_context(instance, run):
-    """The context the daemon gives the sensor for the run's failure event."""
-    (failure,) = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.RUN_FAILURE).records
-    return build_run_status_sensor_context(
-        sensor_name=LOST_RUN_SENSOR,
-        dagster_event=failure.event_log_entry.dagster_event,
-        dagster_instance=instance,
-        dagster_run=run,
-    ).for_run_failure()
+    return run_failure_sensor_context(instance, run, LOST_RUN_SENSOR)
 
 
 def latest_check(instance):
@@ -91,7 +83,7 @@ def test_a_lost_run_after_the_report_fails_its_check_naming_segment_run_and_reas
 
 
 def test_nothing_is_recorded_without_a_report_or_when_the_report_is_newer(instance):
-    assert flag_report_if_behind(instance) == []  # no report yet
+    assert flag_report_if_behind(instance) is None  # no report yet
     lost_campaign_run(instance, "at_risk")
     time.sleep(0.01)
     build_report(instance)  # built after the run: it lists the segment as failed itself
