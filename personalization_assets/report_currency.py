@@ -165,6 +165,7 @@ def flag_report_behind(context: HookContext) -> None:
 
 
 LOST_RUN_SENSOR = "report_behind_after_lost_run"
+LOST_RUN_SENSOR_INTERVAL_SECONDS = 120
 
 
 def _hook_flagged(instance: DagsterInstance, run_id: str) -> bool:
@@ -181,6 +182,8 @@ def build_lost_run_sensor(campaign_job) -> SensorDefinition:
         name=LOST_RUN_SENSOR,
         monitored_jobs=[campaign_job],
         default_status=DefaultSensorStatus.RUNNING,
+        # Every tick logs two lines in `dagster dev`'s terminal; a lost run is rare and its flag can wait 2 minutes.
+        minimum_interval_seconds=LOST_RUN_SENSOR_INTERVAL_SECONDS,
         description=(
             "A campaign_job run failed without reaching its failure hook (its process died): fail campaign_report's "
             f"{REPORT_CURRENT_CHECK} check (warning) if the report no longer shows that segment's latest run. "

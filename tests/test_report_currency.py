@@ -115,4 +115,5 @@ def test_the_sensor_says_when_there_is_no_report_to_flag(instance):
 def test_the_sensor_is_on_by_default_and_launches_nothing():
     sensor = lost_run_sensor()
     assert sensor.default_status == DefaultSensorStatus.RUNNING  # a daemon flags lost runs without a click
+    assert sensor.minimum_interval_seconds == 120  # its two log lines per tick stay rare in `dagster dev`
     assert not sensor.targets
