@@ -260,11 +260,22 @@ def test_stage_config_models_cover_every_stage_file():
     assert {"pipeline.yaml", "segmentation.yaml", "reporting.yaml"} <= files
 
 
-@pytest.mark.slow
-def test_a_killed_personalize_run_leaves_no_run_started_for_ever(tmp_path):
-    env = isolated_pipeline_env(tmp_path)
+def copy_of_campaign(campaign: dict, root: Path) -> dict:
+    """An environment of its own holding a copy of the campaign's Dagster home, warehouse and reports."""
+    source = Path(campaign["env"]["DAGSTER_HOME"]).parent
+    shutil.copytree(source, root, dirs_exist_ok=True)
+    return {
+        **campaign["env"],
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "PERSONALIZATION_WAREHOUSE": str(root / "warehouse.duckdb"),
+        "PERSONALIZATION_REPORTS": str(root / "reports"),
+    }
+
+
+def kill_at_first_started_run(env: dict, *args: str, job_name: str | None = None) -> str:
+    """Start `personalize *args`, SIGKILL it once a run (of `job_name`) has started; that run's id."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "personalization_assets.cli", "run"],
+        [sys.executable, "-m", "personalization_assets.cli", *args],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -274,17 +285,47 @@ def test_a_killed_personalize_run_leaves_no_run_started_for_ever(tmp_path):
     with instance_of(env) as instance:
         started = []
         while not started and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.1)
-            started = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
-        assert started, "no run started"
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
-        run_id = started[0].run_id
+            time.sleep(0.05)
+            started = instance.get_runs(RunsFilter(job_name=job_name, statuses=[DagsterRunStatus.STARTED]))
+    assert started, "no run started"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    return started[0].run_id
+
+
+@pytest.mark.slow
+def test_a_killed_personalize_run_leaves_no_run_started_for_ever(tmp_path):
+    env = isolated_pipeline_env(tmp_path)
+    run_id = kill_at_first_started_run(env, "run")
+    with instance_of(env) as instance:
         assert instance.get_run_by_id(run_id).status == DagsterRunStatus.STARTED
 
         assert fail_orphaned_runs(instance) == [run_id]
         assert instance.get_run_by_id(run_id).status == DagsterRunStatus.FAILURE
         assert fail_orphaned_runs(instance) == []
+
+
+@pytest.mark.slow
+def test_the_next_personalize_run_flags_the_report_behind_a_killed_segment_run(campaign, tmp_path):
+    """A campaign run killed after the report never reached its failure hook: the next `personalize run` marks it
+    failed and, before running anything, fails the report's check naming it (docs/operating.md)."""
+    env = copy_of_campaign(campaign, tmp_path / "copy")
+    killed = kill_at_first_started_run(env, "run", "--segment", "standard", job_name=CAMPAIGN_JOB)
+
+    completed = personalize(env, "run", "--segment", "standard")
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert f"marked run {killed[:8]} failed: the process that executed it is gone" in completed.stderr
+    key = AssetCheckKey(REPORT_KEY, REPORT_CURRENT_CHECK)
+    with instance_of(env) as instance:
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=20)
+    flagged = [
+        record.event.dagster_event.event_specific_data.description
+        for record in history
+        if record.status == AssetCheckExecutionRecordStatus.FAILED
+    ]
+    assert any(f"- segment standard: run {killed[:8]} (" in text for text in flagged), flagged
+    assert any("failed: the `personalize run` process" in text for text in flagged), flagged
 
 
 def test_a_missing_credential_variable_is_refused_before_any_stage_runs(tmp_path):
