@@ -133,14 +133,24 @@ def _level(level: int | str) -> int:
     return number if isinstance(number, int) else logging.NOTSET
 
 
+# Dagster's notice for each step downstream of a failed one ("Dependencies for step engagement failed: [...].
+# Not executing."): the segment's status line already says why its campaign stopped, and a segment without
+# suitable content would otherwise print six of these under it.
+_NOT_EXECUTING = re.compile(
+    r"Dependencies for step \S+( failed: \[.*?\])?( were not executed: \[.*?\])?\. Not executing\."
+)
+
+
 def run_warnings(instance: DagsterInstance, run_id: str) -> tuple[str, ...]:
     """The warnings the run's steps logged (quarantined rows, unused columns, a segment with control only), each
     once, as "step: message": what a command-line user must see without --verbose. The steps log pseudonyms and
-    names only, never customer values."""
+    names only, never customer values. Dagster's notices of steps not executed after a failure are left out."""
     found = (
         f"{entry.step_key}: {entry.user_message}" if entry.step_key else entry.user_message
         for entry in instance.all_logs(run_id)
-        if entry.dagster_event is None and _level(entry.level) >= logging.WARNING
+        if entry.dagster_event is None
+        and _level(entry.level) >= logging.WARNING
+        and not _NOT_EXECUTING.fullmatch(entry.user_message)
     )
     return tuple(dict.fromkeys(found))
 

@@ -171,6 +171,8 @@ def test_a_segment_that_fails_is_reported_failed_with_its_reason_and_no_report_i
     line = next(line for line in completed.stdout.splitlines() if line.startswith("segment at_risk"))
     assert "served:" not in line
     assert " ... no suitable content: no document scored >= 0.999; " in line, line
+    # Dagster's notices of the six steps not executed after it would bury that line: not repeated here.
+    assert "Not executing" not in completed.stdout + completed.stderr
     assert "Traceback" not in completed.stdout + completed.stderr
     assert "campaign report ... not built" in completed.stderr
     assert sorted(Path(env["PERSONALIZATION_REPORTS"]).glob("*")) == reports_before
