@@ -6,6 +6,7 @@ report is tested on tables shaped as the pipeline writes them.
 """
 
 import json
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from personalization_assets.lib.assignment import assign_arms
 from personalization_assets.lib.audit_chain import GENESIS_HASH, chain_audit_records, text_sha256
 from personalization_assets.lib.personalization import opening_lines, personal_field_values, render_message
 from personalization_assets.lib.privacy import hash_customer_id
+from personalization_assets.lib.reporting.inputs import campaign_segments
+from personalization_assets.lib.reporting.tables import experiment_health
 from personalization_assets.lib.segmentation import profile_segments
 from personalization_assets.lib.simulation import simulate_engagement
 from personalization_assets.lib.statistics import compute_experiment_metrics, compute_pooled_metrics
@@ -1078,3 +1081,15 @@ def test_restrict_to_segments_keeps_only_their_rows_and_the_whole_audit_chain(ca
     assert len(restricted.audit) == len(inputs.audit)
     assert restricted.pooled.empty
     assert len(reporting.restrict_to_segments(inputs, list(campaign["segment_profiles"]["segment"])).pooled) > 0
+
+
+def test_a_campaign_of_a_few_customers_reports_without_numpy_warnings():
+    """A customer file of a few dozen rows (a CRM report export): arms of one or two customers leave the minimum
+    detectable effect undefined. The report shows it as missing; nothing prints a RuntimeWarning ("Mean of empty
+    slice") on the command line."""
+    inputs = inputs_from(campaign_tables(customers=24))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        reporting.render_html(reporting.render_charts(reporting.build_report(inputs)))
+        _, health = experiment_health(inputs.funnel, inputs.metrics, campaign_segments(inputs))
+    assert health["mde_abs"].isna().any()  # a segment whose effect sizes are all undefined

@@ -159,7 +159,8 @@ def experiment_health(
                 "srm_p_value": p,
                 "power_min": rows["power_achieved"].min() if len(rows) else np.nan,
                 "power_max": rows["power_achieved"].max() if len(rows) else np.nan,
-                "mde_abs": rows["mde_abs"].median() if len(rows) else np.nan,
+                # All undefined (arms of a customer or two): NaN, without numpy's "Mean of empty slice" warning.
+                "mde_abs": rows["mde_abs"].median() if rows["mde_abs"].notna().any() else np.nan,
                 # Analyses of recorded engagement so far (the sequential tests stay valid at every look).
                 "looks": int(rows["looks"].max()) if "looks" in rows and rows["looks"].notna().any() else 0,
             }
