@@ -568,6 +568,19 @@ def test_control_only_or_missing_control_do_not_raise():
     assert no_control["p_value"].isna().all() and no_control["note"].str.contains("control has no customers").all()
 
 
+def test_an_arm_and_control_both_without_customers_give_undefined_rows_without_warnings():
+    """A file of a few customers (an export of a CRM report): a segment's control and one tone arm can both be
+    empty. Their comparison is undefined and says so; numpy's 0/0 is not printed as a RuntimeWarning."""
+    frame = engagement_from_counts("s", {"urgent": (1, 1), "friendly": (1, 0)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = compute_experiment_metrics(frame, expected_arms=["control", "urgent", "informational", "friendly"])
+    informational = rows[rows["arm"] == "informational"]
+    assert len(informational) == 3 and informational["p_value"].isna().all()
+    assert informational["note"].str.contains("control has no customers").all()
+    assert informational["note"].str.contains("arm has no customers").all()
+
+
 def test_bad_parameters_are_rejected():
     frame = engagement_from_counts("s", {"control": (3, 30), "urgent": (4, 30)})
     with pytest.raises(ValueError, match="correction"):

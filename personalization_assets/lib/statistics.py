@@ -315,7 +315,8 @@ def score_interval(
 
 def expected_counts_small(x_a: np.ndarray, n_a: np.ndarray, x_c: np.ndarray, n_c: np.ndarray) -> np.ndarray:
     """True where a cell of the 2x2 table expects fewer than MIN_EXPECTED_COUNT under H0 (pooled rate)."""
-    pooled = (x_a + x_c) / (n_a + n_c)
+    with np.errstate(invalid="ignore", divide="ignore"):  # both arms empty: NaN, which is not "small"
+        pooled = (x_a + x_c) / (n_a + n_c)
     smallest = np.minimum(np.minimum(n_a, n_c) * pooled, np.minimum(n_a, n_c) * (1 - pooled))
     return smallest < MIN_EXPECTED_COUNT
 
@@ -721,7 +722,8 @@ def _binary_comparisons(pairs: pd.DataFrame, alpha: float, sequential: bool, mix
         prob[both] = prob_beat_control(x_a[both], n_a[both], x_c[both], n_c[both])
     rows["prob_beat_control"] = prob
     rows["_variance"], rows["_mixture_variance"] = variance, mixture_variance
-    rows["_effective_n"] = np.where(both, n_a * n_c / (n_a + n_c), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where both arms are empty: not taken
+        rows["_effective_n"] = np.where(both, n_a * n_c / (n_a + n_c), 0.0)
 
     notes = pd.Series("", index=rows.index, dtype=object)
     notes = _append_note(notes, n_c == 0, "control has no customers")
