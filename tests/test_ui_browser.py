@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from dagster import AssetCheckKey, AssetKey
 
 from personalization_assets.report_currency import REPORT_CURRENT_CHECK as REPORT_CHECK
 from tests.conftest import PROJECT_ROOT, dagster_instance_at, isolated_pipeline_env
@@ -563,15 +564,26 @@ def test_a_segment_run_that_fails_after_the_report_warns_on_the_report(dagster_u
         timeout=240,
     )
     assert failing.returncode != 0, "the re-run was meant to find no suitable content"
+    # What the hook stored, read from the instance: the UI must show exactly this line.
+    check_key = AssetCheckKey(AssetKey("campaign_report"), REPORT_CHECK)
+    with dagster_instance_at(dagster_ui["env"]["DAGSTER_HOME"]) as instance:
+        record = instance.event_log_storage.get_latest_asset_check_execution_by_key([check_key])[check_key]
+        description = record.event.dagster_event.event_specific_data.description
+    (line,) = [line.removeprefix("- ") for line in description.splitlines() if line.startswith(f"- segment {segment}")]
+    assert line.startswith(f"segment {segment}: run ") and ") no suitable content: no document scored" in line, (
+        description,
+        failing.stderr[-2000:],
+    )
 
     page.goto(f"{dagster_ui['url']}/assets/campaign_report?view=checks")
     page.get_by_text("Checks (1)").wait_for()
     page.get_by_text(REPORT_CHECK, exact=True).first.click()
     page.get_by_text("Latest execution").first.wait_for()
+    # The panel's parts arrive by separate queries: wait for the segment's line itself, not just the metadata.
+    page.get_by_text(line, exact=True).first.wait_for()
     page.get_by_text("segments_behind").first.wait_for()
     body = page.inner_text("body")
     assert "non-blocking" in body  # a warning (the icon shows its severity), never a gate on the report
     assert "Failed" in body
-    assert f"segment {segment}: run " in body and "no suitable content: " in body
     assert "materialize campaign_report, or run report_job, to update it" in body
     save_screenshot(page, "report_check_warning", tmp_path)
