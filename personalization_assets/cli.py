@@ -190,6 +190,8 @@ def _parallel_partition_runs(
 def _refusal(outcome: RunOutcome, verbose: bool) -> int:
     """A run that refused its input or settings: the reason in a line or a few, the trace only if asked."""
     print(f"error: {outcome.failure}", file=sys.stderr)
+    for problem in outcome.problems:  # "35 invalid row(s)" says nothing of which column, which lines, what fix
+        print(f"  - {problem}", file=sys.stderr)
     if verbose and outcome.detail:
         print(outcome.detail, file=sys.stderr)
     run = f"run {outcome.run_id[:8]}, " if outcome.run_id else ""

@@ -88,6 +88,7 @@ class RunOutcome:
     detail: str = ""  # the failure's full error chain with tracebacks (shown with --verbose)
     metadata: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # asset -> numeric metadata
     warnings: tuple[str, ...] = ()  # the run's warning log lines ("step: message"), in order
+    problems: tuple[str, ...] = ()  # a refused input's problems: column, lines, fix (printed under `failure`)
 
     @property
     def refused(self) -> bool:
@@ -104,8 +105,32 @@ def _root_cause(error):
     return error
 
 
-def summarize_failure(instance: DagsterInstance, run_id: str) -> tuple[str, str, str, str]:
-    """(one line, exception class, step, full error) of the run's first step failure, else the run's."""
+MAX_PROBLEMS_SHOWN = 8  # of a refusal's listed problems; the run in the UI has them all
+
+
+def refusal_problems(message: str, limit: int = MAX_PROBLEMS_SHOWN) -> tuple[str, ...]:
+    """The problems a refusal lists under its first line ("  - column 'age': ... line 58 (cust_...)"): the
+    column, lines and fix a user needs, which the first line only counts ("35 invalid row(s)")."""
+    items = [line.strip()[2:] for line in message.splitlines()[1:] if line.strip().startswith("- ")]
+    if len(items) > limit:
+        items = [*items[:limit], f"... and {len(items) - limit} more (the run in the UI lists every one)"]
+    return tuple(items)
+
+
+@dataclass(frozen=True)
+class FailureSummary:
+    line: str  # one line: why the run failed
+    failure_class: str  # the root cause's exception class
+    step: str
+    detail: str  # the full error chain with tracebacks
+    problems: tuple[str, ...] = ()  # a refusal's listed problems (refusal_problems)
+
+
+NO_FAILURE = FailureSummary("", "", "", "")
+
+
+def summarize_failure(instance: DagsterInstance, run_id: str) -> FailureSummary:
+    """Why the run failed: its first step failure, else the run's."""
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
         event = record.event_log_entry.dagster_event
         if event is None:  # a STEP_FAILURE record always carries its event
@@ -120,11 +145,13 @@ def summarize_failure(instance: DagsterInstance, run_id: str) -> tuple[str, str,
         if error:  # "package.module.InputError: text" -> "text"
             line = re.sub(rf"^[\w.]*\b{re.escape(error.cls_name)}: ", "", line)
         detail = data.error.to_string() if data and data.error else line
-        return line, (error.cls_name if error else ""), event.step_key or "", detail
+        failure_class = error.cls_name if error else ""
+        problems = refusal_problems(message) if failure_class in REFUSAL_ERRORS else ()
+        return FailureSummary(line, failure_class, event.step_key or "", detail, problems)
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE).records:
         message = record.event_log_entry.message or "run failed"
-        return message.splitlines()[0], "", "", message
-    return "run failed (see the Dagster UI)", "", "", ""
+        return FailureSummary(message.splitlines()[0], "", "", message)
+    return FailureSummary("run failed (see the Dagster UI)", "", "", "")
 
 
 def _level(level: int | str) -> int:
@@ -193,19 +220,18 @@ def launch_run(
         result = execute_run(recon, run, instance)
     finally:
         release_after_run()  # the warehouse file lock, for other processes between runs
-    failure, failure_class, step, detail = (
-        ("", "", "", "") if result.success else summarize_failure(instance, run.run_id)
-    )
+    failure = NO_FAILURE if result.success else summarize_failure(instance, run.run_id)
     return RunOutcome(
         label=label,
         partition=partition,
         success=result.success,
         seconds=time.perf_counter() - begin,
         run_id=run.run_id,
-        failure=failure,
-        failure_class=failure_class,
-        failed_step=step,
-        detail=detail,
+        failure=failure.line,
+        failure_class=failure.failure_class,
+        failed_step=failure.step,
+        detail=failure.detail,
+        problems=failure.problems,
         metadata=materialization_metadata(instance, run.run_id),
         warnings=run_warnings(instance, run.run_id),
     )
@@ -244,17 +270,18 @@ NOT_RUN = "not run"
 def outcome_of_run(instance: DagsterInstance, run) -> RunOutcome:
     """A finished run's outcome, read back from the instance (for runs this process did not start)."""
     success = run.status == DagsterRunStatus.SUCCESS
-    failure, failure_class, step, detail = ("", "", "", "") if success else summarize_failure(instance, run.run_id)
+    failure = NO_FAILURE if success else summarize_failure(instance, run.run_id)
     return RunOutcome(
         label=f"segment {run.tags.get(PARTITION_TAG)}",
         partition=run.tags.get(PARTITION_TAG),
         success=success,
         seconds=0.0,
         run_id=run.run_id,
-        failure=failure,
-        failure_class=failure_class,
-        failed_step=step,
-        detail=detail,
+        failure=failure.line,
+        failure_class=failure.failure_class,
+        failed_step=failure.step,
+        detail=failure.detail,
+        problems=failure.problems,
         metadata=materialization_metadata(instance, run.run_id),
     )
 

@@ -35,6 +35,7 @@ from personalization_assets.launch import (
     TRIGGER_TAG,
     RunOutcome,
     fail_orphaned_runs,
+    refusal_problems,
     segment_status,
 )
 from personalization_assets.report_currency import LOST_RUN_SENSOR, REPORT_CURRENT_CHECK, REPORT_KEY
@@ -222,6 +223,51 @@ def test_a_refused_input_is_one_clear_error_and_exit_2(tmp_path):
     verbose = personalize(env, "run", "--verbose")
     assert verbose.returncode == 2
     assert "Traceback" in verbose.stderr or 'File "' in verbose.stderr
+
+
+def test_a_file_refused_for_invalid_rows_names_column_lines_and_fix_without_a_trace(tmp_path):
+    """The refusal's first line only counts the rows ("2 invalid row(s)"): the command prints the problems under
+    it (which column, which lines as pseudonyms, what to write instead), never a value or a traceback."""
+    env = isolated_pipeline_env(tmp_path)
+    lines = (PROJECT_ROOT / "data" / "customers.csv").read_text().splitlines()[:12]
+    header = lines[0].split(",")
+    rows = [line.split(",") for line in lines[1:]]
+    rows[2][header.index("avg_order_value")] = '"112,29"'  # a spreadsheet's decimal comma, file line 4
+    rows[5][header.index("age")] = "7"  # outside 13-120, file line 7
+    bad = tmp_path / "customers.csv"
+    bad.write_text("\n".join([lines[0], *(",".join(row) for row in rows)]) + "\n")
+    env["PERSONALIZATION_CUSTOMERS"] = str(bad)
+
+    completed = personalize(env, "run")
+
+    assert completed.returncode == 2
+    errors = completed.stderr.strip().splitlines()
+    assert errors[0] == (
+        f"error: {bad}: 2 invalid row(s); correct them, or set validation.on_invalid_rows: quarantine in "
+        "config/pipeline.yaml to load the valid rows"
+    )
+    problems = [line for line in errors if line.startswith("  - ")]
+    assert len(problems) == 2, completed.stderr
+    (comma,) = [p for p in problems if "column 'avg_order_value'" in p]
+    assert "decimal comma" in comma and "'.' decimal point" in comma and "line 4 (cust_" in comma
+    (age,) = [p for p in problems if "column 'age'" in p]
+    assert "line 7 (cust_" in age
+    assert "112,29" not in completed.stderr and rows[5][0] not in completed.stderr  # no value, no raw id
+    assert "Traceback" not in completed.stderr
+    assert "--verbose" in errors[-1]
+
+
+def test_refusal_problems_are_the_listed_lines_capped_with_the_rest_counted():
+    message = "f.csv: 10 invalid row(s); correct them\n" + "\n".join(
+        f"  - column 'c{i}': not a number — 1 row(s), first: line {i + 2} (cust_{i})" for i in range(10)
+    )
+    problems = refusal_problems(message, limit=3)
+    assert problems[:3] == tuple(
+        f"column 'c{i}': not a number — 1 row(s), first: line {i + 2} (cust_{i})" for i in range(3)
+    )
+    assert problems[3] == "... and 7 more (the run in the UI lists every one)"
+    assert len(problems) == 4
+    assert refusal_problems("f.csv: missing required column(s): age") == ()
 
 
 def test_every_stage_setting_is_checked_before_any_stage_runs(tmp_path):
