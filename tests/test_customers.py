@@ -273,6 +273,54 @@ def test_parquet_integer_ids_of_every_width_read_as_their_digits(tmp_path, good_
         assert list(load(tmp_path / "c.parquet").valid["customer_id"]) == [str(i) for i in range(20)], dtype
 
 
+def test_parquet_uuid_ids_are_read_as_their_canonical_text_nulls_included(tmp_path, good_frame):
+    """Parquet's UUID logical type (16 raw bytes; DuckDB and Spark write it) is read as the text those tools
+    show, in every chunk and slice; a missing one stays missing, so the id rule rejects its row."""
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    ids = [uuid.UUID(int=(i + 1) * 0x0123456789ABCDEF0123456789ABCDEF % (1 << 128)) for i in range(len(good_frame))]
+    values = pa.array([u.bytes for u in ids], type=pa.uuid())
+    table = pa.Table.from_pandas(good_frame.drop(columns="customer_id"), preserve_index=False)
+    pq.write_table(table.add_column(0, "customer_id", values), tmp_path / "c.parquet", row_group_size=7)
+
+    valid = load(tmp_path / "c.parquet").valid
+    assert list(valid["customer_id"]) == [str(u) for u in ids]  # e.g. "01234567-89ab-cdef-0123-456789abcdef"
+
+    with_null = pa.array([u.bytes for u in ids[:3]] + [None], type=pa.uuid())
+    pq.write_table(table.slice(0, 4).add_column(0, "customer_id", with_null), tmp_path / "n.parquet")
+    result = load(tmp_path / "n.parquet", on_invalid_rows="quarantine")
+    assert list(result.valid["customer_id"]) == [str(u) for u in ids[:3]]
+    assert len(result.rejected) == 1
+
+
+def test_parquet_id_of_raw_bytes_is_refused_by_name_not_decoded(tmp_path, good_frame):
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(good_frame.drop(columns="customer_id"), preserve_index=False)
+    raw = pa.array([bytes([200, i]) for i in range(len(good_frame))], type=pa.binary())
+    pq.write_table(table.add_column(0, "customer_id", raw), tmp_path / "c.parquet")
+    with pytest.raises(InputError, match=r"column 'customer_id' is stored as raw bytes \(binary\); write it as text"):
+        read_customer_file(tmp_path / "c.parquet")
+
+
+def test_classic_mac_csv_with_carriage_return_line_ends_is_read_line_by_line(tmp_path, good_frame):
+    """Excel's "CSV (Macintosh)" ends lines with a lone CR: the same rows, ids and line numbers as with LF."""
+    frame = good_frame.assign(customer_id=[f"{i:05d}" for i in range(len(good_frame))])
+    frame.loc[4, "age"] = 7  # a row the rules refuse, to see its line number
+    text = frame.to_csv(index=False, lineterminator="\r")
+    assert "\n" not in text
+    (tmp_path / "mac.csv").write_bytes(text.encode())
+    (tmp_path / "unix.csv").write_bytes(text.replace("\r", "\n").encode())
+
+    mac = load(tmp_path / "mac.csv", on_invalid_rows="quarantine")
+    unix = load(tmp_path / "unix.csv", on_invalid_rows="quarantine")
+    pd.testing.assert_frame_equal(mac.valid, unix.valid)
+    assert list(mac.valid["customer_id"]) == [f"{i:05d}" for i in range(len(good_frame)) if i != 4]
+    assert list(mac.rejected["line"]) == list(unix.rejected["line"]) == [6]
+
+
 def test_float32_values_keep_the_precision_they_were_written_at():
     values = pd.Series(np.array([0.4, 0.1, 200.0, 29.99, 1e-7, 123456.7], dtype=np.float32))
     assert list(exact_float64(values)) == [0.4, 0.1, 200.0, 29.99, 1e-7, 123456.7]

@@ -146,10 +146,11 @@ def _read_parquet(path: Path) -> CustomerFile:
                     f"{path}: column '{ID_COLUMN}' is stored as floating-point numbers, so ids such as 000123 "
                     "or 12345678901234567891 may already be lost; write customer_id as text (or integers)"
                 )
-            # Integer ids as their decimal digits: never through float (a null would turn 7 into 7.0).
-            column = column.cast(pa.string())
+            # Parquet's UUID type (DuckDB, Spark) as the text everyone shows; integer ids as their decimal digits,
+            # never through float (a null would turn 7 into 7.0).
+            column = uuid_text(column) if isinstance(kind, pa.UuidType) else _as_text(path, name, column)
         elif name in TEXT_COLUMNS and not pa.types.is_string(kind) and not pa.types.is_large_string(kind):
-            column = column.cast(pa.string())
+            column = _as_text(path, name, column)
         elif name in NUMERIC_RULES and pa.types.is_float32(kind):
             column = exact_float64_arrow(column)
         elif name in NUMERIC_RULES and pa.types.is_decimal(kind):
@@ -159,6 +160,44 @@ def _read_parquet(path: Path) -> CustomerFile:
     frame.columns = names
     frame.insert(0, "_line", np.arange(1, len(frame) + 1))  # Parquet has no header line: rows from 1
     return CustomerFile(frame=frame, source=str(path), written_names=written)
+
+
+def _as_text(path: Path, name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A Parquet column as text, or one error naming it (raw bytes, say, are no text to read)."""
+    if (
+        pa.types.is_binary(column.type)
+        or pa.types.is_large_binary(column.type)
+        or pa.types.is_fixed_size_binary(column.type)
+    ):
+        raise InputError(f"{path}: column '{name}' is stored as raw bytes ({column.type}); write it as text")
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise InputError(f"{path}: column '{name}' ({column.type}) cannot be read as text; write it as text") from None
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def uuid_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Parquet UUIDs as their canonical text (lowercase 8-4-4-4-12, as DuckDB, Spark and Python's uuid print
+    them), nulls kept; vectorized over the 16-byte values."""
+    chunks = []
+    for chunk in column.chunks:
+        storage = chunk.storage if isinstance(chunk, pa.ExtensionArray) else chunk
+        count = len(storage)
+        values = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[
+            storage.offset * 16 : (storage.offset + count) * 16
+        ]
+        values = values.reshape(count, 16)
+        digits = np.empty((count, 32), dtype=np.uint8)
+        digits[:, 0::2], digits[:, 1::2] = _HEX_DIGITS[values >> 4], _HEX_DIGITS[values & 15]
+        dash = np.full((count, 1), ord("-"), dtype=np.uint8)
+        text = np.hstack([digits[:, :8], dash, digits[:, 8:12], dash, digits[:, 12:16], dash, digits[:, 16:20], dash,
+                          digits[:, 20:]])  # fmt: skip
+        strings = pa.array(np.ascontiguousarray(text).view("S36").ravel(), type=pa.binary(36)).cast(pa.string())
+        chunks.append(pc.if_else(storage.is_null(), pa.scalar(None, pa.string()), strings))
+    return pa.chunked_array(chunks, type=pa.string())
 
 
 def _chunks(path: Path, codec: str | None, size: int = LINE_SCAN_CHUNK_BYTES) -> Iterator[bytes]:
@@ -171,18 +210,28 @@ def _chunks(path: Path, codec: str | None, size: int = LINE_SCAN_CHUNK_BYTES) ->
         raise InputError(f"{path}: not a readable {codec or 'CSV'} file ({error})") from None
 
 
-def _head_lines(path: Path, codec: str | None, count: int = 2) -> list[bytes]:
+def _line_end(path: Path, codec: str | None) -> bytes:
+    """The file's line end: b"\n" (Unix, and Windows' CR LF), or b"\r" for classic Mac files (Excel's "CSV
+    (Macintosh)"), whose only line end is a carriage return. The first line end in the file decides."""
+    head = next(_chunks(path, codec, 64 * 1024), b"")
+    cr, lf = head.find(b"\r"), head.find(b"\n")
+    if cr >= 0 and (lf < 0 or cr < lf) and head[cr + 1 : cr + 2] != b"\n":
+        return b"\r"
+    return b"\n"
+
+
+def _head_lines(path: Path, codec: str | None, count: int = 2, line_end: bytes = b"\n") -> list[bytes]:
     """The first `count` lines (raw bytes, without line ends), reading at most MAX_CSV_LINE_BYTES + 1 bytes: a
     line cut there is longer than allowed (`_read_header` refuses it if it is the header)."""
     data = b""
     for chunk in _chunks(path, codec, 64 * 1024):
         data += chunk
-        lines_seen = data.count(b"\n")
+        lines_seen = data.count(line_end)
         # Enough lines; or the header is complete and the head already large (a long line further on is
         # refused by the line scan, without being read here); or the header itself is too long.
         if lines_seen >= count or (lines_seen and len(data) > LINE_SCAN_CHUNK_BYTES) or len(data) > MAX_CSV_LINE_BYTES:
             break
-    return [line.rstrip(b"\r") for line in data[: MAX_CSV_LINE_BYTES + 1].split(b"\n")[:count]]
+    return [line.rstrip(b"\r") for line in data[: MAX_CSV_LINE_BYTES + 1].split(line_end)[:count]]
 
 
 def _encoding(path: Path, codec: str | None) -> str:
@@ -191,7 +240,9 @@ def _encoding(path: Path, codec: str | None) -> str:
     return "utf-16" if start.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
 
 
-def _read_header(path: Path, codec: str | None, delimiter: str, encoding: str = "utf-8") -> tuple[list[str], str, int]:
+def _read_header(
+    path: Path, codec: str | None, delimiter: str, encoding: str = "utf-8", line_end: bytes = b"\n"
+) -> tuple[list[str], str, int]:
     """The header's names, the delimiter and the header's line number.
 
     Excel's `sep=;` first line declares the delimiter explicitly: it is used, and the header is line 2.
@@ -201,10 +252,10 @@ def _read_header(path: Path, codec: str | None, delimiter: str, encoding: str = 
         texts = start[: len(start) // 2 * 2].decode("utf-16", errors="replace").splitlines()[:HEAD_LINES]
     else:
         try:
-            head = _head_lines(path, codec, HEAD_LINES)
+            head = _head_lines(path, codec, HEAD_LINES, line_end)
             texts = [head[0].decode("utf-8"), *(line.decode("utf-8", errors="replace") for line in head[1:])]
         except UnicodeDecodeError:
-            raise InputError(f"{path}: {_utf8_problem(path, codec)}") from None
+            raise InputError(f"{path}: {_utf8_problem(path, codec, line_end)}") from None
         texts[0] = texts[0].removeprefix("\ufeff")
     line = 1
     declared = re.fullmatch(r"\s*sep=(.)\s*", texts[0], flags=re.IGNORECASE) if texts else None
@@ -257,8 +308,10 @@ def _decimal_comma_hint(lines: list[str], delimiter: str, header_line: int) -> s
 
 def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
     encoding = _encoding(path, codec)
-    header, delimiter, header_line = _read_header(path, codec, delimiter, encoding)
-    _refuse_overlong_lines(path, codec)
+    # Arrow's reader itself takes LF, CR LF and CR alike; the line scans here need to know which it is.
+    line_end = _line_end(path, codec) if encoding == "utf-8" else b"\n"
+    header, delimiter, header_line = _read_header(path, codec, delimiter, encoding, line_end)
+    _refuse_overlong_lines(path, codec, line_end=line_end)
     internal = [f"_c{i}" for i in range(len(header))]
 
     def read(threads: bool) -> tuple[pa.Table, list[tuple[int | None, int, str]]]:
@@ -298,7 +351,7 @@ def _read_csv(path: Path, codec: str | None, delimiter: str) -> CustomerFile:
                 f"{path}: a line is longer than {_size(MAX_CSV_LINE_BYTES)}; the file is not a well-formed customer CSV"
             ) from None
         if "UTF8" in message or "UTF-8" in message:
-            raise InputError(f"{path}: {_utf8_problem(path, codec)}") from None
+            raise InputError(f"{path}: {_utf8_problem(path, codec, line_end)}") from None
         raise InputError(f"{path}: malformed CSV ({message.splitlines()[0][:200]})") from None
     except OSError as error:
         raise InputError(f"{path}: not a readable {codec or 'CSV'} file ({error})") from None
@@ -348,7 +401,7 @@ def _size(count: int) -> str:
     return f"{count // mib} MiB" if count % mib == 0 else f"{count:,} bytes"
 
 
-def _refuse_overlong_lines(path: Path, codec: str | None = None) -> None:
+def _refuse_overlong_lines(path: Path, codec: str | None = None, line_end: bytes = b"\n") -> None:
     """Raise InputError naming the first line longer than MAX_CSV_LINE_BYTES, reading in small chunks.
 
     pyarrow alone does not enforce the limit: a row may straddle one block boundary, so rows up to twice the
@@ -360,7 +413,7 @@ def _refuse_overlong_lines(path: Path, codec: str | None = None) -> None:
     complete_lines = 0  # lines ended before the current one
     offset = 0
     for chunk in _chunks(path, codec):
-        ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord("\n")) + offset
+        ends = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == ord(line_end)) + offset
         starts = np.concatenate(([line_start], ends[:-1] + 1))
         overlong = np.flatnonzero(ends - starts > limit)
         if overlong.size:
@@ -380,11 +433,11 @@ def _refuse_overlong_lines(path: Path, codec: str | None = None) -> None:
             )
 
 
-def _utf8_problem(path: Path, codec: str | None = None) -> str:
+def _utf8_problem(path: Path, codec: str | None = None, line_end: bytes = b"\n") -> str:
     """Find the first line with bytes that are not UTF-8 (only runs on the error path)."""
     number, rest = 0, b""
     for chunk in _chunks(path, codec):
-        *lines, rest = (rest + chunk).split(b"\n")
+        *lines, rest = (rest + chunk).split(line_end)
         for raw in lines:
             number += 1
             try:
