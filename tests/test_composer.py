@@ -1,6 +1,7 @@
 """The embedded composer: grounded, rule-abiding messages that differ by tone and segment (sample library)."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,45 @@ def test_word_counts_land_inside_the_range_not_at_its_edges():
 def test_no_documents_is_an_error():
     with pytest.raises(ValueError, match="no retrieved documents"):
         compose_message(SegmentBrief("s", "S", "vip"), [], "urgent", RULES, sender=SENDER)
+
+
+# Words of one kind of business (a shop) that the composer's own copy must never bring into another business's
+# messages: an airline's or a bank's customers were told about "sizing", "gear" and "your wishlist".
+SHOP_WORDS = re.compile(
+    r"\b(shop\w*|stores?|orders?|ordering|wishlists?|gear|sizing|sizes?|colou?rs|warrant(y|ies)|returns|stock|"
+    r"browse[ds]?|bought|cart|checkout|points)\b",
+    re.IGNORECASE,
+)
+CLINIC = [  # a dental practice's approved copy: none of the words above
+    SourceDocument(
+        "DENT-1",
+        "Your Six-Monthly Check-Up",
+        "A check-up takes about twenty minutes. The dentist looks at your teeth, gums and mouth and explains what "
+        "was found. You can book online or call reception.",
+        keywords=("check-up", "dental exam", "hygienist"),
+    ),
+    SourceDocument(
+        "DENT-2",
+        "Hygienist Appointments",
+        "Our hygienists remove tartar and give you advice for brushing at home. Appointments last thirty minutes "
+        "and can be booked on the same day as a check-up.",
+        keywords=("hygienist", "cleaning", "gum health"),
+    ),
+    SourceDocument(
+        "DENT-3",
+        "Nervous Patients Are Welcome",
+        "Tell us if you feel anxious and we will take things slowly. You can ask for a longer appointment and "
+        "stop at any time by raising your hand.",
+        keywords=("anxiety", "nervous patients", "calm"),
+    ),
+]
+
+
+def test_the_composers_own_copy_brings_no_shop_words_into_another_business():
+    assert not any(SHOP_WORDS.search(f"{d.title} {d.snippet} {' '.join(d.keywords)}") for d in CLINIC)
+    for intent in INTENTS:
+        for tone in DEFAULT_TONES:
+            message = compose_message(SegmentBrief("s", "S", intent), CLINIC, tone, RULES, sender="The practice team")
+            found = SHOP_WORDS.findall(f"{message.subject}\n{message.body}")
+            assert not found, (intent, tone, found, message.body)
+            assert problems_of(message, CLINIC) == [], (intent, tone)  # still 150-250 words, cited

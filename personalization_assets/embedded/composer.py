@@ -27,7 +27,7 @@ from personalization_assets.lib.generation import (
     find_leftovers,
 )
 
-COMPOSER_MODEL = "embedded-composer-1"  # bump when the copy or the algorithm changes
+COMPOSER_MODEL = "embedded-composer-2"  # bump when the copy or the algorithm changes
 
 INJECTION = re.compile(
     r"ignore\b.{0,30}\b(instructions?|prompts?|rules)|disregard\b.{0,30}\b(instructions?|above|previous)"
@@ -96,8 +96,11 @@ SUBJECTS = {
 }
 
 
-# Copy per campaign intent (segmentation's `intent`) and tone. Claims stay generic: no deadlines or prices
-# that a document does not state.
+# Copy per campaign intent (segmentation's `intent`) and tone. It is the same for every business, so it claims
+# only what any business with customers can say: no products, orders, stock, sizes, wishlists, returns,
+# warranties or points (an airline's or a bank's customers were told about "sizing and gear"), no deadlines
+# or prices. Everything specific comes from the documents. `scripts/evaluate_composer_vocabulary.py` counts
+# the words of these sentences that a library never uses.
 class IntentCopy(TypedDict):
     """The composer's copy for one campaign intent: a sentence per tone, plus tone-free extra sentences."""
 
@@ -107,115 +110,116 @@ class IntentCopy(TypedDict):
     extra: tuple[str, ...]
 
 
+DETAILS_CTA = "The full details are in the pages named above."
 INTENT_COPY: dict[str, IntentCopy] = {
     "vip": {
         "opening": {
-            "urgent": "As one of our most valued customers, you get the first look; the best picks go fast.",
+            "urgent": "As one of our most valued customers, you hear about this first, before we share it widely.",
             "informational": "As one of our most valued customers, here is a summary of what is new for you.",
-            "friendly": "You are one of our favourite people to shop for, so we saved you a first look.",
+            "friendly": "You are one of our most valued customers, so we wanted you to hear about this first.",
         },
         "why": {
-            "urgent": "Early access means you choose before sizes and colours start to sell out.",
-            "informational": "We share this with customers who choose premium gear and shop with us often.",
-            "friendly": "It felt right to tell you first, since you know good gear when you see it.",
+            "urgent": "Hearing first means you can decide before everyone else does.",
+            "informational": "We share this first with the customers who choose us most often.",
+            "friendly": "It felt right to tell you first, since you know what you like.",
         },
         "cta": {
-            "urgent": "Sign in now to claim your spot before everyone else does.",
-            "informational": "Sign in to your account to see the full details and your member benefits.",
+            "urgent": "Take a look now, before everyone else does.",
+            "informational": DETAILS_CTA,
             "friendly": "Take a look whenever you have a quiet moment, and tell us what you think.",
         },
         "extra": (
-            "Your account already shows the benefits that come with your status.",
-            "Our Customer Care team is happy to help with sizing or gear questions at any time.",
-            "Everything here is covered by our usual returns and warranty promises.",
+            "As always, you can reply to this message if anything is unclear.",
+            "Our team is happy to help with any question about it, at any time.",
+            "We will keep you posted about what comes next.",
         ),
     },
     "win_back": {
         "opening": {
-            "urgent": "It has been a while since your last visit, and we would hate for you to miss this.",
-            "informational": "It has been a while since your last visit, so here is what has changed.",
-            "friendly": "We have not seen you in a while, and we wanted to say hello.",
+            "urgent": "It has been a while since we last heard from you, and we would not want you to miss this.",
+            "informational": "It has been a while since we last heard from you, so here is what has changed.",
+            "friendly": "We have not heard from you in a while, and we wanted to say hello.",
         },
         "why": {
             "urgent": "Coming back now is the easiest way to make the most of it.",
-            "informational": "We put this together for customers who used to shop with us often.",
-            "friendly": "We would love to welcome you back and make your next order an easy one.",
+            "informational": "We put this together for customers we have not seen for some time.",
+            "friendly": "We would love to welcome you back and make it easy.",
         },
         "cta": {
-            "urgent": "Sign in today and pick up where you left off.",
-            "informational": "Sign in to your account to see the details and your saved wishlist.",
-            "friendly": "Pop back in whenever suits you; your wishlist is right where you left it.",
+            "urgent": "Take a look today and pick up where you left off.",
+            "informational": DETAILS_CTA,
+            "friendly": "Come back whenever suits you; we will be glad to see you.",
         },
         "extra": (
-            "Your account still remembers what you browsed and bought before.",
-            "If something about a past order kept you away, reply to this message and we will make it right.",
-            "Our Customer Care team reads every reply and is glad to help.",
+            "If something we did kept you away, reply to this message and we will do our best to make it right.",
+            "Our team reads every reply and is glad to help.",
+            "A lot can change in a few months, and we hope some of it is useful to you.",
         ),
     },
     "onboarding": {
         "opening": {
-            "urgent": "Welcome aboard, and make the most of your first weeks with us.",
-            "informational": "Welcome to the shop; here is what new customers most often ask about.",
+            "urgent": "Welcome, and make the most of your first weeks with us.",
+            "informational": "Welcome; here is what new customers most often ask about.",
             "friendly": "Welcome, we are so glad you found us.",
         },
         "why": {
-            "urgent": "Setting things up now makes every order after this one quicker.",
-            "informational": "These are the basics that make your first orders simple.",
-            "friendly": "We want your first few orders to feel easy and fun.",
+            "urgent": "Getting set up now makes everything after this quicker.",
+            "informational": "These are the basics that make a good start simple.",
+            "friendly": "We want your first weeks with us to feel easy.",
         },
         "cta": {
-            "urgent": "Start now and get your first order on its way.",
-            "informational": "Visit your account to get started at your own pace.",
-            "friendly": "Have a browse whenever you like, and say hello if you have a question.",
+            "urgent": "Start now and get the most out of your first weeks.",
+            "informational": "The full details are in the pages named above, to read at your own pace.",
+            "friendly": "Have a look whenever you like, and say hello if you have a question.",
         },
         "extra": (
-            "Creating an account lets you save favourites and track every order in one place.",
-            "Our Customer Care team is happy to help with sizing or any question about your order.",
-            "Every order is covered by our returns and warranty promises.",
+            "If anything is unclear, reply to this message and a person on our team will answer.",
+            "Our team is happy to help with any question as you get started.",
+            "We will send you only what is useful as you settle in.",
         ),
     },
     "loyalty": {
         "opening": {
-            "urgent": "You shop with us more than almost anyone, so this is one to act on right away.",
-            "informational": "Thank you for shopping with us so often; here is an update on your benefits.",
+            "urgent": "You are with us more often than almost anyone, so this is one to act on right away.",
+            "informational": "Thank you for choosing us so often; here is an update for you.",
             "friendly": "Thank you for being such a regular, it genuinely makes our day.",
         },
         "why": {
-            "urgent": "Frequent shoppers like you get the most out of it when you jump in early.",
-            "informational": "We share this with members who shop with us regularly and read our updates.",
+            "urgent": "Regular customers like you get the most out of it when you jump in early.",
+            "informational": "We share this with customers who come back to us regularly.",
             "friendly": "It is our way of saying thanks for coming back again and again.",
         },
         "cta": {
-            "urgent": "Sign in now so none of your rewards go to waste.",
-            "informational": "Sign in to your account to see your points balance and member benefits.",
-            "friendly": "Have a look when you are ready, and thank you again for being part of the family.",
+            "urgent": "Take a look now so you do not miss out.",
+            "informational": DETAILS_CTA,
+            "friendly": "Have a look when you are ready, and thank you again for being with us.",
         },
         "extra": (
-            "Your account page shows your points balance and the rewards you have already earned.",
-            "Our Customer Care team is glad to help with anything about your membership.",
-            "Every order is covered by our returns and warranty promises.",
+            "Customers like you are the reason we keep improving what we do.",
+            "Our team is glad to help with anything, at any time.",
+            "Thank you for your loyalty; it means a great deal to us.",
         ),
     },
     "nurture": {
         "opening": {
             "urgent": "A few things are happening right now that are worth your attention.",
-            "informational": "Here is a short update on what is new and useful in the shop.",
+            "informational": "Here is a short update on what is new and useful.",
             "friendly": "We have a few things we think you will like.",
         },
         "why": {
-            "urgent": "The earlier you take a look, the more choice you will have.",
+            "urgent": "The earlier you take a look, the more you can make of it.",
             "informational": "We picked these because they are the most useful for customers like you.",
             "friendly": "We picked these with you in mind.",
         },
         "cta": {
-            "urgent": "Take a look today while the full range is still available.",
-            "informational": "Visit the shop or your account for the full details.",
-            "friendly": "Have a browse whenever you like, we are always happy to help.",
+            "urgent": "Take a look today while it is fresh.",
+            "informational": DETAILS_CTA,
+            "friendly": "Have a look whenever you like, we are always happy to help.",
         },
         "extra": (
-            "Your account keeps your wishlist and past orders in one place.",
-            "Our Customer Care team is happy to help with sizing, gear or order questions.",
-            "Every order is covered by our returns and warranty promises.",
+            "If you have a question about any of it, reply to this message and we will answer.",
+            "Our team is happy to help whenever you need us.",
+            "We will keep you posted about the things that matter to you.",
         ),
     },
 }
@@ -223,8 +227,8 @@ INTENT_COPY: dict[str, IntentCopy] = {
 GENERAL_EXTRA = (
     "You can reply to this email with any question, and a real person on our team will answer.",
     "If this is not for you right now, no problem; we will keep you posted about the things that are.",
-    "You can choose which emails you get from us in your account settings at any time.",
-    "Your feedback shapes what we stock next, so tell us what you would like to see more of.",
+    "You can choose which messages you get from us at any time.",
+    "Your feedback shapes what we do next, so tell us what you would like to see more of.",
     "Whenever you are ready, everything mentioned here is just a click away.",
     "Thank you for reading, and for being part of our community.",
 )
