@@ -322,8 +322,10 @@ def _build_report(
         try:
             timings["notebook (in parallel, whole)"] = notebook.result()
         except Exception as error:  # nbclient's CellExecutionError carries the failing cell and its traceback
+            kernel_log = reporting.kernel_log_path(notebook_path)
             raise Failure(
-                f"campaign_report: the analysis notebook failed; the partly executed notebook is at {notebook_path}",
+                f"campaign_report: the analysis notebook failed; the partly executed notebook is at {notebook_path}"
+                + (f" (the kernel's own output: {kernel_log})" if kernel_log.exists() else ""),
                 metadata={"error": MetadataValue.text(str(error)[-4000:])},
             ) from error
         metadata |= {

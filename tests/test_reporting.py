@@ -855,6 +855,33 @@ def test_notebook_cells_before_the_report_data_run_while_the_step_works(tmp_path
     assert counts[-1] is None  # the data cell never ran
 
 
+def test_the_kernel_process_s_own_output_goes_to_a_log_beside_the_notebook_not_the_terminal(tmp_path, capfd):
+    """What the kernel process itself writes (ipykernel's thread tracebacks, such as a heartbeat port taken by
+    another process on a busy machine) is not the command's output: it is kept beside the notebook. A quiet
+    kernel leaves no log."""
+    import nbformat
+
+    template = tmp_path / "template.ipynb"
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("report_data = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import os\nos.write(2, b'zmq.error.ZMQError: Address already in use\\n')"),
+    ]
+    nbformat.write(notebook, template)
+    output = tmp_path / "out" / "executed.ipynb"
+    capfd.readouterr()
+    reporting.execute_notebook(template, output, {"report_data": "x"})
+    printed = capfd.readouterr()
+    assert "ZMQError" not in printed.err + printed.out
+    assert "ZMQError: Address already in use" in reporting.kernel_log_path(output).read_text()
+    assert reporting.kernel_log_path(output).name == "executed.kernel.log"
+
+    notebook.cells = notebook.cells[:1]
+    nbformat.write(notebook, template)
+    reporting.execute_notebook(template, output, {"report_data": "x"})
+    assert not reporting.kernel_log_path(output).exists()
+
+
 def test_pdf_worker_waits_for_the_charts_it_links(tmp_path):
     """The PDF child lays out a page whose image does not exist yet; it is written after render() returned."""
     from pypdf import PdfReader

@@ -47,6 +47,7 @@ from personalization_assets.lib.reporting.document import (
     chart_sizes,
     execute_notebook,
     html_to_pdf,
+    kernel_log_path,
     parameterize,
     render_charts,
     render_html,
@@ -155,7 +156,7 @@ __all__ = [
     # document
     "TEMPLATES_DIR", "TEMPLATE_NAME", "CHART_FILES", "Report", "build_report", "render_charts", "render_html",
     "chart_figures", "chart_sizes",
-    "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook", "parameterize",
+    "html_to_pdf", "NOTEBOOK_KERNEL", "REPORT_DATA_TAG", "execute_notebook", "kernel_log_path", "parameterize",
     # the PDF in a child process; the notebook's data
     "PdfWorker", "PdfRenderError", "REPORT_DATA_DIR", "REPORT_DATA_FILE", "report_payload", "report_frames",
     "write_report_data",

@@ -423,7 +423,12 @@ def execute_notebook(
     ``before_report_data`` is called (in this thread) before the first code cell tagged "report-data": it may
     block until the report's data exist, so the kernel starts and runs the cells before it (imports) early, and
     it may raise to abandon the notebook. ``kernel_niceness`` > 0 starts the kernel at that lower CPU priority
-    (``nice``), so a notebook executed beside more urgent work takes the processor when that work waits."""
+    (``nice``), so a notebook executed beside more urgent work takes the processor when that work waits.
+
+    The kernel process's own output (not its cells': nbclient keeps those in the notebook) goes to
+    ``kernel_log_path(output)``, kept only when not empty: on a busy machine ipykernel can lose its heartbeat
+    port to another process between jupyter_client choosing it and the kernel binding it, and prints a ZMQ
+    traceback from a thread while the cells run on; that is not the command's output."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -446,11 +451,20 @@ def execute_notebook(
         on_cell_execute=on_cell_execute,
         **({"kernel_manager_class": _nice_kernel_manager(kernel_niceness)} if kernel_niceness > 0 else {}),
     )
+    log_path = kernel_log_path(output)
     try:
-        client.execute()
+        with log_path.open("w", encoding="utf-8") as kernel_log:
+            client.execute(stdout=kernel_log, stderr=kernel_log)  # passed on to the kernel's process
     finally:
         nbformat.write(notebook, output)
+        if log_path.exists() and log_path.stat().st_size == 0:
+            log_path.unlink()
     return output
+
+
+def kernel_log_path(notebook: Path) -> Path:
+    """Where the kernel process's own output of an executed notebook is kept (when there is any)."""
+    return notebook.with_name(f"{notebook.stem}.kernel.log")
 
 
 def _nice_kernel_manager(niceness: int):
