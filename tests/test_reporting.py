@@ -826,19 +826,32 @@ def test_notebook_shows_the_report_s_own_charts_and_numbers(materialized):
     assert np.allclose(terms["odds_ratio"], reference["odds_ratio"], rtol=1e-12)
 
 
+def write_template(path: Path, parameters: str, *cells: str | tuple[str, str]) -> Path:
+    """A notebook file: a code cell tagged "parameters", then code cells (source, or (source, tag))."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]})] + [
+        nbformat.v4.new_code_cell(cell)
+        if isinstance(cell, str)
+        else nbformat.v4.new_code_cell(cell[0], metadata={"tags": [cell[1]]})
+        for cell in cells
+    ]
+    nbformat.write(notebook, path)
+    return path
+
+
 def test_notebook_cells_before_the_report_data_run_while_the_step_works(tmp_path):
     """The kernel starts and runs the cells before the first "report-data" cell at once; the hook then decides:
     here it gives up, so the data cells never run and the notebook (saved for debugging) says how far it got."""
     import nbformat
 
-    template = tmp_path / "template.ipynb"
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [
-        nbformat.v4.new_code_cell("report_data = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("ready = 'imports done'"),
-        nbformat.v4.new_code_cell("print(report_data)", metadata={"tags": [reporting.REPORT_DATA_TAG]}),
-    ]
-    nbformat.write(notebook, template)
+    template = write_template(
+        tmp_path / "template.ipynb",
+        "report_data = None",
+        "ready = 'imports done'",
+        ("print(report_data)", reporting.REPORT_DATA_TAG),
+    )
     calls = []
 
     def abandon() -> None:
@@ -859,15 +872,11 @@ def test_the_kernel_process_s_own_output_goes_to_a_log_beside_the_notebook_not_t
     """What the kernel process itself writes (ipykernel's thread tracebacks, such as a heartbeat port taken by
     another process on a busy machine) is not the command's output: it is kept beside the notebook. A quiet
     kernel leaves no log."""
-    import nbformat
-
-    template = tmp_path / "template.ipynb"
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [
-        nbformat.v4.new_code_cell("report_data = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("import os\nos.write(2, b'zmq.error.ZMQError: Address already in use\\n')"),
-    ]
-    nbformat.write(notebook, template)
+    template = write_template(
+        tmp_path / "template.ipynb",
+        "report_data = None",
+        "import os\nos.write(2, b'zmq.error.ZMQError: Address already in use\\n')",
+    )
     output = tmp_path / "out" / "executed.ipynb"
     capfd.readouterr()
     reporting.execute_notebook(template, output, {"report_data": "x"})
@@ -876,8 +885,7 @@ def test_the_kernel_process_s_own_output_goes_to_a_log_beside_the_notebook_not_t
     assert "ZMQError: Address already in use" in reporting.kernel_log_path(output).read_text()
     assert reporting.kernel_log_path(output).name == "executed.kernel.log"
 
-    notebook.cells = notebook.cells[:1]
-    nbformat.write(notebook, template)
+    write_template(template, "report_data = None")
     reporting.execute_notebook(template, output, {"report_data": "x"})
     assert not reporting.kernel_log_path(output).exists()
 
@@ -1031,17 +1039,11 @@ def test_a_failing_notebook_fails_the_asset_and_names_the_partly_executed_copy(c
     """The notebook runs beside the HTML/PDF build; its failure still fails the materialization."""
     import shutil
 
-    import nbformat
-
     from personalization_assets import reporting as report_asset
 
-    template = tmp_path / "failing.ipynb"
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [
-        nbformat.v4.new_code_cell("warehouse_path = None", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("raise ValueError('cell three cannot run')"),
-    ]
-    nbformat.write(notebook, template)
+    template = write_template(
+        tmp_path / "failing.ipynb", "warehouse_path = None", "raise ValueError('cell three cannot run')"
+    )
     monkeypatch.setattr(report_asset, "NOTEBOOK_TEMPLATE", template)
     config = tmp_path / "config"
     shutil.copytree(PROJECT_ROOT / "config", config)
