@@ -139,14 +139,15 @@ def summarize_failure(instance: DagsterInstance, run_id: str) -> FailureSummary:
         description = data.user_failure_data.description if data and data.user_failure_data else None
         error = _root_cause(data.error) if data and data.error else None
         message = description or (error.message if error else "failed")
-        # The first line (and the next, if the first only introduces it); the rest is in the UI.
+        failure_class = error.cls_name if error else ""
+        problems = refusal_problems(message) if failure_class in REFUSAL_ERRORS else ()
+        # The first line (and the next, if the first only introduces it and is not followed by listed problems,
+        # which are printed under it); the rest is in the UI.
         lines = [part.strip() for part in message.strip().splitlines() if part.strip()] or ["failed"]
-        line = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
+        line = " ".join(lines[:2]) if lines[0].endswith(":") and not problems else lines[0]
         if error:  # "package.module.InputError: text" -> "text"
             line = re.sub(rf"^[\w.]*\b{re.escape(error.cls_name)}: ", "", line)
         detail = data.error.to_string() if data and data.error else line
-        failure_class = error.cls_name if error else ""
-        problems = refusal_problems(message) if failure_class in REFUSAL_ERRORS else ()
         return FailureSummary(line, failure_class, event.step_key or "", detail, problems)
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE).records:
         message = record.event_log_entry.message or "run failed"
