@@ -20,7 +20,6 @@ the distinct foreign words and (without --summary-only) the most frequent ones.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -37,6 +36,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: E402
 
 from personalization_assets.embedded.composer import INTENT_COPY  # noqa: E402
 from personalization_assets.lib.content import load_content_library  # noqa: E402
+from scripts.benchmark import pipeline_env  # noqa: E402
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
@@ -68,16 +68,8 @@ def messages(folder: Path) -> list[tuple[str, str, str, str]]:
     """(segment, tone, subject, body) of every variant `personalize run` wrote with this library."""
     work = Path(tempfile.mkdtemp(prefix="composer-eval-"))
     try:
-        home = work / "dagster_home"
-        home.mkdir()
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "PERSONALIZATION_WAREHOUSE": str(work / "warehouse.duckdb"),
-            "PERSONALIZATION_REPORTS": str(work / "reports"),
-            "PERSONALIZATION_CONTENT": str(documents_folder(folder)),
-        }
+        env = pipeline_env(work, ROOT / "data" / "customers.csv")  # the benchmark's fresh home and warehouse
+        env["PERSONALIZATION_CONTENT"] = str(documents_folder(folder))
         run = subprocess.run(
             [sys.executable, "-m", "personalization_assets.cli", "run"],
             cwd=ROOT,
